@@ -1,0 +1,218 @@
+// Header parser: Ethernet (+ up to two 802.1Q/802.1ad tags), IPv4 with options and
+// fragments, IPv6 with its extension-header chain, then TCP, UDP, ICMP, ICMPv6.
+// Results land in module globals (no allocation); offsets are relative to the packet start.
+// Every length is checked against the bytes we were given before it is used, so any byte
+// string yields a status and nothing is read past the end.
+
+import { rd8, rd16 } from "./bytes";
+import { checksum } from "./checksum";
+import {
+  ETH_HLEN, VLAN_HLEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, ETHERTYPE_QINQ,
+  MAX_VLAN_TAGS, IPV4_HLEN, IPV6_HLEN, MAX_IPV6_EXT_HEADERS, LINK_ETHERNET,
+  PROTO_HOPOPTS, PROTO_ROUTING, PROTO_FRAGMENT, PROTO_DSTOPTS, PROTO_AH, PROTO_TCP,
+  PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, TCP_HLEN,
+  UDP_HLEN, ICMP_HLEN, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
+  ICMPV6_ECHO_REPLY,
+} from "./constants";
+import {
+  REASON_NONE, REASON_TRUNCATED, REASON_BAD_VERSION, REASON_BAD_HEADER_LENGTH,
+  REASON_BAD_TOTAL_LENGTH, REASON_BAD_IP_CHECKSUM, REASON_BAD_L4_HEADER,
+  REASON_EXT_HEADER_CHAIN, REASON_NOT_IP,
+} from "../verdict";
+
+/** Fragment classes. */
+export const FRAG_NONE: u32 = 0;
+/** First fragment: carries the L4 header. */
+export const FRAG_FIRST: u32 = 1;
+/** Later fragment: no L4 header; ports unknown. */
+export const FRAG_LATER: u32 = 2;
+
+// ---- Parse results (valid after parsePacket returned REASON_NONE) ----
+/** Offset of the EtherType field that announces IP (for re-typing on encapsulation). */
+export let pEtherTypeOff: u32 = 0;
+/** Offset of the IP header. */
+export let pL3: u32 = 0;
+/** 4 or 6. */
+export let pFamily: u32 = 0;
+/** Bytes of IP packet (header + payload) from pL3, per the IP length fields. */
+export let pIpLen: u32 = 0;
+/** Offset of the upper-layer header (after options / extension headers). */
+export let pL4: u32 = 0;
+/** Upper-layer protocol number. */
+export let pProto: u32 = 0;
+/** Bytes from pL4 to the end of the IP packet. */
+export let pL4Len: u32 = 0;
+/** FRAG_NONE, FRAG_FIRST or FRAG_LATER. */
+export let pFrag: u32 = FRAG_NONE;
+/** Offset of the IPv6 fragment header, 0 if none. */
+export let pFragHdr: u32 = 0;
+/** TCP/UDP ports; for ICMP echo both are the query id; else 0. */
+export let pSport: u32 = 0;
+export let pDport: u32 = 0;
+/** ICMP / ICMPv6 type and code (0 when not ICMP). */
+export let pIcmpType: u32 = 0;
+export let pIcmpCode: u32 = 0;
+/** TCP flags byte (0 when not TCP). */
+export let pTcpFlags: u32 = 0;
+/** Offsets of the source and destination addresses (4 or 16 bytes each). */
+export let pSrcAddr: u32 = 0;
+export let pDstAddr: u32 = 0;
+
+@inline function isIcmpEcho(family: u32, type: u32): bool {
+  return family == 4
+    ? type == ICMP_ECHO_REQUEST || type == ICMP_ECHO_REPLY
+    : type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
+}
+
+/**
+ * Parses the packet at p (len bytes, link type `link`). Returns REASON_NONE when an IP
+ * packet was parsed, REASON_NOT_IP for non-IP frames (the host should see them), or a
+ * drop reason.
+ */
+export function parsePacket(p: usize, len: u32, link: u32): u32 {
+  pEtherTypeOff = 0;
+  pFrag = FRAG_NONE;
+  pFragHdr = 0;
+  pSport = 0;
+  pDport = 0;
+  pIcmpType = 0;
+  pIcmpCode = 0;
+  pTcpFlags = 0;
+  let l3: u32 = 0;
+  if (link == LINK_ETHERNET) {
+    if (len < ETH_HLEN) return REASON_TRUNCATED;
+    let typeOff: u32 = 12;
+    let etherType = rd16(p + typeOff);
+    let tags: u32 = 0;
+    while (etherType == ETHERTYPE_VLAN || etherType == ETHERTYPE_QINQ) {
+      if (++tags > MAX_VLAN_TAGS) return REASON_NOT_IP;
+      typeOff += VLAN_HLEN;
+      if (typeOff + 2 > len) return REASON_TRUNCATED;
+      etherType = rd16(p + typeOff);
+    }
+    pEtherTypeOff = typeOff;
+    l3 = typeOff + 2;
+    if (etherType != ETHERTYPE_IPV4 && etherType != ETHERTYPE_IPV6) return REASON_NOT_IP;
+    if (l3 >= len) return REASON_TRUNCATED;
+    const version = rd8(p + l3) >> 4;
+    if ((etherType == ETHERTYPE_IPV4 && version != 4) || (etherType == ETHERTYPE_IPV6 && version != 6)) {
+      return REASON_BAD_VERSION;
+    }
+  } else {
+    if (len < 1) return REASON_TRUNCATED;
+  }
+  pL3 = l3;
+  const version = rd8(p + l3) >> 4;
+  let r: u32;
+  if (version == 4) r = parseIPv4(p, len, l3);
+  else if (version == 6) r = parseIPv6(p, len, l3);
+  else return REASON_BAD_VERSION;
+  if (r != REASON_NONE) return r;
+  if (pFrag == FRAG_LATER) return REASON_NONE;
+  return parseL4(p);
+}
+
+function parseIPv4(p: usize, len: u32, l3: u32): u32 {
+  if (l3 + IPV4_HLEN > len) return REASON_TRUNCATED;
+  const ihl = (rd8(p + l3) & 0x0f) << 2;
+  if (ihl < IPV4_HLEN) return REASON_BAD_HEADER_LENGTH;
+  if (l3 + ihl > len) return REASON_TRUNCATED;
+  const total = rd16(p + l3 + 2);
+  if (total < ihl) return REASON_BAD_TOTAL_LENGTH;
+  if (l3 + total > len) return REASON_TRUNCATED;
+  if (checksum(p + l3, ihl) != 0) return REASON_BAD_IP_CHECKSUM;
+  const fragField = rd16(p + l3 + 6);
+  const offset = fragField & 0x1fff;
+  const moreFragments = (fragField & 0x2000) != 0;
+  if (offset != 0) pFrag = FRAG_LATER;
+  else if (moreFragments) pFrag = FRAG_FIRST;
+  pFamily = 4;
+  pIpLen = total;
+  pProto = rd8(p + l3 + 9);
+  pL4 = l3 + ihl;
+  pL4Len = total - ihl;
+  pSrcAddr = l3 + 12;
+  pDstAddr = l3 + 16;
+  return REASON_NONE;
+}
+
+function parseIPv6(p: usize, len: u32, l3: u32): u32 {
+  if (l3 + IPV6_HLEN > len) return REASON_TRUNCATED;
+  const payload = rd16(p + l3 + 4);
+  // A zero payload length means a jumbogram (RFC 2675), which we do not carry.
+  if (payload == 0 && rd8(p + l3 + 6) != 59) return REASON_BAD_TOTAL_LENGTH;
+  const end = l3 + IPV6_HLEN + payload;
+  if (end > len) return REASON_TRUNCATED;
+  pFamily = 6;
+  pIpLen = IPV6_HLEN + payload;
+  pSrcAddr = l3 + 8;
+  pDstAddr = l3 + 24;
+  let next = rd8(p + l3 + 6);
+  let off = l3 + IPV6_HLEN;
+  for (let n: u32 = 0; ; n++) {
+    if (
+      next != PROTO_HOPOPTS && next != PROTO_ROUTING && next != PROTO_FRAGMENT &&
+      next != PROTO_DSTOPTS && next != PROTO_AH
+    ) break;
+    if (n >= MAX_IPV6_EXT_HEADERS) return REASON_EXT_HEADER_CHAIN;
+    // Hop-by-hop must come first (RFC 8200 section 4.1).
+    if (next == PROTO_HOPOPTS && n != 0) return REASON_EXT_HEADER_CHAIN;
+    if (off + 8 > end) return REASON_TRUNCATED;
+    let hlen: u32;
+    if (next == PROTO_FRAGMENT) {
+      hlen = 8;
+      const fragField = rd16(p + off + 2);
+      pFragHdr = off;
+      if ((fragField & 0xfff8) != 0) pFrag = FRAG_LATER;
+      else if ((fragField & 1) != 0) pFrag = FRAG_FIRST;
+      // An atomic fragment (offset 0, M = 0) is a whole packet (RFC 6946).
+    } else if (next == PROTO_AH) {
+      hlen = (rd8(p + off + 1) + 2) << 2;
+    } else {
+      hlen = (rd8(p + off + 1) + 1) << 3;
+    }
+    if (off + hlen > end) return REASON_TRUNCATED;
+    next = rd8(p + off);
+    off += hlen;
+    if (pFrag == FRAG_LATER) break;
+  }
+  pProto = next;
+  pL4 = off;
+  pL4Len = end - off;
+  return REASON_NONE;
+}
+
+function parseL4(p: usize): u32 {
+  const l4 = p + pL4;
+  const avail = pL4Len;
+  if (pProto == PROTO_TCP) {
+    if (avail < TCP_HLEN) return REASON_BAD_L4_HEADER;
+    const doff = (rd8(l4 + 12) >> 4) << 2;
+    if (doff < TCP_HLEN || doff > avail) return REASON_BAD_L4_HEADER;
+    pSport = rd16(l4);
+    pDport = rd16(l4 + 2);
+    pTcpFlags = rd8(l4 + 13);
+  } else if (pProto == PROTO_UDP) {
+    if (avail < UDP_HLEN) return REASON_BAD_L4_HEADER;
+    const ulen = rd16(l4 + 4);
+    // A first fragment carries only part of the datagram the UDP length describes.
+    if (pFrag == FRAG_NONE && (ulen < UDP_HLEN || ulen > avail)) return REASON_BAD_L4_HEADER;
+    pSport = rd16(l4);
+    pDport = rd16(l4 + 2);
+  } else if ((pProto == PROTO_ICMP && pFamily == 4) || (pProto == PROTO_ICMPV6 && pFamily == 6)) {
+    if (avail < ICMP_HLEN) return REASON_BAD_L4_HEADER;
+    pIcmpType = rd8(l4);
+    pIcmpCode = rd8(l4 + 1);
+    if (isIcmpEcho(pFamily, pIcmpType)) {
+      pSport = rd16(l4 + 4);
+      pDport = pSport;
+    }
+  }
+  // Other protocols (GRE, IPIP, ESP, SCTP, ...) parse to the L4 offset only.
+  return REASON_NONE;
+}
+
+/** True when protocol `proto` is an IP-in-IP payload of the given inner family. */
+export function isTunnelProto(proto: u32): bool {
+  return proto == PROTO_IPIP || proto == PROTO_IPV6 || proto == PROTO_GRE;
+}

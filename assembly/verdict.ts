@@ -1,0 +1,32 @@
+// What the data plane decides for each packet, and why it drops one. Mirrored in
+// src/core/abi.ts; test/abi.test.ts checks the two agree.
+
+export const VERDICT_NONE: u32 = 0;
+/** Send out (rewritten) toward the next hop. */
+export const VERDICT_FORWARD: u32 = 1;
+/** Send back toward the sender (an ICMP error we generated). */
+export const VERDICT_REPLY: u32 = 2;
+/** Discard; the descriptor's reason field says why. */
+export const VERDICT_DROP: u32 = 3;
+/** Not ours: hand to the host's own stack unchanged. */
+export const VERDICT_PASS: u32 = 4;
+
+export const REASON_NONE: u32 = 0;
+export const REASON_TRUNCATED: u32 = 1;
+export const REASON_BAD_VERSION: u32 = 2;
+export const REASON_BAD_HEADER_LENGTH: u32 = 3;
+export const REASON_BAD_TOTAL_LENGTH: u32 = 4;
+export const REASON_BAD_IP_CHECKSUM: u32 = 5;
+export const REASON_BAD_L4_HEADER: u32 = 6;
+export const REASON_EXT_HEADER_CHAIN: u32 = 7;
+export const REASON_TTL_EXPIRED: u32 = 8;
+export const REASON_FRAGMENT: u32 = 9;
+export const REASON_NO_HEADROOM: u32 = 10;
+export const REASON_UNSUPPORTED: u32 = 11;
+export const REASON_NOT_IP: u32 = 12;
+export const REASON_BAD_ACTION: u32 = 13;
+export const REASON_TOO_BIG: u32 = 14;
+export const REASON_NO_DESTINATION: u32 = 15;
+export const REASON_NO_FLOW: u32 = 16;
+export const REASON_TABLE_FULL: u32 = 17;
+export const REASON_COUNT: u32 = 18;

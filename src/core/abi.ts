@@ -1,0 +1,73 @@
+// Constants shared with the wasm module (assembly/verdict.ts, assembly/layout.ts,
+// assembly/net/constants.ts). test/abi.test.ts checks they agree with the module.
+
+/** What the data plane decided for a packet. */
+export const Verdict = {
+  None: 0,
+  /** Send out, rewritten, toward the next hop. */
+  Forward: 1,
+  /** Send back toward the sender (an ICMP error the data plane generated). */
+  Reply: 2,
+  /** Discard; see the reason. */
+  Drop: 3,
+  /** Not ours: hand to the host's own stack unchanged. */
+  Pass: 4,
+} as const;
+export type Verdict = (typeof Verdict)[keyof typeof Verdict];
+
+/** Why a packet was dropped (or passed). Indexes match assembly/verdict.ts. */
+export const DropReason = {
+  None: 0,
+  Truncated: 1,
+  BadVersion: 2,
+  BadHeaderLength: 3,
+  BadTotalLength: 4,
+  BadIpChecksum: 5,
+  BadL4Header: 6,
+  ExtHeaderChain: 7,
+  TtlExpired: 8,
+  Fragment: 9,
+  NoHeadroom: 10,
+  Unsupported: 11,
+  NotIp: 12,
+  BadAction: 13,
+  TooBig: 14,
+  NoDestination: 15,
+  NoFlow: 16,
+  TableFull: 17,
+} as const;
+export type DropReason = (typeof DropReason)[keyof typeof DropReason];
+
+/** Lower-case names of the drop reasons, by code (for reports and logs). */
+export const DROP_REASON_NAMES: readonly string[] = [
+  "none", "truncated", "bad-version", "bad-header-length", "bad-total-length",
+  "bad-ip-checksum", "bad-l4-header", "ext-header-chain", "ttl-expired", "fragment",
+  "no-headroom", "unsupported", "not-ip", "bad-action", "too-big", "no-destination",
+  "no-flow", "table-full",
+];
+
+/** What the first byte of a packet slot is. */
+export const LinkType = {
+  /** A bare IPv4 / IPv6 packet (TUN devices, pcap LINKTYPE_RAW). */
+  RawIp: 0,
+  /** An Ethernet II frame, optionally with 802.1Q / 802.1ad tags. */
+  Ethernet: 1,
+} as const;
+export type LinkType = (typeof LinkType)[keyof typeof LinkType];
+
+/** Descriptor field offsets (bytes) within a 32-byte descriptor. */
+export const Desc = {
+  Offset: 0,
+  Length: 4,
+  Link: 8,
+  Mark: 12,
+  Verdict: 16,
+  Reason: 20,
+  Action: 24,
+  Aux: 28,
+} as const;
+
+export const HEADROOM = 128;
+export const DESC_SIZE = 32;
+export const PARAMS_SIZE = 256;
+export const ABI_VERSION = 1;

@@ -1,0 +1,53 @@
+// Loads the data-plane module with a plain WebAssembly.instantiate: no loader library, no
+// glue. The ABI carries only integers (see docs/design.md), so the only import is the
+// abort hook, which reports a broken invariant as a line and column.
+
+import { WASM_BASE64 } from "./wasm-binary.generated.js";
+
+/** The raw exports of build/lvs.wasm. Pointers and sizes are byte offsets into `memory`. */
+export interface LvsWasmExports {
+  readonly memory: WebAssembly.Memory;
+  abiVersion(): number;
+  lvsInit(slotCount: number, slotCapacity: number): number;
+  regionSlots(): number;
+  regionDescriptors(): number;
+  regionParams(): number;
+  regionInfo(): number;
+  slotStrideBytes(): number;
+  slotCapacityBytes(): number;
+  slotCountTotal(): number;
+  headroomBytes(): number;
+  descriptorBytes(): number;
+  parseSlot(slot: number): number;
+  checksumAt(ptr: number, len: number): number;
+  /** Every other export, added by later areas (forwarding, schedulers, datapath). */
+  readonly [name: string]: unknown;
+}
+
+/** Thrown when the data plane hits a broken internal invariant (never for bad input). */
+export class WasmAbortError extends Error {
+  constructor(line: number, column: number) {
+    super(`lvs-wasm data plane aborted at assembly source line ${line}:${column}`);
+    this.name = "WasmAbortError";
+  }
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+/** The compiled module, shared by every instance (and transferable to worker threads). */
+export function wasmModule(): WebAssembly.Module {
+  if (!compiled) compiled = new WebAssembly.Module(Buffer.from(WASM_BASE64, "base64"));
+  return compiled;
+}
+
+/** A fresh, uninitialised instance of the data plane. */
+export function instantiateWasm(module: WebAssembly.Module = wasmModule()): LvsWasmExports {
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      lvsAbort(line: number, column: number): never {
+        throw new WasmAbortError(line, column);
+      },
+    },
+  });
+  return instance.exports as unknown as LvsWasmExports;
+}

@@ -1,0 +1,14 @@
+// lvs-wasm: the public API. Each area re-exports its own public names here.
+export * from "./core/abi.js";
+export { PacketCore, DEFAULT_SLOT_COUNT, DEFAULT_SLOT_CAPACITY } from "./core/packet-core.js";
+export type { PacketCoreOptions, ParsedPacket } from "./core/packet-core.js";
+export { PacketSlots } from "./core/packet-slots.js";
+export type { SlotResult } from "./core/packet-slots.js";
+export { instantiateWasm, wasmModule, WasmAbortError } from "./core/wasm.js";
+export type { LvsWasmExports } from "./core/wasm.js";
+export { readPcap } from "./pcap/reader.js";
+export type { PcapFile } from "./pcap/reader.js";
+export { writePcap } from "./pcap/writer.js";
+export type { PcapFrame, PcapWriteOptions } from "./pcap/writer.js";
+export { PcapLinkType, PcapFormatError } from "./pcap/format.js";
+export type { PcapRecord } from "./pcap/format.js";

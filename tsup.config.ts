@@ -1,0 +1,17 @@
+import { defineConfig } from "tsup";
+
+export default defineConfig({
+  entry: {
+    index: "src/index.ts",
+    "testing/index": "src/testing/index.ts",
+    "cli/lvsadm": "src/admin/lvsadm-cli.ts",
+  },
+  format: ["esm", "cjs"],
+  dts: { entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" } },
+  platform: "node",
+  target: "node20",
+  sourcemap: true,
+  clean: true,
+  splitting: false,
+  shims: true,
+});
