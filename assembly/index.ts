@@ -2,3 +2,4 @@ import "./abort/index";
 // The wasm module's exports: one line per area, each area exporting only integer-typed
 // functions (see docs/design.md, "The wasm ABI").
 export * from "./exports/packet";
+export * from "./exports/forward";

@@ -2,6 +2,8 @@
 // Everything else (forwarding, schedulers, the datapath) is built on a PacketCore.
 
 import { ABI_VERSION, DropReason, LinkType } from "./abi.js";
+import { ACTION_SIZE, encodeAction, type ForwardAction } from "./actions.js";
+import type { SlotResult } from "./packet-slots.js";
 import { PacketSlots } from "./packet-slots.js";
 import { instantiateWasm, type LvsWasmExports } from "./wasm.js";
 
@@ -13,6 +15,8 @@ export interface PacketCoreOptions {
    * super-frame with its link header stays whole.
    */
   readonly slotCapacity?: number;
+  /** Forwarding action records (see ForwardAction). Default 1024. */
+  readonly actionCount?: number;
 }
 
 /** What parse() found in a packet; offsets are from the packet's first byte. */
@@ -41,6 +45,7 @@ export const DEFAULT_SLOT_CAPACITY = 65600;
 export class PacketCore {
   readonly wasm: LvsWasmExports;
   readonly slots: PacketSlots;
+  readonly actionCount: number;
 
   constructor(options: PacketCoreOptions = {}, wasm: LvsWasmExports = instantiateWasm()) {
     const count = options.slotCount ?? DEFAULT_SLOT_COUNT;
@@ -56,6 +61,12 @@ export class PacketCore {
     }
     const rc = wasm.lvsInit(count, capacity);
     if (rc !== 0) throw new Error(`lvsInit failed with code ${rc}`);
+    const actions = options.actionCount ?? 1024;
+    if (!Number.isInteger(actions) || actions < 1 || actions > 1 << 20) {
+      throw new RangeError(`actionCount must be an integer in 1..1048576, got ${actions}`);
+    }
+    if ((wasm.actionsInit as (n: number) => number)(actions) !== 0) throw new Error("actionsInit failed");
+    this.actionCount = actions;
     this.wasm = wasm;
     this.slots = new PacketSlots(wasm);
   }
@@ -94,5 +105,28 @@ export class PacketCore {
   checksum(bytes: Uint8Array): number {
     this.slots.write(0, bytes, LinkType.RawIp);
     return this.wasm.checksumAt(this.slots.slotAddress(0) + 128, bytes.length);
+  }
+
+  /** Stores an action in the action table at index (validated whole first). */
+  setAction(index: number, action: ForwardAction): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.actionCount) {
+      throw new RangeError(`action index ${index} is out of range: use 0..${this.actionCount - 1}`);
+    }
+    const record = encodeAction(action);
+    const base = (this.wasm.regionActions as () => number)();
+    this.slots.bytes.set(record, base + index * ACTION_SIZE);
+  }
+
+  /** Applies each slot's action (descriptor field Action) to slots [first, first+count). */
+  applyBatch(first: number, count: number): number {
+    return (this.wasm.applyActionBatch as (f: number, c: number) => number)(first, count);
+  }
+
+  /** One packet through one action, via slot 0 and action 0: a convenience for tools and tests. */
+  rewrite(packet: Uint8Array, link: LinkType, action: ForwardAction): SlotResult {
+    this.setAction(0, action);
+    this.slots.write(0, packet, link);
+    this.applyBatch(0, 1);
+    return this.slots.result(0);
   }
 }

@@ -4,9 +4,22 @@
 
 import { WASM_BASE64 } from "./wasm-binary.generated.js";
 
+/** The parts of a WebAssembly.Memory the host uses (typed here so no DOM lib is needed). */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+/** A compiled data-plane module (a WebAssembly.Module), shareable with worker threads. */
+export type CompiledLvsModule = object & { readonly __compiledLvsModule?: never };
+
+// Node provides WebAssembly globally; @types/node 20 does not declare it.
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => CompiledLvsModule;
+  Instance: new (module: CompiledLvsModule, imports: object) => { exports: unknown };
+};
+
 /** The raw exports of build/lvs.wasm. Pointers and sizes are byte offsets into `memory`. */
 export interface LvsWasmExports {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   abiVersion(): number;
   lvsInit(slotCount: number, slotCapacity: number): number;
   regionSlots(): number;
@@ -32,16 +45,16 @@ export class WasmAbortError extends Error {
   }
 }
 
-let compiled: WebAssembly.Module | undefined;
+let compiled: CompiledLvsModule | undefined;
 
 /** The compiled module, shared by every instance (and transferable to worker threads). */
-export function wasmModule(): WebAssembly.Module {
+export function wasmModule(): CompiledLvsModule {
   if (!compiled) compiled = new WebAssembly.Module(Buffer.from(WASM_BASE64, "base64"));
   return compiled;
 }
 
 /** A fresh, uninitialised instance of the data plane. */
-export function instantiateWasm(module: WebAssembly.Module = wasmModule()): LvsWasmExports {
+export function instantiateWasm(module: CompiledLvsModule = wasmModule()): LvsWasmExports {
   const instance = new WebAssembly.Instance(module, {
     env: {
       lvsAbort(line: number, column: number): never {

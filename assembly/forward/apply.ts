@@ -1,0 +1,66 @@
+// Applies action records to a batch of slots: parse, dispatch on the action kind, set the
+// verdict and reason in each descriptor. The primitives live one per file (nat, dr,
+// tunnel, decap, icmp-*); this file only routes.
+
+import {
+  slotCount, slotStride, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
+  DESC_ACTION, DESC_VERDICT, DESC_REASON,
+} from "../layout";
+import { parsePacket } from "../net/parse";
+import {
+  VERDICT_DROP, VERDICT_PASS, REASON_NONE, REASON_NOT_IP, REASON_BAD_ACTION,
+  REASON_TRUNCATED,
+} from "../verdict";
+import {
+  actionCount, actionPtr, outcome, A_KIND, ACTION_NAT_DNAT, ACTION_NAT_SNAT, ACTION_DR,
+  ACTION_TUNNEL, ACTION_DECAP, ACTION_ICMP_NAT_IN, ACTION_ICMP_NAT_OUT,
+  ACTION_PORT_UNREACHABLE,
+} from "./action";
+import { natDnat, natSnat } from "./nat";
+import { drForward } from "./dr";
+import { tunnelEncap } from "./tunnel";
+import { tunnelDecap } from "./decap";
+import { icmpNatIn, icmpNatOut } from "./icmp-nat";
+import { icmpPortUnreachable } from "./icmp-generate";
+
+/** Applies one action record to slot i whose packet is already parsed. */
+export function applyParsed(i: u32, pkt: usize, rec: usize): u32 {
+  const kind = <u32>load<u8>(rec + A_KIND);
+  if (kind == ACTION_NAT_DNAT) return natDnat(i, pkt, rec);
+  if (kind == ACTION_NAT_SNAT) return natSnat(i, pkt, rec);
+  if (kind == ACTION_DR) return drForward(i, pkt, rec);
+  if (kind == ACTION_TUNNEL) return tunnelEncap(i, pkt, rec);
+  if (kind == ACTION_DECAP) return tunnelDecap(i, pkt, rec);
+  if (kind == ACTION_ICMP_NAT_IN) return icmpNatIn(i, pkt, rec);
+  if (kind == ACTION_ICMP_NAT_OUT) return icmpNatOut(i, pkt, rec);
+  if (kind == ACTION_PORT_UNREACHABLE) return icmpPortUnreachable(i, pkt, rec);
+  return outcome(VERDICT_DROP, REASON_BAD_ACTION);
+}
+
+/**
+ * For each slot in [first, first + count): parse, apply the action named by the
+ * descriptor's action field, record verdict and reason. Returns how many were processed.
+ */
+export function applyActions(first: u32, count: u32): u32 {
+  if (first >= slotCount) return 0;
+  if (count > slotCount - first) count = slotCount - first;
+  for (let i = first; i < first + count; i++) {
+    const off = descGet(i, DESC_OFFSET);
+    const len = descGet(i, DESC_LENGTH);
+    let result: u32;
+    if (off > slotStride || len > slotStride - off) {
+      result = outcome(VERDICT_DROP, REASON_TRUNCATED);
+    } else {
+      const pkt = slotPtr(i) + off;
+      const status = parsePacket(pkt, len, descGet(i, DESC_LINK));
+      const a = descGet(i, DESC_ACTION);
+      if (status == REASON_NOT_IP) result = outcome(VERDICT_PASS, REASON_NOT_IP);
+      else if (status != REASON_NONE) result = outcome(VERDICT_DROP, status);
+      else if (a >= actionCount) result = outcome(VERDICT_DROP, REASON_BAD_ACTION);
+      else result = applyParsed(i, pkt, actionPtr(a));
+    }
+    descSet(i, DESC_VERDICT, result & 0xff);
+    descSet(i, DESC_REASON, result >> 8);
+  }
+  return count;
+}
