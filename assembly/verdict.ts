@@ -29,4 +29,9 @@ export const REASON_TOO_BIG: u32 = 14;
 export const REASON_NO_DESTINATION: u32 = 15;
 export const REASON_NO_FLOW: u32 = 16;
 export const REASON_TABLE_FULL: u32 = 17;
-export const REASON_COUNT: u32 = 18;
+/** An ICMP error we would generate is forbidden (about an ICMP error, a later fragment, a
+ * broadcast / multicast / unspecified address: RFC 1122 3.2.2, RFC 4443 2.4(e)). */
+export const REASON_ICMP_SUPPRESSED: u32 = 18;
+/** A checksum we must verify (tunnel UDP / GRE) is wrong. */
+export const REASON_BAD_L4_CHECKSUM: u32 = 19;
+export const REASON_COUNT: u32 = 20;

@@ -35,6 +35,8 @@ export const DropReason = {
   NoDestination: 15,
   NoFlow: 16,
   TableFull: 17,
+  IcmpSuppressed: 18,
+  BadL4Checksum: 19,
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
@@ -43,7 +45,7 @@ export const DROP_REASON_NAMES: readonly string[] = [
   "none", "truncated", "bad-version", "bad-header-length", "bad-total-length",
   "bad-ip-checksum", "bad-l4-header", "ext-header-chain", "ttl-expired", "fragment",
   "no-headroom", "unsupported", "not-ip", "bad-action", "too-big", "no-destination",
-  "no-flow", "table-full",
+  "no-flow", "table-full", "icmp-suppressed", "bad-l4-checksum",
 ];
 
 /** What the first byte of a packet slot is. */
