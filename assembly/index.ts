@@ -3,3 +3,5 @@ import "./abort/index";
 // functions (see docs/design.md, "The wasm ABI").
 export * from "./exports/packet";
 export * from "./exports/forward";
+export * from "./exports/conn";
+export * from "./exports/forward-test-hooks";

@@ -1,0 +1,163 @@
+// The connection table and IPVS's TCP state machine, through the wasm exports.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { PacketCore, encodeAddress } from "../src/index.js";
+
+type Fn = (...args: number[]) => number;
+
+function makeCore(capacity: number) {
+  const core = new PacketCore({ slotCount: 2, slotCapacity: 2048, actionCount: 4 });
+  const raw = core.wasm as unknown as Record<string, Fn>;
+  // wasm returns u32 as a signed i32; read every result as unsigned.
+  const w: Record<string, Fn> = {};
+  for (const [name, fn] of Object.entries(raw)) {
+    if (typeof fn === "function") w[name] = (...a: number[]) => fn(...a) >>> 0;
+  }
+  assert.equal(w.connInit(capacity, 0x1234), 0);
+  const params = w.regionParams();
+  const setAddrs = (c: string, v: string, d: string) => {
+    const mem = core.slots.bytes;
+    mem.set(encodeAddress(c, "c").bytes, params);
+    mem.set(encodeAddress(v, "v").bytes, params + 16);
+    mem.set(encodeAddress(d, "d").bytes, params + 32);
+  };
+  return { core, w, setAddrs };
+}
+
+const NONE = 0xffffffff;
+// State numbers as the kernel's enum.
+const S = { NO: 0, ES: 1, SS: 2, SR: 3, FW: 4, TW: 5, CL: 6, CW: 7, LA: 8, LI: 9, SA: 10 } as const;
+const SYN = 0x02, ACK = 0x10, FIN = 0x01, RST = 0x04, SYNACK = 0x12, FINACK = 0x11;
+const IN = 0, OUT = 1, IN_ONLY = 2;
+
+test("a NAT connection walks the kernel's states: SYN, SYN-ACK, ACK, FIN both ways", () => {
+  const { w } = makeCore(16);
+  const walk: Array<[number, number, number]> = [
+    [IN, SYN, S.SR], // client SYN: the kernel says SYN_RECV on the director
+    [OUT, SYNACK, S.SR], // server SYN-ACK (syn wins over ack)
+    [IN, ACK, S.ES],
+    [IN, ACK, S.ES],
+    [OUT, FINACK, S.FW], // server closes first
+    [IN, FINACK, S.TW],
+    [IN, ACK, S.TW],
+  ];
+  let state = S.NO;
+  for (const [dir, flags, expected] of walk) {
+    state = w.tcpTransition(dir, flags, state);
+    assert.equal(state, expected, `dir ${dir} flags 0x${flags.toString(16)}`);
+  }
+});
+
+test("DR / TUN use INPUT-ONLY: a client FIN from ESTABLISHED goes to FIN_WAIT, not CLOSE_WAIT", () => {
+  const { w } = makeCore(4);
+  assert.equal(w.tcpTransition(IN_ONLY, FINACK, S.ES), S.FW);
+  assert.equal(w.tcpTransition(IN, FINACK, S.ES), S.CW);
+  assert.equal(w.tcpTransition(IN_ONLY, FINACK, S.FW), S.FW);
+  assert.equal(w.tcpTransition(IN_ONLY, RST, S.SA), S.CL);
+  assert.equal(w.tcpTransition(IN, RST, S.SA), S.SR);
+  // Kernel source facts our reference page had differently:
+  assert.equal(w.tcpTransition(IN, ACK, S.NO), S.CL, "a bare ACK for an unknown flow closes");
+  assert.equal(w.tcpTransition(IN, 0, S.ES), S.CL, "no flag at all: CLOSE");
+  assert.equal(w.tcpTransition(IN, RST | SYN, S.ES), S.CL, "rst counts first");
+});
+
+test("default timeouts are the kernel's and --set changes them", () => {
+  const { w } = makeCore(4);
+  const expected = [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 300].map((s) => s * 1000);
+  expected.forEach((ms, state) => assert.equal(w.timeoutGet(state), ms, `state ${state}`));
+  assert.equal(w.timeoutSet(S.ES, 7200_000), 1);
+  assert.equal(w.timeoutGet(S.ES), 7200_000);
+  assert.equal(w.timeoutSet(S.ES, 0), 0, "zero is refused (ipvsadm: 0 leaves it unchanged)");
+  assert.equal(w.timeoutSet(99, 5), 0);
+  w.timeoutsReset();
+  assert.equal(w.timeoutGet(S.ES), 900_000);
+});
+
+test("lookups by client tuple and by reply tuple find the same entry; templates are apart", () => {
+  const { w, setAddrs } = makeCore(8);
+  setAddrs("10.0.0.1", "192.168.0.10", "172.16.0.2");
+  const i = w.connTestInsert(6, 4, 40000, 80, 8080, 0, 1);
+  assert.notEqual(i, NONE);
+  assert.equal(w.connTestLookupIn(6, 4, 40000, 80, 0), i);
+  assert.equal(w.connTestLookupOut(6, 4, 8080, 40000), i);
+  assert.equal(w.connTestLookupIn(17, 4, 40000, 80, 0), NONE, "protocol is part of the key");
+  assert.equal(w.connTestLookupIn(6, 4, 40001, 80, 0), NONE);
+  assert.equal(w.connTestLookupIn(6, 4, 40000, 80, 1), NONE, "a connection is not a template");
+  const t = w.connTestInsert(6, 4, 0, 80, 8080, 2, 0);
+  assert.equal(w.connTestLookupIn(6, 4, 0, 80, 1), t);
+  assert.equal(w.connTestLookupIn(6, 4, 0, 80, 0), NONE);
+  w.connTestRemove(i);
+  assert.equal(w.connTestLookupIn(6, 4, 40000, 80, 0), NONE);
+  assert.equal(w.connTestLookupOut(6, 4, 8080, 40000), NONE);
+  assert.equal(w.connTestLookupIn(6, 4, 0, 80, 1), t, "removing one entry leaves the other");
+  setAddrs("2001:db8::1", "2001:db8::10", "2001:db8:1::2");
+  const v6 = w.connTestInsert(17, 6, 5353, 53, 53, 0, 1);
+  assert.equal(w.connTestLookupIn(17, 6, 5353, 53, 0), v6);
+  assert.equal(w.connTestLookupOut(17, 6, 53, 5353), v6);
+});
+
+test("a full table refuses new entries and keeps every existing one", () => {
+  const { w, setAddrs } = makeCore(64);
+  setAddrs("10.0.0.1", "192.168.0.10", "172.16.0.2");
+  const made: number[] = [];
+  for (let port = 1; port <= 64; port++) made.push(w.connTestInsert(6, 4, port, 80, 80, 0, 1));
+  assert.equal(new Set(made).size, 64);
+  assert.equal(w.connTableUsed(), 64);
+  for (let port = 1000; port < 1100; port++) assert.equal(w.connTestInsert(6, 4, port, 80, 80, 0, 1), NONE);
+  for (let port = 1; port <= 64; port++) assert.equal(w.connTestLookupIn(6, 4, port, 80, 0), made[port - 1]);
+  w.connTestRemove(made[10]);
+  assert.notEqual(w.connTestInsert(6, 4, 5000, 80, 80, 0, 1), NONE, "a freed entry is reused");
+});
+
+test("expiry compares wrap-safe across the 32-bit millisecond clock", () => {
+  const { w, setAddrs } = makeCore(4);
+  setAddrs("10.0.0.1", "192.168.0.10", "172.16.0.2");
+  const i = w.connTestInsert(6, 4, 1, 80, 80, 0, 0);
+  const nearWrap = 0xffffff00;
+  w.connTestTouch(i, nearWrap, 1000);
+  assert.equal(w.connIsExpired(i, nearWrap + 500), 0);
+  assert.equal(w.connIsExpired(i, (nearWrap + 999) >>> 0), 0);
+  assert.equal(w.connIsExpired(i, (nearWrap + 1000) >>> 0), 1);
+  assert.equal(w.connRemainingMs(i, (nearWrap + 400) >>> 0), 600);
+});
+
+test("model check: random inserts and removes agree with a Map", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 40 }), fc.constantFrom(6, 17)), { maxLength: 300 }),
+      (ops) => {
+        const { w, setAddrs } = makeCore(32);
+        setAddrs("10.9.8.7", "192.168.0.10", "172.16.0.2");
+        const model = new Map<string, number>();
+        for (const [add, port, proto] of ops) {
+          const key = `${proto}/${port}`;
+          if (add && !model.has(key)) {
+            const i = w.connTestInsert(proto, 4, port, 80, 80, 0, 1);
+            if (model.size >= 32) assert.equal(i, NONE);
+            else model.set(key, i);
+          } else if (!add && model.has(key)) {
+            w.connTestRemove(model.get(key)!);
+            model.delete(key);
+          }
+          assert.equal(w.connTableUsed(), model.size);
+        }
+        for (let port = 1; port <= 40; port++) {
+          for (const proto of [6, 17]) {
+            const got = w.connTestLookupIn(proto, 4, port, 80, 0);
+            const want = model.get(`${proto}/${port}`) ?? NONE;
+            assert.equal(got, want);
+            assert.equal(w.connTestLookupOut(proto, 4, 80, port), want);
+          }
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+test("an entry with its indexes takes at most 128 bytes", () => {
+  const { w } = makeCore(1 << 16);
+  assert.ok(w.connTableBytesPerEntry() <= 128, `${w.connTableBytesPerEntry()} bytes per entry`);
+});
