@@ -1,11 +1,89 @@
-// STUB: to be implemented (see docs/design.md, forwarding primitives).
-import { outcome } from "./action";
-import { VERDICT_DROP, REASON_UNSUPPORTED } from "../verdict";
+// NAT (ipvsadm -m, masquerading): rewrite one address, and for TCP/UDP one port, in place.
+// natDnat turns client -> VIP:vport into client -> RIP:rport; natSnat turns the real
+// server's reply RIP:rport -> client into VIP:vport -> client. Checksums are patched
+// incrementally (RFC 1624) with one delta per change, never recomputed over the payload.
+//
+// What is rewritten:
+// - TCP, UDP: the address and, when A_PORT != 0, the port; the L4 checksum through its
+//   pseudo-header (UDP over IPv4 with checksum 0 keeps "no checksum").
+// - ICMP / ICMPv6 echo: the address only; the query id stays (the client matches replies
+//   on it). ICMPv4 has no pseudo-header, so its checksum is untouched; ICMPv6's is patched.
+// - First fragments carry the L4 header and are treated as whole packets: patching the
+//   L4 checksum here keeps the reassembled datagram's checksum right.
+// - Later fragments: the address only. They hold no L4 header and no checksum of their
+//   own; the first fragment's L4 checksum already absorbed the pseudo-header change.
+// TTL / hop limit are not touched: the datapath decides whether the director counts as a
+// hop (IPVS NAT does, through the kernel's forwarding path), so it is not this file's job.
 
-export function natDnat(slot: u32, pkt: usize, rec: usize): u32 {
-  return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+import { outcome, A_FAMILY, A_PORT, A_ADDR } from "./action";
+import { applyMacRewrite } from "./l2";
+import { descGet, DESC_LINK } from "../layout";
+import { rd16, wr16, copy16 } from "../net/bytes";
+import {
+  PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY,
+  ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY,
+} from "../net/constants";
+import {
+  pL3, pL4, pL4Len, pFamily, pProto, pFrag, pIcmpType, pSrcAddr, pDstAddr, FRAG_LATER,
+} from "../net/parse";
+import {
+  csumDeltaBytes, csumDelta16, csumFieldApply, l4CsumApply, l4CsumHasPseudo,
+} from "../net/l4-checksum";
+import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_UNSUPPORTED } from "../verdict";
+
+@inline function isEcho(family: u32, type: u32): bool {
+  return family == 4
+    ? type == ICMP_ECHO_REQUEST || type == ICMP_ECHO_REPLY
+    : type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
 }
 
+/** Rewrites the destination (toDst) or the source of the parsed packet to the record's. */
+function natRewrite(slot: u32, pkt: usize, rec: usize, toDst: bool): u32 {
+  const family = pFamily;
+  if (<u32>load<u8>(rec + A_FAMILY) != family) return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+  const proto = pProto;
+  const isIcmp = family == 4 ? proto == PROTO_ICMP : proto == PROTO_ICMPV6;
+  if (proto != PROTO_TCP && proto != PROTO_UDP && !isIcmp) {
+    return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+  }
+  const later = pFrag == FRAG_LATER;
+  // ICMP errors about a flow go through icmp-nat.ts (they carry a quoted packet).
+  if (isIcmp && !later && !isEcho(family, pIcmpType)) return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+
+  const addr = pkt + <usize>(toDst ? pDstAddr : pSrcAddr);
+  const alen: u32 = family == 4 ? 4 : 16;
+  // The delta is read from the old address, so it is taken before anything is written.
+  const addrDelta = csumDeltaBytes(addr, rec + A_ADDR, alen);
+
+  if (!later) {
+    const l4 = pkt + <usize>pL4;
+    let delta: u64 = l4CsumHasPseudo(proto, family) ? addrDelta : 0;
+    const port = <u32>load<u16>(rec + A_PORT);
+    if (port != 0 && (proto == PROTO_TCP || proto == PROTO_UDP)) {
+      const portAt = l4 + <usize>(toDst ? 2 : 0);
+      delta += csumDelta16(rd16(portAt), port);
+      wr16(portAt, port);
+    }
+    // ICMPv4 echo with no port change has a zero delta: its checksum stays as it was.
+    if (delta != 0) l4CsumApply(l4, pL4Len, proto, family, delta);
+  }
+
+  if (family == 4) {
+    store<u32>(addr, load<u32>(rec + A_ADDR));
+    csumFieldApply(pkt + <usize>pL3 + 10, addrDelta);
+  } else {
+    copy16(addr, rec + A_ADDR);
+  }
+  applyMacRewrite(pkt, descGet(slot, DESC_LINK), rec, false);
+  return outcome(VERDICT_FORWARD, REASON_NONE);
+}
+
+/** NAT inbound: destination address -> A_ADDR, destination port -> A_PORT (unless 0). */
+export function natDnat(slot: u32, pkt: usize, rec: usize): u32 {
+  return natRewrite(slot, pkt, rec, true);
+}
+
+/** NAT outbound (replies): source address -> A_ADDR, source port -> A_PORT (unless 0). */
 export function natSnat(slot: u32, pkt: usize, rec: usize): u32 {
-  return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+  return natRewrite(slot, pkt, rec, false);
 }
