@@ -46,6 +46,13 @@ function flatten(node: unknown, out: Map<string, string[]>, expert: string[]): v
   }
 }
 
+let prefs: string | undefined;
+/** True when this tshark knows the preference (tshark -G defaultprefs lists it). */
+function tsharkHasPref(name: string): boolean {
+  prefs ??= execFileSync("tshark", ["-G", "defaultprefs"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, stdio: ["ignore", "pipe", "ignore"] });
+  return prefs.includes(`#${name}:`);
+}
+
 /** Dissects frames (of one pcap link type) with checksum validation on. */
 export function tsharkDissect(linkType: number, frames: readonly Uint8Array[], options: TsharkOptions = {}): DissectedFrame[] {
   const dir = mkdtempSync(join(tmpdir(), "lvs-tshark-"));
@@ -60,7 +67,9 @@ export function tsharkDissect(linkType: number, frames: readonly Uint8Array[], o
         "-o", "ip.check_checksum:TRUE",
         "-o", "tcp.check_checksum:TRUE",
         "-o", "udp.check_checksum:TRUE",
-        "-o", "gre.check_checksum:TRUE",
+        // Wireshark < 4.2 has no such preference (and rejects the run); its GRE dissector
+        // verifies a present checksum anyway.
+        ...(tsharkHasPref("gre.check_checksum") ? ["-o", "gre.check_checksum:TRUE"] : []),
       ],
       {
         encoding: "utf8",
