@@ -1,0 +1,78 @@
+// The configuration model: virtual services and their real servers, as ipvsadm knows them.
+// Rules files, lvsadm and the Balancer all speak this model.
+
+export type Protocol = "tcp" | "udp" | "sctp";
+export type AddressFamily = 4 | 6;
+
+/** How packets reach a real server: ipvsadm -m, -g, -i. */
+export type ForwardMethod = "masq" | "route" | "tunnel";
+
+export type TunnelType = "ipip" | "gue" | "gre";
+/** --tun-nocsum (default), --tun-csum, --tun-remcsum. */
+export type TunnelChecksum = "nocsum" | "csum" | "remcsum";
+
+/** A virtual service is named by protocol + address + port, or by a firewall mark. */
+export type ServiceKey =
+  | { readonly kind: "address"; readonly protocol: Protocol; readonly address: string; readonly port: number }
+  | { readonly kind: "fwmark"; readonly fwmark: number; readonly family: AddressFamily };
+
+export interface Persistence {
+  /** Seconds a client stays pinned after its last connection (ipvsadm -p, default 300). */
+  readonly timeout: number;
+  /**
+   * Client network granularity: an IPv4 netmask ("255.255.255.0") or an IPv6 prefix
+   * length (ipvsadm -M). Default /32 or /128.
+   */
+  readonly netmask: string | number;
+}
+
+export interface ServiceConfig {
+  readonly key: ServiceKey;
+  /** Scheduler name: a built-in (rr, wrr, lc, wlc, ...) or a registered custom one. */
+  readonly scheduler: string;
+  /** Scheduler flags (ipvsadm -b): sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3. */
+  readonly schedulerFlags: readonly string[];
+  readonly persistence?: Persistence;
+  /** One-packet scheduling (ipvsadm -o): every UDP datagram scheduled on its own. */
+  readonly onePacket: boolean;
+  /** Persistence engine (ipvsadm --pe), kept for round trips. */
+  readonly persistenceEngine?: string;
+}
+
+export interface TunnelOptions {
+  readonly type: TunnelType;
+  /** GUE destination port (--tun-port), required for gue. */
+  readonly port?: number;
+  readonly checksum: TunnelChecksum;
+}
+
+export interface DestinationConfig {
+  readonly address: string;
+  readonly port: number;
+  readonly method: ForwardMethod;
+  /** 0..65535; 0 quiesces: no new connections, existing ones continue. */
+  readonly weight: number;
+  /** Upper connection threshold (-x), 0 = none. */
+  readonly upperThreshold: number;
+  /** Lower connection threshold (-y), 0 = kernel default rule. */
+  readonly lowerThreshold: number;
+  readonly tunnel?: TunnelOptions;
+}
+
+export interface ServiceWithDestinations {
+  readonly service: ServiceConfig;
+  readonly destinations: readonly DestinationConfig[];
+}
+
+/** A whole configuration, services in the order they were added. */
+export interface RuleSet {
+  readonly services: readonly ServiceWithDestinations[];
+}
+
+/** A configuration error: which field, what was wrong, what would be right. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
