@@ -49,7 +49,11 @@ export type ForwardAction =
       /** Egress MTU: a DF packet that no longer fits gets ICMP fragmentation-needed back. */
       readonly mtu?: number;
     } & Partial<MacRewrite>)
-  | ({ readonly kind: "decap" } & Partial<MacRewrite>)
+  | ({
+      readonly kind: "decap";
+      /** UDP port whose datagrams are GUE to decapsulate; omit to leave UDP alone. */
+      readonly port?: number;
+    } & Partial<MacRewrite>)
   | ({ readonly kind: "icmp-nat-in"; readonly address: string; readonly port?: number } & Partial<MacRewrite>)
   | ({ readonly kind: "icmp-nat-out"; readonly address: string; readonly port?: number } & Partial<MacRewrite>)
   | ({ readonly kind: "port-unreachable" } & Partial<MacRewrite>);
@@ -172,6 +176,7 @@ export function encodeAction(action: ForwardAction): Uint8Array {
     }
     case "decap":
       rec[A.kind] = ActionKind.Decapsulate;
+      view.setUint16(A.tunPort, checkPort(action.port, "port"), true);
       macs(action, false);
       break;
     case "port-unreachable":

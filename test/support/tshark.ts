@@ -62,7 +62,7 @@ export function tsharkDissect(linkType: number, frames: readonly Uint8Array[], o
     const out = execFileSync(
       "tshark",
       [
-        "-n", "-r", file, "-T", "json",
+        "-n", "-r", file, "-T", "json", "--no-duplicate-keys",
         "-X", `lua_script:${GUE_LUA}`,
         "-o", "ip.check_checksum:TRUE",
         "-o", "tcp.check_checksum:TRUE",
