@@ -5,3 +5,4 @@ export * from "./exports/packet";
 export * from "./exports/forward";
 export * from "./exports/conn";
 export * from "./exports/forward-test-hooks";
+export * from "./exports/stats";
