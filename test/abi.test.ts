@@ -175,16 +175,31 @@ test("the module reads descriptor fields where the host writes them", () => {
   assert.equal(core.applyBatch(4, 1), 0, "a batch starting past the last slot processes nothing");
   assert.equal(core.applyBatch(3, 100), 1, "a batch is clipped to the slots there are");
 
-  // The kind byte: 0 and ACTION_KIND_COUNT are not actions; 1..8 are dispatched.
+  // The kind byte: 0 and ACTION_KIND_COUNT are not actions; 1..8 are dispatched to a
+  // primitive (which may refuse the packet, but not as a bad action).
   const table = (core.wasm.regionActions as () => number)();
   const mem = s.bytes;
+  const valid: ForwardAction[] = [
+    { kind: "nat-dnat", address: "10.0.0.9", port: 8080 },
+    { kind: "nat-snat", address: "10.0.0.9" },
+    { kind: "dr", destinationMac: "02:00:00:00:00:01", sourceMac: "02:00:00:00:00:02" },
+    { kind: "tunnel", type: "ipip", remote: "10.0.0.9", local: "10.0.0.8" },
+    { kind: "decap" },
+    { kind: "icmp-nat-in", address: "10.0.0.9" },
+    { kind: "icmp-nat-out", address: "10.0.0.9" },
+    { kind: "port-unreachable" },
+  ];
   for (let kind = 0; kind <= 9; kind++) {
     mem.fill(0, table, table + ACTION_SIZE);
-    mem[table] = kind;
+    const isAction = kind >= 1 && kind <= 8;
+    if (isAction) {
+      const rec = encodeAction(valid[kind - 1]);
+      assert.equal(rec[0], kind, `${valid[kind - 1].kind} encodes as kind ${kind}`);
+      mem.set(rec, table);
+    } else mem[table] = kind;
     s.write(0, ipv4Udp(), LinkType.RawIp);
     core.applyBatch(0, 1);
     const [verdict, reason] = result(0);
-    const isAction = kind >= 1 && kind <= 8;
     assert.equal(reason === DropReason.BadAction, !isAction, `kind ${kind}: verdict ${verdict} reason ${DROP_REASON_NAMES[reason]}`);
     assert.ok(verdict >= Verdict.Forward && verdict <= Verdict.Pass, `kind ${kind}: verdict ${verdict}`);
   }

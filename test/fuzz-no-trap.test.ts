@@ -429,6 +429,8 @@ class Harness {
   readonly slotBase: number;
   dirty = false;
   readonly verdicts = new Map<string, number>();
+  /** Per action index: applications that came back forward or reply (the primitive did its work). */
+  readonly delivered = new Array<number>(ACTION_COUNT + 1).fill(0);
 
   constructor() {
     const { core } = this;
@@ -512,6 +514,7 @@ class Harness {
     const len = u32[d + Desc.Length / 4];
     const key = `${verdict}/${reason}`;
     this.verdicts.set(key, (this.verdicts.get(key) ?? 0) + 1);
+    if (verdict === Verdict.Forward || verdict === Verdict.Reply) this.delivered[action]++;
     if (verdict < Verdict.Forward || verdict > Verdict.Pass) return `verdict ${verdict} not in 1..4`;
     if (reason >= REASON_COUNT) return `reason ${reason} is not a known reason code`;
     if (off > this.stride || len > this.stride - off) return `descriptor offset ${off} length ${len} leaves the ${this.stride}-byte slot`;
@@ -613,7 +616,8 @@ test(`no byte string traps or writes outside its slot (${RUNS} inputs x ${APPLY.
     .map(([k, n]) => { const [v, r] = k.split("/").map(Number); return `${["", "forward", "reply", "drop", "pass"][v]}/${DROP_REASON_NAMES[r]}:${n}`; });
   console.log(
     `fuzz: ${runs} inputs, ${runs * APPLY.length * LINKS.length} applications, ${runs * LINKS.length} parses in ${seconds.toFixed(1)} s; ` +
-      `${reachedPrimitive} inputs parsed clean on their own link\n  outcomes: ${top.join(" ")}`,
+      `${reachedPrimitive} inputs parsed clean on their own link\n  outcomes: ${top.join(" ")}` +
+      `\n  forwarded or replied, by action index: ${APPLY.map((a) => `${a}:${h.delivered[a]}`).join(" ")}`,
   );
   assert.equal(runs, RUNS);
 });
