@@ -6,3 +6,4 @@ export * from "./exports/forward";
 export * from "./exports/conn";
 export * from "./exports/forward-test-hooks";
 export * from "./exports/stats";
+export * from "./exports/sched";

@@ -1,6 +1,7 @@
 // Loads the data-plane module with a plain WebAssembly.instantiate: no loader library, no
-// glue. The ABI carries only integers (see docs/design.md), so the only import is the
-// abort hook, which reports a broken invariant as a line and column.
+// glue. The ABI carries only integers (see docs/design.md), so the imports are the abort
+// hook, which reports a broken invariant as a line and column, and the call-out to
+// schedulers written in TypeScript.
 
 import { WASM_BASE64 } from "./wasm-binary.generated.js";
 
@@ -53,14 +54,38 @@ export function wasmModule(): CompiledLvsModule {
   return compiled;
 }
 
+/**
+ * Host functions an instance calls back into, set after instantiation by the part of the
+ * host that owns the feature (the scheduler table installs `customSchedule`).
+ */
+export interface WasmHostHooks {
+  /** A TypeScript scheduler's pick: list position, or -1 for none. */
+  customSchedule?: (service: number, handle: number, keyPtr: number) => number;
+}
+
+const hostHooks = new WeakMap<object, WasmHostHooks>();
+
+/** The hooks of an instance made by instantiateWasm. */
+export function wasmHostHooks(wasm: LvsWasmExports): WasmHostHooks {
+  const hooks = hostHooks.get(wasm);
+  if (!hooks) throw new Error("these exports were not made by instantiateWasm");
+  return hooks;
+}
+
 /** A fresh, uninitialised instance of the data plane. */
 export function instantiateWasm(module: CompiledLvsModule = wasmModule()): LvsWasmExports {
+  const hooks: WasmHostHooks = {};
   const instance = new WebAssembly.Instance(module, {
     env: {
       lvsAbort(line: number, column: number): never {
         throw new WasmAbortError(line, column);
       },
+      lvsSchedCustom(service: number, handle: number, keyPtr: number): number {
+        return hooks.customSchedule ? hooks.customSchedule(service, handle, keyPtr) : -1;
+      },
     },
   });
-  return instance.exports as unknown as LvsWasmExports;
+  const exports = instance.exports as unknown as LvsWasmExports;
+  hostHooks.set(exports, hooks);
+  return exports;
 }
