@@ -14,3 +14,5 @@ export { PcapLinkType, PcapFormatError } from "./pcap/format.js";
 export type { PcapRecord } from "./pcap/format.js";
 export { ActionKind, ActionError, encodeAction, encodeAddress, encodeMac, ACTION_SIZE } from "./core/actions.js";
 export type { ForwardAction, TunnelType, MacRewrite } from "./core/actions.js";
+// Schedulers: service/destination tables in wasm, custom scheduler registry (issue #3).
+export * from "./sched/index.js";
