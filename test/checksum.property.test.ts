@@ -355,3 +355,54 @@ test("a UDP checksum that computes to 0 is written 0xFFFF, and a stored 0xFFFF u
     assert.deepEqual(Buffer.from(back.packet).toString("hex"), Buffer.from(input).toString("hex"), `IPv${family}: from a stored 0xFFFF`);
   }
 });
+
+test("mangled quotes and packets never trap and never touch bytes outside the packet", () => {
+  const core = new PacketCore({ slotCount: 1, slotCapacity: 2048, actionCount: 1 });
+  const kinds = ["nat-dnat", "nat-snat", "dr", "icmp-nat-in", "icmp-nat-out"] as const;
+  const arb = anyFlow.chain((inner) =>
+    fc.record({
+      inner: fc.constant(inner),
+      kind: fc.constantFrom(...kinds),
+      type: inner.family === 4 ? fc.constantFrom(3, 4, 11, 12) : fc.constantFrom(1, 2, 3, 4),
+      flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      keep: fc.nat(),
+      asError: fc.boolean(),
+    }),
+  );
+  fc.assert(
+    fc.property(arb, ({ inner, kind, type, flips, keep, asError }) => {
+      let body = buildIp(inner);
+      if (asError) {
+        // A quote with random bytes changed and cut anywhere, inside an error whose own
+        // checksums are right, so the quote parser is what has to cope.
+        const q = body.slice(0, keep % (body.length + 1));
+        for (const [at, v] of flips) if (q.length) q[at % q.length] = v;
+        const icmp = concat(Uint8Array.of(type, 0, 0, 0), be32(0), q);
+        const pseudo = inner.family === 4 ? 0 : pseudoSum(6, inner.dst, inner.src, 58, icmp.length);
+        setBe16(icmp, 2, checksumOf(icmp, pseudo));
+        body = buildIp({ ...inner, src: inner.dst, dst: inner.src, v4OptionWords: 0, v6HopByHop: false }, icmp, inner.family === 4 ? 1 : 58);
+      } else {
+        body = body.slice();
+        // Leave the IPv4 header alone (the parser drops a bad header checksum first).
+        const from = inner.family === 4 ? 20 + 4 * inner.v4OptionWords : 0;
+        for (const [at, v] of flips) if (body.length > from) body[from + (at % (body.length - from))] = v;
+      }
+      const action: ForwardAction =
+        kind === "dr" ? { kind, ...MACS } : { kind, address: addrText(inner.family, inner.dst), port: 99 };
+      const mem = core.slots.bytes;
+      const base = core.slots.slotAddress(0);
+      mem.fill(0xa5, base, base + core.slots.stride);
+      core.setAction(0, action);
+      core.slots.write(0, body, LinkType.RawIp);
+      core.applyBatch(0, 1);
+      const { verdict } = core.slots.result(0);
+      assert.ok(verdict === Verdict.Forward || verdict === Verdict.Drop || verdict === Verdict.Pass, `verdict ${verdict}`);
+      const headroom = 128;
+      const before = mem.subarray(base, base + headroom);
+      const after = mem.subarray(base + headroom + body.length, base + core.slots.stride);
+      assert.ok(before.every((b) => b === 0xa5), "headroom untouched");
+      assert.ok(after.every((b) => b === 0xa5), "bytes past the packet untouched");
+    }),
+    { numRuns: 4000 },
+  );
+});
