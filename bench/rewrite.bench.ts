@@ -10,7 +10,7 @@
 
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { Bench, hrtimeNow } from "tinybench";
 import {
   ACTION_SIZE, DESC_SIZE, DROP_REASON_NAMES, Desc, HEADROOM, LinkType, PacketCore, Verdict,
@@ -157,6 +157,7 @@ for (const size of SIZES) {
 }
 
 // ---- The runs ----
+const loadBefore = loadavg()[0];
 const bench = new Bench({ time: TIME, warmupTime: 200, warmupIterations: 32, iterations: 64, now: hrtimeNow });
 const rows: Row[] = [];
 const tasks: Array<{ row: Row; name: string }> = [];
@@ -262,6 +263,9 @@ Measured by \`bench/rewrite.bench.ts\` (tinybench ${JSON.parse(readFileSync(new 
 - node: ${process.version} (${process.arch}), one thread
 - CPU: ${cpu} (${cpus().length} logical CPUs visible)
 - commit: ${commit}
+- load average (1 min) before / after the run: ${loadBefore.toFixed(2)} / ${loadavg()[0].toFixed(2)}: on a shared machine
+  other processes compete for the cores, and the "±%" column (relative margin of error)
+  shows how much; medians are used because they resist that noise best.
 
 One iteration is one \`applyBatch\` call over ${BATCH} slots (raw IPv4/TCP packets, except DR
 which gets Ethernet frames); ns/packet is the median iteration time divided by ${BATCH}, Mpps
@@ -285,6 +289,10 @@ same bytes, else the slots would be refilled too and the note would say so).
 "parse + dispatch only" uses an all-zero action record: the packet is parsed (IPv4 header
 checksum verified, TCP header checked) and then refused as a bad action; "batch loop only"
 points every descriptor past its slot, so the loop refuses each packet without parsing.
+The rewrite's own share is NAT minus "parse + dispatch only".
+
+For a per-function split of the NAT time, \`node --import tsx bench/profile-nat.ts\` builds a
+copy of the module with function names kept and samples it with V8's profiler.
 `;
 mkdirSync(new URL(".", OUT), { recursive: true });
 writeFileSync(OUT, doc);
