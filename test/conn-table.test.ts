@@ -43,7 +43,7 @@ test("a NAT connection walks the kernel's states: SYN, SYN-ACK, ACK, FIN both wa
     [IN, FINACK, S.TW],
     [IN, ACK, S.TW],
   ];
-  let state = S.NO;
+  let state: number = S.NO;
   for (const [dir, flags, expected] of walk) {
     state = w.tcpTransition(dir, flags, state);
     assert.equal(state, expected, `dir ${dir} flags 0x${flags.toString(16)}`);
