@@ -16,3 +16,5 @@ export { ActionKind, ActionError, encodeAction, encodeAddress, encodeMac, ACTION
 export type { ForwardAction, TunnelType, MacRewrite } from "./core/actions.js";
 // Schedulers: service/destination tables in wasm, custom scheduler registry (issue #3).
 export * from "./sched/index.js";
+// ipvsadm language: argument parsing, listings and save/restore text (lvsadm).
+export * from "./admin/index.js";

@@ -1,0 +1,395 @@
+// ipvsadm's text output, byte for byte: -L/-Ln and its variants (--stats, --rate, --exact,
+// --thresholds, --persistent-conn, --tun-info, --nosort), -Lc, --timeout, --daemon and -S.
+// Addresses are always printed numerically (lvsadm resolves no names); without -n, ports are
+// named from /etc/services as ipvsadm does.
+import type {
+  DestinationConfig, Protocol, ServiceConfig, ServiceKey, ServiceWithDestinations, TunnelChecksum,
+} from "../config/types.js";
+import type { ListFormat, SyncRole, Timeouts } from "./command.js";
+import { schedulerFlagBits, schedulerFlagNames } from "./command.js";
+import { formatIpv4, parseAddress } from "./inet.js";
+import { systemPortNamesDb } from "./services-db.js";
+import type { PortNames } from "./services-db.js";
+import { compareDestinations, compareServices, glibcSort } from "./sort.js";
+
+export interface TrafficCounters {
+  readonly conns: bigint;
+  readonly inpkts: bigint;
+  readonly outpkts: bigint;
+  readonly inbytes: bigint;
+  readonly outbytes: bigint;
+}
+
+/** Per-second estimates (the kernel's rate estimator), as whole numbers. */
+export interface TrafficRates {
+  readonly cps: bigint;
+  readonly inpps: bigint;
+  readonly outpps: bigint;
+  readonly inbps: bigint;
+  readonly outbps: bigint;
+}
+
+export interface DestinationSnapshot {
+  readonly config: DestinationConfig;
+  readonly activeConns: number;
+  readonly inactConns: number;
+  readonly persistConns: number;
+  readonly stats?: TrafficCounters;
+  readonly rates?: TrafficRates;
+  /** The real server is this host: ipvsadm shows "Local" (and saves it as -g). */
+  readonly local?: boolean;
+}
+
+export interface ServiceSnapshot {
+  readonly config: ServiceConfig;
+  readonly stats?: TrafficCounters;
+  readonly rates?: TrafficRates;
+  /** In the table's own order (what --nosort prints). */
+  readonly destinations: readonly DestinationSnapshot[];
+}
+
+export interface ListingSnapshot {
+  /** IPVS version shown in the header; default "1.2.1". */
+  readonly version?: string;
+  /** Connection table size shown as (size=N). */
+  readonly tableSize: number;
+  /** In the table's own order (what --nosort prints). */
+  readonly services: readonly ServiceSnapshot[];
+}
+
+export interface ConnectionEndpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** One line of /proc/net/ip_vs_conn. */
+export interface ConnectionSnapshot {
+  /** "ip" for the templates of firewall-mark services. */
+  readonly protocol: Protocol | "ip";
+  readonly client: ConnectionEndpoint;
+  readonly virtual: ConnectionEndpoint;
+  readonly destination: ConnectionEndpoint;
+  /** The kernel's state name: ESTABLISHED, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE, UDP, NONE... */
+  readonly state: string;
+  /** Seconds until expiry. */
+  readonly expires: number;
+  /** Persistence engine name and data, shown with --persistent-conn. */
+  readonly persistenceEngine?: { readonly name: string; readonly data: string };
+}
+
+export interface SyncDaemonSnapshot {
+  readonly role: SyncRole;
+  readonly mcastInterface: string;
+  readonly syncId: number;
+  readonly syncMaxlen?: number;
+  readonly mcastGroup?: string;
+  readonly mcastPort?: number;
+  readonly mcastTtl?: number;
+}
+
+export interface FormatOptions {
+  /** Port names when not numeric; default /etc/services of this machine. */
+  readonly portNames?: PortNames;
+}
+
+export const DEFAULT_LIST_FORMAT: ListFormat = {
+  numeric: false, exact: false, sort: true, stats: false, rate: false, thresholds: false,
+  persistentConn: false, tunInfo: false,
+};
+
+/** How print_service_entry() is asked to print: a listing format, or the -S rule format. */
+interface Rendering {
+  readonly format: ListFormat;
+  readonly rule: boolean;
+  readonly portNames: PortNames;
+}
+
+const ZERO_COUNTERS: TrafficCounters = { conns: 0n, inpkts: 0n, outpkts: 0n, inbytes: 0n, outbytes: 0n };
+const ZERO_RATES: TrafficRates = { cps: 0n, inpps: 0n, outpps: 0n, inbps: 0n, outbps: 0n };
+
+/** `ipvsadm -L` with its flags: version header, column titles, every service. */
+export function formatListing(snapshot: ListingSnapshot, format: ListFormat = DEFAULT_LIST_FORMAT, options: FormatOptions = {}): string {
+  const rendering: Rendering = { format, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
+  const [major, minor, patch] = (snapshot.version ?? "1.2.1").split(".");
+  let out = `IP Virtual Server version ${major ?? 0}.${minor ?? 0}.${patch ?? 0} (size=${snapshot.tableSize})\n`;
+  out += title(format);
+  const services = format.sort ? glibcSort(snapshot.services, (a, b) => compareServices(a.config, b.config)) : snapshot.services;
+  for (const service of services) out += renderService(service, rendering);
+  return out;
+}
+
+/** `ipvsadm -L -t|-u|-f SERVICE`: column titles and that one service, no version header. */
+export function formatServiceListing(service: ServiceSnapshot, format: ListFormat = DEFAULT_LIST_FORMAT, options: FormatOptions = {}): string {
+  const rendering: Rendering = { format, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
+  return title(format) + renderService(service, rendering);
+}
+
+export interface SaveOptions extends FormatOptions {
+  /** -S -n: numeric ports. */
+  readonly numeric?: boolean;
+}
+
+/** `ipvsadm -S [-n]`: the rules, sorted as ipvsadm sorts them. */
+export function formatSave(services: readonly ServiceWithDestinations[], options: SaveOptions = {}): string {
+  const rendering: Rendering = {
+    format: { ...DEFAULT_LIST_FORMAT, numeric: options.numeric ?? false },
+    rule: true,
+    portNames: options.portNames ?? systemPortNamesDb(),
+  };
+  const sorted = glibcSort(services, (a, b) => compareServices(a.service, b.service));
+  let out = "";
+  for (const entry of sorted) {
+    out += renderService(
+      {
+        config: entry.service,
+        destinations: entry.destinations.map((config) => ({ config, activeConns: 0, inactConns: 0, persistConns: 0 })),
+      },
+      rendering,
+    );
+  }
+  return out;
+}
+
+/** print_title(). */
+function title(format: ListFormat): string {
+  const remote = "  -> RemoteAddress:Port\n";
+  const prot = "Prot LocalAddress:Port";
+  if (format.stats) return `${left(prot, 33)} ${right("Conns", 8)} ${right("InPkts", 8)} ${right("OutPkts", 8)} ${right("InBytes", 8)} ${right("OutBytes", 8)}\n${remote}`;
+  if (format.rate) return `${left(prot, 33)} ${right("CPS", 8)} ${right("InPPS", 8)} ${right("OutPPS", 8)} ${right("InBPS", 8)} ${right("OutBPS", 8)}\n${remote}`;
+  if (format.thresholds) return `${left(prot, 33)} ${left("Uthreshold", 10)} ${left("Lthreshold", 10)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n${remote}`;
+  if (format.persistentConn) return `${left(prot, 33)} ${left("Weight", 9)} ${left("PersistConn", 11)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n${remote}`;
+  if (format.tunInfo) {
+    return "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n";
+  }
+  return "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+}
+
+/** print_service_entry(): the service line, then its destinations. */
+function renderService(service: ServiceSnapshot, rendering: Rendering): string {
+  const { format, rule } = rendering;
+  const config = service.config;
+  const ipv6 = serviceIsIpv6(config.key);
+  const protocol: Protocol = config.key.kind === "address" ? config.key.protocol : "tcp";
+  const svcName = serviceName(config.key, rendering);
+  let out: string;
+
+  if (rule) {
+    out = `-A ${svcName} -s ${config.scheduler}`;
+    if (config.persistence) out += ` -p ${config.persistence.timeout}${maskText(config, " -M ")}`;
+    if (config.persistenceEngine) out += ` --pe ${config.persistenceEngine}`;
+    if (config.onePacket) out += " -o";
+    if (schedulerFlagBits(config.schedulerFlags) !== 0) out += ` -b ${schedFlagsText(config)}`;
+  } else if (format.stats) {
+    const s = service.stats ?? ZERO_COUNTERS;
+    out = left(svcName, 33) + [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes].map((n) => largeNumber(n, format)).join("");
+  } else if (format.rate) {
+    const r = service.rates ?? ZERO_RATES;
+    out = left(svcName, 33) + [r.cps, r.inpps, r.outpps, r.inbps, r.outbps].map((n) => largeNumber(n, format)).join("");
+  } else {
+    out = `${svcName} ${config.scheduler}`;
+    if (schedulerFlagBits(config.schedulerFlags) !== 0) out += ` (${schedFlagsText(config)})`;
+    if (config.persistence) {
+      out += ` persistent ${config.persistence.timeout}${maskText(config, " mask ")}`;
+      if (config.persistenceEngine) out += ` pe ${config.persistenceEngine}`;
+    }
+    if (config.onePacket) out += " ops";
+  }
+  out += "\n";
+
+  const destinations = format.sort
+    ? glibcSort(service.destinations, (a, b) => compareDestinations(a.config, b.config))
+    : service.destinations;
+  for (const dest of destinations) {
+    const d = dest.config;
+    let dname = addressPort(d.address, d.port, protocol, rendering);
+    if (!rule && !isIpv6(d.address)) dname = dname.slice(0, 28);
+    if (rule) {
+      out += ruleLine(svcName, dname, dest);
+    } else if (format.stats) {
+      const s = dest.stats ?? ZERO_COUNTERS;
+      out += `  -> ${left(dname, 28)}${[s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes].map((n) => largeNumber(n, format)).join("")}\n`;
+    } else if (format.rate) {
+      const r = dest.rates ?? ZERO_RATES;
+      out += `  -> ${left(dname, 28)} ${right(String(r.cps), 8)} ${right(String(r.inpps), 8)} ${right(String(r.outpps), 8)}`;
+      out += `${largeNumber(r.inbps, format)}${largeNumber(r.outbps, format)}\n`;
+    } else if (format.thresholds) {
+      out += `  -> ${left(dname, 28)} ${left(String(d.upperThreshold), 10)} ${left(String(d.lowerThreshold), 10)} ${left(String(dest.activeConns), 10)} ${left(String(dest.inactConns), 10)}\n`;
+    } else if (format.persistentConn) {
+      out += `  -> ${left(dname, 28)} ${left(String(d.weight), 9)} ${left(String(dest.persistConns), 11)} ${left(String(dest.activeConns), 10)} ${left(String(dest.inactConns), 10)}\n`;
+    } else if (format.tunInfo) {
+      out += `  -> ${left(dname, 28)} ${left(forwardName(dest), 7)} ${left((dest.local ? undefined : tunnelInfo(d)) ?? "n/a", 13)} ${left(String(d.weight), 6)} ${left(String(dest.activeConns), 10)} ${left(String(dest.inactConns), 10)}\n`;
+    } else {
+      out += `  -> ${left(dname, 28)} ${left(forwardName(dest), 7)} ${left(String(d.weight), 6)} ${left(String(dest.activeConns), 10)} ${left(String(dest.inactConns), 10)}\n`;
+    }
+  }
+  return out;
+}
+
+/** "-t 10.0.0.1:80" / "-f 5 -6" in rules; "TCP  10.0.0.1:80" / "FWM  5 IPv6" in listings. */
+function serviceName(key: ServiceKey, rendering: Rendering): string {
+  if (key.kind === "fwmark") {
+    if (rendering.rule) return key.family === 6 ? `-f ${key.fwmark} -6` : `-f ${key.fwmark}`;
+    return key.family === 6 ? `FWM  ${key.fwmark} IPv6` : `FWM  ${key.fwmark}`;
+  }
+  const vname = addressPort(key.address, key.port, key.protocol, rendering);
+  if (rendering.rule) return `${RULE_SWITCH[key.protocol]} ${vname}`;
+  const name = `${left(key.protocol.toUpperCase(), 4)} ${vname}`;
+  return isIpv6(key.address) ? name : name.slice(0, 33);
+}
+
+const RULE_SWITCH: Readonly<Record<Protocol, string>> = { tcp: "-t", udp: "-u", sctp: "--sctp-service" };
+
+/** addrport_to_anyname(): "a.b.c.d:port" or "[v6]:port", in a 60-byte buffer. */
+function addressPort(address: string, port: number, protocol: Protocol | undefined, rendering: Rendering): string {
+  const parsed = parseAddress(address);
+  const text = parsed?.text ?? address;
+  const portText = rendering.format.numeric || !protocol ? String(port) : (rendering.portNames.nameOf(port, protocol) ?? String(port));
+  const joined = parsed?.family === 6 ? `[${text}]:${portText}` : `${text}:${portText}`;
+  return joined.slice(0, 59);
+}
+
+function isIpv6(address: string): boolean {
+  return parseAddress(address)?.family === 6;
+}
+
+function serviceIsIpv6(key: ServiceKey): boolean {
+  return key.kind === "fwmark" ? key.family === 6 : isIpv6(key.address);
+}
+
+/** The persistence mask when it is not the default /32 or /128, with its prefix (" -M " or " mask "). */
+function maskText(config: ServiceConfig, prefix: string): string {
+  const netmask = config.persistence?.netmask;
+  if (netmask === undefined) return "";
+  if (serviceIsIpv6(config.key)) {
+    const length = typeof netmask === "number" ? netmask : Number.parseInt(netmask, 10);
+    return length !== 128 ? `${prefix}${length}` : "";
+  }
+  const dotted = typeof netmask === "number" ? formatIpv4(prefixToMask(netmask)) : (parseAddress(netmask)?.text ?? netmask);
+  return dotted !== "255.255.255.255" ? `${prefix}${dotted}` : "";
+}
+
+function prefixToMask(length: number): number {
+  if (length <= 0) return 0;
+  if (length >= 32) return 0xffffffff;
+  return (0xffffffff << (32 - length)) >>> 0;
+}
+
+/** print_sched_flags(): named for sh and mh, flag-N otherwise; unnamed bits print nothing. */
+function schedFlagsText(config: ServiceConfig): string {
+  const bits = schedulerFlagBits(config.schedulerFlags);
+  const named = config.scheduler === "sh" || config.scheduler === "mh";
+  const names = schedulerFlagNames(config.scheduler, named ? bits & 3 : bits);
+  return names.join(",");
+}
+
+function forwardName(dest: DestinationSnapshot): string {
+  if (dest.local) return "Local";
+  return { masq: "Masq", route: "Route", tunnel: "Tunnel" }[dest.config.method];
+}
+
+function forwardSwitch(dest: DestinationSnapshot): string {
+  if (dest.local) return "-g";
+  return { masq: "-m", route: "-g", tunnel: "-i" }[dest.config.method];
+}
+
+const CHECKSUM_SHORT: Readonly<Record<TunnelChecksum, string>> = { nocsum: "-c", csum: "+c", remcsum: "r+c" };
+
+/** fwd_tun_info(): "ipip", "gue:6080:-c", "gre:+c"; nothing for other methods. */
+function tunnelInfo(dest: DestinationConfig): string | undefined {
+  if (dest.method !== "tunnel") return undefined;
+  const tunnel = dest.tunnel ?? { type: "ipip", checksum: "nocsum" };
+  if (tunnel.type === "ipip") return "ipip";
+  if (tunnel.type === "gue") return `gue:${tunnel.port ?? 0}:${CHECKSUM_SHORT[tunnel.checksum]}`;
+  return `gre:${CHECKSUM_SHORT[tunnel.checksum]}`;
+}
+
+/**
+ * One -a line. lvsadm's one addition: " -x U -y L" after " -w W" when a threshold is set
+ * (ipvsadm's -S drops thresholds; with both zero the line is ipvsadm's, byte for byte).
+ */
+function ruleLine(svcName: string, dname: string, dest: DestinationSnapshot): string {
+  const d = dest.config;
+  let line = `-a ${svcName} -r ${dname} ${forwardSwitch(dest)} -w ${d.weight}`;
+  if (d.upperThreshold !== 0 || d.lowerThreshold !== 0) line += ` -x ${d.upperThreshold} -y ${d.lowerThreshold}`;
+  if (d.method === "tunnel" && !dest.local) {
+    const tunnel = d.tunnel ?? { type: "ipip", checksum: "nocsum" };
+    line += ` --tun-type ${tunnel.type}`;
+    if (tunnel.type === "gue") line += ` --tun-port ${tunnel.port ?? 0} --tun-${tunnel.checksum}`;
+    if (tunnel.type === "gre") line += ` --tun-${tunnel.checksum}`;
+  }
+  return `${line}\n`;
+}
+
+/** print_largenum(): "%9llu" below 10^8, then K, M, G, T; --exact widens instead. */
+export function largeNumber(value: bigint, format: Pick<ListFormat, "exact">): string {
+  const digits = value.toString();
+  if (format.exact) return right(digits, digits.length <= 8 ? 9 : digits.length + 1);
+  if (value < 100000000n) return right(digits, 9);
+  if (value < 1000000000n) return `${right((value / 1000n).toString(), 8)}K`;
+  if (value < 100000000000n) return `${right((value / 1000000n).toString(), 8)}M`;
+  if (value < 100000000000000n) return `${right((value / 1000000000n).toString(), 8)}G`;
+  return `${right((value / 1000000000000n).toString(), 8)}T`;
+}
+
+/** `ipvsadm -Lc` / `-Lnc` (list_conn and print_conn). */
+export function formatConnections(
+  connections: readonly ConnectionSnapshot[],
+  format: Pick<ListFormat, "numeric" | "persistentConn"> = DEFAULT_LIST_FORMAT,
+  options: FormatOptions = {},
+): string {
+  const rendering: Rendering = {
+    format: { ...DEFAULT_LIST_FORMAT, numeric: format.numeric },
+    rule: false,
+    portNames: options.portNames ?? systemPortNamesDb(),
+  };
+  let out = "IPVS connection entries\n";
+  out += format.persistentConn
+    ? `pro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} ${left("destination", 18)} ${left("pe name", 16)} pe_data\n`
+    : `pro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} destination\n`;
+  for (const conn of connections) {
+    const protocol = conn.protocol === "ip" ? undefined : conn.protocol;
+    const cname = addressPort(conn.client.address, conn.client.port, protocol, rendering);
+    const vname = addressPort(conn.virtual.address, conn.virtual.port, protocol, rendering);
+    const dname = addressPort(conn.destination.address, conn.destination.port, protocol, rendering);
+    const expires = Math.max(0, Math.trunc(conn.expires));
+    const expire = `${String(Math.trunc(expires / 60)).padStart(2, "0")}:${String(expires % 60).padStart(2, "0")}`;
+    const head = `${left(conn.protocol.toUpperCase(), 3)} ${left(expire, 6)} ${left(conn.state, 11)} ${left(cname, 18)} ${left(vname, 18)}`;
+    if (format.persistentConn && conn.persistenceEngine) {
+      out += `${head} ${left(dname, 16)} ${left(conn.persistenceEngine.name, 18)} ${conn.persistenceEngine.data}\n`;
+    } else {
+      out += `${head} ${dname}\n`;
+    }
+  }
+  return out;
+}
+
+/** `ipvsadm -L --timeout`. */
+export function formatTimeouts(timeouts: Timeouts): string {
+  return `Timeout (tcp tcpfin udp): ${timeouts.tcp} ${timeouts.tcpFin} ${timeouts.udp}\n`;
+}
+
+/** `ipvsadm -L --daemon`: the master's line, then the backup's; nothing when none runs. */
+export function formatDaemons(daemons: readonly SyncDaemonSnapshot[]): string {
+  let out = "";
+  for (const role of ["master", "backup"] as const) {
+    const daemon = daemons.find((d) => d.role === role);
+    if (!daemon) continue;
+    out += `${role} sync daemon (mcast=${daemon.mcastInterface}, syncid=${daemon.syncId}`;
+    if (daemon.syncMaxlen) out += `, maxlen=${daemon.syncMaxlen}`;
+    if (daemon.mcastGroup !== undefined) out += `, group=${parseAddress(daemon.mcastGroup)?.text ?? daemon.mcastGroup}`;
+    if (daemon.mcastPort) out += `, port=${daemon.mcastPort}`;
+    if (daemon.mcastTtl) out += `, ttl=${daemon.mcastTtl}`;
+    out += ")\n";
+  }
+  return out;
+}
+
+/** printf("%-Ns"). */
+function left(text: string, width: number): string {
+  return text.padEnd(width, " ");
+}
+
+/** printf("%Ns"). */
+function right(text: string, width: number): string {
+  return text.padStart(width, " ");
+}

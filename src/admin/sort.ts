@@ -1,0 +1,100 @@
+// ipvsadm's listing order: libipvs's ipvs_cmp_services / ipvs_cmp_dests, whose differences of
+// unsigned 32-bit fields wrap into a signed int (so 10.0.0.1 sorts after 200.0.0.1), applied
+// with glibc's qsort, a top-down merge sort: a non-transitive order still comes out the same.
+import type { DestinationConfig, ServiceConfig } from "../config/types.js";
+import { parseAddress } from "./inet.js";
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const PROTOCOL_NUMBER = { tcp: 6, udp: 17, sctp: 132 } as const;
+
+type Words = readonly [number, number, number, number];
+
+interface ServiceSortKey {
+  readonly fwmark: number;
+  readonly af: number;
+  readonly protocol: number;
+  readonly words: Words;
+  readonly port: number;
+}
+
+const ZERO_WORDS: Words = [0, 0, 0, 0];
+
+function serviceSortKey(service: ServiceConfig): ServiceSortKey {
+  const key = service.key;
+  if (key.kind === "fwmark") {
+    // ipvsadm adds fwmark services as TCP with a zero address and port.
+    return { fwmark: key.fwmark, af: key.family === 6 ? AF_INET6 : AF_INET, protocol: 6, words: ZERO_WORDS, port: 0 };
+  }
+  const parsed = parseAddress(key.address);
+  return {
+    fwmark: 0,
+    af: parsed?.family === 6 ? AF_INET6 : AF_INET,
+    protocol: PROTOCOL_NUMBER[key.protocol],
+    words: parsed?.words32 ?? ZERO_WORDS,
+    port: key.port,
+  };
+}
+
+/** (int)(a - b) for two unsigned 32-bit values, as C computes it. */
+function wrappedDifference(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+function compareWords(af: number, a: Words, b: Words): number {
+  if (af !== AF_INET6) return wrappedDifference(a[0], b[0]);
+  let r = 0;
+  for (let i = 0; r === 0 && i < 4; i++) r = wrappedDifference(a[i]!, b[i]!);
+  return r;
+}
+
+/** ipvs_cmp_services(): fwmark, family, protocol, address, port. */
+export function compareServices(a: ServiceConfig, b: ServiceConfig): number {
+  const x = serviceSortKey(a);
+  const y = serviceSortKey(b);
+  let r = wrappedDifference(x.fwmark, y.fwmark);
+  if (r !== 0) return r;
+  r = x.af - y.af;
+  if (r !== 0) return r;
+  r = x.protocol - y.protocol;
+  if (r !== 0) return r;
+  r = compareWords(x.af, x.words, y.words);
+  if (r !== 0) return r;
+  return x.port - y.port;
+}
+
+/** ipvs_cmp_dests(): address (as wide as the first one's family), then port. */
+export function compareDestinations(a: Pick<DestinationConfig, "address" | "port">, b: Pick<DestinationConfig, "address" | "port">): number {
+  const x = parseAddress(a.address);
+  const y = parseAddress(b.address);
+  const r = compareWords(x?.family === 6 ? AF_INET6 : AF_INET, x?.words32 ?? ZERO_WORDS, y?.words32 ?? ZERO_WORDS);
+  if (r !== 0) return r;
+  return a.port - b.port;
+}
+
+/** glibc's msort: split in halves (the first one smaller), merge taking the left on ties. */
+export function glibcSort<T>(items: readonly T[], compare: (a: T, b: T) => number): T[] {
+  const out = items.slice();
+  mergeSort(out, 0, out.length, compare);
+  return out;
+}
+
+function mergeSort<T>(items: T[], start: number, count: number, compare: (a: T, b: T) => number): void {
+  if (count <= 1) return;
+  const leftCount = Math.floor(count / 2);
+  const rightCount = count - leftCount;
+  mergeSort(items, start, leftCount, compare);
+  mergeSort(items, start + leftCount, rightCount, compare);
+  const merged: T[] = [];
+  let i = start;
+  let j = start + leftCount;
+  const leftEnd = start + leftCount;
+  const rightEnd = start + count;
+  while (i < leftEnd && j < rightEnd) {
+    if (compare(items[i]!, items[j]!) <= 0) merged.push(items[i++]!);
+    else merged.push(items[j++]!);
+  }
+  while (i < leftEnd) merged.push(items[i++]!);
+  while (j < rightEnd) merged.push(items[j++]!);
+  for (let k = 0; k < merged.length; k++) items[start + k] = merged[k]!;
+}
