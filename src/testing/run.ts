@@ -85,13 +85,15 @@ export function withService<T>(
   const mhOpts = scheduler === "mh" ? { maglevSize: options.maglevSize, maglevOrder: options.maglevOrder } : {};
   const incremental = options.setup === "incremental";
   const service = table.createService(incremental ? { scheduler, flags: options.flags, ...mhOpts } : { scheduler: "wlc" });
+  const ids: number[] = [];
   try {
-    const ids = destinations.map((d) =>
+    for (const d of destinations) {
+      ids.push(
       table.addDestination(service, {
         address: d.address, port: d.port ?? 80, weight: d.weight ?? 1,
         upperThreshold: d.upperThreshold ?? 0, lowerThreshold: d.lowerThreshold ?? 0,
-      }),
-    );
+      }));
+    }
     destinations.forEach((d, i) =>
       table.setLoad(ids[i], {
         active: d.activeConnections ?? 0, inactive: d.inactiveConnections ?? 0,
@@ -103,6 +105,8 @@ export function withService<T>(
     table.setNow(options.now ?? 0);
     return body(table, service, ids);
   } finally {
+    // zero the counters first: a removed destination with connections would stay in the trash
+    for (const id of ids) if (table.destination(id).position >= 0) table.setLoad(id, {});
     table.deleteService(service);
   }
 }
