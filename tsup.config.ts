@@ -13,4 +13,6 @@ export default defineConfig({
   clean: true,
   splitting: false,
   shims: true,
+  // The testing kit hands users fast-check arbitraries: it must share their fast-check, not bundle one.
+  external: ["fast-check"],
 });

@@ -6,7 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -80,7 +80,9 @@ before(async () => {
     project = join(dir, "consumer");
     mkdirSync(project);
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true, type: "module" }));
-    await sh("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", join(dir, tgz[0])], project);
+    // fast-check is the testing kit's optional peer: a user of lvs-wasm/testing installs it.
+    const fastCheck = JSON.parse(readFileSync(join(REPO, "node_modules/fast-check/package.json"), "utf8")).version;
+    await sh("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", join(dir, tgz[0]), `fast-check@${fastCheck}`], project);
 
     writeFileSync(join(project, "esm.mjs"), [
       CHECK,
