@@ -7,9 +7,8 @@ import {
   formatListing, formatServiceListing, formatConnections, formatTimeouts, formatDaemons, formatSave,
   portNamesFromText, DEFAULT_LIST_FORMAT,
 } from "../src/index.js";
-import type {
-  ListingSnapshot, ServiceSnapshot, DestinationSnapshot, ServiceConfig, DestinationConfig, ListFormat,
-} from "../src/index.js";
+import type { ListingSnapshot, ServiceSnapshot, DestinationSnapshot, ListFormat } from "../src/index.js";
+import type { ServiceConfig, DestinationConfig } from "../src/config/types.js";
 
 /** C printf for the conversions ipvsadm uses: %s %d %u %llu with '-' and widths, and %*llu. */
 function printf(format: string, ...args: Array<string | number | bigint>): string {
