@@ -42,6 +42,23 @@ export function sumBytes(p: usize, len: u32, sum: u64): u64 {
   return ~fold(sum) & 0xffff;
 }
 
+/**
+ * True when the IPv4 header of ihl bytes at p has a valid header checksum (RFC 1071: the
+ * one's-complement sum of all its words, checksum included, is 0xFFFF). The common
+ * 20-byte header is summed inline as five native-order u32 loads in a u64 (no carries
+ * lost), folded once; 0xFFFF reads the same in either byte order (RFC 1071 section 2(B)),
+ * so no byte swap is needed. Headers with options take the generic path.
+ */
+@inline export function ipv4HeaderChecksumOk(p: usize, ihl: u32): bool {
+  if (ihl == 20) {
+    let s: u64 =
+      <u64>load<u32>(p) + <u64>load<u32>(p, 4) + <u64>load<u32>(p, 8) +
+      <u64>load<u32>(p, 12) + <u64>load<u32>(p, 16);
+    return fold(s) == 0xffff;
+  }
+  return checksum(p, ihl) == 0;
+}
+
 /** Full checksum of [p, p+len). */
 export function checksum(p: usize, len: u32): u32 {
   return finish(sumBytes(p, len, 0));

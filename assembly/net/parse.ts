@@ -5,7 +5,7 @@
 // string yields a status and nothing is read past the end.
 
 import { rd8, rd16 } from "./bytes";
-import { checksum } from "./checksum";
+import { ipv4HeaderChecksumOk } from "./checksum";
 import {
   ETH_HLEN, VLAN_HLEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, ETHERTYPE_QINQ,
   MAX_VLAN_TAGS, IPV4_HLEN, IPV6_HLEN, MAX_IPV6_EXT_HEADERS, LINK_ETHERNET,
@@ -120,7 +120,7 @@ function parseIPv4(p: usize, len: u32, l3: u32): u32 {
   const total = rd16(p + l3 + 2);
   if (total < ihl) return REASON_BAD_TOTAL_LENGTH;
   if (l3 + total > len) return REASON_TRUNCATED;
-  if (checksum(p + l3, ihl) != 0) return REASON_BAD_IP_CHECKSUM;
+  if (!ipv4HeaderChecksumOk(p + l3, ihl)) return REASON_BAD_IP_CHECKSUM;
   const fragField = rd16(p + l3 + 6);
   const offset = fragField & 0x1fff;
   const moreFragments = (fragField & 0x2000) != 0;
