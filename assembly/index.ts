@@ -7,3 +7,4 @@ export * from "./exports/conn";
 export * from "./exports/forward-test-hooks";
 export * from "./exports/stats";
 export * from "./exports/sched";
+export * from "./exports/datapath";

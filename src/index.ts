@@ -18,3 +18,11 @@ export type { ForwardAction, TunnelType, MacRewrite } from "./core/actions.js";
 export * from "./sched/index.js";
 // ipvsadm language: argument parsing, listings and save/restore text (lvsadm).
 export * from "./admin/index.js";
+export { Balancer, PacketFlags } from "./balancer/balancer.js";
+export type { BalancerOptions, BalancerEvent, BalancerEventListener, DirectorAddressing, PacketOutcome } from "./balancer/balancer.js";
+export type { ConnectionRecord } from "./balancer/memory-readers.js";
+export { ConfigError } from "./config/types.js";
+export type {
+  ServiceKey, ServiceConfig, DestinationConfig, RuleSet, ServiceWithDestinations, Persistence, Protocol,
+  ForwardMethod, TunnelOptions, TunnelChecksum, AddressFamily,
+} from "./config/types.js";

@@ -275,3 +275,25 @@ export function removeConn(i: u32): void {
 @inline export function connInUse(i: u32): bool {
   return (<u32>load<u16>(connPtr(i) + C_FLAGS) & F_IN_USE) != 0;
 }
+
+/**
+ * Makes template i unfindable without moving it, as the kernel's ip_vs_check_template
+ * does (vport and dport 0xffff, cport 0, rehashed): connections it controls keep their
+ * link to it, and it lives out its timer.
+ */
+export function invalidateTemplate(i: u32): void {
+  const c = connPtr(i);
+  const flags = <u32>load<u16>(c + C_FLAGS);
+  if ((flags & (F_IN_USE | F_TEMPLATE)) != (F_IN_USE | F_TEMPLATE)) return;
+  if (<u32>load<u16>(c + C_VPORT) == 0xffff) return;
+  unlink(bucketsIn + (<usize>(load<u32>(c + C_HASH_IN) & bucketMask) << 2), i, C_NEXT_IN);
+  store<u16>(c + C_VPORT, 0xffff);
+  store<u16>(c + C_DPORT, 0xffff);
+  store<u16>(c + C_CPORT, 0);
+  const family = <u32>load<u8>(c + C_FAMILY);
+  const h = tupleHash(<u32>load<u8>(c + C_PROTO), family, c + C_CADDR, 0, c + C_VADDR, 0xffff, true);
+  store<u32>(c + C_HASH_IN, h);
+  const b = bucketsIn + (<usize>(h & bucketMask) << 2);
+  store<u32>(c + C_NEXT_IN, load<u32>(b));
+  store<u32>(b, i + 1);
+}

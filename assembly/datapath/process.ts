@@ -1,0 +1,412 @@
+// The batch datapath: for each slot, classify (a flow we know from the client side, a NAT
+// reply, an ICMP error about a flow, a new flow for a virtual service, or not ours), look
+// up or schedule, rewrite, count, and leave a verdict in the descriptor. This is IPVS's
+// ip_vs_in / ip_vs_out / ip_vs_in_icmp / ip_vs_out_icmp on one path, with time passed in.
+// Nothing here allocates.
+
+import {
+  slotCount, slotStride, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
+  DESC_MARK, DESC_VERDICT, DESC_REASON, DESC_ACTION, DESC_AUX,
+} from "../layout";
+import { rd8, rd16, wr8, copy6, copy16 } from "../net/bytes";
+import { csumReplace16 } from "../net/checksum";
+import { rd16 as r16 } from "../net/bytes";
+import {
+  parsePacket, pL3, pL4, pL4Len, pFamily, pProto, pFrag, pSport, pDport, pTcpFlags,
+  pSrcAddr, pDstAddr, pIpLen, pIcmpType, FRAG_LATER,
+} from "../net/parse";
+import {
+  LINK_ETHERNET, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6,
+  ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED, ICMP_PARAMETER_PROBLEM,
+  ICMPV6_DEST_UNREACH, ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED, ICMPV6_PARAM_PROBLEM,
+} from "../net/constants";
+import {
+  VERDICT_FORWARD, VERDICT_DROP, VERDICT_PASS, VERDICT_REPLY, REASON_NONE, REASON_NOT_IP,
+  REASON_FRAGMENT, REASON_TRUNCATED, REASON_TTL_EXPIRED, REASON_NO_DESTINATION,
+  REASON_NO_FLOW, REASON_TABLE_FULL, REASON_BAD_ACTION, REASON_UNSUPPORTED,
+} from "../verdict";
+import {
+  actionPtr, actionCount, outcome, A_KIND, A_FAMILY, A_PORT, A_ADDR, A_SET_MAC,
+  ACTION_NAT_DNAT, ACTION_NAT_SNAT, ACTION_ICMP_NAT_IN, ACTION_ICMP_NAT_OUT,
+  ACTION_PORT_UNREACHABLE, ACTION_SIZE,
+} from "../forward/action";
+import { applyParsed } from "../forward/apply";
+import {
+  lookupIn, lookupOut, insertConn, connPtr, touchConn, connExpired, connUsed, connCapacity,
+  NONE, C_DEST, C_SERVICE, C_STATE, C_FLAGS, C_TEMPLATE, C_NCONTROL, C_INPKTS, C_FWMARK,
+  C_METHOD, C_DPORT, C_VPORT, C_VADDR, C_DADDR, F_INACTIVE, F_NOOUTPUT,
+} from "../conn/conn-table";
+import {
+  tcpNextState, stateTimeout, S_NONE, S_UDP, S_TIME_WAIT, DIR_INPUT, DIR_OUTPUT,
+  DIR_INPUT_ONLY,
+} from "../conn/tcp-states";
+import {
+  destPtr, setNow, D_PORT, D_ADDR, D_FAMILY, D_FLAGS, D_SERVICE, DF_AVAILABLE, FK_CADDR, FK_VADDR,
+  FK_CPORT, FK_VPORT, FK_PROTO, FK_FAMILY,
+} from "../sched/table";
+import { scheduleFlow } from "../sched/service";
+import { countConnection, countPacket } from "../stats/counters";
+import {
+  findService, serviceFlags, servicePort, serviceFwmark, SVC_NONE, SVCF_PERSISTENT,
+  SVCF_ONE_PACKET,
+} from "./services";
+import { neighbourMac, ownMacPtr, ownMacSet } from "./neighbours";
+import { persistSchedule, templateIndex, templateDest } from "./persist";
+import { bindConn, applyStateChange, dropConn } from "./accounting";
+import { emit, EV_FLOW_CREATED } from "./events";
+import { flowKey, scratchAction, connReuse, expireNodestConn } from "./config";
+
+/** Descriptor aux bits set on the way out. */
+export const AUX_NEEDS_NEIGHBOUR: u32 = 1; // Ethernet output but no MAC known for the next hop
+export const AUX_TOWARD_CLIENT: u32 = 2; // a NAT reply or an error sent back to the client
+export const AUX_NEW_FLOW: u32 = 4; // this packet created a connection
+
+const TH_SYN: u32 = 0x02;
+const TH_RST: u32 = 0x04;
+
+let now: u32 = 0;
+let slot: u32 = 0;
+let link: u32 = 0;
+let aux: u32 = 0;
+let dest: u32 = NONE;
+
+/** Processes slots [first, first + count) at time `nowMs`. Returns the number processed. */
+export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
+  if (first >= slotCount) return 0;
+  if (count > slotCount - first) count = slotCount - first;
+  now = nowMs;
+  setNow(nowMs);
+  for (let i = first; i < first + count; i++) {
+    slot = i;
+    aux = 0;
+    dest = NONE;
+    const result = processOne(i);
+    descSet(i, DESC_VERDICT, result & 0xff);
+    descSet(i, DESC_REASON, result >> 8);
+    descSet(i, DESC_ACTION, dest);
+    descSet(i, DESC_AUX, aux);
+  }
+  return count;
+}
+
+@inline function isIcmpError(family: u32, type: u32): bool {
+  return family == 4
+    ? type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETER_PROBLEM
+    : type == ICMPV6_DEST_UNREACH || type == ICMPV6_PACKET_TOO_BIG || type == ICMPV6_TIME_EXCEEDED || type == ICMPV6_PARAM_PROBLEM;
+}
+
+function processOne(i: u32): u32 {
+  const off = descGet(i, DESC_OFFSET);
+  const len = descGet(i, DESC_LENGTH);
+  if (off > slotStride || len > slotStride - off) return outcome(VERDICT_DROP, REASON_TRUNCATED);
+  const pkt = slotPtr(i) + off;
+  link = descGet(i, DESC_LINK);
+  const status = parsePacket(pkt, len, link);
+  if (status == REASON_NOT_IP) return outcome(VERDICT_PASS, REASON_NOT_IP);
+  if (status != REASON_NONE) return outcome(VERDICT_DROP, status);
+  // Later fragments carry no ports; IPVS relies on reassembly before it, which we lack.
+  if (pFrag == FRAG_LATER) return outcome(VERDICT_DROP, REASON_FRAGMENT);
+  const proto = pProto;
+  const family = pFamily;
+  if ((proto == PROTO_ICMP && family == 4) || (proto == PROTO_ICMPV6 && family == 6)) {
+    if (isIcmpError(family, pIcmpType)) return icmpError(pkt, family);
+    return outcome(VERDICT_PASS, REASON_NONE); // echo and the rest: the host's business
+  }
+  const src = pkt + pSrcAddr;
+  const dst = pkt + pDstAddr;
+  const sport = pSport;
+  const dport = pDport;
+
+  let c = lookupIn(proto, family, src, sport, dst, dport, false);
+  if (c != NONE) {
+    if (connExpired(c, now)) {
+      dropConn(c);
+      c = NONE;
+    } else if (
+      proto == PROTO_TCP && connReuse && (pTcpFlags & TH_SYN) != 0 &&
+      <u32>load<u8>(connPtr(c) + C_STATE) == S_TIME_WAIT
+    ) {
+      dropConn(c); // conn_reuse_mode: a new SYN on a finished connection is a new flow
+      c = NONE;
+    }
+  }
+  if (c != NONE) return clientPacket(pkt, c, proto);
+
+  const r = lookupOut(proto, family, src, sport, dst, dport);
+  if (r != NONE) {
+    if (!connExpired(r, now)) return replyPacket(pkt, r, proto);
+    dropConn(r);
+    return outcome(VERDICT_PASS, REASON_NO_FLOW);
+  }
+  return newFlow(pkt, proto, family, src, sport, dst, dport);
+}
+
+/** Moves a connection's TCP state on a packet of direction `dir` and restarts its timer. */
+function advance(c: u32, proto: u32, dir: u32): void {
+  if (proto == PROTO_TCP) {
+    const state = <u32>load<u8>(connPtr(c) + C_STATE);
+    const next = tcpNextState(dir, pTcpFlags, state);
+    if (next != state) applyStateChange(c, next);
+    touchConn(c, now, stateTimeout(next));
+  } else {
+    touchConn(c, now, stateTimeout(S_UDP));
+  }
+}
+
+@inline function destAvailable(d: u32): bool {
+  const p = destPtr(d);
+  return load<u32>(p + D_SERVICE) != NONE && (load<u32>(p + D_FLAGS) & DF_AVAILABLE) != 0;
+}
+
+/** A packet of a known connection from the client side. */
+function clientPacket(pkt: usize, c: u32, proto: u32): u32 {
+  const cp = connPtr(c);
+  const d = load<u32>(cp + C_DEST);
+  if (expireNodestConn && !destAvailable(d)) {
+    dropConn(c);
+    return outcome(VERDICT_DROP, REASON_NO_DESTINATION);
+  }
+  const flags = <u32>load<u16>(cp + C_FLAGS);
+  advance(c, proto, (flags & F_NOOUTPUT) != 0 ? DIR_INPUT_ONLY : DIR_INPUT);
+  store<u32>(cp + C_INPKTS, load<u32>(cp + C_INPKTS) + 1);
+  countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, true);
+  return transmit(pkt, d, <u32>load<u16>(cp + C_DPORT));
+}
+
+/** A reply from a real server of a NAT connection: source back to the virtual service. */
+function replyPacket(pkt: usize, c: u32, proto: u32): u32 {
+  const cp = connPtr(c);
+  const d = load<u32>(cp + C_DEST);
+  advance(c, proto, DIR_OUTPUT);
+  countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, false);
+  if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
+  const rec = scratchFor(ACTION_NAT_SNAT, pFamily, cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
+  const result = applyParsed(slot, pkt, rec);
+  dest = d;
+  aux |= AUX_TOWARD_CLIENT;
+  if ((result & 0xff) == VERDICT_FORWARD) setMacs(pFamily, pkt + pDstAddr, false);
+  return result;
+}
+
+/** The first packet of a flow: find its service, schedule, create the connection. */
+function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32): u32 {
+  const mark = descGet(slot, DESC_MARK);
+  let svc = SVC_NONE;
+  if (mark != 0) svc = findService(0, family, dst, 0, mark);
+  if (svc == SVC_NONE) svc = findService(proto, family, dst, dport, 0);
+  if (svc == SVC_NONE) svc = findService(proto, family, dst, 0, 0); // port-zero service
+  if (svc == SVC_NONE) return outcome(VERDICT_PASS, REASON_NONE);
+  // TCP schedules only on a SYN without RST (tcp_conn_schedule); the rest is the host's.
+  if (proto == PROTO_TCP && ((pTcpFlags & TH_SYN) == 0 || (pTcpFlags & TH_RST) != 0)) {
+    return outcome(VERDICT_PASS, REASON_NO_FLOW);
+  }
+  if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP && serviceFwmark(svc) == 0) {
+    return outcome(VERDICT_PASS, REASON_NONE);
+  }
+  // A full table refuses before the scheduler moves: established flows keep their room.
+  if (connUsed >= connCapacity) return outcome(VERDICT_DROP, REASON_TABLE_FULL);
+
+  fillFlowKey(proto, family, src, sport, dst, dport);
+  const flags = serviceFlags(svc);
+  const svcPort = servicePort(svc);
+  const fwmark = serviceFwmark(svc);
+  let d: i32;
+  let connDport: u32;
+  let template = NONE;
+  if (flags & SVCF_PERSISTENT) {
+    if (!persistSchedule(svc, proto, family, src, dst, dport, now)) {
+      if (templateDest == -2) return outcome(VERDICT_DROP, REASON_TABLE_FULL);
+      return portUnreachable(pkt);
+    }
+    d = templateDest;
+    template = templateIndex;
+    const destPort = <u32>load<u16>(destPtr(<u32>d) + D_PORT);
+    connDport = dport == svcPort && destPort != 0 ? destPort : dport;
+  } else {
+    // Port-zero services need persistence (the kernel drops and says so).
+    if (fwmark == 0 && dport != svcPort) return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+    d = scheduleFlow(svc, flowKey);
+    if (d < 0) return portUnreachable(pkt);
+    const destPort = <u32>load<u16>(destPtr(<u32>d) + D_PORT);
+    connDport = destPort != 0 ? destPort : dport;
+  }
+  const destId = <u32>d;
+  if (destId >= actionCount || load<u8>(actionPtr(destId) + A_KIND) == 0) {
+    return outcome(VERDICT_DROP, REASON_BAD_ACTION);
+  }
+  const nat = <u32>load<u8>(actionPtr(destId) + A_KIND) == ACTION_NAT_DNAT;
+
+  if ((flags & SVCF_ONE_PACKET) != 0 && proto == PROTO_UDP) {
+    countConnection(svc, destId);
+    countPacket(svc, destId, pIpLen, true);
+    aux |= AUX_NEW_FLOW;
+    return transmit(pkt, destId, connDport);
+  }
+  const c = insertConn(
+    proto, family, src, sport, dst, dport, destPtr(destId) + D_ADDR, connDport,
+    F_INACTIVE | (nat ? 0 : F_NOOUTPUT), nat,
+  );
+  if (c == NONE) return outcome(VERDICT_DROP, REASON_TABLE_FULL);
+  const cp = connPtr(c);
+  store<u32>(cp + C_DEST, destId);
+  store<u32>(cp + C_SERVICE, svc);
+  store<u32>(cp + C_FWMARK, mark);
+  store<u8>(cp + C_METHOD, load<u8>(actionPtr(destId) + A_KIND));
+  store<u8>(cp + C_STATE, <u8>S_NONE);
+  store<u32>(cp + C_TEMPLATE, template);
+  if (template != NONE) {
+    const tp = connPtr(template);
+    store<u32>(tp + C_NCONTROL, load<u32>(tp + C_NCONTROL) + 1);
+  }
+  bindConn(c, destId, svc);
+  countConnection(svc, destId);
+  emit(EV_FLOW_CREATED, c, destId, svc);
+  advance(c, proto, nat ? DIR_INPUT : DIR_INPUT_ONLY);
+  store<u32>(cp + C_INPKTS, 1);
+  countPacket(svc, destId, pIpLen, true);
+  aux |= AUX_NEW_FLOW;
+  return transmit(pkt, destId, connDport);
+}
+
+function fillFlowKey(proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32): void {
+  memory.fill(flowKey + FK_CADDR, 0, 32);
+  if (family == 4) {
+    store<u32>(flowKey + FK_CADDR, load<u32>(src));
+    store<u32>(flowKey + FK_VADDR, load<u32>(dst));
+  } else {
+    copy16(flowKey + FK_CADDR, src);
+    copy16(flowKey + FK_VADDR, dst);
+  }
+  store<u32>(flowKey + FK_CPORT, sport);
+  store<u32>(flowKey + FK_VPORT, dport);
+  store<u32>(flowKey + FK_PROTO, proto);
+  store<u32>(flowKey + FK_FAMILY, family);
+}
+
+/** Sends the packet to destination d by its forwarding method (its action record). */
+function transmit(pkt: usize, d: u32, dport: u32): u32 {
+  const rec = actionPtr(d);
+  const kind = <u32>load<u8>(rec + A_KIND);
+  if (kind == 0) return outcome(VERDICT_DROP, REASON_BAD_ACTION);
+  if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
+  if (kind == ACTION_NAT_DNAT) store<u16>(rec + A_PORT, <u16>dport);
+  const result = applyParsed(slot, pkt, rec);
+  dest = d;
+  if ((result & 0xff) == VERDICT_FORWARD) {
+    // The next hop is the real server itself (NAT, DR, and the outer destination of TUN).
+    const dp = destPtr(d);
+    setMacs(<u32>load<u8>(dp + D_FAMILY), dp + D_ADDR, load<u8>(rec + A_SET_MAC) != 0);
+  }
+  return result;
+}
+
+/** A scratch action record of `kind` with address and port (for replies and ICMP). */
+function scratchFor(kind: u32, family: u32, addr: usize, port: u32): usize {
+  const rec = scratchAction;
+  memory.fill(rec, 0, ACTION_SIZE);
+  store<u8>(rec + A_KIND, <u8>kind);
+  store<u8>(rec + A_FAMILY, <u8>family);
+  store<u16>(rec + A_PORT, <u16>port);
+  if (family == 4) store<u32>(rec + A_ADDR, load<u32>(addr));
+  else copy16(rec + A_ADDR, addr);
+  return rec;
+}
+
+/** No destination: ICMP port unreachable back to the client (ip_vs_leave). */
+function portUnreachable(pkt: usize): u32 {
+  const rec = scratchFor(ACTION_PORT_UNREACHABLE, pFamily, pkt + pDstAddr, 0);
+  aux |= AUX_TOWARD_CLIENT;
+  const result = applyParsed(slot, pkt, rec);
+  if ((result & 0xff) == VERDICT_REPLY) return result | (REASON_NO_DESTINATION << 8);
+  return result;
+}
+
+/**
+ * Ethernet output: destination MAC of the next hop (neighbour table, else gateway), source
+ * our own MAC. When no MAC is known the host is told (AUX_NEEDS_NEIGHBOUR), unless the
+ * action record carried MACs of its own.
+ */
+function setMacs(family: u32, nextHop: usize, recordHasMacs: bool): void {
+  if (link != LINK_ETHERNET) return;
+  const frame = slotPtr(slot) + descGet(slot, DESC_OFFSET);
+  const mac = neighbourMac(family, nextHop);
+  if (mac != 0) copy6(frame, mac);
+  else if (!recordHasMacs) aux |= AUX_NEEDS_NEIGHBOUR;
+  if (ownMacSet) copy6(frame + 6, ownMacPtr);
+}
+
+/** Counts our hop: IPv4 TTL / IPv6 hop limit minus one; false when it would reach zero. */
+function decrementTtl(pkt: usize): bool {
+  const ip = pkt + pL3;
+  if (pFamily == 4) {
+    const ttl = rd8(ip + 8);
+    if (ttl <= 1) return false;
+    const proto = rd8(ip + 9);
+    wr8(ip + 8, ttl - 1);
+    const sum = csumReplace16(r16(ip + 10), (ttl << 8) | proto, ((ttl - 1) << 8) | proto);
+    store<u16>(ip + 10, bswap<u16>(<u16>sum));
+    return true;
+  }
+  const hops = rd8(ip + 7);
+  if (hops <= 1) return false;
+  wr8(ip + 7, hops - 1);
+  return true;
+}
+
+/**
+ * An ICMP error quoting a packet of one of our flows. From the client side it quotes a
+ * reply we sent (VIP -> client); from a real server it quotes a packet we forwarded to it.
+ */
+function icmpError(pkt: usize, family: u32): u32 {
+  const e = pkt + pL4 + 8;
+  const avail: i32 = <i32>pL4Len - 8;
+  let eproto: u32;
+  let esrc: usize;
+  let edst: usize;
+  let ports: usize;
+  if (family == 4) {
+    if (avail < 20) return outcome(VERDICT_PASS, REASON_NONE);
+    const ihl = (rd8(e) & 0xf) << 2;
+    if (ihl < 20 || avail < <i32>(ihl + 4)) return outcome(VERDICT_PASS, REASON_NONE);
+    eproto = rd8(e + 9);
+    esrc = e + 12;
+    edst = e + 16;
+    ports = e + ihl;
+  } else {
+    if (avail < 44) return outcome(VERDICT_PASS, REASON_NONE);
+    eproto = rd8(e + 6);
+    esrc = e + 8;
+    edst = e + 24;
+    ports = e + 40;
+  }
+  if (eproto != PROTO_TCP && eproto != PROTO_UDP && eproto != PROTO_SCTP) return outcome(VERDICT_PASS, REASON_NONE);
+  const esport = rd16(ports);
+  const edport = rd16(ports + 2);
+  const c = lookupIn(eproto, family, edst, edport, esrc, esport, false);
+  if (c != NONE && !connExpired(c, now)) {
+    const cp = connPtr(c);
+    const d = load<u32>(cp + C_DEST);
+    countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, true);
+    if (<u32>load<u8>(cp + C_METHOD) != ACTION_NAT_DNAT) return transmit(pkt, d, 0);
+    if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
+    const rec = scratchFor(ACTION_ICMP_NAT_IN, family, cp + C_DADDR, <u32>load<u16>(cp + C_DPORT));
+    const result = applyParsed(slot, pkt, rec);
+    dest = d;
+    if ((result & 0xff) == VERDICT_FORWARD) setMacs(family, cp + C_DADDR, false);
+    return result;
+  }
+  const r = lookupOut(eproto, family, edst, edport, esrc, esport);
+  if (r != NONE && !connExpired(r, now)) {
+    const cp = connPtr(r);
+    const d = load<u32>(cp + C_DEST);
+    countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, false);
+    if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
+    const rec = scratchFor(ACTION_ICMP_NAT_OUT, family, cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
+    const result = applyParsed(slot, pkt, rec);
+    dest = d;
+    aux |= AUX_TOWARD_CLIENT;
+    if ((result & 0xff) == VERDICT_FORWARD) setMacs(family, pkt + pDstAddr, false);
+    return result;
+  }
+  return outcome(VERDICT_PASS, REASON_NONE);
+}

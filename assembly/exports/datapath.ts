@@ -1,0 +1,81 @@
+// ABI of the datapath: start-up (after lvsInit, actionsInit, schedInit, connInit,
+// statsInit), service keys, switches, neighbours, the batch call, expiry, events, and
+// connection inspection for listings.
+
+import { paramsBase } from "../layout";
+import { maxServices } from "../sched/table";
+import { initServiceIndex, addServiceKey, removeServiceKey, setPersistence, findService } from "../datapath/services";
+import { initNeighbours, setNeighbour, setOwnMac, setGatewayMac, neighbourCount } from "../datapath/neighbours";
+import { initEvents, enableEvents, eventsRing, eventsCount, eventsDropped, eventsClear } from "../datapath/events";
+import { initScratch, setSwitches } from "../datapath/config";
+import { processBatch } from "../datapath/process";
+import { expireSweep, dropDestConnections } from "../datapath/expire";
+import { connPtr, connCapacity, connInUse, connRemaining, C_FLAGS, F_IN_USE } from "../conn/conn-table";
+
+export function datapathInit(neighbours: u32, events: u32): u32 {
+  if (maxServices == 0) return 2; // schedInit first
+  if (!initServiceIndex(maxServices)) return 1;
+  if (!initNeighbours(neighbours)) return 1;
+  if (!initEvents(events)) return 1;
+  initScratch();
+  return 0;
+}
+
+/** Registers service id svc under <proto, family, address at params+0, port> or <fwmark, family>. */
+export function serviceKeyAdd(svc: u32, proto: u32, family: u32, port: u32, fwmark: u32): u32 {
+  return addServiceKey(svc, proto, family, paramsBase, port, fwmark) ? 0 : 1;
+}
+export function serviceKeyRemove(svc: u32): void {
+  removeServiceKey(svc);
+}
+/** Service id for a key (address at params+0), or 0xffffffff. */
+export function serviceKeyFind(proto: u32, family: u32, port: u32, fwmark: u32): u32 {
+  return findService(proto, family, paramsBase, port, fwmark);
+}
+export function servicePersistenceSet(svc: u32, timeoutMs: u32, onePacket: u32, prefix: u32): u32 {
+  return setPersistence(svc, timeoutMs, onePacket, prefix) ? 0 : 1;
+}
+export function datapathSwitches(expireNodest: u32, expireQuiescent: u32, connReuse: u32): void {
+  setSwitches(expireNodest, expireQuiescent, connReuse);
+}
+
+/** MAC at params+0, address at params+16. */
+export function neighbourSet(family: u32): u32 {
+  return setNeighbour(family, paramsBase + 16, paramsBase) ? 0 : 1;
+}
+export function neighbourTotal(): u32 { return neighbourCount(); }
+/** Our own MAC at params+0. */
+export function ownMacSet(): void { setOwnMac(paramsBase); }
+/** Gateway MAC for a family at params+0. */
+export function gatewayMacSet(family: u32): void { setGatewayMac(family, paramsBase); }
+
+export function process(first: u32, count: u32, now: u32): u32 {
+  return processBatch(first, count, now);
+}
+export function expire(now: u32, budget: u32): u32 {
+  return expireSweep(now, budget);
+}
+export function destDropConnections(dest: u32): u32 {
+  return dropDestConnections(dest);
+}
+
+export function eventsEnable(on: u32): void { enableEvents(on != 0); }
+export function regionEvents(): usize { return eventsRing(); }
+export function eventsPending(): u32 { return eventsCount(); }
+export function eventsLost(): u32 { return eventsDropped(); }
+export function eventsReset(): void { eventsClear(); }
+
+/** Whether connection record i is live (for listings: the host reads the record itself). */
+export function connLive(i: u32): u32 {
+  return i < connCapacity && connInUse(i) ? 1 : 0;
+}
+export function connExpiresIn(i: u32, now: u32): u32 {
+  return connRemaining(i, now);
+}
+/** Next live record at or after i, or 0xffffffff: lets the host walk the table in chunks. */
+export function connNextLive(i: u32): u32 {
+  for (let k = i; k < connCapacity; k++) {
+    if ((<u32>load<u16>(connPtr(k) + C_FLAGS) & F_IN_USE) != 0) return k;
+  }
+  return 0xffffffff;
+}

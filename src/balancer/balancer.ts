@@ -1,0 +1,539 @@
+// The Balancer: IPVS as a typed object. It owns one data-plane instance (packet slots,
+// scheduler tables, connection table, counters) and keeps the configuration model beside it,
+// so that every ipvsadm operation is validated whole against the model before the data
+// plane changes, and a rejected call changes nothing.
+
+import { Desc, LinkType, type DropReason, type Verdict } from "../core/abi.js";
+import { ACTION_SIZE, encodeAction, encodeAddress, encodeMac, type ForwardAction } from "../core/actions.js";
+import { PacketCore } from "../core/packet-core.js";
+import { ServiceTable } from "../sched/service-table.js";
+import { SchedulerConfigError } from "../sched/errors.js";
+import {
+  ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceKey,
+  type ServiceWithDestinations,
+} from "../config/types.js";
+import type { ConnectionSnapshot, ListingSnapshot, ServiceSnapshot, DestinationSnapshot } from "../admin/format.js";
+import type { Timeouts } from "../admin/command.js";
+import {
+  canonicalAddress, familyOfKey, normaliseDestination, normaliseService, normaliseServiceKey,
+  persistencePrefix, serviceKeyText, PROTOCOL_NUMBER,
+} from "./validate.js";
+import { readConnection, readStatsBlock, type ConnectionRecord } from "./memory-readers.js";
+
+export interface DirectorAddressing {
+  /** Our MAC: the source of every Ethernet frame we send. */
+  readonly mac?: string;
+  /** Next-hop MAC for destinations with no neighbour entry, per family. */
+  readonly gatewayMac4?: string;
+  readonly gatewayMac6?: string;
+  /** Outer source address of IPv4 / IPv6 tunnels (ipvsadm -i). */
+  readonly tunnelSource4?: string;
+  readonly tunnelSource6?: string;
+  /** Egress MTU for tunnelled packets: larger DF packets get ICMP fragmentation-needed. Default: no check. */
+  readonly tunnelMtu?: number;
+}
+
+export interface BalancerOptions {
+  /** Connection table capacity (fixed at start). Default 65,536. */
+  readonly connections?: number;
+  readonly maxServices?: number;
+  readonly maxDestinations?: number;
+  readonly destinationsPerService?: number;
+  /** Packet slots: the largest batch of one process() call. Default 256. */
+  readonly slots?: number;
+  /** Largest packet per slot. Default 65,600 (a GSO super-frame). */
+  readonly slotCapacity?: number;
+  readonly neighbours?: number;
+  readonly maglevTables?: number;
+  readonly maglevMaxSize?: number;
+  readonly seed?: number;
+  /** Drop connections of a removed destination on their next packet (sysctl expire_nodest_conn). Default false. */
+  readonly expireNodestConn?: boolean;
+  /** Persistence templates of a quiesced destination stop pinning (expire_quiescent_template). Default false. */
+  readonly expireQuiescentTemplate?: boolean;
+  /** A SYN on a TIME_WAIT connection is a new connection (conn_reuse_mode 1). Default true. */
+  readonly connReuse?: boolean;
+  readonly director?: DirectorAddressing;
+}
+
+/** What happened to one packet. */
+export interface PacketOutcome {
+  readonly verdict: Verdict;
+  readonly reason: DropReason;
+  /** Destination id the packet was sent to or for, or null. */
+  readonly destination: number | null;
+  /** AUX_* bits (see assembly/datapath/process.ts). */
+  readonly flags: number;
+  /** The packet as it now stands. */
+  readonly packet: Uint8Array;
+}
+
+export type BalancerEvent =
+  | { readonly type: "flow-created"; readonly connection: number; readonly destination: number; readonly service: ServiceKey }
+  | { readonly type: "flow-expired"; readonly connection: number; readonly destination: number; readonly service: ServiceKey | null }
+  | { readonly type: "destination-overloaded"; readonly destination: number; readonly service: ServiceKey | null }
+  | { readonly type: "destination-underloaded"; readonly destination: number; readonly service: ServiceKey | null };
+
+export type BalancerEventListener = (event: BalancerEvent) => void;
+
+/** Bits of PacketOutcome.flags. */
+export const PacketFlags = { NeedsNeighbour: 1, TowardClient: 2, NewFlow: 4 } as const;
+
+interface DestEntry {
+  id: number;
+  config: DestinationConfig;
+}
+interface ServiceEntry {
+  id: number;
+  config: ServiceConfig;
+  dests: DestEntry[];
+}
+
+type Fn = (...args: number[]) => number;
+const STATE = { established: 1, finWait: 4, udp: 11 } as const;
+const EVENT_TYPES = ["", "flow-created", "flow-expired", "destination-overloaded", "destination-underloaded"] as const;
+
+export class Balancer {
+  readonly core: PacketCore;
+  readonly scheduler: ServiceTable;
+  readonly connectionCapacity: number;
+  private readonly f: Record<string, Fn>;
+  private readonly services: ServiceEntry[] = [];
+  private readonly director: DirectorAddressing;
+  private readonly listeners = new Set<BalancerEventListener>();
+  private readonly serviceById = new Map<number, ServiceEntry>();
+  private sweepCursorBudget: number;
+
+  constructor(options: BalancerOptions = {}) {
+    const maxDests = options.maxDestinations ?? 4096;
+    this.core = new PacketCore({
+      slotCount: options.slots ?? 256,
+      slotCapacity: options.slotCapacity ?? 65600,
+      actionCount: maxDests + 1,
+    });
+    this.f = this.core.wasm as unknown as Record<string, Fn>;
+    this.scheduler = new ServiceTable(
+      {
+        maxServices: options.maxServices ?? 64,
+        maxDestinations: maxDests,
+        destinationsPerService: options.destinationsPerService,
+        maglevTables: options.maglevTables,
+        maglevMaxSize: options.maglevMaxSize,
+        seed: options.seed,
+      },
+      this.core.wasm,
+    );
+    const capacity = options.connections ?? 65536;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 24) {
+      throw new ConfigError(`connections: ${capacity} is not an integer in 1..16777216`);
+    }
+    this.connectionCapacity = capacity;
+    const seed = (options.seed ?? 0x5eed) >>> 0;
+    if (this.f.connInit(capacity, seed ^ 0x9e3779b9) !== 0) throw new Error("connInit failed");
+    if (this.f.statsInit(this.scheduler.maxServices, maxDests) !== 0) throw new Error("statsInit failed");
+    const rc = this.f.datapathInit(options.neighbours ?? 1024, 4096);
+    if (rc !== 0) throw new Error(`datapathInit failed with code ${rc}`);
+    this.f.datapathSwitches(options.expireNodestConn ? 1 : 0, options.expireQuiescentTemplate ? 1 : 0, options.connReuse === false ? 0 : 1);
+    this.sweepCursorBudget = Math.max(1024, Math.ceil(capacity / 8));
+    this.director = options.director ?? {};
+    this.applyDirector(this.director);
+  }
+
+  private mem(): Uint8Array {
+    return this.core.slots.bytes;
+  }
+  private params(): number {
+    return this.core.wasm.regionParams() >>> 0;
+  }
+
+  private applyDirector(d: DirectorAddressing): void {
+    const p = this.params();
+    if (d.mac) {
+      this.mem().set(encodeMac(d.mac, "director.mac"), p);
+      this.f.ownMacSet();
+    }
+    for (const [family, mac] of [[4, d.gatewayMac4], [6, d.gatewayMac6]] as const) {
+      if (!mac) continue;
+      this.mem().set(encodeMac(mac, `director.gatewayMac${family}`), p);
+      this.f.gatewayMacSet(family);
+    }
+    if (d.tunnelMtu !== undefined && (!Number.isInteger(d.tunnelMtu) || d.tunnelMtu < 68 || d.tunnelMtu > 65535)) {
+      throw new ConfigError(`director.tunnelMtu: ${d.tunnelMtu} is not an integer in 68..65535`);
+    }
+  }
+
+  // ---------------------------------------------------------------- services
+
+  private find(key: ServiceKey): ServiceEntry | undefined {
+    const text = serviceKeyText(key);
+    return this.services.find((s) => serviceKeyText(s.config.key) === text);
+  }
+
+  private mustFind(key: ServiceKey): ServiceEntry {
+    const k = normaliseServiceKey(key);
+    const entry = this.find(k);
+    if (!entry) throw new ConfigError(`No such service: ${serviceKeyText(k)}`);
+    return entry;
+  }
+
+  /** The scheduler options ServiceTable understands, from a service configuration. */
+  private schedulerOptions(config: ServiceConfig) {
+    return { scheduler: config.scheduler, flags: config.schedulerFlags };
+  }
+
+  private wrap<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof SchedulerConfigError) throw new ConfigError(e.message);
+      throw e;
+    }
+  }
+
+  /** ipvsadm -A. */
+  addService(config: ServiceConfig): void {
+    const c = normaliseService(config);
+    if (this.find(c.key)) throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`);
+    const family = familyOfKey(c.key);
+    const prefix = c.persistence ? persistencePrefix(c.persistence, family) : family === 4 ? 32 : 128;
+    const id = this.wrap(() => this.scheduler.createService(this.schedulerOptions(c)));
+    if (!this.registerKey(id, c.key)) {
+      this.scheduler.deleteService(id);
+      throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`);
+    }
+    this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    const entry: ServiceEntry = { id, config: c, dests: [] };
+    this.services.push(entry);
+    this.serviceById.set(id, entry);
+  }
+
+  private registerKey(id: number, key: ServiceKey): boolean {
+    const p = this.params();
+    if (key.kind === "fwmark") {
+      this.mem().fill(0, p, p + 16);
+      return this.f.serviceKeyAdd(id, 0, key.family, 0, key.fwmark) === 0;
+    }
+    this.mem().set(encodeAddress(key.address, "key.address").bytes, p);
+    return this.f.serviceKeyAdd(id, PROTOCOL_NUMBER[key.protocol], familyOfKey(key), key.port, 0) === 0;
+  }
+
+  /** ipvsadm -E: scheduler, flags, persistence and one-packet mode of an existing service. */
+  editService(config: ServiceConfig): void {
+    const c = normaliseService(config);
+    const entry = this.mustFind(c.key);
+    const family = familyOfKey(c.key);
+    const prefix = c.persistence ? persistencePrefix(c.persistence, family) : family === 4 ? 32 : 128;
+    this.wrap(() => this.scheduler.editService(entry.id, this.schedulerOptions(c)));
+    this.f.servicePersistenceSet(entry.id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    entry.config = c;
+  }
+
+  /** ipvsadm -D. Connections of its destinations live on until they expire (as in the kernel). */
+  deleteService(key: ServiceKey): void {
+    const entry = this.mustFind(key);
+    this.scheduler.deleteService(entry.id);
+    this.f.serviceKeyRemove(entry.id);
+    this.services.splice(this.services.indexOf(entry), 1);
+    this.serviceById.delete(entry.id);
+  }
+
+  /** ipvsadm -C. */
+  clear(): void {
+    for (const s of [...this.services]) this.deleteService(s.config.key);
+  }
+
+  // ------------------------------------------------------------ destinations
+
+  private actionFor(config: DestinationConfig, serviceFamily: 4 | 6): ForwardAction {
+    if (config.method === "masq") return { kind: "nat-dnat", address: config.address, port: config.port };
+    if (config.method === "route") {
+      // MACs come from the neighbour table at forwarding time.
+      return { kind: "dr", destinationMac: "00:00:00:00:00:00", sourceMac: "00:00:00:00:00:00" };
+    }
+    const family = config.address.includes(":") ? 6 : 4;
+    const local = family === 4 ? this.director.tunnelSource4 : this.director.tunnelSource6;
+    if (!local) {
+      throw new ConfigError(`destination ${config.address}: tunnelling needs director.tunnelSource${family} (the outer source address)`);
+    }
+    void serviceFamily;
+    const t = config.tunnel!;
+    return {
+      kind: "tunnel", type: t.type, remote: config.address, local, port: t.port,
+      checksum: t.checksum !== "nocsum", remoteChecksum: t.checksum === "remcsum",
+      mtu: this.director.tunnelMtu,
+    };
+  }
+
+  private writeAction(dest: number, record: Uint8Array): void {
+    const base = (this.f.regionActions() >>> 0) + dest * ACTION_SIZE;
+    this.mem().set(record, base);
+  }
+
+  /** ipvsadm -a. Returns the destination id. */
+  addDestination(key: ServiceKey, config: DestinationConfig): number {
+    const entry = this.mustFind(key);
+    const c = normaliseDestination(config, familyOfKey(entry.config.key));
+    if (entry.dests.some((d) => d.config.address === c.address && d.config.port === c.port)) {
+      throw new ConfigError(`Destination already exists: ${c.address}:${c.port} in ${serviceKeyText(entry.config.key)}`);
+    }
+    const record = this.wrap(() => encodeAction(this.actionFor(c, familyOfKey(entry.config.key))));
+    const id = this.wrap(() => this.scheduler.addDestination(entry.id, {
+      address: c.address, port: c.port, weight: c.weight, upperThreshold: c.upperThreshold, lowerThreshold: c.lowerThreshold,
+    }));
+    this.writeAction(id, record);
+    entry.dests.push({ id, config: c });
+    return id;
+  }
+
+  private findDest(entry: ServiceEntry, address: string, port: number): DestEntry {
+    const a = canonicalAddress(address, "destination.address").text;
+    const d = entry.dests.find((x) => x.config.address === a && x.config.port === port);
+    if (!d) throw new ConfigError(`No such destination: ${a}:${port} in ${serviceKeyText(entry.config.key)}`);
+    return d;
+  }
+
+  /**
+   * ipvsadm -e: weight, thresholds, method and tunnel options. Weight 0 quiesces: no new
+   * connections, existing ones continue. A changed method applies to existing connections
+   * too (the kernel keeps their old one).
+   */
+  editDestination(key: ServiceKey, config: DestinationConfig): void {
+    const entry = this.mustFind(key);
+    const c = normaliseDestination(config, familyOfKey(entry.config.key));
+    const d = this.findDest(entry, c.address, c.port);
+    const record = this.wrap(() => encodeAction(this.actionFor(c, familyOfKey(entry.config.key))));
+    this.wrap(() => this.scheduler.editDestination(d.id, { weight: c.weight, upperThreshold: c.upperThreshold, lowerThreshold: c.lowerThreshold }));
+    this.writeAction(d.id, record);
+    d.config = c;
+  }
+
+  /**
+   * ipvsadm -d. The destination takes no new connections; its existing ones continue
+   * until they expire, or are dropped on their next packet with expireNodestConn.
+   */
+  deleteDestination(key: ServiceKey, ref: { address: string; port: number }): void {
+    const entry = this.mustFind(key);
+    const d = this.findDest(entry, ref.address, ref.port);
+    this.scheduler.removeDestination(d.id);
+    entry.dests.splice(entry.dests.indexOf(d), 1);
+  }
+
+  // ---------------------------------------------------------------- timeouts
+
+  /** ipvsadm --set tcp tcpfin udp (seconds; 0 leaves a value unchanged). */
+  setTimeouts(t: Timeouts): void {
+    const check = (v: number, field: string) => {
+      if (!Number.isInteger(v) || v < 0 || v > 86400 * 31) throw new ConfigError(`${field}: ${v} is not an integer number of seconds in 0..2678400`);
+    };
+    check(t.tcp, "tcp");
+    check(t.tcpFin, "tcpFin");
+    check(t.udp, "udp");
+    if (t.tcp) this.f.timeoutSet(STATE.established, t.tcp * 1000);
+    if (t.tcpFin) this.f.timeoutSet(STATE.finWait, t.tcpFin * 1000);
+    if (t.udp) this.f.timeoutSet(STATE.udp, t.udp * 1000);
+  }
+
+  timeouts(): Timeouts {
+    return {
+      tcp: this.f.timeoutGet(STATE.established) / 1000,
+      tcpFin: this.f.timeoutGet(STATE.finWait) / 1000,
+      udp: this.f.timeoutGet(STATE.udp) / 1000,
+    };
+  }
+
+  // -------------------------------------------------------------- neighbours
+
+  /** Next-hop MAC of an address on the link (ARP / ND result, or --neigh IP=MAC). */
+  setNeighbour(address: string, mac: string): void {
+    const { family, bytes } = canonicalAddress(address, "neighbour address");
+    const macBytes = encodeMac(mac, "neighbour mac");
+    const p = this.params();
+    this.mem().set(macBytes, p);
+    this.mem().set(bytes, p + 16);
+    if (this.f.neighbourSet(family) !== 0) throw new ConfigError("neighbour table is full");
+  }
+
+  // ----------------------------------------------------------------- traffic
+
+  /** The packet slots: fill slots [0, n), then call process(n, now). */
+  get slots() {
+    return this.core.slots;
+  }
+
+  /**
+   * Runs slots [0, count) through the datapath at time `nowMs` (any millisecond clock; it
+   * may wrap at 2^32). Verdicts and destinations land in the descriptors.
+   */
+  process(count: number, nowMs: number): number {
+    const n = this.f.process(0, count, nowMs >>> 0);
+    this.drainEvents();
+    return n;
+  }
+
+  /** One packet through the datapath (via slot 0), for tools and tests. */
+  processPacket(packet: Uint8Array, link: LinkType, nowMs: number, mark = 0): PacketOutcome {
+    this.core.slots.write(0, packet, link, mark);
+    this.process(1, nowMs);
+    const s = this.core.slots;
+    const dest = s.field(0, Desc.Action);
+    return {
+      verdict: s.field(0, Desc.Verdict) as Verdict,
+      reason: s.field(0, Desc.Reason) as DropReason,
+      destination: dest === 0xffffffff ? null : dest,
+      flags: s.field(0, Desc.Aux),
+      packet: s.view(0).slice(),
+    };
+  }
+
+  /**
+   * Periodic work at `nowMs`: expires idle connections (a bounded sweep), runs the 2 s rate
+   * estimator and the schedulers' collectors. Call it every few hundred milliseconds.
+   * Returns how many connections expired.
+   */
+  tick(nowMs: number): number {
+    const now = nowMs >>> 0;
+    const expired = this.f.expire(now, this.sweepCursorBudget);
+    this.f.statsEstimate(now);
+    this.scheduler.tick(now);
+    this.drainEvents();
+    return expired;
+  }
+
+  /** Expires everything due at `nowMs` (a full sweep). */
+  expireAll(nowMs: number): number {
+    const n = this.f.expire(nowMs >>> 0, this.connectionCapacity);
+    this.drainEvents();
+    return n;
+  }
+
+  // ------------------------------------------------------------------ events
+
+  /** Listens to flow and destination events; returns a function that stops listening. */
+  on(listener: BalancerEventListener): () => void {
+    this.listeners.add(listener);
+    this.f.eventsEnable(1);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.f.eventsEnable(0);
+    };
+  }
+
+  private drainEvents(): void {
+    const n = this.f.eventsPending();
+    if (n === 0) return;
+    const base = this.f.regionEvents() >>> 0;
+    const v = new DataView(this.mem().buffer, base, n * 16);
+    const events: BalancerEvent[] = [];
+    for (let i = 0; i < n; i++) {
+      const type = EVENT_TYPES[v.getUint32(i * 16, true)];
+      const connection = v.getUint32(i * 16 + 4, true);
+      const destination = v.getUint32(i * 16 + 8, true);
+      const service = this.serviceById.get(v.getUint32(i * 16 + 12, true))?.config.key ?? null;
+      if (type === "flow-created" && service) events.push({ type, connection, destination, service });
+      else if (type === "flow-expired") events.push({ type, connection, destination, service });
+      else if (type === "destination-overloaded" || type === "destination-underloaded") events.push({ type, destination, service });
+    }
+    this.f.eventsReset();
+    for (const e of events) for (const l of this.listeners) l(e);
+  }
+
+  // ---------------------------------------------------------------- listings
+
+  /** Everything `ipvsadm -L` shows, services in the order they were added. */
+  listing(): ListingSnapshot {
+    return { tableSize: this.connectionCapacity, services: this.services.map((s) => this.serviceSnapshot(s)) };
+  }
+
+  /** One service as `ipvsadm -L -t ...` shows it. */
+  service(key: ServiceKey): ServiceSnapshot {
+    return this.serviceSnapshot(this.mustFind(key));
+  }
+
+  private statsBlock(index: number) {
+    const base = (this.f.regionStats() >>> 0) + index * 128;
+    return readStatsBlock(this.mem(), base);
+  }
+
+  private serviceSnapshot(s: ServiceEntry): ServiceSnapshot {
+    const svcStats = this.statsBlock(1 + s.id);
+    const destinations: DestinationSnapshot[] = s.dests.map((d) => {
+      const state = this.scheduler.destination(d.id);
+      const ds = this.statsBlock(1 + this.scheduler.maxServices + d.id);
+      return {
+        config: { ...d.config, weight: state.weight },
+        activeConns: state.activeConnections,
+        inactConns: state.inactiveConnections,
+        persistConns: state.persistentConnections,
+        stats: ds.stats,
+        rates: ds.rates,
+      };
+    });
+    return { config: s.config, stats: svcStats.stats, rates: svcStats.rates, destinations };
+  }
+
+  /** Counters of the whole balancer. */
+  totals() {
+    return this.statsBlock(0);
+  }
+
+  /** Every live connection and template record at `nowMs` (`ipvsadm -Lc`). */
+  connectionRecords(nowMs: number): ConnectionRecord[] {
+    const out: ConnectionRecord[] = [];
+    const base = this.f.regionConns() >>> 0;
+    const now = nowMs >>> 0;
+    for (let i = this.f.connNextLive(0) >>> 0; i !== 0xffffffff; i = this.f.connNextLive(i + 1) >>> 0) {
+      out.push(readConnection(this.mem(), base, i, this.f.connExpiresIn(i, now) >>> 0));
+    }
+    return out;
+  }
+
+  connections(nowMs: number): ConnectionSnapshot[] {
+    return this.connectionRecords(nowMs).map((r) => r.snapshot);
+  }
+
+  /** Live connection records (templates included). */
+  get connectionCount(): number {
+    return this.f.connTableUsed() >>> 0;
+  }
+
+  /** ipvsadm -Z: zero the counters of one service (and its destinations) or of everything. */
+  zero(key?: ServiceKey): void {
+    const services = key ? [this.mustFind(key)] : this.services;
+    if (!key) this.f.statsZeroTotal();
+    for (const s of services) {
+      this.f.statsZeroService(s.id);
+      for (const d of s.dests) this.f.statsZeroDest(d.id);
+    }
+  }
+
+  // ------------------------------------------------------------------- rules
+
+  /** The configuration as a rule set (what `ipvsadm -S` saves). */
+  rules(): RuleSet {
+    return {
+      services: this.services.map((s) => ({
+        service: s.config,
+        destinations: s.dests.map((d) => ({ ...d.config, weight: this.scheduler.destination(d.id).weight })),
+      })),
+    };
+  }
+
+  /**
+   * Applies a rule set (ipvsadm -R) whole or not at all: every service and destination is
+   * checked against a scratch balancer first, so an error leaves this one unchanged.
+   */
+  applyRules(ruleSet: RuleSet): void {
+    const scratch = new Balancer({
+      connections: 1, maxServices: this.scheduler.maxServices, maxDestinations: this.scheduler.maxDestinations,
+      slots: 1, slotCapacity: 128, director: this.director, destinationsPerService: this.scheduler.destinationsPerService,
+      maglevMaxSize: this.scheduler.maglevMaxSize,
+    });
+    const apply = (b: Balancer, s: ServiceWithDestinations) => {
+      b.addService(s.service);
+      for (const d of s.destinations) b.addDestination(s.service.key, d);
+    };
+    for (const s of this.rules().services) apply(scratch, s);
+    for (const s of ruleSet.services) apply(scratch, s);
+    for (const s of ruleSet.services) apply(this, s);
+  }
+}

@@ -1,0 +1,91 @@
+// Reads the data plane's records for listings: 64-bit counters and rate estimates
+// (assembly/stats/counters.ts) and connection records (assembly/conn/conn-table.ts).
+
+import type { TrafficCounters, TrafficRates, ConnectionSnapshot } from "../admin/format.js";
+import { formatAddress } from "../sched/flow.js";
+
+const STATS_SIZE = 128;
+
+/** Counters and displayed rates of one stats block (kernel display rounding). */
+export function readStatsBlock(mem: Uint8Array, at: number): { stats: TrafficCounters; rates: TrafficRates } {
+  const v = new DataView(mem.buffer, at, STATS_SIZE);
+  const u = (o: number) => v.getBigUint64(o, true);
+  const avg = (o: number) => v.getBigInt64(o, true);
+  const rate = (a: bigint) => (a <= 0n ? 0n : (a + 0x1ffn) >> 10n);
+  const byteRate = (a: bigint) => (a <= 0n ? 0n : (a + 0xfn) >> 5n);
+  return {
+    stats: { conns: u(0), inpkts: u(8), outpkts: u(16), inbytes: u(24), outbytes: u(32) },
+    rates: {
+      cps: rate(avg(80)), inpps: rate(avg(88)), outpps: rate(avg(96)),
+      inbps: byteRate(avg(104)), outbps: byteRate(avg(112)),
+    },
+  };
+}
+
+// Connection record fields.
+const C = {
+  proto: 8, family: 9, state: 10, method: 11, cport: 12, vport: 14, caddr: 16, vaddr: 32, daddr: 48,
+  dport: 64, flags: 66, timeout: 72, dest: 76, service: 80, template: 84, ncontrol: 88, inpkts: 92, fwmark: 96,
+} as const;
+export const CONN_RECORD_SIZE = 112;
+const F_TEMPLATE = 2;
+const F_INACTIVE = 4;
+
+export const TCP_STATE_NAMES = [
+  "NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE", "CLOSE_WAIT",
+  "LAST_ACK", "LISTEN", "SYNACK",
+] as const;
+
+const PROTOCOL_NAMES: Record<number, ConnectionSnapshot["protocol"]> = { 6: "tcp", 17: "udp", 132: "sctp", 0: "ip" };
+
+/** What a connection record holds, for listings and tests. */
+export interface ConnectionRecord {
+  readonly index: number;
+  readonly snapshot: ConnectionSnapshot;
+  readonly template: boolean;
+  readonly active: boolean;
+  readonly destinationId: number;
+  readonly serviceId: number;
+  readonly templateIndex: number | null;
+  readonly controlled: number;
+  readonly inPackets: number;
+  readonly fwmark: number;
+  /** The state's number (kernel order), 11 for UDP-like protocols. */
+  readonly stateNumber: number;
+}
+
+export function readConnection(mem: Uint8Array, base: number, index: number, expiresMs: number): ConnectionRecord {
+  const at = base + index * CONN_RECORD_SIZE;
+  const v = new DataView(mem.buffer, at, CONN_RECORD_SIZE);
+  const family = v.getUint8(C.family);
+  const proto = v.getUint8(C.proto);
+  const flags = v.getUint16(C.flags, true);
+  const addr = (o: number) => formatAddress(mem.subarray(at + o, at + o + 16), family);
+  const template = (flags & F_TEMPLATE) !== 0;
+  const stateNumber = v.getUint8(C.state);
+  const protocol = PROTOCOL_NAMES[proto] ?? "ip";
+  const state = protocol === "tcp" ? (TCP_STATE_NAMES[stateNumber] ?? "NONE") : template ? "NONE" : protocol.toUpperCase();
+  const t = v.getUint32(C.template, true);
+  return {
+    index,
+    template,
+    active: !template && (flags & F_INACTIVE) === 0,
+    destinationId: v.getUint32(C.dest, true),
+    serviceId: v.getUint32(C.service, true),
+    templateIndex: t === 0xffffffff ? null : t,
+    controlled: v.getUint32(C.ncontrol, true),
+    inPackets: v.getUint32(C.inpkts, true),
+    fwmark: v.getUint32(C.fwmark, true),
+    stateNumber,
+    snapshot: {
+      protocol,
+      client: { address: addr(C.caddr), port: v.getUint16(C.cport, true) },
+      virtual: template && proto === 0
+        ? { address: String(new DataView(mem.buffer, at + C.vaddr, 4).getUint32(0, false)), port: v.getUint16(C.vport, true) }
+        : { address: addr(C.vaddr), port: v.getUint16(C.vport, true) },
+      destination: { address: addr(C.daddr), port: v.getUint16(C.dport, true) },
+      state,
+      expires: Math.ceil(expiresMs / 1000),
+    },
+  };
+}

@@ -1,0 +1,218 @@
+// The whole datapath through the Balancer, with packets scapy built: scheduling, NAT both
+// ways, DR, the TCP state walk with the kernel's timeouts, persistence, quiescing, ICMP
+// errors, and a SYN flood against a full table.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Balancer, LinkType, Verdict, DropReason, type ServiceKey } from "../src/index.js";
+import { scapyBuild } from "./support/scapy.js";
+import { skipUnless } from "./support/tools.js";
+
+const VIP = "192.168.227.128";
+const RS1 = "192.168.253.143";
+const RS2 = "192.168.253.144";
+const KEY: ServiceKey = { kind: "address", protocol: "tcp", address: VIP, port: 80 };
+const skip = skipUnless("scapy");
+
+function natBalancer(scheduler = "rr", options: ConstructorParameters<typeof Balancer>[0] = {}) {
+  const b = new Balancer({ connections: 1024, ...options });
+  b.addService({ key: KEY, scheduler, schedulerFlags: [], onePacket: false });
+  for (const rs of [RS1, RS2]) {
+    b.addDestination(KEY, { address: rs, port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  }
+  return b;
+}
+
+/** IPv4 destination address of a raw IP packet. */
+const dst4 = (p: Uint8Array) => [...p.subarray(16, 20)].join(".");
+const src4 = (p: Uint8Array) => [...p.subarray(12, 16)].join(".");
+const sport = (p: Uint8Array) => (p[20] << 8) | p[21];
+
+const tcp = (src: string, sp: number, dst: string, dp: number, flags: string) =>
+  `IP(src='${src}',dst='${dst}',ttl=64)/TCP(sport=${sp},dport=${dp},flags='${flags}',seq=1000,ack=1)`;
+
+test("rr over two NAT real servers: SYNs alternate RS1, RS2 in list order; the rewrite goes to RIP:80", { skip }, () => {
+  const b = natBalancer();
+  const syns = scapyBuild([1, 2, 3, 4].map((i) => tcp("10.0.0.1", 40000 + i, VIP, 80, "S")));
+  const seen = syns.map((p, i) => {
+    const out = b.processPacket(p, LinkType.RawIp, 1000 + i);
+    assert.equal(out.verdict, Verdict.Forward);
+    assert.equal(out.packet[8], 63, "the director counts its hop");
+    return dst4(out.packet);
+  });
+  assert.deepEqual(seen, [RS1, RS2, RS1, RS2]);
+  const listing = b.listing();
+  assert.deepEqual(listing.services[0].destinations.map((d) => d.inactConns), [2, 2], "SYN_RECV connections are inactive");
+  assert.equal(listing.services[0].stats!.conns, 4n);
+});
+
+test("NAT: the full TCP walk, replies rewritten back to the VIP, states and timeouts as the kernel's", { skip }, () => {
+  const b = natBalancer();
+  const [syn, synack, ack, finFromServer, finack, lastAck] = scapyBuild([
+    tcp("10.0.0.1", 40001, VIP, 80, "S"),
+    tcp(RS1, 80, "10.0.0.1", 40001, "SA"),
+    tcp("10.0.0.1", 40001, VIP, 80, "A"),
+    tcp(RS1, 80, "10.0.0.1", 40001, "FA"),
+    tcp("10.0.0.1", 40001, VIP, 80, "FA"),
+    tcp(RS1, 80, "10.0.0.1", 40001, "A"),
+  ]);
+  const state = (now: number) => {
+    const [c] = b.connections(now);
+    return [c.state, c.expires];
+  };
+  assert.equal(dst4(b.processPacket(syn, LinkType.RawIp, 0).packet), RS1);
+  assert.deepEqual(state(0), ["SYN_RECV", 60]);
+  const reply = b.processPacket(synack, LinkType.RawIp, 10);
+  assert.equal(reply.verdict, Verdict.Forward);
+  assert.equal(src4(reply.packet), VIP, "the reply leaves from the VIP");
+  assert.equal(sport(reply.packet), 80);
+  assert.ok(reply.flags & 2, "marked toward the client");
+  assert.deepEqual(state(10), ["SYN_RECV", 60]);
+  b.processPacket(ack, LinkType.RawIp, 20);
+  assert.deepEqual(state(20), ["ESTABLISHED", 900]);
+  assert.equal(b.listing().services[0].destinations[0].activeConns, 1, "ESTABLISHED counts as active");
+  b.processPacket(finFromServer, LinkType.RawIp, 30);
+  assert.deepEqual(state(30), ["FIN_WAIT", 120]);
+  assert.equal(b.listing().services[0].destinations[0].activeConns, 0);
+  assert.equal(b.listing().services[0].destinations[0].inactConns, 1);
+  b.processPacket(finack, LinkType.RawIp, 40);
+  assert.deepEqual(state(40), ["TIME_WAIT", 120]);
+  b.processPacket(lastAck, LinkType.RawIp, 50);
+  assert.deepEqual(state(50), ["TIME_WAIT", 120]);
+  // Expiry: 120 s after the last packet the connection is gone and the counters are back to 0.
+  assert.equal(b.expireAll(50 + 119_999), 0);
+  assert.equal(b.expireAll(50 + 120_000), 1);
+  assert.equal(b.connectionCount, 0);
+  assert.equal(b.listing().services[0].destinations[0].inactConns, 0);
+  const s = b.listing().services[0].stats!;
+  assert.equal(s.inpkts, 3n);
+  assert.equal(s.outpkts, 3n);
+});
+
+test("DR: INPUT-ONLY states (client FIN from ESTABLISHED is FIN_WAIT), the IP header untouched, MACs from the neighbour table", { skip }, () => {
+  const b = new Balancer({ connections: 64, director: { mac: "02:00:00:00:00:fe" } });
+  b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  b.addDestination(KEY, { address: RS1, port: 80, method: "route", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  b.setNeighbour(RS1, "02:00:00:00:01:43");
+  const [syn, ack, fin] = scapyBuild([
+    `Ether(src='02:00:00:00:00:01',dst='02:00:00:00:00:fe')/${tcp("10.0.0.1", 5000, VIP, 80, "S")}`,
+    `Ether(src='02:00:00:00:00:01',dst='02:00:00:00:00:fe')/${tcp("10.0.0.1", 5000, VIP, 80, "A")}`,
+    `Ether(src='02:00:00:00:00:01',dst='02:00:00:00:00:fe')/${tcp("10.0.0.1", 5000, VIP, 80, "FA")}`,
+  ]);
+  const out = b.processPacket(syn, LinkType.Ethernet, 0);
+  assert.equal(out.verdict, Verdict.Forward);
+  assert.equal([...out.packet.subarray(0, 6)].map((x) => x.toString(16).padStart(2, "0")).join(":"), "02:00:00:00:01:43");
+  assert.equal([...out.packet.subarray(6, 12)].map((x) => x.toString(16).padStart(2, "0")).join(":"), "02:00:00:00:00:fe");
+  assert.equal(dst4(out.packet.subarray(14)), VIP, "DR keeps the VIP as destination");
+  b.processPacket(ack, LinkType.Ethernet, 1);
+  assert.equal(b.connections(1)[0].state, "ESTABLISHED");
+  b.processPacket(fin, LinkType.Ethernet, 2);
+  assert.deepEqual([b.connections(2)[0].state, b.connections(2)[0].expires], ["FIN_WAIT", 120]);
+});
+
+test("persistence pins a client network to one destination until the template expires", { skip }, () => {
+  const b = new Balancer({ connections: 256 });
+  b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false, persistence: { timeout: 300, netmask: "255.255.255.0" } });
+  for (const rs of [RS1, RS2]) b.addDestination(KEY, { address: rs, port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  const pkts = scapyBuild([
+    tcp("10.1.1.1", 1001, VIP, 80, "S"),
+    tcp("10.1.1.2", 1002, VIP, 80, "S"), // same /24: same RS
+    tcp("10.1.1.3", 1003, VIP, 80, "S"),
+    tcp("10.1.2.1", 1004, VIP, 80, "S"), // another network: rr moves on
+    tcp("10.1.1.4", 1005, VIP, 80, "S"), // after expiry
+  ]);
+  const first = dst4(b.processPacket(pkts[0], LinkType.RawIp, 0).packet);
+  assert.equal(dst4(b.processPacket(pkts[1], LinkType.RawIp, 1000).packet), first);
+  assert.equal(dst4(b.processPacket(pkts[2], LinkType.RawIp, 2000).packet), first);
+  const other = dst4(b.processPacket(pkts[3], LinkType.RawIp, 3000).packet);
+  assert.notEqual(other, first);
+  const templates = b.connectionRecords(3000).filter((r) => r.template);
+  assert.equal(templates.length, 2);
+  assert.equal(templates.find((t) => t.snapshot.client.address === "10.1.1.0")!.controlled, 3);
+  assert.equal(b.listing().services[0].destinations.find((d) => d.config.address === first)!.persistConns, 1);
+  // The connections (SYN_RECV, 60 s) expire; then the template, 300 s after its last use.
+  b.expireAll(3000 + 60_000);
+  assert.equal(b.connectionRecords(63_000).filter((r) => !r.template).length, 0);
+  assert.equal(b.connectionRecords(63_000).filter((r) => r.template).length, 2, "templates outlive their connections");
+  b.expireAll(2000 + 299_999);
+  assert.equal(b.connectionRecords(301_999).filter((r) => r.template).length, 2);
+  b.expireAll(3000 + 300_000);
+  assert.equal(b.connectionRecords(303_000).filter((r) => r.template).length, 0);
+  // With every template gone, rr continues from where it was: RS1 after RS2.
+  const after = dst4(b.processPacket(pkts[4], LinkType.RawIp, 303_001).packet);
+  assert.equal(after, first === RS1 ? RS1 : RS2);
+});
+
+test("a quiesced destination finishes its connections but takes no new ones; removal with expireNodestConn drops them", { skip }, () => {
+  const b = natBalancer("wlc", { expireNodestConn: true });
+  const [syn1, ack1, syn2, syn3, data1] = scapyBuild([
+    tcp("10.0.0.1", 1111, VIP, 80, "S"),
+    tcp("10.0.0.1", 1111, VIP, 80, "A"),
+    tcp("10.0.0.2", 2222, VIP, 80, "S"),
+    tcp("10.0.0.3", 3333, VIP, 80, "S"),
+    tcp("10.0.0.1", 1111, VIP, 80, "PA"),
+  ]);
+  const rsOf1 = dst4(b.processPacket(syn1, LinkType.RawIp, 0).packet);
+  b.processPacket(ack1, LinkType.RawIp, 1);
+  b.editDestination(KEY, { address: rsOf1, port: 80, method: "masq", weight: 0, upperThreshold: 0, lowerThreshold: 0 });
+  const other = rsOf1 === RS1 ? RS2 : RS1;
+  assert.equal(dst4(b.processPacket(syn2, LinkType.RawIp, 2).packet), other);
+  assert.equal(dst4(b.processPacket(syn3, LinkType.RawIp, 3).packet), other);
+  assert.equal(dst4(b.processPacket(data1, LinkType.RawIp, 4).packet), rsOf1, "the old flow continues on the quiesced server");
+  b.deleteDestination(KEY, { address: rsOf1, port: 80 });
+  const dropped = b.processPacket(data1, LinkType.RawIp, 5);
+  assert.equal(dropped.verdict, Verdict.Drop);
+  assert.equal(dropped.reason, DropReason.NoDestination);
+});
+
+test("no destination available: ICMP port unreachable back to the client", { skip }, () => {
+  const b = new Balancer({ connections: 16 });
+  b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  const [syn] = scapyBuild([tcp("10.0.0.9", 999, VIP, 80, "S")]);
+  const out = b.processPacket(syn, LinkType.RawIp, 0);
+  assert.equal(out.verdict, Verdict.Reply);
+  assert.equal(out.reason, DropReason.NoDestination);
+  assert.equal(out.packet[9], 1, "ICMP");
+  assert.equal(out.packet[20], 3);
+  assert.equal(out.packet[21], 3, "port unreachable");
+  assert.equal(src4(out.packet), VIP);
+  assert.equal(dst4(out.packet), "10.0.0.9");
+});
+
+test("an ICMP error from the real server about a NAT flow goes back to the client from the VIP", { skip }, () => {
+  const b = natBalancer();
+  const [syn, icmp] = scapyBuild([
+    tcp("10.0.0.1", 40001, VIP, 80, "S"),
+    `IP(src='${RS1}',dst='10.0.0.1')/ICMP(type=3,code=4,nexthopmtu=1400)/IP(src='10.0.0.1',dst='${RS1}',ttl=63)/TCP(sport=40001,dport=80,flags='S')`,
+  ]);
+  b.processPacket(syn, LinkType.RawIp, 0);
+  const out = b.processPacket(icmp, LinkType.RawIp, 1);
+  assert.equal(out.verdict, Verdict.Forward);
+  assert.equal(src4(out.packet), VIP);
+  assert.equal(dst4(out.packet.subarray(28)), VIP, "the quoted packet's destination is the VIP again");
+});
+
+test("a SYN flood against a full table drops new flows and leaves every established flow working", { skip }, () => {
+  const small = new Balancer({ connections: 32 });
+  small.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  for (const rs of [RS1, RS2]) small.addDestination(KEY, { address: rs, port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  const established = Array.from({ length: 16 }, (_, i) => i);
+  const handshake = scapyBuild(established.flatMap((i) => [tcp("10.5.0.1", 2000 + i, VIP, 80, "S"), tcp("10.5.0.1", 2000 + i, VIP, 80, "A")]));
+  for (const p of handshake) assert.equal(small.processPacket(p, LinkType.RawIp, 0).verdict, Verdict.Forward);
+  const flood = scapyBuild(Array.from({ length: 200 }, (_, i) => tcp(`10.66.${i >> 8}.${i & 255}`, 1024 + i, VIP, 80, "S")));
+  let dropped = 0;
+  for (const p of flood) {
+    const out = small.processPacket(p, LinkType.RawIp, 10);
+    if (out.verdict === Verdict.Drop) {
+      assert.equal(out.reason, DropReason.TableFull);
+      dropped++;
+    }
+  }
+  assert.equal(dropped, 200 - 16, "16 free entries, then every new SYN is refused");
+  const data = scapyBuild(established.map((i) => tcp("10.5.0.1", 2000 + i, VIP, 80, "PA")));
+  for (const p of data) {
+    const out = small.processPacket(p, LinkType.RawIp, 20);
+    assert.equal(out.verdict, Verdict.Forward, "established flows keep working");
+  }
+  assert.equal(small.connections(20).filter((c) => c.state === "ESTABLISHED").length, 16);
+});
