@@ -19,6 +19,7 @@ import { outcome, A_FAMILY, A_PORT, A_ADDR } from "./action";
 import { applyMacRewrite } from "./l2";
 import { descGet, DESC_LINK } from "../layout";
 import { rd16, wr16, copy16 } from "../net/bytes";
+import { fold } from "../net/checksum";
 import {
   PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY,
   ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY,
@@ -37,11 +38,61 @@ import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_UNSUPPORTED } from "
     : type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
 }
 
+/**
+ * The common case, IPv4 TCP or UDP and not a later fragment, in native (little-endian)
+ * byte order throughout: one's-complement sums do not depend on byte order as long as
+ * every word is read and written in the same one (RFC 1071 section 2(B)), so the address
+ * delta is ~old + new over one u32 (2^16 = 1 mod 0xFFFF: a u32 sums as its two halves),
+ * the port's delta is taken from the port as stored, and no checksum field is byte-swapped.
+ * Only the record's port, kept in host order, is swapped once. parsePacket has checked that
+ * the L4 header (and so its checksum field) lies inside the packet.
+ */
+@inline function natRewrite4(slot: u32, pkt: usize, rec: usize, toDst: bool, proto: u32): u32 {
+  const ip = pkt + <usize>pL3;
+  const l4 = pkt + <usize>pL4;
+  const addr = ip + <usize>(toDst ? 16 : 12);
+  const oldA = load<u32>(addr);
+  const newA = load<u32>(rec + A_ADDR);
+  const addrDelta: u64 = <u64>(~oldA) + <u64>newA;
+  let delta = addrDelta;
+  const port = <u32>load<u16>(rec + A_PORT);
+  if (port != 0) {
+    const portAt = l4 + <usize>(toDst ? 2 : 0);
+    const newP = <u32>bswap<u16>(<u16>port);
+    delta += <u64>(~<u32>load<u16>(portAt) & 0xffff) + <u64>newP;
+    store<u16>(portAt, <u16>newP);
+  }
+  if (proto == PROTO_TCP) {
+    const c = <u32>load<u16>(l4, 16);
+    store<u16>(l4, <u16>~fold(<u64>(~c & 0xffff) + delta), 16);
+  } else {
+    // UDP over IPv4: 0 means "no checksum" and stays 0; a computed 0 is sent as 0xFFFF.
+    const c = <u32>load<u16>(l4, 6);
+    if (c != 0) {
+      const v = ~fold(<u64>(~c & 0xffff) + delta) & 0xffff;
+      store<u16>(l4, <u16>(v == 0 ? 0xffff : v), 6);
+    }
+  }
+  store<u32>(addr, newA);
+  const h = <u32>load<u16>(ip, 10);
+  store<u16>(ip, <u16>~fold(<u64>(~h & 0xffff) + addrDelta), 10);
+  applyMacRewrite(pkt, descGet(slot, DESC_LINK), rec, false);
+  return outcome(VERDICT_FORWARD, REASON_NONE);
+}
+
 /** Rewrites the destination (toDst) or the source of the parsed packet to the record's. */
-function natRewrite(slot: u32, pkt: usize, rec: usize, toDst: bool): u32 {
+@inline function natRewrite(slot: u32, pkt: usize, rec: usize, toDst: bool): u32 {
   const family = pFamily;
   if (<u32>load<u8>(rec + A_FAMILY) != family) return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
   const proto = pProto;
+  if (family == 4 && (proto == PROTO_TCP || proto == PROTO_UDP) && pFrag != FRAG_LATER) {
+    return natRewrite4(slot, pkt, rec, toDst, proto);
+  }
+  return natRewriteGeneric(slot, pkt, rec, toDst, family, proto);
+}
+
+/** Every other case: IPv6, ICMP echo, later fragments. */
+function natRewriteGeneric(slot: u32, pkt: usize, rec: usize, toDst: bool, family: u32, proto: u32): u32 {
   const isIcmp = family == 4 ? proto == PROTO_ICMP : proto == PROTO_ICMPV6;
   if (proto != PROTO_TCP && proto != PROTO_UDP && !isIcmp) {
     return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
