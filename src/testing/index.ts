@@ -16,3 +16,5 @@ export {
 export type { MaglevDisruption } from "./fairness.js";
 export { referencePick, schedulerCost, overhead } from "./oracle.js";
 export type { StatelessScheduler } from "./oracle.js";
+export { buildPacket, withEthernet } from "./packets.js";
+export type { PacketSpec, EthernetSpec } from "./packets.js";
