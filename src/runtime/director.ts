@@ -1,0 +1,342 @@
+// The director loop: receive a batch from an adapter into the packet slots, run the
+// datapath over it, send forwards and replies out of the right adapter, count drops by
+// reason, hand passes to the host, and tick the balancer's timers. One loop per Balancer
+// (one data-plane instance); see docs/io.md for workers and flow symmetry.
+//
+// The loop never blocks the JavaScript thread: while every adapter is idle it waits in
+// poll(2) on libuv's thread pool (koffi async call), so timers, child processes and the
+// control plane keep running beside it.
+
+import { DESC_SIZE, DROP_REASON_NAMES, LinkType, Verdict } from "../core/abi.js";
+import { PacketFlags, type Balancer } from "../balancer/balancer.js";
+import { pollReadable } from "../io/libc.js";
+import type { PacketIO } from "../io/packet-io.js";
+
+/** What to do with a packet the data plane passed to the host (not for a virtual service). */
+export type PassDecision = "forward" | "drop" | "consumed";
+export type PassHook = (packet: Uint8Array, from: PacketIO, slot: number) => PassDecision | void;
+
+/** A next hop the datapath has no MAC for (Ethernet adapters). */
+export interface NeighbourResolver {
+  /** Start resolving `address` (the packet that needed it is dropped; the sender retransmits). */
+  resolve(address: string, family: 4 | 6, from: PacketIO): void;
+}
+
+export interface DirectorRoute {
+  /** "10.0.0.0/8", "2001:db8::/32", "0.0.0.0/0" ... */
+  readonly prefix: string;
+  /** The adapter (or its index in `io`) that packets to this prefix leave by. */
+  readonly io: PacketIO | number;
+}
+
+export interface DirectorOptions {
+  readonly balancer: Balancer;
+  /** The adapters; every one is received from. */
+  readonly io: readonly PacketIO[];
+  /**
+   * Where forwarded packets leave, by destination address (longest prefix wins). A packet
+   * no route matches leaves by the adapter it came in on: right for a TUN device (the
+   * kernel routes what we write) and for a one-armed AF_PACKET director.
+   */
+  readonly routes?: readonly DirectorRoute[];
+  /** Largest batch per receive. Default: every slot of the balancer. */
+  readonly batch?: number;
+  /** Balancer timers (expiry, rate estimator, collectors) every tickMs. Default 200. */
+  readonly tickMs?: number;
+  /** Longest idle wait in poll(2), which bounds how long stop() takes. Default 50. */
+  readonly pollMs?: number;
+  /**
+   * Packets that are not for a service: "drop" (default), "forward" (send them unchanged as
+   * a router would; never with a TUN device whose routes lead back into it), or a hook.
+   */
+  readonly pass?: "drop" | "forward" | PassHook;
+  readonly neighbours?: NeighbourResolver;
+  /** Milliseconds, monotonic. Default performance.now(). */
+  readonly clock?: () => number;
+}
+
+export interface DirectorStats {
+  batches: number;
+  received: number;
+  forwarded: number;
+  replied: number;
+  passed: number;
+  dropped: number;
+  /** Packets an adapter did not take (full queue or refused). */
+  sendFailures: number;
+  /** Forwards dropped because the next hop's MAC was unknown. */
+  neighbourMisses: number;
+  /** Drops by reason name (DROP_REASON_NAMES, plus "needs-neighbour" and "pass"). */
+  drops: Record<string, number>;
+}
+
+interface Route {
+  family: 4 | 6;
+  bytes: Uint8Array;
+  length: number;
+  target: number;
+}
+
+function parsePrefix(prefix: string): { family: 4 | 6; bytes: Uint8Array; length: number } {
+  const [addr, lenText] = prefix.split("/");
+  if (addr.includes(":")) {
+    const bytes = ipv6Bytes(addr, prefix);
+    const length = lenText === undefined ? 128 : Number(lenText);
+    if (!Number.isInteger(length) || length < 0 || length > 128) throw new RangeError(`route ${prefix}: prefix length must be 0..128`);
+    return { family: 6, bytes, length };
+  }
+  const parts = addr.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`route ${prefix}: not an IPv4 or IPv6 prefix`);
+  const length = lenText === undefined ? 32 : Number(lenText);
+  if (!Number.isInteger(length) || length < 0 || length > 32) throw new RangeError(`route ${prefix}: prefix length must be 0..32`);
+  return { family: 4, bytes: Uint8Array.from(parts), length };
+}
+
+function ipv6Bytes(text: string, context: string): Uint8Array {
+  const halves = text.split("::");
+  if (halves.length > 2) throw new RangeError(`route ${context}: not an IPv6 address`);
+  const words = (s: string) => (s === "" ? [] : s.split(":").map((w) => {
+    const v = parseInt(w, 16);
+    if (!/^[0-9a-fA-F]{1,4}$/.test(w)) throw new RangeError(`route ${context}: not an IPv6 address`);
+    return v;
+  }));
+  const head = words(halves[0]);
+  const tail = halves.length === 2 ? words(halves[1]) : [];
+  const fill = 8 - head.length - tail.length;
+  if (fill < 0 || (halves.length === 1 && fill !== 0)) throw new RangeError(`route ${context}: not an IPv6 address`);
+  const all = [...head, ...new Array(fill).fill(0), ...tail];
+  const out = new Uint8Array(16);
+  all.forEach((w, i) => {
+    out[i * 2] = w >> 8;
+    out[i * 2 + 1] = w & 0xff;
+  });
+  return out;
+}
+
+function matches(mem: Uint8Array, at: number, route: Route): boolean {
+  let bits = route.length;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((mem[at + i] & mask) !== (route.bytes[i] & mask)) return false;
+  }
+  return true;
+}
+
+/** Offset of the IP header of a packet, or -1 when it is not IP. */
+function l3Offset(mem: Uint8Array, start: number, length: number, link: number): number {
+  if (link === LinkType.RawIp) return 0;
+  let off = 12;
+  while (off + 2 <= length) {
+    const type = (mem[start + off] << 8) | mem[start + off + 1];
+    if (type === 0x8100 || type === 0x88a8) {
+      off += 4;
+      continue;
+    }
+    return type === 0x0800 || type === 0x86dd ? off + 2 : -1;
+  }
+  return -1;
+}
+
+function formatIp(mem: Uint8Array, at: number, family: 4 | 6): string {
+  if (family === 4) return `${mem[at]}.${mem[at + 1]}.${mem[at + 2]}.${mem[at + 3]}`;
+  const w: string[] = [];
+  for (let i = 0; i < 16; i += 2) w.push(((mem[at + i] << 8) | mem[at + i + 1]).toString(16));
+  return w.join(":");
+}
+
+export class Director {
+  readonly balancer: Balancer;
+  readonly io: readonly PacketIO[];
+  readonly stats: DirectorStats = {
+    batches: 0, received: 0, forwarded: 0, replied: 0, passed: 0, dropped: 0, sendFailures: 0, neighbourMisses: 0, drops: {},
+  };
+  private readonly batch: number;
+  private readonly tickMs: number;
+  private readonly pollMs: number;
+  private readonly clock: () => number;
+  private readonly routes: Route[];
+  private readonly pass: "drop" | "forward" | PassHook;
+  private readonly neighbours: NeighbourResolver | undefined;
+  private readonly outIndex: Int32Array[];
+  private readonly outCount: Int32Array;
+  private lastTick = -Infinity;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(options: DirectorOptions) {
+    if (options.io.length === 0) throw new RangeError("Director: give at least one PacketIO in `io`");
+    this.balancer = options.balancer;
+    this.io = [...options.io];
+    const slots = this.balancer.slots.count;
+    this.batch = options.batch ?? slots;
+    if (!Number.isInteger(this.batch) || this.batch < 1 || this.batch > slots) {
+      throw new RangeError(`Director batch ${this.batch} must be an integer in 1..${slots} (the balancer's slots)`);
+    }
+    this.tickMs = options.tickMs ?? 200;
+    this.pollMs = options.pollMs ?? 50;
+    this.clock = options.clock ?? (() => performance.now());
+    this.pass = options.pass ?? "drop";
+    this.neighbours = options.neighbours;
+    this.routes = (options.routes ?? []).map((r) => {
+      const target = typeof r.io === "number" ? r.io : this.io.indexOf(r.io);
+      if (!Number.isInteger(target) || target < 0 || target >= this.io.length) {
+        throw new RangeError(`route ${r.prefix}: its adapter is not one of the director's io`);
+      }
+      return { ...parsePrefix(r.prefix), target };
+    }).sort((a, b) => b.length - a.length);
+    this.outIndex = this.io.map(() => new Int32Array(this.batch));
+    this.outCount = new Int32Array(this.io.length);
+  }
+
+  private drop(reason: string): void {
+    this.stats.dropped++;
+    this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
+  }
+
+  /** The adapter a packet in slot `slot` leaves by: a route by destination, else `from`. */
+  private routeOf(mem: Uint8Array, start: number, length: number, link: number, from: number): number {
+    if (this.routes.length === 0) return from;
+    const l3 = l3Offset(mem, start, length, link);
+    if (l3 < 0 || l3 + 20 > length) return from;
+    const version = mem[start + l3] >> 4;
+    const family = version === 4 ? 4 : version === 6 && l3 + 40 <= length ? 6 : 0;
+    if (family === 0) return from;
+    const at = start + l3 + (family === 4 ? 16 : 24);
+    for (const r of this.routes) if (r.family === family && matches(mem, at, r)) return r.target;
+    return from;
+  }
+
+  private nextHop(mem: Uint8Array, start: number, length: number, link: number, destination: number, flags: number): [string, 4 | 6] | null {
+    if (!(flags & PacketFlags.TowardClient) && destination !== 0xffffffff) {
+      try {
+        const a = this.balancer.scheduler.destination(destination).address;
+        return [a, a.includes(":") ? 6 : 4];
+      } catch {
+        // a destination removed meanwhile: fall back to the packet's destination
+      }
+    }
+    const l3 = l3Offset(mem, start, length, link);
+    if (l3 < 0) return null;
+    const family = mem[start + l3] >> 4 === 6 ? 6 : 4;
+    return [formatIp(mem, start + l3 + (family === 4 ? 16 : 24), family), family];
+  }
+
+  /**
+   * Receives one batch from adapter `index` (without waiting), processes and sends it.
+   * Returns the number of packets received.
+   */
+  step(index: number): number {
+    const from = this.io[index];
+    const b = this.balancer;
+    const slots = b.slots;
+    const n = from.receive(slots, 0, this.batch, 0);
+    if (n === 0) return 0;
+    const now = this.clock();
+    b.process(n, Math.floor(now));
+    const st = this.stats;
+    st.batches++;
+    st.received += n;
+    const mem = slots.bytes;
+    const u32 = new Uint32Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 2);
+    const outIndex = this.outIndex;
+    const outCount = this.outCount;
+    outCount.fill(0);
+    for (let s = 0; s < n; s++) {
+      const d = (slots.descBase + s * DESC_SIZE) >>> 2;
+      const verdict = u32[d + 4];
+      const start = slots.slotAddress(s) + u32[d];
+      const length = u32[d + 1];
+      const link = u32[d + 2];
+      if (verdict === Verdict.Forward) {
+        const flags = u32[d + 7];
+        if (flags & PacketFlags.NeedsNeighbour) {
+          st.neighbourMisses++;
+          this.drop("needs-neighbour");
+          const hop = this.nextHop(mem, start, length, link, u32[d + 6], flags);
+          if (hop && this.neighbours) this.neighbours.resolve(hop[0], hop[1], from);
+          continue;
+        }
+        const to = this.routeOf(mem, start, length, link, index);
+        outIndex[to][outCount[to]++] = s;
+        st.forwarded++;
+      } else if (verdict === Verdict.Reply) {
+        outIndex[index][outCount[index]++] = s;
+        st.replied++;
+      } else if (verdict === Verdict.Pass) {
+        st.passed++;
+        let decision: PassDecision | void = "drop";
+        if (this.pass === "forward") decision = "forward";
+        else if (typeof this.pass === "function") decision = this.pass(mem.subarray(start, start + length), from, s);
+        if (decision === "forward") {
+          const to = this.routeOf(mem, start, length, link, index);
+          outIndex[to][outCount[to]++] = s;
+        } else if (decision !== "consumed") {
+          this.drop("pass");
+        }
+      } else {
+        this.drop(DROP_REASON_NAMES[u32[d + 5]] ?? `reason-${u32[d + 5]}`);
+      }
+    }
+    for (let a = 0; a < this.io.length; a++) {
+      const count = outCount[a];
+      if (count === 0) continue;
+      const sent = this.io[a].send(slots, outIndex[a], count);
+      st.sendFailures += count - sent;
+    }
+    this.maybeTick(now);
+    return n;
+  }
+
+  private maybeTick(now: number): void {
+    if (now - this.lastTick < this.tickMs) return;
+    this.lastTick = now;
+    this.balancer.tick(Math.floor(now));
+  }
+
+  /** One pass over every adapter; returns the packets received. */
+  runOnce(): number {
+    let total = 0;
+    for (let i = 0; i < this.io.length; i++) total += this.step(i);
+    return total;
+  }
+
+  /** Starts the loop; resolves when stop() has been called and the loop has ended. */
+  start(): Promise<void> {
+    if (this.running) return this.running;
+    this.stopping = false;
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  get isRunning(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Stops the loop (within pollMs) and waits for it. Adapters stay open: close them yourself. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const pollable = this.io.map((io, i) => [io.fd, i] as const).filter(([fd]) => fd >= 0);
+    const hasUnpollable = pollable.length < this.io.length;
+    const fds = pollable.map(([fd]) => fd);
+    while (!this.stopping) {
+      const got = this.runOnce();
+      this.maybeTick(this.clock());
+      if (got > 0) {
+        // Busy: let the event loop breathe between batches, then go on.
+        await new Promise<void>((r) => setImmediate(r));
+        continue;
+      }
+      if (hasUnpollable || fds.length === 0) {
+        await new Promise<void>((r) => setTimeout(r, Math.min(2, this.pollMs)));
+      } else {
+        await pollReadable(fds, Math.min(this.pollMs, this.tickMs));
+      }
+    }
+  }
+}

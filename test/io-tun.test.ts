@@ -1,0 +1,167 @@
+// The TUN adapter and the director over it, in namespaces built here: packets the kernel
+// routes into the device arrive in slots whole (9000 bytes with a big MTU), packets written
+// are routed by the kernel, and a NAT director over a TUN device serves four curls rr.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Balancer, LinkType, PacketCore, Verdict, type ServiceKey } from "../src/index.js";
+import { TunDevice } from "../src/io/tun.js";
+import { Director } from "../src/runtime/director.js";
+import { MemoryPacketIO } from "../src/io/packet-io.js";
+import { skipUnless } from "./support/tools.js";
+import { udp4, until, withLab } from "./support/io-lab.js";
+
+const skip = skipUnless("root", "ip");
+const skipHttp = skipUnless("root", "ip", "curl");
+
+const UDP_SEND = `
+const d = require('dgram').createSocket('udp4');
+const [dst, port, sizes] = process.argv.slice(1);
+const list = sizes.split(',').map(Number);
+let i = 0;
+const next = () => { if (i === list.length) return d.close();
+  const n = list[i++]; const b = Buffer.alloc(n); for (let k = 0; k < n; k++) b[k] = (k * 7 + n) & 255;
+  d.send(b, Number(port), dst, next); };
+next();`;
+
+const UDP_LISTEN = `
+const d = require('dgram').createSocket('udp4');
+d.on('message', (m, r) => console.log(r.address + ':' + r.port + ' ' + m.toString()));
+d.bind(Number(process.argv[2]), process.argv[1], () => console.log('ready'));`;
+
+test("TUN: packets the kernel routes into the device arrive in slots in order; 9000 bytes whole with MTU 9000; written packets are routed", { skip }, async () => {
+  await withLab(async (lab) => {
+    const d = lab.ns("d");
+    // No IPv6 on the device: no router solicitations mixed into the batch.
+    lab.sysctl(d, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
+    const tun = TunDevice.open({ name: "lvs0", mtu: 9000, netns: d });
+    try {
+      assert.equal(tun.name, "lvs0");
+      assert.match(lab.ip(d, "link", "show", "lvs0"), /mtu 9000 .*state (UNKNOWN|UP)|mtu 9000/);
+      lab.ip(d, "addr", "add", "10.201.0.1/24", "dev", "lvs0");
+      const core = new PacketCore({ slotCount: 16 });
+      const slots = core.slots;
+      assert.equal(tun.receive(slots, 0, 16, 0), 0, "nothing yet, and no blocking");
+
+      // Five datagrams routed into the device; 8972 bytes of UDP payload make a 9000-byte packet.
+      const sizes = [8972, 100, 1472, 3000, 1];
+      await lab.exec(d, "node", ["-e", UDP_SEND, "10.201.0.9", "5555", sizes.join(",")]);
+      let got = 0;
+      assert.ok(await until(() => (got += tun.receive(slots, got, 16 - got, 0)) >= sizes.length, 2000), `received ${got} of ${sizes.length}`);
+      const udp = [];
+      for (let i = 0; i < got; i++) {
+        const p = slots.view(i);
+        udp.push(p.slice());
+        assert.equal(slots.field(i, 8 /* link */), LinkType.RawIp);
+      }
+      assert.deepEqual(udp.map((p) => p.length), sizes.map((n) => n + 28), "every datagram whole, in order");
+      const big = udp[0];
+      assert.equal((big[2] << 8) | big[3], 9000, "IP total length 9000: not truncated, not fragmented");
+      assert.equal([...big.subarray(16, 20)].join("."), "10.201.0.9");
+      for (let k = 0; k < 8972; k += 997) assert.equal(big[28 + k], (k * 7 + 8972) & 255, `payload byte ${k}`);
+
+      // The other way: a packet written into the device is routed by the kernel to a local socket.
+      const listener = await lab.start(d, "node", ["-e", UDP_LISTEN, "10.201.0.1", "9998"]);
+      const packet = udp4("10.201.0.9", 7777, "10.201.0.1", 9998, new TextEncoder().encode("hello through the tun"));
+      slots.write(3, packet, LinkType.RawIp);
+      assert.equal(tun.send(slots, [3]), 1);
+      assert.ok(await until(() => listener.lines.length > 0, 3000), "the listener got the packet");
+      assert.equal(listener.lines[0], "10.201.0.9:7777 hello through the tun");
+    } finally {
+      tun.close();
+    }
+  });
+});
+
+test("director without devices: an in-memory adapter, replies where they came from, drops by reason, passes to the hook", () => {
+  const b = new Balancer({ connections: 64, slots: 8 });
+  const KEY: ServiceKey = { kind: "address", protocol: "udp", address: "10.9.0.1", port: 53 };
+  b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  b.addDestination(KEY, { address: "10.8.0.2", port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  b.addService({ key: { ...KEY, address: "10.9.0.2" }, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  const a = new MemoryPacketIO("a");
+  const servers = new MemoryPacketIO("servers");
+  const passed: number[] = [];
+  const director = new Director({
+    balancer: b, io: [a, servers], routes: [{ prefix: "10.8.0.0/16", io: servers }],
+    pass: (p) => {
+      passed.push(p[9]);
+      return "consumed";
+    },
+  });
+  const q = udp4("10.7.0.1", 4000, "10.9.0.1", 53, new Uint8Array(4));
+  const ttl1 = udp4("10.7.0.1", 4001, "10.9.0.1", 53, new Uint8Array(4), 1);
+  const other = udp4("10.7.0.1", 4002, "10.9.9.9", 99, new Uint8Array(4));
+  const bad = q.slice(0, 10);
+  const noServer = udp4("10.7.0.1", 4003, "10.9.0.2", 53, new Uint8Array(4));
+  a.inject(q, ttl1, other, bad, noServer);
+  assert.equal(director.runOnce(), 5);
+  assert.equal(servers.sent.length, 1, "the NAT forward left by the route to 10.8.0.0/16");
+  assert.equal([...servers.sent[0].subarray(16, 20)].join("."), "10.8.0.2");
+  assert.deepEqual(passed, [17], "the packet to no service went to the hook");
+  assert.equal(director.stats.drops["truncated"], 1);
+  assert.equal(director.stats.drops["ttl-expired"], 1);
+  const replies = a.sent;
+  assert.equal(replies.length, 1, "a service without destinations: ICMP port unreachable back by the receiving adapter");
+  assert.equal(replies[0][9], 1);
+  assert.equal([...replies[0].subarray(16, 20)].join("."), "10.7.0.1");
+  assert.equal(director.stats.replied, 1);
+  assert.equal(director.stats.forwarded, 1);
+  // The server's answer comes in by `servers`; no route matches the client, so it leaves by
+  // the adapter it came in on.
+  servers.inject(udp4("10.8.0.2", 53, "10.7.0.1", 4000, new Uint8Array(4)));
+  director.runOnce();
+  assert.equal(servers.sent.length, 2, "no route to 10.7/16: it leaves by the adapter it came in on");
+  assert.equal([...servers.sent[1].subarray(12, 16)].join("."), "10.9.0.1", "source rewritten to the VIP");
+  assert.equal(b.processPacket(q, LinkType.RawIp, 0).verdict, Verdict.Forward);
+});
+
+test("NAT director over a TUN device: four curls to the VIP answer RS1, RS2, RS1, RS2 (rr, masq)", { skip: skipHttp }, async () => {
+  await withLab(async (lab) => {
+    const VIP = "10.210.9.1";
+    const c = lab.ns("c");
+    const d = lab.ns("d");
+    const s1 = lab.ns("s1");
+    const s2 = lab.ns("s2");
+    lab.sysctl(d, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+      "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
+    lab.veth(c, "c0", "10.210.1.2/24", d, "d0", "10.210.1.1/24");
+    lab.veth(s1, "s0", "10.210.2.2/24", d, "d1", "10.210.2.1/24");
+    lab.veth(s2, "s0", "10.210.3.2/24", d, "d2", "10.210.3.1/24");
+    lab.ip(c, "route", "add", "default", "via", "10.210.1.1");
+    lab.ip(s1, "route", "add", "default", "via", "10.210.2.1");
+    lab.ip(s2, "route", "add", "default", "via", "10.210.3.1");
+    const tun = TunDevice.open({ name: "lvs0", netns: d });
+    const b = new Balancer({ connections: 1024, slots: 64 });
+    const director = new Director({ balancer: b, io: [tun] });
+    try {
+      lab.sysctl(d, "net.ipv4.conf.lvs0.rp_filter=0");
+      // Client -> VIP goes into the device (the VIP is not a local address of the director).
+      lab.ip(d, "route", "add", `${VIP}/32`, "dev", "lvs0");
+      // Real servers' replies go into the device too, by policy: whatever arrives from them.
+      lab.ip(d, "route", "add", "default", "dev", "lvs0", "table", "100");
+      lab.ip(d, "rule", "add", "iif", "d1", "lookup", "100");
+      lab.ip(d, "rule", "add", "iif", "d2", "lookup", "100");
+      const KEY: ServiceKey = { kind: "address", protocol: "tcp", address: VIP, port: 80 };
+      b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+      for (const rs of ["10.210.2.2", "10.210.3.2"]) {
+        b.addDestination(KEY, { address: rs, port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+      }
+      const server = (name: string) => `require('http').createServer((q, r) => r.end('${name}')).listen(80, () => console.log('ready'))`;
+      await Promise.all([lab.start(s1, "node", ["-e", server("RS1")]), lab.start(s2, "node", ["-e", server("RS2")])]);
+      const loop = director.start();
+      const answers: string[] = [];
+      for (let i = 0; i < 4; i++) answers.push(await lab.exec(c, "curl", ["-sS", "--max-time", "5", `http://${VIP}/`]));
+      await director.stop();
+      await loop;
+      assert.deepEqual(answers, ["RS1", "RS2", "RS1", "RS2"]);
+      const listing = b.listing();
+      assert.equal(listing.services[0].stats!.conns, 4n);
+      assert.ok(director.stats.forwarded >= 4 * 6, `forwards both ways (${director.stats.forwarded})`);
+      assert.equal(director.stats.sendFailures, 0);
+    } finally {
+      await director.stop();
+      tun.close();
+    }
+  });
+});
