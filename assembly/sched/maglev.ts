@@ -1,14 +1,14 @@
 // Maglev table population (NSDI'16 section 3.4, as ip_vs_mh.c does it): every destination
 // walks its permutation (offset + j * skip) mod M; in each round it claims `turns` free
 // slots, in order, until all M slots are taken. Tables come from a pool carved at start-up;
-// the setup arrays and the taken-bitmap are shared scratch (builds are control-path only).
+// the setup arrays and the taken map are shared scratch (builds are control-path only).
 
 export let tableCount: u32 = 0;
 export let maxTableSize: u32 = 0;
 export let maxSetup: u32 = 0;
 let tablesBase: usize = 0;
 let slotUsed: usize = 0; // u8 per table
-let bitmap: usize = 0;
+let takenMap: usize = 0; // u8 per slot: a byte map probes faster than a bitmap
 export let setupOffset: usize = 0; // u32 per destination
 export let setupSkip: usize = 0;
 export let setupTurns: usize = 0;
@@ -22,7 +22,7 @@ export function initMaglev(tables: u32, maxSize: u32, setupCapacity: u32): void 
   if (tables > 0) tablesBase = heap.alloc(<usize>tables * maxSize * 4);
   slotUsed = heap.alloc(<usize>max<u32>(tables, 1));
   memory.fill(slotUsed, 0, <usize>max<u32>(tables, 1));
-  bitmap = heap.alloc(((<usize>maxSize + 63) >> 6) << 3);
+  takenMap = heap.alloc(<usize>maxSize);
   setupOffset = heap.alloc(<usize>setupCapacity * 4);
   setupSkip = heap.alloc(<usize>setupCapacity * 4);
   setupTurns = heap.alloc(<usize>setupCapacity * 4);
@@ -74,10 +74,9 @@ export function populate(table: usize, m: u32, n: u32): void {
     for (let i: u32 = 0; i < m; i++) store<i32>(table + (<usize>i << 2), -1);
     return;
   }
-  const words = (<usize>m + 63) >> 6;
-  memory.fill(bitmap, 0, words << 3);
+  memory.fill(takenMap, 0, <usize>m);
   let filled: u32 = 0;
-  let taken: i32 = 0; // slots the current destination claimed this round
+  let claimed: i32 = 0; // slots the current destination claimed this round
   while (true) {
     for (let k: u32 = 0; k < n; ) {
       const turns = load<i32>(setupTurns + (<usize>k << 2));
@@ -88,17 +87,16 @@ export function populate(table: usize, m: u32, n: u32): void {
       const permAt = setupPerm + (<usize>k << 2);
       const skip = load<u32>(setupSkip + (<usize>k << 2));
       let c = load<u32>(permAt);
-      while ((load<u64>(bitmap + ((<usize>c >> 6) << 3)) & (<u64>1 << (<u64>c & 63))) != 0) {
+      while (load<u8>(takenMap + <usize>c) != 0) {
         c += skip;
         if (c >= m) c -= m;
       }
       store<u32>(permAt, c);
-      const w = bitmap + ((<usize>c >> 6) << 3);
-      store<u64>(w, load<u64>(w) | (<u64>1 << (<u64>c & 63)));
+      store<u8>(takenMap + <usize>c, 1);
       store<i32>(table + (<usize>c << 2), load<i32>(setupId + (<usize>k << 2)));
       if (++filled == m) return;
-      if (++taken >= turns) {
-        taken = 0;
+      if (++claimed >= turns) {
+        claimed = 0;
         k++;
       }
     }
