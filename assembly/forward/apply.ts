@@ -16,7 +16,7 @@ import {
   ACTION_TUNNEL, ACTION_DECAP, ACTION_ICMP_NAT_IN, ACTION_ICMP_NAT_OUT,
   ACTION_PORT_UNREACHABLE,
 } from "./action";
-import { natDnat, natSnat } from "./nat";
+import { natRewrite } from "./nat";
 import { drForward } from "./dr";
 import { tunnelEncap } from "./tunnel";
 import { tunnelDecap } from "./decap";
@@ -26,8 +26,9 @@ import { icmpPortUnreachable } from "./icmp-generate";
 /** Applies one action record to slot i whose packet is already parsed. */
 export function applyParsed(i: u32, pkt: usize, rec: usize): u32 {
   const kind = <u32>load<u8>(rec + A_KIND);
-  if (kind == ACTION_NAT_DNAT) return natDnat(i, pkt, rec);
-  if (kind == ACTION_NAT_SNAT) return natSnat(i, pkt, rec);
+  // natDnat / natSnat, inlined.
+  if (kind == ACTION_NAT_DNAT) return natRewrite(i, pkt, rec, true);
+  if (kind == ACTION_NAT_SNAT) return natRewrite(i, pkt, rec, false);
   if (kind == ACTION_DR) return drForward(i, pkt, rec);
   if (kind == ACTION_TUNNEL) return tunnelEncap(i, pkt, rec);
   if (kind == ACTION_DECAP) return tunnelDecap(i, pkt, rec);
