@@ -121,11 +121,11 @@ function parseIPv4(p: usize, len: u32, l3: u32): u32 {
   if (total < ihl) return REASON_BAD_TOTAL_LENGTH;
   if (l3 + total > len) return REASON_TRUNCATED;
   if (!ipv4HeaderChecksumOk(p + l3, ihl)) return REASON_BAD_IP_CHECKSUM;
-  const fragField = rd16(p + l3 + 6);
-  const offset = fragField & 0x1fff;
-  const moreFragments = (fragField & 0x2000) != 0;
-  if (offset != 0) pFrag = FRAG_LATER;
-  else if (moreFragments) pFrag = FRAG_FIRST;
+  // Flags + fragment offset, tested as loaded (little-endian: byte 6 low, byte 7 high), no
+  // swap: the 13-bit offset is byte 6's low 5 bits and byte 7 (mask 0xFF1F), MF is 0x20.
+  const fragField = <u32>load<u16>(p + l3, 6);
+  if ((fragField & 0xff1f) != 0) pFrag = FRAG_LATER;
+  else if ((fragField & 0x0020) != 0) pFrag = FRAG_FIRST;
   pFamily = 4;
   pIpLen = total;
   pProto = rd8(p + l3 + 9);
@@ -189,8 +189,10 @@ function parseL4(p: usize): u32 {
     if (avail < TCP_HLEN) return REASON_BAD_L4_HEADER;
     const doff = (rd8(l4 + 12) >> 4) << 2;
     if (doff < TCP_HLEN || doff > avail) return REASON_BAD_L4_HEADER;
-    pSport = rd16(l4);
-    pDport = rd16(l4 + 2);
+    // Both ports from one load and one 32-bit swap.
+    const ports = bswap<u32>(load<u32>(l4));
+    pSport = ports >> 16;
+    pDport = ports & 0xffff;
     pTcpFlags = rd8(l4 + 13);
   } else if (pProto == PROTO_UDP) {
     if (avail < UDP_HLEN) return REASON_BAD_L4_HEADER;
