@@ -6,37 +6,56 @@
 // kernel's jiffies are, so the clock may wrap every 49.7 days.
 // A full table never evicts a live entry: insert fails and the caller drops the new flow,
 // so established flows keep working under a flood of new ones.
+//
+// Layout, for the cache. A record is 96 bytes split in two: a 64-byte "hot" part, one
+// aligned cache line, that holds everything a client-side packet of an established flow
+// reads or writes (its key, state, timer, destination, service, counters), and a 32-byte
+// "cold" part (the real server's address, template links, fwmark, the reply-side hash).
+// Records come in pairs of 192 bytes: [hot 2k][hot 2k+1][cold 2k][cold 2k+1].
+//
+// The two indexes are open-addressed tables with linear probing, interleaved: position p
+// is 8 bytes, the client-side slot at +0 and the reply-side slot at +4, so both lookups
+// of one packet (lookupIn then lookupOut hash the same tuple to the same position) read
+// the same cache line. Positions = the power of two >= 2 x capacity, so each side stays
+// at most half full. A slot is a u32: (tag << 24) | record index, the tag being the
+// hash's top byte (1 when that is 0); 0 is an empty slot. A miss therefore usually costs
+// one cache line and reads no record (a record is read only on a tag match, 1 in 255), a
+// hit costs the index line and the record's hot line. Removal shifts later entries of the
+// run back (no tombstones, so probe runs never degrade under churn); the home position of
+// a shifted entry is recomputed from its record (client side) or read from the cached
+// reply-side hash.
 
 import { copy16, eq16 } from "../net/bytes";
 
-export const CONN_SIZE: u32 = 112;
+/** Bytes of one record (hot + cold parts). */
+export const CONN_SIZE: u32 = 96;
+const HOT_SIZE: u32 = 64;
+const COLD_SIZE: u32 = 32;
+const PAIR_SIZE: u32 = 192;
 export const NONE: u32 = 0xffffffff;
 
-// Record fields.
-export const C_NEXT_IN: u32 = 0; // u32 next in the client-side chain (index+1, 0 = end); free-list link
-export const C_NEXT_OUT: u32 = 4; // u32 next in the reply-side chain
-export const C_PROTO: u32 = 8; // u8
-export const C_FAMILY: u32 = 9; // u8 4 | 6
-export const C_STATE: u32 = 10; // u8 (tcp-states.ts)
-export const C_METHOD: u32 = 11; // u8 forwarding method (dest's)
-export const C_CPORT: u32 = 12; // u16
-export const C_VPORT: u32 = 14; // u16
-export const C_CADDR: u32 = 16; // 16 bytes
-export const C_VADDR: u32 = 32; // 16 bytes
-export const C_DADDR: u32 = 48; // 16 bytes
-export const C_DPORT: u32 = 64; // u16
-export const C_FLAGS: u32 = 66; // u16 F_*
-export const C_EXPIRES: u32 = 68; // u32 ms
-export const C_TIMEOUT: u32 = 72; // u32 ms, the current timeout (for listings and sync)
-export const C_DEST: u32 = 76; // u32 destination index
-export const C_SERVICE: u32 = 80; // u32 service index
-export const C_TEMPLATE: u32 = 84; // u32 controlling template, NONE if none
-export const C_NCONTROL: u32 = 88; // u32 templates: connections they control
-export const C_INPKTS: u32 = 92; // u32 packets seen client -> server (sync threshold)
-export const C_FWMARK: u32 = 96; // u32
-export const C_HASH_IN: u32 = 100; // u32 cached client-side hash
-export const C_HASH_OUT: u32 = 104; // u32 cached reply-side hash
-export const C_SPARE: u32 = 108; // u32
+// Hot fields: offsets from connPtr(i).
+export const C_PROTO: u32 = 0; // u8
+export const C_FAMILY: u32 = 1; // u8 4 | 6
+export const C_STATE: u32 = 2; // u8 (tcp-states.ts)
+export const C_METHOD: u32 = 3; // u8 forwarding method (dest's)
+export const C_CPORT: u32 = 4; // u16
+export const C_VPORT: u32 = 6; // u16
+export const C_CADDR: u32 = 8; // 16 bytes
+export const C_VADDR: u32 = 24; // 16 bytes
+export const C_DPORT: u32 = 40; // u16
+export const C_FLAGS: u32 = 42; // u16 F_*
+export const C_EXPIRES: u32 = 44; // u32 ms
+export const C_TIMEOUT: u32 = 48; // u32 ms, the current timeout (for listings and sync)
+export const C_DEST: u32 = 52; // u32 destination index; free-list link (index+1) when free
+export const C_SERVICE: u32 = 56; // u32 service index
+export const C_INPKTS: u32 = 60; // u32 packets seen client -> server (sync threshold)
+// Cold fields: offsets from connCold(i).
+export const CC_DADDR: u32 = 0; // 16 bytes
+export const CC_TEMPLATE: u32 = 16; // u32 controlling template, NONE if none
+export const CC_NCONTROL: u32 = 20; // u32 templates: connections they control
+export const CC_FWMARK: u32 = 24; // u32
+export const CC_HASH_OUT: u32 = 28; // u32 reply-side hash (NAT connections)
 
 export const F_IN_USE: u32 = 1;
 export const F_TEMPLATE: u32 = 2;
@@ -47,46 +66,53 @@ export const F_NOOUTPUT: u32 = 8;
 /** Entered in the reply-side index (NAT). */
 export const F_OUT_HASHED: u32 = 16;
 
+const SIDE_IN: usize = 0;
+const SIDE_OUT: usize = 4;
+const INDEX_MASK: u32 = 0xffffff;
+
 export let connBase: usize = 0;
 export let connCapacity: u32 = 0;
 export let connUsed: u32 = 0;
-let bucketsIn: usize = 0;
-let bucketsOut: usize = 0;
-let bucketMask: u32 = 0;
+let index: usize = 0;
+let posMask: u32 = 0;
 let freeHead: u32 = 0; // index + 1, 0 = none
 let hashSeed: u32 = 0;
 
 /** Carves the table for `capacity` entries. Once, at start-up. */
 export function initConnTable(capacity: u32, seed: u32): bool {
   if (connBase != 0 || capacity == 0 || capacity > 1 << 24) return false;
-  let buckets: u32 = 1;
-  while (buckets < capacity) buckets <<= 1;
+  let positions: u32 = 16;
+  while (positions < capacity * 2) positions <<= 1;
   connCapacity = capacity;
-  bucketMask = buckets - 1;
+  posMask = positions - 1;
   hashSeed = seed;
-  connBase = heap.alloc(<usize>capacity * CONN_SIZE);
-  bucketsIn = heap.alloc(<usize>buckets * 4);
-  bucketsOut = heap.alloc(<usize>buckets * 4);
-  memory.fill(bucketsIn, 0, <usize>buckets * 4);
-  memory.fill(bucketsOut, 0, <usize>buckets * 4);
+  const recordBytes = <usize>((capacity + 1) >> 1) * PAIR_SIZE;
+  connBase = (heap.alloc(recordBytes + 64) + 63) & ~<usize>63;
+  index = (heap.alloc(<usize>positions * 8 + 64) + 63) & ~<usize>63;
+  memory.fill(connBase, 0, recordBytes);
+  memory.fill(index, 0, <usize>positions * 8);
   // Chain every record into the free list, lowest index first.
   for (let i: u32 = 0; i < capacity; i++) {
-    const c = connPtr(i);
-    memory.fill(c, 0, CONN_SIZE);
-    store<u32>(c + C_NEXT_IN, i + 2 <= capacity ? i + 2 : 0);
+    store<u32>(connPtr(i) + C_DEST, i + 2 <= capacity ? i + 2 : 0);
   }
   freeHead = 1;
   connUsed = 0;
   return true;
 }
 
+/** The record's hot part (64 bytes, one cache line). */
 @inline export function connPtr(i: u32): usize {
-  return connBase + <usize>i * CONN_SIZE;
+  return connBase + <usize>(i >> 1) * PAIR_SIZE + (<usize>(i & 1) << 6);
+}
+
+/** The record's cold part (32 bytes). */
+@inline export function connCold(i: u32): usize {
+  return connBase + <usize>(i >> 1) * PAIR_SIZE + 128 + (<usize>(i & 1) << 5);
 }
 
 /** Bytes of wasm memory the table takes per entry, indexes included. */
 export function connBytesPerEntry(): u32 {
-  return CONN_SIZE + <u32>((<u64>(bucketMask + 1) * 8 + connCapacity - 1) / connCapacity);
+  return CONN_SIZE + <u32>((<u64>(posMask + 1) * 8 + connCapacity - 1) / connCapacity);
 }
 
 // ---- hashing (murmur3's finaliser over the tuple words, seeded per instance) ----
@@ -116,13 +142,41 @@ export function connBytesPerEntry(): u32 {
   return mix(h, load<u32>(a + 12));
 }
 
-/** Hash of <proto, a:aport, b:bport> (addresses of `family` at a and b). */
+/**
+ * Hash of <proto, a:aport, b:bport> (addresses of `family` at a and b). A packet's
+ * client-side and reply-side lookups hash the same words, so one hash serves both.
+ */
 export function tupleHash(proto: u32, family: u32, a: usize, aport: u32, b: usize, bport: u32, template: bool): u32 {
   let h = hashSeed ^ (proto | (family << 8) | (template ? 0x10000 : 0));
   h = mixAddr(h, family, a);
   h = mixAddr(h, family, b);
   h = mix(h, (aport << 16) | bport);
   return finalMix(h);
+}
+
+@inline function tagOf(h: u32): u32 {
+  const t = h >>> 24;
+  return t != 0 ? t : 1;
+}
+
+@inline function slotAt(p: u32, side: usize): usize {
+  return index + (<usize>p << 3) + side;
+}
+
+/** The index line a hash lands on (for callers that want to touch it early). */
+@inline export function indexLine(h: u32): usize {
+  return index + (<usize>(h & posMask) << 3);
+}
+
+/**
+ * Touches the client-side index line of hash h and, on a tag match, the record's hot line:
+ * a load whose value is not needed, so that a batch's cache misses overlap (wasm has no
+ * prefetch instruction). Returns a value to keep the loads alive.
+ */
+export function touchIn(h: u32): u32 {
+  const v = load<u32>(slotAt(h & posMask, SIDE_IN));
+  if (v != 0 && (v >>> 24) == tagOf(h)) return load<u32>(connPtr(v & INDEX_MASK));
+  return v;
 }
 
 @inline function addrEq(family: u32, x: usize, y: usize): bool {
@@ -139,18 +193,30 @@ export function lookupIn(
   proto: u32, family: u32, caddr: usize, cport: u32, vaddr: usize, vport: u32, template: bool,
 ): u32 {
   const h = tupleHash(proto, family, caddr, cport, vaddr, vport, template);
+  return lookupInHashed(h, proto, family, caddr, cport, vaddr, vport, template);
+}
+
+/** lookupIn with the hash already computed (tupleHash of the same arguments). */
+@inline export function lookupInHashed(
+  h: u32, proto: u32, family: u32, caddr: usize, cport: u32, vaddr: usize, vport: u32, template: bool,
+): u32 {
   const want = template ? F_TEMPLATE : 0;
-  let link = load<u32>(bucketsIn + (<usize>(h & bucketMask) << 2));
-  while (link != 0) {
-    const c = connPtr(link - 1);
-    if (
-      load<u32>(c + C_HASH_IN) == h &&
-      (<u32>load<u16>(c + C_FLAGS) & F_TEMPLATE) == want &&
-      <u32>load<u8>(c + C_PROTO) == proto && <u32>load<u8>(c + C_FAMILY) == family &&
-      <u32>load<u16>(c + C_CPORT) == cport && <u32>load<u16>(c + C_VPORT) == vport &&
-      addrEq(family, c + C_CADDR, caddr) && addrEq(family, c + C_VADDR, vaddr)
-    ) return link - 1;
-    link = load<u32>(c + C_NEXT_IN);
+  const tag = tagOf(h);
+  let p = h & posMask;
+  while (true) {
+    const v = load<u32>(slotAt(p, SIDE_IN));
+    if (v == 0) return NONE;
+    if ((v >>> 24) == tag) {
+      const i = v & INDEX_MASK;
+      const c = connPtr(i);
+      if (
+        <u32>load<u16>(c + C_CPORT) == cport && <u32>load<u16>(c + C_VPORT) == vport &&
+        <u32>load<u8>(c + C_PROTO) == proto && <u32>load<u8>(c + C_FAMILY) == family &&
+        (<u32>load<u16>(c + C_FLAGS) & F_TEMPLATE) == want &&
+        addrEq(family, c + C_CADDR, caddr) && addrEq(family, c + C_VADDR, vaddr)
+      ) return i;
+    }
+    p = (p + 1) & posMask;
   }
   return NONE;
 }
@@ -158,21 +224,78 @@ export function lookupIn(
 /** The NAT connection a reply <proto, daddr:dport -> caddr:cport> belongs to; NONE if absent. */
 export function lookupOut(proto: u32, family: u32, daddr: usize, dport: u32, caddr: usize, cport: u32): u32 {
   const h = tupleHash(proto, family, daddr, dport, caddr, cport, false);
-  let link = load<u32>(bucketsOut + (<usize>(h & bucketMask) << 2));
-  while (link != 0) {
-    const c = connPtr(link - 1);
-    if (
-      load<u32>(c + C_HASH_OUT) == h &&
-      <u32>load<u8>(c + C_PROTO) == proto && <u32>load<u8>(c + C_FAMILY) == family &&
-      <u32>load<u16>(c + C_DPORT) == dport && <u32>load<u16>(c + C_CPORT) == cport &&
-      addrEq(family, c + C_DADDR, daddr) && addrEq(family, c + C_CADDR, caddr)
-    ) return link - 1;
-    link = load<u32>(c + C_NEXT_OUT);
+  return lookupOutHashed(h, proto, family, daddr, dport, caddr, cport);
+}
+
+/** lookupOut with the hash already computed (tupleHash of the same arguments). */
+@inline export function lookupOutHashed(
+  h: u32, proto: u32, family: u32, daddr: usize, dport: u32, caddr: usize, cport: u32,
+): u32 {
+  const tag = tagOf(h);
+  let p = h & posMask;
+  while (true) {
+    const v = load<u32>(slotAt(p, SIDE_OUT));
+    if (v == 0) return NONE;
+    if ((v >>> 24) == tag) {
+      const i = v & INDEX_MASK;
+      const c = connPtr(i);
+      if (
+        <u32>load<u16>(c + C_DPORT) == dport && <u32>load<u16>(c + C_CPORT) == cport &&
+        <u32>load<u8>(c + C_PROTO) == proto && <u32>load<u8>(c + C_FAMILY) == family &&
+        addrEq(family, c + C_CADDR, caddr) && addrEq(family, connCold(i) + CC_DADDR, daddr)
+      ) return i;
+    }
+    p = (p + 1) & posMask;
   }
   return NONE;
 }
 
 // ---- insert and remove ----
+
+/** Enters record i under hash h on one side (the table is at most half full: a slot is free). */
+function indexAdd(h: u32, i: u32, side: usize): void {
+  let p = h & posMask;
+  while (load<u32>(slotAt(p, side)) != 0) p = (p + 1) & posMask;
+  store<u32>(slotAt(p, side), (tagOf(h) << 24) | i);
+}
+
+/** Client-side hash of record i, from its key. */
+function hashInOf(i: u32): u32 {
+  const c = connPtr(i);
+  return tupleHash(
+    <u32>load<u8>(c + C_PROTO), <u32>load<u8>(c + C_FAMILY), c + C_CADDR, <u32>load<u16>(c + C_CPORT),
+    c + C_VADDR, <u32>load<u16>(c + C_VPORT), (<u32>load<u16>(c + C_FLAGS) & F_TEMPLATE) != 0,
+  );
+}
+
+/**
+ * Takes record i (hashed h) out of one side, then closes the gap: each later entry of the
+ * run whose home position is not between the gap and itself moves back into the gap.
+ */
+function indexRemove(h: u32, i: u32, side: usize): void {
+  let j = h & posMask;
+  let n: u32 = 0;
+  while (true) {
+    const v = load<u32>(slotAt(j, side));
+    if (v == 0 || n > posMask) return; // not entered: nothing to do
+    if ((v & INDEX_MASK) == i) break;
+    j = (j + 1) & posMask;
+    n++;
+  }
+  let k = (j + 1) & posMask;
+  while (true) {
+    const v = load<u32>(slotAt(k, side));
+    if (v == 0) break;
+    const e = v & INDEX_MASK;
+    const home = (side == SIDE_IN ? hashInOf(e) : load<u32>(connCold(e) + CC_HASH_OUT)) & posMask;
+    if (((k - home) & posMask) >= ((k - j) & posMask)) {
+      store<u32>(slotAt(j, side), v);
+      j = k;
+    }
+    k = (k + 1) & posMask;
+  }
+  store<u32>(slotAt(j, side), 0);
+}
 
 /**
  * Takes a free record and fills its key; NONE when the table is full (never evicts).
@@ -186,8 +309,10 @@ export function insertConn(
   if (freeHead == 0) return NONE;
   const i = freeHead - 1;
   const c = connPtr(i);
-  freeHead = load<u32>(c + C_NEXT_IN);
-  memory.fill(c, 0, CONN_SIZE);
+  const k = connCold(i);
+  freeHead = load<u32>(c + C_DEST);
+  memory.fill(c, 0, HOT_SIZE);
+  memory.fill(k, 0, COLD_SIZE);
   store<u8>(c + C_PROTO, <u8>proto);
   store<u8>(c + C_FAMILY, <u8>family);
   store<u16>(c + C_CPORT, <u16>cport);
@@ -196,44 +321,24 @@ export function insertConn(
   if (family == 4) {
     store<u32>(c + C_CADDR, load<u32>(caddr));
     store<u32>(c + C_VADDR, load<u32>(vaddr));
-    store<u32>(c + C_DADDR, load<u32>(daddr));
+    store<u32>(k + CC_DADDR, load<u32>(daddr));
   } else {
     copy16(c + C_CADDR, caddr);
     copy16(c + C_VADDR, vaddr);
-    copy16(c + C_DADDR, daddr);
+    copy16(k + CC_DADDR, daddr);
   }
-  store<u32>(c + C_TEMPLATE, NONE);
+  store<u32>(k + CC_TEMPLATE, NONE);
   const template = (flags & F_TEMPLATE) != 0;
-  const hIn = tupleHash(proto, family, c + C_CADDR, cport, c + C_VADDR, vport, template);
-  store<u32>(c + C_HASH_IN, hIn);
-  const bIn = bucketsIn + (<usize>(hIn & bucketMask) << 2);
-  store<u32>(c + C_NEXT_IN, load<u32>(bIn));
-  store<u32>(bIn, i + 1);
+  indexAdd(tupleHash(proto, family, c + C_CADDR, cport, c + C_VADDR, vport, template), i, SIDE_IN);
   if (indexReplies && !template) {
     flags |= F_OUT_HASHED;
-    const hOut = tupleHash(proto, family, c + C_DADDR, dport, c + C_CADDR, cport, false);
-    store<u32>(c + C_HASH_OUT, hOut);
-    const bOut = bucketsOut + (<usize>(hOut & bucketMask) << 2);
-    store<u32>(c + C_NEXT_OUT, load<u32>(bOut));
-    store<u32>(bOut, i + 1);
+    const hOut = tupleHash(proto, family, k + CC_DADDR, dport, c + C_CADDR, cport, false);
+    store<u32>(k + CC_HASH_OUT, hOut);
+    indexAdd(hOut, i, SIDE_OUT);
   }
   store<u16>(c + C_FLAGS, <u16>(flags | F_IN_USE));
   connUsed++;
   return i;
-}
-
-/** Unlinks entry i from the chain whose head is at bucket, following the link field at `field`. */
-function unlink(bucket: usize, i: u32, field: u32): void {
-  let prev: usize = bucket;
-  let link = load<u32>(bucket);
-  while (link != 0) {
-    if (link - 1 == i) {
-      store<u32>(prev, load<u32>(connPtr(i) + field));
-      return;
-    }
-    prev = connPtr(link - 1) + field;
-    link = load<u32>(prev);
-  }
 }
 
 /** Returns entry i to the free list. Accounting (dest counters, templates) is the caller's. */
@@ -242,12 +347,10 @@ export function removeConn(i: u32): void {
   const c = connPtr(i);
   const flags = <u32>load<u16>(c + C_FLAGS);
   if ((flags & F_IN_USE) == 0) return;
-  unlink(bucketsIn + (<usize>(load<u32>(c + C_HASH_IN) & bucketMask) << 2), i, C_NEXT_IN);
-  if (flags & F_OUT_HASHED) {
-    unlink(bucketsOut + (<usize>(load<u32>(c + C_HASH_OUT) & bucketMask) << 2), i, C_NEXT_OUT);
-  }
+  indexRemove(hashInOf(i), i, SIDE_IN);
+  if (flags & F_OUT_HASHED) indexRemove(load<u32>(connCold(i) + CC_HASH_OUT), i, SIDE_OUT);
   store<u16>(c + C_FLAGS, 0);
-  store<u32>(c + C_NEXT_IN, freeHead);
+  store<u32>(c + C_DEST, freeHead);
   freeHead = i + 1;
   connUsed--;
 }
@@ -286,14 +389,9 @@ export function invalidateTemplate(i: u32): void {
   const flags = <u32>load<u16>(c + C_FLAGS);
   if ((flags & (F_IN_USE | F_TEMPLATE)) != (F_IN_USE | F_TEMPLATE)) return;
   if (<u32>load<u16>(c + C_VPORT) == 0xffff) return;
-  unlink(bucketsIn + (<usize>(load<u32>(c + C_HASH_IN) & bucketMask) << 2), i, C_NEXT_IN);
+  indexRemove(hashInOf(i), i, SIDE_IN);
   store<u16>(c + C_VPORT, 0xffff);
   store<u16>(c + C_DPORT, 0xffff);
   store<u16>(c + C_CPORT, 0);
-  const family = <u32>load<u8>(c + C_FAMILY);
-  const h = tupleHash(<u32>load<u8>(c + C_PROTO), family, c + C_CADDR, 0, c + C_VADDR, 0xffff, true);
-  store<u32>(c + C_HASH_IN, h);
-  const b = bucketsIn + (<usize>(h & bucketMask) << 2);
-  store<u32>(c + C_NEXT_IN, load<u32>(b));
-  store<u32>(b, i + 1);
+  indexAdd(hashInOf(i), i, SIDE_IN);
 }

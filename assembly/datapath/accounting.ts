@@ -3,7 +3,7 @@
 // and the destination overload transitions that follow.
 
 import {
-  connPtr, removeConn, C_FLAGS, C_DEST, C_SERVICE, C_TEMPLATE, C_NCONTROL, C_STATE,
+  connPtr, connCold, removeConn, C_FLAGS, C_DEST, C_SERVICE, CC_TEMPLATE, CC_NCONTROL, C_STATE,
   F_TEMPLATE, F_INACTIVE, NONE,
 } from "../conn/conn-table";
 import { isActiveState } from "../conn/tcp-states";
@@ -51,11 +51,11 @@ export function dropConn(i: u32): void {
     destUnbind(d, CONN_PERSIST);
   } else {
     destUnbind(d, (flags & F_INACTIVE) != 0 ? CONN_INACTIVE : CONN_ACTIVE);
-    const t = load<u32>(c + C_TEMPLATE);
+    const t = load<u32>(connCold(i) + CC_TEMPLATE);
     if (t != NONE) {
-      const tp = connPtr(t);
-      const n = load<u32>(tp + C_NCONTROL);
-      if (n > 0) store<u32>(tp + C_NCONTROL, n - 1);
+      const tp = connCold(t);
+      const n = load<u32>(tp + CC_NCONTROL);
+      if (n > 0) store<u32>(tp + CC_NCONTROL, n - 1);
     }
     emit(EV_FLOW_EXPIRED, i, d, svc);
   }

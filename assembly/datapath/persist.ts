@@ -4,8 +4,8 @@
 // and port-zero services <protocol, net, 0, VIP, 0>. FTP's port 21 keys vport 0 too.
 
 import {
-  lookupIn, insertConn, connPtr, touchConn, invalidateTemplate, connExpired, NONE,
-  C_DEST, C_SERVICE, C_NCONTROL, C_TIMEOUT, F_TEMPLATE,
+  lookupIn, insertConn, connPtr, connCold, touchConn, invalidateTemplate, connExpired, NONE,
+  C_DEST, C_SERVICE, CC_NCONTROL, C_TIMEOUT, F_TEMPLATE,
 } from "../conn/conn-table";
 import { destPtr, D_FLAGS, D_WEIGHT, DF_AVAILABLE, D_SERVICE, D_PORT, D_ADDR } from "../sched/table";
 import { scheduleFlow } from "../sched/service";
@@ -79,7 +79,7 @@ export function persistSchedule(
   const c = connPtr(ti);
   store<u32>(c + C_DEST, <u32>d);
   store<u32>(c + C_SERVICE, svc);
-  store<u32>(c + C_NCONTROL, 0);
+  store<u32>(connCold(ti) + CC_NCONTROL, 0);
   touchConn(ti, now, timeout);
   bindConn(ti, <u32>d, svc);
   templateIndex = ti;
@@ -90,7 +90,7 @@ export function persistSchedule(
 /** A template past its time but still controlling connections lives on (expire_later). */
 export function templateOutlives(t: u32, now: u32): bool {
   const c = connPtr(t);
-  if (load<u32>(c + C_NCONTROL) == 0) return false;
+  if (load<u32>(connCold(t) + CC_NCONTROL) == 0) return false;
   if (connExpired(t, now)) touchConn(t, now, load<u32>(c + C_TIMEOUT));
   return true;
 }

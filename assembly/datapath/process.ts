@@ -32,9 +32,9 @@ import {
 } from "../forward/action";
 import { applyParsed } from "../forward/apply";
 import {
-  lookupIn, lookupOut, insertConn, connPtr, touchConn, connExpired, connUsed, connCapacity,
-  NONE, C_DEST, C_SERVICE, C_STATE, C_FLAGS, C_TEMPLATE, C_NCONTROL, C_INPKTS, C_FWMARK,
-  C_METHOD, C_DPORT, C_VPORT, C_VADDR, C_DADDR, F_INACTIVE, F_NOOUTPUT,
+  lookupIn, lookupOut, lookupInHashed, lookupOutHashed, tupleHash, insertConn, connPtr, touchConn, connExpired, connUsed, connCapacity,
+  connCold, NONE, C_DEST, C_SERVICE, C_STATE, C_FLAGS, CC_TEMPLATE, CC_NCONTROL, C_INPKTS,
+  CC_FWMARK, C_METHOD, C_DPORT, C_VPORT, C_VADDR, CC_DADDR, F_INACTIVE, F_NOOUTPUT,
 } from "../conn/conn-table";
 import {
   tcpNextState, stateTimeout, S_NONE, S_UDP, S_TIME_WAIT, DIR_INPUT, DIR_OUTPUT,
@@ -117,7 +117,9 @@ function processOne(i: u32): u32 {
   const sport = pSport;
   const dport = pDport;
 
-  let c = lookupIn(proto, family, src, sport, dst, dport, false);
+  // The client-side and reply-side lookups hash the same words: one hash, one index line.
+  const h = tupleHash(proto, family, src, sport, dst, dport, false);
+  let c = lookupInHashed(h, proto, family, src, sport, dst, dport, false);
   if (c != NONE) {
     if (connExpired(c, now)) {
       dropConn(c);
@@ -132,7 +134,7 @@ function processOne(i: u32): u32 {
   }
   if (c != NONE) return clientPacket(pkt, c, proto);
 
-  const r = lookupOut(proto, family, src, sport, dst, dport);
+  const r = lookupOutHashed(h, proto, family, src, sport, dst, dport);
   if (r != NONE) {
     if (!connExpired(r, now)) return replyPacket(pkt, r, proto);
     dropConn(r);
@@ -250,13 +252,13 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
   const cp = connPtr(c);
   store<u32>(cp + C_DEST, destId);
   store<u32>(cp + C_SERVICE, svc);
-  store<u32>(cp + C_FWMARK, mark);
+  store<u32>(connCold(c) + CC_FWMARK, mark);
   store<u8>(cp + C_METHOD, load<u8>(actionPtr(destId) + A_KIND));
   store<u8>(cp + C_STATE, <u8>S_NONE);
-  store<u32>(cp + C_TEMPLATE, template);
+  store<u32>(connCold(c) + CC_TEMPLATE, template);
   if (template != NONE) {
-    const tp = connPtr(template);
-    store<u32>(tp + C_NCONTROL, load<u32>(tp + C_NCONTROL) + 1);
+    const tp = connCold(template);
+    store<u32>(tp + CC_NCONTROL, load<u32>(tp + CC_NCONTROL) + 1);
   }
   bindConn(c, destId, svc);
   countConnection(svc, destId);
@@ -389,10 +391,10 @@ function icmpError(pkt: usize, family: u32): u32 {
     countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, true);
     if (<u32>load<u8>(cp + C_METHOD) != ACTION_NAT_DNAT) return transmit(pkt, d, 0);
     if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
-    const rec = scratchFor(ACTION_ICMP_NAT_IN, family, cp + C_DADDR, <u32>load<u16>(cp + C_DPORT));
+    const rec = scratchFor(ACTION_ICMP_NAT_IN, family, connCold(c) + CC_DADDR, <u32>load<u16>(cp + C_DPORT));
     const result = applyParsed(slot, pkt, rec);
     dest = d;
-    if ((result & 0xff) == VERDICT_FORWARD) setMacs(family, cp + C_DADDR, false);
+    if ((result & 0xff) == VERDICT_FORWARD) setMacs(family, connCold(c) + CC_DADDR, false);
     return result;
   }
   const r = lookupOut(eproto, family, edst, edport, esrc, esport);

@@ -22,12 +22,20 @@ export function readStatsBlock(mem: Uint8Array, at: number): { stats: TrafficCou
   };
 }
 
-// Connection record fields.
+// Connection record fields (assembly/conn/conn-table.ts): a 64-byte hot part and a 32-byte
+// cold part; records come in pairs of 192 bytes [hot 2k][hot 2k+1][cold 2k][cold 2k+1].
 const C = {
-  proto: 8, family: 9, state: 10, method: 11, cport: 12, vport: 14, caddr: 16, vaddr: 32, daddr: 48,
-  dport: 64, flags: 66, timeout: 72, dest: 76, service: 80, template: 84, ncontrol: 88, inpkts: 92, fwmark: 96,
+  proto: 0, family: 1, state: 2, method: 3, cport: 4, vport: 6, caddr: 8, vaddr: 24,
+  dport: 40, flags: 42, timeout: 48, dest: 52, service: 56, inpkts: 60,
 } as const;
-export const CONN_RECORD_SIZE = 112;
+const CC = { daddr: 0, template: 16, ncontrol: 20, fwmark: 24 } as const;
+export const CONN_RECORD_SIZE = 96;
+const CONN_PAIR_SIZE = 192;
+/** Where record `index`'s hot and cold parts start. */
+function connRecordAt(base: number, index: number): { hot: number; cold: number } {
+  const pair = base + Math.floor(index / 2) * CONN_PAIR_SIZE;
+  return { hot: pair + (index & 1) * 64, cold: pair + 128 + (index & 1) * 32 };
+}
 const F_TEMPLATE = 2;
 const F_INACTIVE = 4;
 
@@ -55,8 +63,9 @@ export interface ConnectionRecord {
 }
 
 export function readConnection(mem: Uint8Array, base: number, index: number, expiresMs: number): ConnectionRecord {
-  const at = base + index * CONN_RECORD_SIZE;
-  const v = new DataView(mem.buffer, at, CONN_RECORD_SIZE);
+  const { hot: at, cold } = connRecordAt(base, index);
+  const v = new DataView(mem.buffer, at, 64);
+  const k = new DataView(mem.buffer, cold, 32);
   const family = v.getUint8(C.family);
   const proto = v.getUint8(C.proto);
   const flags = v.getUint16(C.flags, true);
@@ -65,7 +74,7 @@ export function readConnection(mem: Uint8Array, base: number, index: number, exp
   const stateNumber = v.getUint8(C.state);
   const protocol = PROTOCOL_NAMES[proto] ?? "ip";
   const state = protocol === "tcp" ? (TCP_STATE_NAMES[stateNumber] ?? "NONE") : template ? "NONE" : protocol.toUpperCase();
-  const t = v.getUint32(C.template, true);
+  const t = k.getUint32(CC.template, true);
   return {
     index,
     template,
@@ -73,9 +82,9 @@ export function readConnection(mem: Uint8Array, base: number, index: number, exp
     destinationId: v.getUint32(C.dest, true),
     serviceId: v.getUint32(C.service, true),
     templateIndex: t === 0xffffffff ? null : t,
-    controlled: v.getUint32(C.ncontrol, true),
+    controlled: k.getUint32(CC.ncontrol, true),
     inPackets: v.getUint32(C.inpkts, true),
-    fwmark: v.getUint32(C.fwmark, true),
+    fwmark: k.getUint32(CC.fwmark, true),
     stateNumber,
     snapshot: {
       protocol,
@@ -83,7 +92,7 @@ export function readConnection(mem: Uint8Array, base: number, index: number, exp
       virtual: template && proto === 0
         ? { address: String(new DataView(mem.buffer, at + C.vaddr, 4).getUint32(0, false)), port: v.getUint16(C.vport, true) }
         : { address: addr(C.vaddr), port: v.getUint16(C.vport, true) },
-      destination: { address: addr(C.daddr), port: v.getUint16(C.dport, true) },
+      destination: { address: formatAddress(mem.subarray(cold + CC.daddr, cold + CC.daddr + 16), family), port: v.getUint16(C.dport, true) },
       state,
       expires: Math.ceil(expiresMs / 1000),
     },
