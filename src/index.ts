@@ -26,3 +26,18 @@ export type {
   ServiceKey, ServiceConfig, DestinationConfig, RuleSet, ServiceWithDestinations, Persistence, Protocol,
   ForwardMethod, TunnelOptions, TunnelChecksum, AddressFamily,
 } from "./config/types.js";
+// Packet I/O (TUN, AF_PACKET, in-memory), neighbours, ARP, and the director loop (issue #5).
+export { MemoryPacketIO, SlotWords, emptyIoStats } from "./io/packet-io.js";
+export type { PacketIO, PacketIOStats } from "./io/packet-io.js";
+export { TunDevice } from "./io/tun.js";
+export type { TunOptions } from "./io/tun.js";
+export { AfPacketSocket } from "./io/af-packet.js";
+export type { AfPacketOptions, AfPacketFanout } from "./io/af-packet.js";
+export { IoError, IoUnavailableError } from "./io/libc.js";
+export { withNetns } from "./io/netns.js";
+export { KernelNeighbours, parseNeighbours } from "./io/neighbours.js";
+export type { KernelNeighboursOptions } from "./io/neighbours.js";
+export { ArpResponder } from "./io/arp-responder.js";
+export type { ArpResponderOptions, FrameSender } from "./io/arp-responder.js";
+export { Director } from "./runtime/director.js";
+export type { DirectorOptions, DirectorRoute, DirectorStats, NeighbourResolver, PassDecision, PassHook } from "./runtime/director.js";

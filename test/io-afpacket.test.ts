@@ -4,8 +4,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { LinkType, PacketCore } from "../src/index.js";
+import { Balancer, LinkType, PacketCore, PacketFlags, type ServiceKey } from "../src/index.js";
 import { AfPacketSocket } from "../src/io/af-packet.js";
+import { ArpResponder } from "../src/io/arp-responder.js";
+import { Director } from "../src/runtime/director.js";
 import { skipUnless } from "./support/tools.js";
 import { udp4, until, withLab, type IoLab } from "./support/io-lab.js";
 
@@ -149,6 +151,50 @@ test("AF_PACKET fanout hash: both directions of each flow land on the same socke
       assert.ok(perSocket[0] > 0 && perSocket[1] > 0, `flows per socket ${perSocket}`);
     } finally {
       for (const s of socks) s.close();
+    }
+  });
+});
+
+test("ARP responder: the peer's kernel resolves the VIP to our MAC; our probe teaches the balancer the peer's MAC", { skip }, async () => {
+  await withLab(async (lab) => {
+    const { a, p, peerMac } = pair(lab);
+    const sock = AfPacketSocket.open({ interface: "a0", netns: a });
+    const balancer = new Balancer({ connections: 64, slots: 32, director: { mac: sock.mac } });
+    const arp = new ArpResponder({ balancer, vips: ["10.220.0.100"], io: sock });
+    const director = new Director({ balancer, io: [sock], pass: arp.hook, neighbours: arp });
+    try {
+      const KEY: ServiceKey = { kind: "address", protocol: "udp", address: "10.220.0.100", port: 53 };
+      balancer.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+      balancer.addDestination(KEY, { address: "10.220.0.2", port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+      const frame = (ip: Uint8Array) => {
+        const f = new Uint8Array(14 + ip.length);
+        f.set(Uint8Array.from(sock.mac.split(":").map((x) => parseInt(x, 16))), 0);
+        f[12] = 0x08;
+        f.set(ip, 14);
+        return f;
+      };
+      const query = frame(udp4("10.220.0.9", 5353, "10.220.0.100", 53, new Uint8Array(8)));
+      const before = balancer.processPacket(query, LinkType.Ethernet, 0);
+      assert.ok(before.flags & PacketFlags.NeedsNeighbour, "no MAC for the real server yet");
+      const loop = director.start();
+      arp.resolve("10.220.0.2", 4);
+      assert.ok(await until(() => arp.learned.has("10.220.0.2"), 3000), "the probe's answer was learnt");
+      assert.equal(arp.learned.get("10.220.0.2"), peerMac);
+      const after = balancer.processPacket(frame(udp4("10.220.0.9", 5354, "10.220.0.100", 53, new Uint8Array(8))), LinkType.Ethernet, 1);
+      assert.equal(after.flags & PacketFlags.NeedsNeighbour, 0);
+      assert.equal([...after.packet.subarray(0, 6)].map((x) => x.toString(16).padStart(2, "0")).join(":"), peerMac);
+      // The peer's kernel asks for the VIP when a socket there sends to it.
+      const send = "const d=require('dgram').createSocket('udp4');d.send(Buffer.from('q'),53,'10.220.0.100',()=>d.close())";
+      await lab.exec(p, "node", ["-e", send]);
+      let neigh = "";
+      const resolved = await until(() => (neigh = lab.ip(p, "neigh", "show", "10.220.0.100")).includes(`lladdr ${sock.mac}`), 3000, 50);
+      assert.ok(resolved, `peer neighbour entry: ${neigh}`);
+      assert.ok(arp.stats.answered >= 1);
+      await director.stop();
+      await loop;
+    } finally {
+      await director.stop();
+      sock.close();
     }
   });
 });

@@ -1,13 +1,13 @@
 // The TUN adapter and the director over it, in namespaces built here: packets the kernel
 // routes into the device arrive in slots whole (9000 bytes with a big MTU), packets written
 // are routed by the kernel, and a NAT director over a TUN device serves four curls rr.
+// The director's logic without devices is in io-director.test.ts.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Balancer, LinkType, PacketCore, Verdict, type ServiceKey } from "../src/index.js";
+import { Balancer, LinkType, PacketCore, type ServiceKey } from "../src/index.js";
 import { TunDevice } from "../src/io/tun.js";
 import { Director } from "../src/runtime/director.js";
-import { MemoryPacketIO } from "../src/io/packet-io.js";
 import { skipUnless } from "./support/tools.js";
 import { udp4, until, withLab } from "./support/io-lab.js";
 
@@ -71,49 +71,6 @@ test("TUN: packets the kernel routes into the device arrive in slots in order; 9
       tun.close();
     }
   });
-});
-
-test("director without devices: an in-memory adapter, replies where they came from, drops by reason, passes to the hook", () => {
-  const b = new Balancer({ connections: 64, slots: 8 });
-  const KEY: ServiceKey = { kind: "address", protocol: "udp", address: "10.9.0.1", port: 53 };
-  b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
-  b.addDestination(KEY, { address: "10.8.0.2", port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
-  b.addService({ key: { ...KEY, address: "10.9.0.2" }, scheduler: "rr", schedulerFlags: [], onePacket: false });
-  const a = new MemoryPacketIO("a");
-  const servers = new MemoryPacketIO("servers");
-  const passed: number[] = [];
-  const director = new Director({
-    balancer: b, io: [a, servers], routes: [{ prefix: "10.8.0.0/16", io: servers }],
-    pass: (p) => {
-      passed.push(p[9]);
-      return "consumed";
-    },
-  });
-  const q = udp4("10.7.0.1", 4000, "10.9.0.1", 53, new Uint8Array(4));
-  const ttl1 = udp4("10.7.0.1", 4001, "10.9.0.1", 53, new Uint8Array(4), 1);
-  const other = udp4("10.7.0.1", 4002, "10.9.9.9", 99, new Uint8Array(4));
-  const bad = q.slice(0, 10);
-  const noServer = udp4("10.7.0.1", 4003, "10.9.0.2", 53, new Uint8Array(4));
-  a.inject(q, ttl1, other, bad, noServer);
-  assert.equal(director.runOnce(), 5);
-  assert.equal(servers.sent.length, 1, "the NAT forward left by the route to 10.8.0.0/16");
-  assert.equal([...servers.sent[0].subarray(16, 20)].join("."), "10.8.0.2");
-  assert.deepEqual(passed, [17], "the packet to no service went to the hook");
-  assert.equal(director.stats.drops["truncated"], 1);
-  assert.equal(director.stats.drops["ttl-expired"], 1);
-  const replies = a.sent;
-  assert.equal(replies.length, 1, "a service without destinations: ICMP port unreachable back by the receiving adapter");
-  assert.equal(replies[0][9], 1);
-  assert.equal([...replies[0].subarray(16, 20)].join("."), "10.7.0.1");
-  assert.equal(director.stats.replied, 1);
-  assert.equal(director.stats.forwarded, 1);
-  // The server's answer comes in by `servers`; no route matches the client, so it leaves by
-  // the adapter it came in on.
-  servers.inject(udp4("10.8.0.2", 53, "10.7.0.1", 4000, new Uint8Array(4)));
-  director.runOnce();
-  assert.equal(servers.sent.length, 2, "no route to 10.7/16: it leaves by the adapter it came in on");
-  assert.equal([...servers.sent[1].subarray(12, 16)].join("."), "10.9.0.1", "source rewritten to the VIP");
-  assert.equal(b.processPacket(q, LinkType.RawIp, 0).verdict, Verdict.Forward);
 });
 
 test("NAT director over a TUN device: four curls to the VIP answer RS1, RS2, RS1, RS2 (rr, masq)", { skip: skipHttp }, async () => {

@@ -223,6 +223,20 @@ export class AfPacketSocket implements PacketIO {
     return sent;
   }
 
+  /**
+   * Sends one frame from a JavaScript buffer (a copy; for control frames such as ARP, not
+   * for the data path). Returns false when the kernel refused it.
+   */
+  sendFrame(frame: Uint8Array): boolean {
+    if (this.closed) throw new Error(`AF_PACKET ${this.name}: closed`);
+    const c = libc();
+    const copy = Buffer.from(frame);
+    const ok = c.write(this.fd, c.address(copy), copy.length) === copy.length;
+    if (ok) this.stats.sent++;
+    else this.stats.sendErrors++;
+    return ok;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
