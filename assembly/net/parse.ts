@@ -78,6 +78,58 @@ export function parsePacket(p: usize, len: u32, link: u32): u32 {
   pIcmpType = 0;
   pIcmpCode = 0;
   pTcpFlags = 0;
+  // Fast path: IPv4 without options (version/IHL byte 0x45), raw or in an untagged
+  // Ethernet frame, with at least the 20-byte header present. Same checks, same results as
+  // parseSlow (both inline parseIPv4From); knowing IHL = 5 here lets the compiler drop the
+  // options branch of the header-checksum check.
+  if (link == LINK_ETHERNET) {
+    if (len >= ETH_HLEN + IPV4_HLEN && load<u16>(p, 12) == bswap<u16>(<u16>ETHERTYPE_IPV4) && load<u8>(p, ETH_HLEN) == 0x45) {
+      pEtherTypeOff = 12;
+      pL3 = ETH_HLEN;
+      return parseIPv4From(p, len, ETH_HLEN, 0x45);
+    }
+  } else if (len >= IPV4_HLEN && load<u8>(p) == 0x45) {
+    pL3 = 0;
+    return parseIPv4From(p, len, 0, 0x45);
+  }
+  return parseSlow(p, len, link);
+}
+
+/**
+ * IPv4 header at l3 (first byte vihl, version 4) and then its upper-layer header. The
+ * results stay in locals for the L4 step (a global, once stored, is read back from memory).
+ */
+@inline function parseIPv4From(p: usize, len: u32, l3: u32, vihl: u32): u32 {
+  if (l3 + IPV4_HLEN > len) return REASON_TRUNCATED;
+  const q = p + l3;
+  const ihl = (vihl & 0x0f) << 2;
+  if (ihl < IPV4_HLEN) return REASON_BAD_HEADER_LENGTH;
+  if (l3 + ihl > len) return REASON_TRUNCATED;
+  const total = rd16(q + 2);
+  if (total < ihl) return REASON_BAD_TOTAL_LENGTH;
+  if (l3 + total > len) return REASON_TRUNCATED;
+  if (!ipv4HeaderChecksumOk(q, ihl)) return REASON_BAD_IP_CHECKSUM;
+  // Flags + fragment offset, tested as loaded (little-endian: byte 6 low, byte 7 high), no
+  // swap: the 13-bit offset is byte 6's low 5 bits and byte 7 (mask 0xFF1F), MF is 0x20.
+  const fragField = <u32>load<u16>(q, 6);
+  const frag = (fragField & 0xff1f) != 0 ? FRAG_LATER : (fragField & 0x0020) != 0 ? FRAG_FIRST : FRAG_NONE;
+  const proto = <u32>load<u8>(q, 9);
+  const l4 = l3 + ihl;
+  const l4Len = total - ihl;
+  pFrag = frag;
+  pFamily = 4;
+  pIpLen = total;
+  pProto = proto;
+  pL4 = l4;
+  pL4Len = l4Len;
+  pSrcAddr = l3 + 12;
+  pDstAddr = l3 + 16;
+  if (frag == FRAG_LATER) return REASON_NONE;
+  return parseL4(p + l4, l4Len, proto, 4, frag);
+}
+
+/** Everything that is not plain IPv4 without options (untagged on Ethernet): the full parser. */
+function parseSlow(p: usize, len: u32, link: u32): u32 {
   let l3: u32 = 0;
   if (link == LINK_ETHERNET) {
     if (len < ETH_HLEN) return REASON_TRUNCATED;
@@ -102,38 +154,14 @@ export function parsePacket(p: usize, len: u32, link: u32): u32 {
     if (len < 1) return REASON_TRUNCATED;
   }
   pL3 = l3;
-  const version = rd8(p + l3) >> 4;
-  let r: u32;
-  if (version == 4) r = parseIPv4(p, len, l3);
-  else if (version == 6) r = parseIPv6(p, len, l3);
-  else return REASON_BAD_VERSION;
+  const vihl = rd8(p + l3);
+  const version = vihl >> 4;
+  if (version == 4) return parseIPv4From(p, len, l3, vihl);
+  if (version != 6) return REASON_BAD_VERSION;
+  const r = parseIPv6(p, len, l3);
   if (r != REASON_NONE) return r;
   if (pFrag == FRAG_LATER) return REASON_NONE;
-  return parseL4(p);
-}
-
-function parseIPv4(p: usize, len: u32, l3: u32): u32 {
-  if (l3 + IPV4_HLEN > len) return REASON_TRUNCATED;
-  const ihl = (rd8(p + l3) & 0x0f) << 2;
-  if (ihl < IPV4_HLEN) return REASON_BAD_HEADER_LENGTH;
-  if (l3 + ihl > len) return REASON_TRUNCATED;
-  const total = rd16(p + l3 + 2);
-  if (total < ihl) return REASON_BAD_TOTAL_LENGTH;
-  if (l3 + total > len) return REASON_TRUNCATED;
-  if (!ipv4HeaderChecksumOk(p + l3, ihl)) return REASON_BAD_IP_CHECKSUM;
-  // Flags + fragment offset, tested as loaded (little-endian: byte 6 low, byte 7 high), no
-  // swap: the 13-bit offset is byte 6's low 5 bits and byte 7 (mask 0xFF1F), MF is 0x20.
-  const fragField = <u32>load<u16>(p + l3, 6);
-  if ((fragField & 0xff1f) != 0) pFrag = FRAG_LATER;
-  else if ((fragField & 0x0020) != 0) pFrag = FRAG_FIRST;
-  pFamily = 4;
-  pIpLen = total;
-  pProto = rd8(p + l3 + 9);
-  pL4 = l3 + ihl;
-  pL4Len = total - ihl;
-  pSrcAddr = l3 + 12;
-  pDstAddr = l3 + 16;
-  return REASON_NONE;
+  return parseL4(p + pL4, pL4Len, pProto, 6, pFrag);
 }
 
 function parseIPv6(p: usize, len: u32, l3: u32): u32 {
@@ -182,10 +210,9 @@ function parseIPv6(p: usize, len: u32, l3: u32): u32 {
   return REASON_NONE;
 }
 
-function parseL4(p: usize): u32 {
-  const l4 = p + pL4;
-  const avail = pL4Len;
-  if (pProto == PROTO_TCP) {
+/** The upper-layer header at l4 with `avail` bytes to the end of the IP packet. */
+@inline function parseL4(l4: usize, avail: u32, proto: u32, family: u32, frag: u32): u32 {
+  if (proto == PROTO_TCP) {
     if (avail < TCP_HLEN) return REASON_BAD_L4_HEADER;
     const doff = (rd8(l4 + 12) >> 4) << 2;
     if (doff < TCP_HLEN || doff > avail) return REASON_BAD_L4_HEADER;
@@ -194,20 +221,23 @@ function parseL4(p: usize): u32 {
     pSport = ports >> 16;
     pDport = ports & 0xffff;
     pTcpFlags = rd8(l4 + 13);
-  } else if (pProto == PROTO_UDP) {
+  } else if (proto == PROTO_UDP) {
     if (avail < UDP_HLEN) return REASON_BAD_L4_HEADER;
     const ulen = rd16(l4 + 4);
     // A first fragment carries only part of the datagram the UDP length describes.
-    if (pFrag == FRAG_NONE && (ulen < UDP_HLEN || ulen > avail)) return REASON_BAD_L4_HEADER;
-    pSport = rd16(l4);
-    pDport = rd16(l4 + 2);
-  } else if ((pProto == PROTO_ICMP && pFamily == 4) || (pProto == PROTO_ICMPV6 && pFamily == 6)) {
+    if (frag == FRAG_NONE && (ulen < UDP_HLEN || ulen > avail)) return REASON_BAD_L4_HEADER;
+    const ports = bswap<u32>(load<u32>(l4));
+    pSport = ports >> 16;
+    pDport = ports & 0xffff;
+  } else if ((proto == PROTO_ICMP && family == 4) || (proto == PROTO_ICMPV6 && family == 6)) {
     if (avail < ICMP_HLEN) return REASON_BAD_L4_HEADER;
-    pIcmpType = rd8(l4);
+    const type = rd8(l4);
+    pIcmpType = type;
     pIcmpCode = rd8(l4 + 1);
-    if (isIcmpEcho(pFamily, pIcmpType)) {
-      pSport = rd16(l4 + 4);
-      pDport = pSport;
+    if (isIcmpEcho(family, type)) {
+      const id = rd16(l4 + 4);
+      pSport = id;
+      pDport = id;
     }
   }
   // Other protocols (GRE, IPIP, ESP, SCTP, ...) parse to the L4 offset only.
