@@ -5,7 +5,7 @@
 
 import { createRequire } from "node:module";
 import { writeFileSync, mkdirSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { ServiceTable, KERNEL_SCHEDULERS } from "../src/index.js";
 import { defaultFlows } from "../src/testing/index.js";
 
@@ -109,7 +109,8 @@ const buildLines = ["| M | backends | build (median of 7) | paper | within |", "
 for (const b of builds) buildLines.push(`| ${b.m} | 1000 | ${b.ms.toFixed(2)} ms | ${b.paper} ms | ${b.ms <= b.paper ? "yes" : "no"} |`);
 
 const cpu = cpus()[0]?.model ?? "unknown CPU";
-const header = `${BACKENDS} backends (weights 1..${BACKENDS}, some load), 1024 distinct flows; node ${process.version}, ${cpu}, one core.`;
+const load = loadavg().map((x) => x.toFixed(1)).join(" / ");
+const header = `${BACKENDS} backends (weights 1..${BACKENDS}, some load), 1024 distinct flows; node ${process.version}, ${cpu} x ${cpus().length}, one core used; load average ${load} (1 / 5 / 15 min) at the end of the run: figures from a busy machine are low.`;
 console.log(header);
 console.log(lines.join("\n"));
 console.log(buildLines.join("\n"));

@@ -4,8 +4,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync, mkdtempSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, writeFileSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { join, dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const root = new URL("..", import.meta.url);
@@ -28,3 +28,4 @@ mkdirSync(cache, { recursive: true });
 const file = join(mkdtempSync(join(cache, "lvs-example-")), "example.ts");
 writeFileSync(file, code);
 await import(pathToFileURL(file).href);
+rmSync(dirname(file), { recursive: true, force: true }); // loaded: the copy is no longer needed
