@@ -72,8 +72,14 @@ let dest: u32 = NONE;
 
 /** Slots per prefetch chunk: enough misses in flight to fill the line-fill buffers. */
 const CHUNK: u32 = 32;
-/** Each chunk slot's tuple hash from the prefetch pass (0 = not a flow packet we hash). */
-const chunkHashes: usize = memory.data(CHUNK * 4, 16);
+/**
+ * Per chunk slot, from the prefetch pass: [0] the tuple hash (0 = not hashed), and what it
+ * was computed from: [4] the source and [8] the destination address's address, [12] the
+ * ports (source << 16 | destination), [16] protocol | family << 8; [20..32) spare.
+ */
+const CHUNK_ENTRY_SHIFT: u32 = 5;
+const chunkHashes: usize = memory.data(CHUNK << CHUNK_ENTRY_SHIFT, 16);
+let chunkFirst: u32 = 0;
 /** Sink for the prefetch loads, so that the optimiser keeps them. */
 let touched: u32 = 0;
 
@@ -86,6 +92,7 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
   const end = first + count;
   for (let c0 = first; c0 < end; c0 += CHUNK) {
     const c1 = end - c0 > CHUNK ? c0 + CHUNK : end;
+    chunkFirst = c0;
     touchChunk(c0, c1);
     for (let i = c0; i < c1; i++) {
       slot = i;
@@ -113,19 +120,22 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
 function touchChunk(c0: u32, c1: u32): void {
   let acc: u32 = 0;
   for (let i = c0; i < c1; i++) {
-    const h = quickHash(i);
-    store<u32>(chunkHashes + (<usize>(i - c0) << 2), h);
+    const h = quickHash(i, chunkHashes + (<usize>(i - c0) << CHUNK_ENTRY_SHIFT));
     if (h != 0) acc += load<u32>(indexLine(h));
   }
   for (let i = c0; i < c1; i++) {
-    const h = load<u32>(chunkHashes + (<usize>(i - c0) << 2));
+    const h = load<u32>(chunkHashes + (<usize>(i - c0) << CHUNK_ENTRY_SHIFT));
     if (h != 0) acc += touchIn(h);
   }
   touched += acc;
 }
 
-/** The client-side tuple hash of slot i's packet if it looks like plain TCP / UDP / SCTP over IP; 0 otherwise. */
-function quickHash(i: u32): u32 {
+/**
+ * The client-side tuple hash of slot i's packet if it looks like plain TCP / UDP / SCTP
+ * over IP; 0 otherwise. Writes the hash and what it was computed from to `out`.
+ */
+function quickHash(i: u32, out: usize): u32 {
+  store<u32>(out, 0);
   const off = descGet(i, DESC_OFFSET);
   let len = descGet(i, DESC_LENGTH);
   if (off > slotStride || len > slotStride - off) return 0;
@@ -144,12 +154,26 @@ function quickHash(i: u32): u32 {
     const ihl = (vihl & 0xf) << 2;
     proto = <u32>load<u8>(p + 9);
     if ((proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) || ihl < 20 || len < ihl + 4) return 0;
-    return tupleHash(proto, 4, p + 12, rd16(p + ihl), p + 16, rd16(p + ihl + 2), false);
+    const ports4 = bswap<u32>(load<u32>(p + ihl));
+    const h4 = tupleHash(proto, 4, p + 12, ports4 >> 16, p + 16, ports4 & 0xffff, false);
+    store<u32>(out, h4);
+    store<u32>(out + 4, <u32>(p + 12));
+    store<u32>(out + 8, <u32>(p + 16));
+    store<u32>(out + 12, ports4);
+    store<u32>(out + 16, proto | (4 << 8));
+    return h4;
   }
   if (vihl >> 4 != 6 || len < 44) return 0;
   proto = <u32>load<u8>(p + 6);
   if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) return 0;
-  return tupleHash(proto, 6, p + 8, rd16(p + 40), p + 24, rd16(p + 42), false);
+  const ports6 = bswap<u32>(load<u32>(p + 40));
+  const h6 = tupleHash(proto, 6, p + 8, ports6 >> 16, p + 24, ports6 & 0xffff, false);
+  store<u32>(out, h6);
+  store<u32>(out + 4, <u32>(p + 8));
+  store<u32>(out + 8, <u32>(p + 24));
+  store<u32>(out + 12, ports6);
+  store<u32>(out + 16, proto | (6 << 8));
+  return h6;
 }
 
 @inline function isIcmpError(family: u32, type: u32): bool {
@@ -181,7 +205,14 @@ function processOne(i: u32): u32 {
   const dport = pDport;
 
   // The client-side and reply-side lookups hash the same words: one hash, one index line.
-  const h = tupleHash(proto, family, src, sport, dst, dport, false);
+  // The prefetch pass's hash is reused when it was computed from the same inputs: the same
+  // protocol, family and ports, and addresses read from the same bytes (only this packet's
+  // own processing writes them, and it has not started).
+  const q = chunkHashes + (<usize>(i - chunkFirst) << CHUNK_ENTRY_SHIFT);
+  const h = load<u32>(q) != 0 && load<u32>(q + 4) == <u32>src && load<u32>(q + 8) == <u32>dst &&
+    load<u32>(q + 12) == ((sport << 16) | dport) && load<u32>(q + 16) == (proto | (family << 8))
+    ? load<u32>(q)
+    : tupleHash(proto, family, src, sport, dst, dport, false);
   let c = lookupInHashed(h, proto, family, src, sport, dst, dport, false);
   if (c != NONE) {
     if (connExpired(c, now)) {
