@@ -4,6 +4,7 @@ export default defineConfig({
   entry: {
     index: "src/index.ts",
     "testing/index": "src/testing/index.ts",
+    "cli/lvsadm": "src/admin/lvsadm-cli.ts",
   },
   format: ["esm", "cjs"],
   dts: { entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" } },

@@ -172,13 +172,21 @@ export class Balancer {
   private mustFind(key: ServiceKey): ServiceEntry {
     const k = normaliseServiceKey(key);
     const entry = this.find(k);
-    if (!entry) throw new ConfigError(`No such service: ${serviceKeyText(k)}`);
+    if (!entry) throw new ConfigError(`No such service: ${serviceKeyText(k)}`, "ESRCH");
     return entry;
   }
 
   /** The scheduler options ServiceTable understands, from a service configuration. */
   private schedulerOptions(config: ServiceConfig) {
     return { scheduler: config.scheduler, flags: config.schedulerFlags };
+  }
+
+  /** The kernel's "Scheduler or persistence engine not found" for an unknown name. */
+  private checkScheduler(name: string): void {
+    if (!this.scheduler.schedulers().some((s) => s.name === name)) {
+      const known = this.scheduler.schedulers().map((s) => s.name).join(", ");
+      throw new ConfigError(`scheduler: "${name}" is not a built-in or registered scheduler (${known})`, "ENOENT");
+    }
   }
 
   private wrap<T>(fn: () => T): T {
@@ -193,13 +201,14 @@ export class Balancer {
   /** ipvsadm -A. */
   addService(config: ServiceConfig): void {
     const c = normaliseService(config);
-    if (this.find(c.key)) throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`);
+    if (this.find(c.key)) throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`, "EEXIST");
+    this.checkScheduler(c.scheduler);
     const family = familyOfKey(c.key);
     const prefix = c.persistence ? persistencePrefix(c.persistence, family) : family === 4 ? 32 : 128;
     const id = this.wrap(() => this.scheduler.createService(this.schedulerOptions(c)));
     if (!this.registerKey(id, c.key)) {
       this.scheduler.deleteService(id);
-      throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`);
+      throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`, "EEXIST");
     }
     this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
     const entry: ServiceEntry = { id, config: c, dests: [] };
@@ -221,6 +230,7 @@ export class Balancer {
   editService(config: ServiceConfig): void {
     const c = normaliseService(config);
     const entry = this.mustFind(c.key);
+    this.checkScheduler(c.scheduler);
     const family = familyOfKey(c.key);
     const prefix = c.persistence ? persistencePrefix(c.persistence, family) : family === 4 ? 32 : 128;
     this.wrap(() => this.scheduler.editService(entry.id, this.schedulerOptions(c)));
@@ -274,7 +284,7 @@ export class Balancer {
     const entry = this.mustFind(key);
     const c = normaliseDestination(config, familyOfKey(entry.config.key));
     if (entry.dests.some((d) => d.config.address === c.address && d.config.port === c.port)) {
-      throw new ConfigError(`Destination already exists: ${c.address}:${c.port} in ${serviceKeyText(entry.config.key)}`);
+      throw new ConfigError(`Destination already exists: ${c.address}:${c.port} in ${serviceKeyText(entry.config.key)}`, "EEXIST");
     }
     const record = this.wrap(() => encodeAction(this.actionFor(c, familyOfKey(entry.config.key))));
     const id = this.wrap(() => this.scheduler.addDestination(entry.id, {
@@ -288,7 +298,7 @@ export class Balancer {
   private findDest(entry: ServiceEntry, address: string, port: number): DestEntry {
     const a = canonicalAddress(address, "destination.address").text;
     const d = entry.dests.find((x) => x.config.address === a && x.config.port === port);
-    if (!d) throw new ConfigError(`No such destination: ${a}:${port} in ${serviceKeyText(entry.config.key)}`);
+    if (!d) throw new ConfigError(`No such destination: ${a}:${port} in ${serviceKeyText(entry.config.key)}`, "ENOENT");
     return d;
   }
 

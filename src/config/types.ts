@@ -69,10 +69,19 @@ export interface RuleSet {
   readonly services: readonly ServiceWithDestinations[];
 }
 
+/**
+ * The kernel's refusal behind a configuration error, where IPVS has one: ESRCH no such
+ * service, EEXIST already exists, ENOENT no such destination / scheduler not found.
+ * lvsadm turns it into ipvsadm's exact words for the operation.
+ */
+export type ConfigErrorCode = "ESRCH" | "EEXIST" | "ENOENT";
+
 /** A configuration error: which field, what was wrong, what would be right. */
 export class ConfigError extends Error {
-  constructor(message: string) {
+  readonly code?: ConfigErrorCode;
+  constructor(message: string, code?: ConfigErrorCode) {
     super(message);
     this.name = "ConfigError";
+    if (code) this.code = code;
   }
 }

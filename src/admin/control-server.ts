@@ -1,0 +1,78 @@
+// The director's control socket: a Unix socket that only its owner (root, for lvsd) may
+// use — its directory is 0700 and the socket 0600. Each connection carries one lvsadm
+// command line and gets ipvsadm's answer back. A malformed request gets an error answer;
+// the server never stops for one.
+
+import { chmodSync, mkdirSync, rmSync, existsSync } from "node:fs";
+import { dirname } from "node:path";
+import { createServer, type Server } from "node:net";
+import { parseCommand } from "./command.js";
+import { CommandError } from "./errors.js";
+import { executeCommand, type CommandResult, type ExecutionContext } from "./execute.js";
+
+export interface ControlServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+const MAX_REQUEST = 16 * 1024 * 1024;
+
+/** Answers one request ({ argv, stdin }) as ipvsadm would; never throws. */
+export function answer(ctx: ExecutionContext, request: unknown, log?: (line: string) => void): CommandResult {
+  const r = request as { argv?: unknown; stdin?: unknown };
+  if (!r || !Array.isArray(r.argv) || r.argv.some((a) => typeof a !== "string")) {
+    return { stdout: "", stderr: "lvsd: bad request: expected {\"argv\": [strings], \"stdin\": string}\n", exitCode: 2 };
+  }
+  const argv = r.argv as string[];
+  try {
+    const cmd = parseCommand(argv, { program: ctx.program ?? "lvsadm" });
+    const result = executeCommand(ctx, cmd, typeof r.stdin === "string" ? r.stdin : "");
+    if (log && cmd.kind !== "list" && cmd.kind !== "save") {
+      log(`lvsadm ${argv.join(" ")}: ${result.exitCode === 0 ? "ok" : result.stderr.trim()}`);
+    }
+    return result;
+  } catch (e) {
+    if (e instanceof CommandError) return { stdout: "", stderr: e.stderr, exitCode: e.exitCode };
+    const message = e instanceof Error ? e.message : String(e);
+    log?.(`lvsadm ${argv.join(" ")}: internal error: ${message}`);
+    return { stdout: "", stderr: `lvsd: internal error: ${message}\n`, exitCode: 2 };
+  }
+}
+
+/** Listens on `path` (replacing a stale socket). */
+export function serveControl(path: string, ctx: ExecutionContext, log?: (line: string) => void): Promise<ControlServer> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  chmodSync(dirname(path), 0o700);
+  if (existsSync(path)) rmSync(path);
+  const server: Server = createServer((sock) => {
+    let data = "";
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk: string) => {
+      data += chunk;
+      if (data.length > MAX_REQUEST) {
+        sock.end(JSON.stringify({ stdout: "", stderr: "lvsd: request too large\n", exitCode: 2 }));
+        sock.destroy();
+      }
+    });
+    sock.on("end", () => {
+      let request: unknown;
+      try {
+        request = JSON.parse(data);
+      } catch {
+        request = undefined;
+      }
+      sock.end(JSON.stringify(answer(ctx, request, log)));
+    });
+    sock.on("error", () => sock.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => {
+      chmodSync(path, 0o600);
+      resolve({
+        path,
+        close: () => new Promise<void>((done) => server.close(() => { if (existsSync(path)) rmSync(path); done(); })),
+      });
+    });
+  });
+}

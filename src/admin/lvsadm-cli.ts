@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// lvsadm: ipvsadm's command language for lvs-wasm. `lvsadm replay ...` runs offline; every
+// other command goes to the running director (lvsd) over its control socket, after being
+// parsed here so that usage errors, -h and -v need no director.
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseCommand } from "./command.js";
+import { CommandError } from "./errors.js";
+import { replay } from "./replay.js";
+import { sendCommand, defaultSocketPath } from "./control-client.js";
+import { ConfigError } from "../config/types.js";
+import { formatUsage, formatVersion } from "./usage.js";
+
+const REPLAY_HELP = `Usage: lvsadm replay --rules RULES --in IN.pcap --out OUT.pcap [--neigh IP=MAC]...
+                     [--director-mac MAC] [--gateway-mac MAC] [--tunnel-source IP]... [--tunnel-mtu N]
+Runs every frame of IN.pcap through the datapath configured by RULES (ipvsadm -S format),
+with the capture's timestamps as the clock; writes the forwarded frames to OUT.pcap and
+prints the -Ln --stats table and the drops by reason.
+`;
+
+function replayMain(args: string[]): number {
+  const opts: Record<string, string> = {};
+  const neighbours: Array<[string, string]> = [];
+  const tunnelSources: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new ConfigError(`${a} needs a value`);
+      return v;
+    };
+    if (a === "-h" || a === "--help") {
+      process.stdout.write(REPLAY_HELP);
+      return 0;
+    } else if (a === "--neigh") {
+      const v = value();
+      const eq = v.indexOf("=");
+      if (eq < 0) throw new ConfigError(`--neigh ${v}: expected IP=MAC`);
+      neighbours.push([v.slice(0, eq), v.slice(eq + 1)]);
+    } else if (a === "--tunnel-source") tunnelSources.push(value());
+    else if (["--rules", "--in", "--out", "--director-mac", "--gateway-mac", "--tunnel-mtu"].includes(a)) opts[a] = value();
+    else throw new ConfigError(`replay: unknown option ${a} (see lvsadm replay --help)`);
+  }
+  for (const need of ["--rules", "--in", "--out"]) if (!opts[need]) throw new ConfigError(`replay: ${need} is required (see lvsadm replay --help)`);
+  const mtu = opts["--tunnel-mtu"] === undefined ? undefined : Number(opts["--tunnel-mtu"]);
+  const result = replay({
+    rules: readFileSync(opts["--rules"], "utf8"),
+    capture: readFileSync(opts["--in"]),
+    neighbours,
+    director: {
+      mac: opts["--director-mac"],
+      gatewayMac4: opts["--gateway-mac"],
+      gatewayMac6: opts["--gateway-mac"],
+      tunnelSource4: tunnelSources.find((s) => !s.includes(":")),
+      tunnelSource6: tunnelSources.find((s) => s.includes(":")),
+      tunnelMtu: mtu,
+    },
+  });
+  writeFileSync(opts["--out"], result.output);
+  process.stdout.write(result.stats);
+  process.stdout.write(`\nFrames: ${result.frames}  forwarded: ${result.forwarded}  replied: ${result.replied}  passed to host: ${result.passed}\n`);
+  const drops = [...result.drops].sort((a, b) => b[1] - a[1]);
+  process.stdout.write(drops.length === 0 ? "Drops: none\n" : `Drops:\n${drops.map(([r, n]) => `  ${r}: ${n}`).join("\n")}\n`);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "replay") return replayMain(argv.slice(1));
+  let cmd;
+  try {
+    cmd = parseCommand(argv, { program: "lvsadm" });
+  } catch (e) {
+    if (e instanceof CommandError) {
+      process.stderr.write(e.stderr);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  if (cmd.kind === "help") {
+    process.stdout.write(formatUsage("lvsadm"));
+    return 0;
+  }
+  if (cmd.kind === "version") {
+    process.stdout.write(formatVersion());
+    return 0;
+  }
+  const stdin = cmd.kind === "restore" ? readFileSync(0, "utf8") : "";
+  const socket = process.env.LVS_WASM_SOCKET ?? defaultSocketPath();
+  const reply = await sendCommand(socket, argv, stdin);
+  process.stdout.write(reply.stdout);
+  process.stderr.write(reply.stderr);
+  return reply.exitCode;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    const message = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`lvsadm: ${message}\n`);
+    process.exit(2);
+  },
+);
