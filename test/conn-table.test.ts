@@ -161,3 +161,77 @@ test("an entry with its indexes takes at most 128 bytes", () => {
   const { w } = makeCore(1 << 16);
   assert.ok(w.connTableBytesPerEntry() <= 128, `${w.connTableBytesPerEntry()} bytes per entry`);
 });
+
+// The open-addressed indexes: runs that wrap past the end of the position array, removal
+// from the middle of a long run (backward shift, no tombstones), and templates re-keyed in
+// place. A tiny table (16 positions per side for capacity 8) makes runs and wrap-around
+// common, and thousands of remove / insert rounds would expose a gap left in a run or a
+// probe sequence that degrades.
+test("churn in a tiny table: every live key stays findable on both sides, removed ones never", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 1, max: 60 })), { minLength: 50, maxLength: 400 }),
+      (ops) => {
+        const { w, setAddrs } = makeCore(8);
+        setAddrs("10.1.2.3", "192.168.0.10", "172.16.0.2");
+        const live = new Map<number, number>(); // cport -> record
+        for (const [victim, port] of ops) {
+          if (live.size === 8) {
+            const [p, i] = [...live][victim % live.size];
+            w.connTestRemove(i);
+            live.delete(p);
+            assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), NONE, "removed key is gone");
+            assert.equal(w.connTestLookupOut(6, 4, 8080, p), NONE);
+          }
+          if (!live.has(port)) {
+            const i = w.connTestInsert(6, 4, port, 80, 8080, 0, 1);
+            assert.notEqual(i, NONE);
+            live.set(port, i);
+          }
+          for (const [p, i] of live) {
+            assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), i, `client side ${p}`);
+            assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
+          }
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+test("a full tiny table with IPv6 and IPv4 keys side by side; emptying it leaves nothing behind", () => {
+  const { w, setAddrs } = makeCore(8);
+  const made: Array<[number, number, number]> = [];
+  for (let k = 0; k < 8; k++) {
+    const family = k % 2 ? 6 : 4;
+    if (family === 6) setAddrs("2001:db8::1", "2001:db8::10", "2001:db8:1::2");
+    else setAddrs("10.0.0.1", "192.168.0.10", "172.16.0.2");
+    made.push([family, 100 + k, w.connTestInsert(17, family, 100 + k, 53, 53, 0, 1)]);
+  }
+  assert.equal(w.connTestInsert(17, 4, 999, 53, 53, 0, 1), NONE);
+  for (const [family, port, i] of made) {
+    if (family === 6) setAddrs("2001:db8::1", "2001:db8::10", "2001:db8:1::2");
+    else setAddrs("10.0.0.1", "192.168.0.10", "172.16.0.2");
+    assert.equal(w.connTestLookupIn(17, family, port, 53, 0), i);
+    assert.equal(w.connTestLookupOut(17, family, 53, port), i);
+    // The same ports in the other family are another key.
+    assert.equal(w.connTestLookupIn(17, family === 4 ? 6 : 4, port, 53, 0), NONE);
+  }
+  for (const [, , i] of made) w.connTestRemove(i);
+  assert.equal(w.connTableUsed(), 0);
+  setAddrs("10.0.0.1", "192.168.0.10", "172.16.0.2");
+  for (let k = 0; k < 8; k++) assert.notEqual(w.connTestInsert(17, 4, 500 + k, 53, 53, 0, 1), NONE, "all 8 records free again");
+});
+
+test("removing an entry twice, or a free one, changes nothing", () => {
+  const { w, setAddrs } = makeCore(4);
+  setAddrs("10.0.0.1", "192.168.0.10", "172.16.0.2");
+  const a = w.connTestInsert(6, 4, 1, 80, 80, 0, 1);
+  const b = w.connTestInsert(6, 4, 2, 80, 80, 0, 1);
+  w.connTestRemove(a);
+  w.connTestRemove(a);
+  w.connTestRemove(3);
+  assert.equal(w.connTableUsed(), 1);
+  assert.equal(w.connTestLookupIn(6, 4, 2, 80, 0), b);
+  assert.equal(w.connTestLookupOut(6, 4, 80, 2), b);
+});
