@@ -19,7 +19,7 @@
 
 import { slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK } from "../layout";
 import { rd8, rd16, wr8, wr16, wr32, copy16 } from "../net/bytes";
-import { checksum, sumBytes, pseudoSum4, pseudoSum6, finish } from "../net/checksum";
+import { checksum, sumBytes, pseudoSum4, pseudoSum6, finish, fold } from "../net/checksum";
 import {
   IPV4_HLEN, IPV6_HLEN, UDP_HLEN, GUE_HLEN, GRE_HLEN, PROTO_IPIP, PROTO_IPV6, PROTO_UDP,
   PROTO_GRE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ICMP_DEST_UNREACH, ICMP_CODE_FRAG_NEEDED,
@@ -100,7 +100,8 @@ export function tunnelEncap(slot: u32, pkt: usize, rec: usize): u32 {
   const ds = encapDsField(innerDsField(inner, pFamily));
   const ttl = innerV4 ? rd8(inner + 8) : rd8(inner + 7);
   const df = innerV4 ? (rd16(inner + 6) & 0x4000) : 0x4000;
-  const hash = innerFlowHash(pkt);
+  // The flow hash feeds only the GUE source port and the outer IPv6 flow label.
+  const hash = type == TUN_GUE || family == 6 ? innerFlowHash(pkt) : 0;
   const innerProto = innerV4 ? PROTO_IPIP : PROTO_IPV6;
 
   // Link header (Ethernet + VLAN tags) moves back by the encapsulation size.
@@ -136,18 +137,21 @@ export function tunnelEncap(slot: u32, pkt: usize, rec: usize): u32 {
   }
 
   if (family == 4) {
-    wr8(outer, 0x45);
-    wr8(outer + 1, ds);
-    wr16(outer + 2, IPV4_HLEN + l4Len);
+    // The header as five native-order (little-endian) u32 words, stored whole; their sum
+    // gives the header checksum without reading the header back or swapping a byte
+    // (RFC 1071 section 2(B)). Checksum field (bytes 10..11, high half of w2) zero in the sum.
     outerIpId = (outerIpId + 1) & 0xffff;
-    wr16(outer + 4, outerIpId);
-    wr16(outer + 6, df);
-    wr8(outer + 8, ttl);
-    wr8(outer + 9, outerProto);
-    wr16(outer + 10, 0);
-    store<u32>(outer + 12, load<u32>(rec + A_TUN_SRC));
-    store<u32>(outer + 16, load<u32>(rec + A_ADDR));
-    wr16(outer + 10, checksum(outer, IPV4_HLEN));
+    const w0 = 0x45 | (ds << 8) | (<u32>bswap<u16>(<u16>(IPV4_HLEN + l4Len)) << 16);
+    const w1 = <u32>bswap<u16>(<u16>outerIpId) | (<u32>bswap<u16>(<u16>df) << 16);
+    const w2 = ttl | (outerProto << 8);
+    const w3 = load<u32>(rec + A_TUN_SRC);
+    const w4 = load<u32>(rec + A_ADDR);
+    const sum = <u64>w0 + <u64>w1 + <u64>w2 + <u64>w3 + <u64>w4;
+    store<u32>(outer, w0);
+    store<u32>(outer, w1, 4);
+    store<u32>(outer, w2 | ((~fold(sum) & 0xffff) << 16), 8);
+    store<u32>(outer, w3, 12);
+    store<u32>(outer, w4, 16);
   } else {
     wr32(outer, 0x60000000 | (ds << 20) | flowLabel(hash));
     wr16(outer + 4, l4Len);
