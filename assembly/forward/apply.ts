@@ -25,6 +25,10 @@ import { icmpPortUnreachable } from "./icmp-generate";
 
 /** Applies one action record to slot i whose packet is already parsed. */
 export function applyParsed(i: u32, pkt: usize, rec: usize): u32 {
+  return applyParsedInline(i, pkt, rec);
+}
+
+@inline function applyParsedInline(i: u32, pkt: usize, rec: usize): u32 {
   const kind = <u32>load<u8>(rec + A_KIND);
   // natDnat / natSnat, inlined.
   if (kind == ACTION_NAT_DNAT) return natRewrite(i, pkt, rec, true);
@@ -58,7 +62,7 @@ export function applyActions(first: u32, count: u32): u32 {
       if (status == REASON_NOT_IP) result = outcome(VERDICT_PASS, REASON_NOT_IP);
       else if (status != REASON_NONE) result = outcome(VERDICT_DROP, status);
       else if (a >= actionCount) result = outcome(VERDICT_DROP, REASON_BAD_ACTION);
-      else result = applyParsed(i, pkt, actionPtr(a));
+      else result = applyParsedInline(i, pkt, actionPtr(a));
     }
     descSet(i, DESC_VERDICT, result & 0xff);
     descSet(i, DESC_REASON, result >> 8);
