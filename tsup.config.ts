@@ -5,6 +5,7 @@ export default defineConfig({
     index: "src/index.ts",
     "testing/index": "src/testing/index.ts",
     "cli/lvsadm": "src/admin/lvsadm-cli.ts",
+    "cli/lvsd": "src/runtime/lvsd-cli.ts",
   },
   format: ["esm", "cjs"],
   dts: { entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" } },

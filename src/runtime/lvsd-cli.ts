@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// lvsd: the lvs-wasm director daemon (see docs/daemon.md). Parses the command line, starts
+// the daemon (src/runtime/lvsd.ts) and wires the signals: SIGHUP reloads the rules file,
+// SIGUSR1 logs the counters, SIGTERM / SIGINT stop cleanly with exit status 0. Every event
+// is one line on stderr.
+
+import { ConfigError } from "../config/types.js";
+import { LVSD_USAGE, Lvsd, parseLvsdArgs } from "./lvsd.js";
+
+const log = (line: string) => process.stderr.write(`lvsd: ${line}\n`);
+
+async function main(argv: string[]): Promise<number> {
+  let options;
+  try {
+    options = parseLvsdArgs(argv);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      log(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  if (options.help) {
+    process.stdout.write(LVSD_USAGE);
+    return 0;
+  }
+  log(`starting (pid ${process.pid})`);
+  let daemon: Lvsd;
+  try {
+    daemon = await Lvsd.start({ ...options, log });
+  } catch (e) {
+    log(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  let stopping: Promise<number> | null = null;
+  const stop = (why: string, code: number): Promise<number> => {
+    stopping ??= (async () => {
+      log(`stopping (${why})`);
+      await daemon.stop();
+      log("stopped");
+      return code;
+    })();
+    return stopping;
+  };
+  return new Promise<number>((resolve) => {
+    process.on("SIGHUP", () => {
+      log("SIGHUP: reloading");
+      daemon.reload();
+    });
+    process.on("SIGUSR1", () => log(daemon.statsLine()));
+    process.on("SIGTERM", () => void stop("SIGTERM", 0).then(resolve));
+    process.on("SIGINT", () => void stop("SIGINT", 0).then(resolve));
+    daemon.running.catch(() => void stop("the packet loop failed", 1).then(resolve));
+    log("ready");
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log(`fatal: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
