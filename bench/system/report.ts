@@ -1,0 +1,305 @@
+// docs/benchmarks.md from one run of bench/system/run.ts: the set-up, the table of medians
+// with their spread over the rounds, the ratios against HAProxy and the kernel router, the
+// bars the project is held to, and what limits the figures. Pure: data in, Markdown out.
+
+export type SystemId = "router" | "haproxy" | "nat" | "dr" | "tun";
+
+/** One round of one system. Latencies in microseconds, rates per second, bits per second. */
+export interface RoundValues {
+  round: number;
+  errors: string[];
+  kaRps?: number;
+  kaP50?: number;
+  kaP90?: number;
+  kaP99?: number;
+  kaErrors?: number;
+  closeRps?: number;
+  closeP50?: number;
+  closeP90?: number;
+  closeP99?: number;
+  closeErrors?: number;
+  upBps?: number;
+  upRetr?: number;
+  downBps?: number;
+  downRetr?: number;
+  udpPps?: number;
+  udpSentPps?: number;
+  udpLoss?: number;
+}
+
+export interface SystemRecord {
+  id: SystemId;
+  label: string;
+  description: string;
+  /** "not measured: ..." when the system does not exist yet. */
+  unavailable: string | null;
+  /** Set-up failure. */
+  error: string | null;
+  rounds: RoundValues[];
+  counters: Record<string, unknown> | null;
+}
+
+export interface RunRecord {
+  command: string;
+  date: string;
+  durationS: number;
+  node: string;
+  kernel: string;
+  cpu: string;
+  commit: string;
+  loadBefore: [number, number, number];
+  loadAfter: [number, number, number];
+  loadPerRound: Array<[number, number, number]>;
+  options: { rounds: number; wrkS: number; iperfS: number; udpS: number; connections: number };
+  tools: Record<string, string>;
+  systems: SystemRecord[];
+}
+
+type Key = Exclude<keyof RoundValues, "round" | "errors">;
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function values(sys: SystemRecord, key: Key): number[] {
+  return sys.rounds.map((r) => r[key]).filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+}
+
+const group = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmtRate = (n: number) => (n >= 100 ? group(Math.round(n)) : group(n, 1));
+const fmtGbit = (n: number) => (n / 1e9).toFixed(2);
+const fmtMs = (us: number) => (us / 1000).toFixed(us < 10_000 ? 2 : 1);
+const fmtRatio = (x: number) => `${x.toFixed(2)}x`;
+
+interface Row {
+  label: string;
+  keys: Key[];
+  fmt: (n: number) => string;
+  /** Shown when a system does not carry this traffic. */
+  na?: Partial<Record<SystemId, string>>;
+}
+
+const ROWS: Row[] = [
+  { label: "HTTP keep-alive, req/s", keys: ["kaRps"], fmt: fmtRate },
+  { label: "  latency p50 / p90 / p99, ms", keys: ["kaP50", "kaP90", "kaP99"], fmt: fmtMs },
+  { label: "HTTP connection per request, req/s", keys: ["closeRps"], fmt: fmtRate },
+  { label: "  latency p50 / p90 / p99, ms", keys: ["closeP50", "closeP90", "closeP99"], fmt: fmtMs },
+  { label: "iperf3 client -> server, Gbit/s", keys: ["upBps"], fmt: fmtGbit },
+  { label: "iperf3 -R server -> client, Gbit/s", keys: ["downBps"], fmt: fmtGbit },
+  { label: "  TCP retransmits (up / down)", keys: ["upRetr", "downRetr"], fmt: (n) => group(Math.round(n)) },
+  { label: "UDP 64 B received, datagrams/s", keys: ["udpPps"], fmt: fmtRate, na: { haproxy: "n/a (TCP mode)" } },
+  { label: "  UDP 64 B sent by the client, datagrams/s", keys: ["udpSentPps"], fmt: fmtRate, na: { haproxy: "n/a" } },
+];
+
+function cell(sys: SystemRecord, row: Row): string {
+  if (sys.unavailable) return "not measured: not available";
+  if (sys.error) return "set-up failed";
+  if (row.na?.[sys.id]) return row.na[sys.id]!;
+  const parts = row.keys.map((k) => values(sys, k));
+  if (parts.every((p) => p.length === 0)) return "failed";
+  if (row.keys.length === 1) {
+    const v = parts[0]!;
+    const spread = v.length > 1 ? ` [${row.fmt(Math.min(...v))}–${row.fmt(Math.max(...v))}]` : "";
+    return `**${row.fmt(median(v))}**${spread}`;
+  }
+  // Several figures in one cell (percentiles): medians, then the spread of the last one.
+  const meds = parts.map((v) => (v.length ? row.fmt(median(v)) : "?")).join(" / ");
+  const last = parts[parts.length - 1]!;
+  return last.length > 1 ? `${meds} [${row.fmt(Math.min(...last))}–${row.fmt(Math.max(...last))}]` : meds;
+}
+
+interface Ratio {
+  ofMedians: number;
+  perRound: number[];
+}
+
+function ratio(a: SystemRecord | undefined, b: SystemRecord | undefined, key: Key): Ratio | null {
+  if (!a || !b) return null;
+  const va = values(a, key);
+  const vb = values(b, key);
+  if (va.length === 0 || vb.length === 0 || median(vb) === 0) return null;
+  const perRound: number[] = [];
+  for (const ra of a.rounds) {
+    const rb = b.rounds.find((r) => r.round === ra.round);
+    const x = ra[key];
+    const y = rb?.[key];
+    if (typeof x === "number" && typeof y === "number" && y > 0) perRound.push(x / y);
+  }
+  return { ofMedians: median(va) / median(vb), perRound };
+}
+
+const fmtRatioCell = (r: Ratio | null) =>
+  r === null ? "—" : `**${fmtRatio(r.ofMedians)}**${r.perRound.length > 1 ? ` [${fmtRatio(Math.min(...r.perRound))}–${fmtRatio(Math.max(...r.perRound))}]` : ""}`;
+
+function spreadPercent(sys: SystemRecord, key: Key): number | null {
+  const v = values(sys, key);
+  if (v.length < 2) return null;
+  const m = median(v);
+  return m > 0 ? ((Math.max(...v) - Math.min(...v)) / m) * 100 : null;
+}
+
+export function renderReport(run: RunRecord): string {
+  const by = new Map(run.systems.map((s) => [s.id, s] as const));
+  const router = by.get("router");
+  const haproxy = by.get("haproxy");
+  const measured = run.systems.filter((s) => !s.unavailable && !s.error);
+  const ours = run.systems.filter((s) => s.id === "nat" || s.id === "dr" || s.id === "tun");
+  const o = run.options;
+  const out: string[] = [];
+  const p = (...lines: string[]) => out.push(...lines);
+
+  p("# System benchmark: lvs-wasm against HAProxy and the kernel router", "");
+  p("Written by `npm run bench:system` (`bench/system/run.ts`, root). Per-bench figures of the",
+    "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/).", "");
+  p("## This run", "");
+  p(`- command: \`${run.command}\``);
+  p(`- date: ${run.date} (${run.durationS} s for the whole run, labs included)`);
+  p(`- node ${run.node}, Linux ${run.kernel}, CPU: ${run.cpu}`);
+  p(`- commit: ${run.commit}`);
+  p(`- tools: ${Object.entries(run.tools).map(([k, v]) => `${k}: ${v}`).join("; ")}`);
+  p(`- load average (1 / 5 / 15 min) before: ${run.loadBefore.join(" / ")}; after: ${run.loadAfter.join(" / ")}; ` +
+    `1-min after each round: ${run.loadPerRound.map((l) => l[0]).join(", ")}`);
+  p(`- ${o.rounds} interleaved rounds (${measured.map((s) => s.label).join(", ")}, then again); per system and round: ` +
+    `\`wrk -t1 -c${o.connections} -d${o.wrkS}s\` GET / (a 4-byte body) keep-alive, the same with \`Connection: close\`, ` +
+    `\`iperf3 -t ${o.iperfS}\` (one TCP stream) and \`-R\`, \`iperf3 -u -l 64 -b 0 -t ${o.udpS}\`; ` +
+    "one untimed 1-second wrk warm-up of each kind per system before round 1", "");
+
+  const maxLoad = Math.max(run.loadBefore[0], run.loadAfter[0], ...run.loadPerRound.map((l) => l[0]));
+  const spreads = measured.flatMap((s) => (["kaRps", "closeRps", "upBps", "downBps"] as Key[]).map((k) => spreadPercent(s, k)))
+    .filter((x): x is number => x !== null);
+  const worstSpread = spreads.length ? Math.max(...spreads) : 0;
+  const cores = Number(/x (\d+)$/.exec(run.cpu)?.[1] ?? 0);
+  const busy = run.loadBefore[0] >= 1 || worstSpread > 20;
+  p(busy
+    ? `**The figures are noisy.** The machine has ${cores || "few"} cores, and client, director, servers and the kernel's ` +
+      "forwarding all share them; other work was running (1-minute load average up to " +
+      `${maxLoad.toFixed(2)} during the run, of which the benchmark itself adds about 2), and the widest spread of a rate ` +
+      `over the rounds is ${worstSpread.toFixed(0)} % of its median. Read the medians as orders of magnitude and the ` +
+      "ratios (taken within the same rounds) as the comparison."
+    : `The machine has ${cores || "few"} cores shared by client, director, servers and the kernel's forwarding: ` +
+      "absolute figures are low, the ratios (taken within the same rounds) are the comparison. The widest spread of a rate " +
+      `over the rounds is ${worstSpread.toFixed(0)} % of its median.`, "");
+
+  p("## Set-up", "");
+  p("Each system gets its own lab (docs/lab.md: client, director, RS1, RS2, each a network namespace, two bridges), all",
+    "built before the first measurement and torn down at the end (or on an error or Ctrl-C). The real servers run",
+    "nginx-light (`/` answers `RS1\\n`) and `iperf3 -s`.", "");
+  for (const s of run.systems) {
+    p(`- **${s.label}**: ${s.unavailable ?? s.description}${s.error ? ` — **set-up failed**: ${s.error}` : ""}`);
+  }
+  p("");
+
+  p("## Results", "");
+  p("Median over the rounds in bold, [lowest–highest] round after it. Latencies are wrk's percentiles of the same run",
+    "(the spread shown is that of p99).", "");
+  p(`| metric | ${run.systems.map((s) => s.label).join(" | ")} |`);
+  p(`|---|${run.systems.map(() => "---:").join("|")}|`);
+  for (const row of ROWS) p(`| ${row.label.replace(/^ {2}/, "&nbsp;&nbsp;")} | ${run.systems.map((s) => cell(s, row)).join(" | ")} |`);
+  p("");
+  const errs = measured.flatMap((s) => {
+    const ka = values(s, "kaErrors").reduce((a, b) => a + b, 0);
+    const cl = values(s, "closeErrors").reduce((a, b) => a + b, 0);
+    const failed = s.rounds.flatMap((r) => r.errors.map((e) => `round ${r.round}: ${e}`));
+    return [
+      ...(ka + cl > 0 ? [`${s.label}: wrk reported ${ka} errors keep-alive, ${cl} connection-per-request (connect, read, write, status, timeout together)`] : []),
+      ...failed.map((f) => `${s.label}: ${f}`),
+    ];
+  });
+  p(errs.length ? "Errors and failed measurements:" : "No wrk errors and no failed measurement in any round.", "");
+  for (const e of errs) p(`- ${e}`);
+  if (errs.length) p("");
+
+  p("## Ratios", "");
+  p("Ratio of the medians in bold; [lowest–highest] of the per-round ratios (same round, so the same load) after it.", "");
+  const ratioRows: Array<[string, Key]> = [
+    ["HTTP keep-alive req/s", "kaRps"],
+    ["HTTP connection-per-request req/s", "closeRps"],
+    ["bulk client -> server", "upBps"],
+    ["bulk server -> client", "downBps"],
+    ["UDP 64 B datagrams/s", "udpPps"],
+  ];
+  const oursMeasured = ours.filter((s) => !s.unavailable && !s.error);
+  if (oursMeasured.length === 0) {
+    p("No lvs-wasm director was measured in this run.", "");
+  } else {
+    p(`| metric | ${oursMeasured.map((s) => `${s.label} / HAProxy | ${s.label} / router`).join(" | ")} |`);
+    p(`|---|${oursMeasured.map(() => "---:|---:").join("|")}|`);
+    for (const [label, key] of ratioRows) {
+      const cells = oursMeasured.map((s) => `${key === "udpPps" ? "n/a" : fmtRatioCell(ratio(s, haproxy, key))} | ${fmtRatioCell(ratio(s, router, key))}`);
+      p(`| ${label} | ${cells.join(" | ")} |`);
+    }
+    p("");
+  }
+
+  const nat = by.get("nat");
+  p("## Against the bars", "");
+  if (!nat || nat.unavailable || nat.error || nat.rounds.length === 0) {
+    p("lvs-wasm NAT was not measured in this run: no comparison.", "");
+  } else {
+    const r = (b: SystemRecord | undefined, k: Key) => ratio(nat, b, k)?.ofMedians ?? NaN;
+    const verdict = (ok: boolean) => (ok ? "met" : "**missed**");
+    const kaH = r(haproxy, "kaRps"), clH = r(haproxy, "closeRps"), kaR = r(router, "kaRps"), clR = r(router, "closeRps");
+    const upH = r(haproxy, "upBps"), dnH = r(haproxy, "downBps");
+    const udp = values(nat, "udpPps");
+    const udpMed = udp.length ? median(udp) : NaN;
+    p("The bars the project will be held to next, for lvs-wasm NAT, from this run's medians:", "");
+    p("| bar | where we are | |", "|---|---|---|");
+    p(`| request rates >= 1.2x HAProxy | keep-alive ${fmtRatio(kaH)}, connection per request ${fmtRatio(clH)} | ${verdict(kaH >= 1.2 && clH >= 1.2)} |`);
+    p(`| request rates >= 0.8x the kernel router | keep-alive ${fmtRatio(kaR)}, connection per request ${fmtRatio(clR)} | ${verdict(kaR >= 0.8 && clR >= 0.8)} |`);
+    p(`| bulk through NAT >= HAProxy | client -> server ${fmtRatio(upH)}, server -> client ${fmtRatio(dnH)} | ${verdict(upH >= 1 && dnH >= 1)} |`);
+    p("| ... with large frames kept whole | no: the TUN device has no offloads, the kernel segments every GSO/GRO frame to the 1500-byte MTU before we see it | **missed** |");
+    p(`| 1,000,000 small UDP datagrams/s | ${Number.isFinite(udpMed) ? `${fmtRate(udpMed)} received (${(udpMed / 1e4).toFixed(1)} % of the bar)` : "not measured"} | ${verdict(udpMed >= 1e6)} |`);
+    p("");
+    const counters = nat.counters as { director?: { received?: number; forwarded?: number; sendFailures?: number; dropped?: number; drops?: Record<string, number>; batches?: number }; connections?: number } | null;
+    if (counters?.director) {
+      const d = counters.director;
+      const drops = Object.entries(d.drops ?? {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
+      const perBatch = d.batches ? (d.received ?? 0) / d.batches : 0;
+      p(`Director counters over the whole run (warm-up included): ${group(d.received ?? 0)} packets received in ${group(d.batches ?? 0)} batches ` +
+        `(${perBatch.toFixed(1)} packets per batch on average), ${group(d.forwarded ?? 0)} forwarded, ${group(d.sendFailures ?? 0)} not taken by the device, ` +
+        `drops: ${drops}; ${group(counters.connections ?? 0)} connection records live at the end.`, "");
+    }
+  }
+
+  p("## What limits the numbers", "");
+  p("- **One system call per packet, each way, through an FFI.** A TUN device has no recvmmsg/sendmmsg: every packet is",
+    "  one `read(2)` into its slot and one `write(2)` out of it, each a koffi call (about 0.25 µs of FFI on top of the",
+    "  system call; docs/benchmarks/io.md measured about 60,000–140,000 packets/s for the whole receive + process + send",
+    "  loop on this machine). The datapath itself is not the limit: `process()` costs 80–300 ns a packet",
+    "  (docs/benchmarks/datapath.md). Every packet of a NAT flow crosses the director's kernel twice (forwarded into the",
+    "  device, then routed again after we write it back), in both directions.");
+  p("- **No GSO/TSO/GRO.** The device is opened without `IFF_VNET_HDR`, so the kernel cuts every 64 KB TSO/GRO frame into",
+    "  1500-byte packets before handing them to us and we write them back one by one. The kernel router forwards those",
+    "  frames whole, and HAProxy reads and writes 16 KB buffers from sockets the kernel feeds with whole frames: per byte,",
+    "  both do a small fraction of our work, which is why bulk is where we are furthest behind. Keeping large frames whole",
+    "  needs `IFF_VNET_HDR` + `TUNSETOFFLOAD` (a virtio-net header per packet, checksums left partial) and a datapath that",
+    "  rewrites GSO frames, or AF_PACKET with `PACKET_VNET_HDR`.");
+  p("- **One thread on a 2-core machine.** The director is one JavaScript thread; wrk, nginx, iperf3 and the kernel's",
+    "  softirq work share the same two cores, so every CPU cycle the director spends is taken from the client or the",
+    "  servers (HAProxy is in the same position, the kernel router much less so). Multi-queue TUN and AF_PACKET fanout are",
+    "  built (docs/io.md) but the worker runtime is not.");
+  p("- **Small batches under request/response load.** With 32 connections, few packets are queued when the loop wakes",
+    "  (see the packets-per-batch figure above): the per-batch costs (poll on libuv's thread pool when idle,",
+    "  `setImmediate` between batches, the `process()` call) are paid for a handful of packets, which shows in latency.");
+  p("- **Connection per request** adds connection-table work per flow (scheduling, a new record, IPVS's TCP state",
+    "  machine) but that is small next to the per-packet system calls: each short connection is about 8 packets through",
+    "  the director.");
+  p("");
+  p("The next steps that move these numbers, in order: an adapter with one system call per batch (AF_PACKET",
+    "`recvmmsg`/`sendmmsg`, already built, in the DR and NAT directors; or a native addon for the TUN loop), offloads",
+    "(`IFF_VNET_HDR`) so bulk moves in 64 KB frames, and worker threads on multi-queue devices.", "");
+
+  p("## Per round", "");
+  p("| system | round | keep-alive req/s | close req/s | up Gbit/s | down Gbit/s | UDP received/s |", "|---|---:|---:|---:|---:|---:|---:|");
+  for (const s of measured) {
+    for (const r of s.rounds) {
+      const f = (v: number | undefined, fmt: (n: number) => string) => (typeof v === "number" ? fmt(v) : "—");
+      p(`| ${s.label} | ${r.round} | ${f(r.kaRps, fmtRate)} | ${f(r.closeRps, fmtRate)} | ${f(r.upBps, fmtGbit)} | ${f(r.downBps, fmtGbit)} | ${!s.rounds.some((x) => x.udpPps !== undefined) ? "n/a" : f(r.udpPps, fmtRate)} |`);
+    }
+  }
+  p("");
+  p("Raw figures of the run (every wrk and iperf3 result, director counters): `bench/out/system.json` (not committed).", "");
+  return out.join("\n");
+}

@@ -1,0 +1,413 @@
+// The system benchmark (`npm run bench:system`, root): the same client, the same real
+// servers and the same namespace topology (src/lab, docs/lab.md) behind
+//
+//   router   the plain kernel router: no balancer, the client talks to RS1 through the
+//            director namespace's forwarding path (the limit);
+//   haproxy  HAProxy 2.x in the director, TCP mode, one thread, round robin over RS1, RS2
+//            (VIP:5201 balanced by source for iperf3);
+//   nat      lvs-wasm NAT: one process in the director namespace running the Director loop
+//            over a TUN device (bench/system/nat-director.ts), rr over RS1, RS2;
+//   dr, tun  lvs-wasm DR and TUN directors, when they exist (else "not measured").
+//
+// Each system has its own lab, all built before the first measurement; the rounds then
+// interleave (router, haproxy, nat, router, haproxy, nat, ...) so that load drift on the
+// shared machine hits every system alike. Per system and round: wrk keep-alive, wrk
+// connection-per-request, iperf3 both ways (one stream), iperf3 UDP 64-byte datagrams.
+// Medians and spreads (min-max over rounds) go to docs/benchmarks.md, the raw figures to
+// bench/out/system.json.
+//
+// Options: --rounds N (3)  --wrk-s S (5)  --iperf-s S (5)  --udp-s S (3)  --connections N (32)
+//          --quick (1 round, 2 s each)  --no-write (print only)  --out PATH (docs/benchmarks.md)
+//
+// Every lab is torn down on the way out, on an error, and on Ctrl-C / SIGTERM (the lab
+// registry does it synchronously before the process dies of the signal).
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  createLab, curl, httpUrl, iperf3, startHaproxy, startHttpServer, startIperf3Server, wrk,
+  type Lab, type LabProcess, type WrkResult,
+} from "../../src/lab/index.js";
+import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues } from "./report.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+
+// ------------------------------------------------------------------------------ options
+
+interface Options {
+  rounds: number;
+  wrkS: number;
+  iperfS: number;
+  udpS: number;
+  connections: number;
+  write: boolean;
+  out: string;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const o: Options = { rounds: 3, wrkS: 5, iperfS: 5, udpS: 3, connections: 32, write: true, out: join(root, "docs", "benchmarks.md") };
+  const num = (i: number, flag: string): number => {
+    const v = Number(argv[i + 1]);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} wants a positive number, got ${String(argv[i + 1])}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--rounds") o.rounds = Math.floor(num(i++, a));
+    else if (a === "--wrk-s") o.wrkS = Math.floor(num(i++, a));
+    else if (a === "--iperf-s") o.iperfS = Math.floor(num(i++, a));
+    else if (a === "--udp-s") o.udpS = Math.floor(num(i++, a));
+    else if (a === "--connections") o.connections = Math.floor(num(i++, a));
+    else if (a === "--quick") Object.assign(o, { rounds: 1, wrkS: 2, iperfS: 2, udpS: 2 });
+    else if (a === "--no-write") o.write = false;
+    else if (a === "--out") o.out = argv[++i]!;
+    else if (a === "--help" || a === "-h") {
+      console.log("usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH]");
+      process.exit(0);
+    } else throw new Error(`unknown option ${a} (--help)`);
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------------------ helpers
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const load = () => os.loadavg().map((x) => Math.round(x * 100) / 100) as [number, number, number];
+
+function missingTools(): string[] {
+  const need = ["ip", "ss", "curl", "wrk", "iperf3", "haproxy"];
+  return need.filter((t) => {
+    try {
+      execFileSync("sh", ["-c", `command -v ${t}`], { stdio: "ignore" });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+/** iperf3 UDP: `-u -l SIZE -b 0`; what the receiver got, in datagrams per second. */
+async function iperf3Udp(lab: Lab, server: string, durationS: number, size: number): Promise<{ receivedPps: number; sentPps: number; lossPercent: number }> {
+  const r = await lab.exec("client", "iperf3", [
+    "-c", server, "-u", "-l", String(size), "-b", "0", "-t", String(durationS), "-J",
+  ], { timeoutMs: (durationS + 20) * 1000, allowFailure: true });
+  type Sum = { seconds?: number; packets?: number; lost_packets?: number; lost_percent?: number };
+  let j: { error?: string; end?: { sum?: Sum; sum_sent?: Sum; sum_received?: Sum } };
+  try {
+    j = JSON.parse(r.stdout) as typeof j;
+  } catch {
+    throw new Error(`iperf3 -u -c ${server}: no JSON (exit ${String(r.code)}): ${(r.stdout + r.stderr).slice(-500)}`);
+  }
+  if (j.error || r.code !== 0) throw new Error(`iperf3 -u -c ${server}: ${j.error ?? `exit ${String(r.code)}`}`);
+  const sent = j.end?.sum_sent ?? j.end?.sum;
+  const recv = j.end?.sum_received ?? j.end?.sum;
+  if (!sent || !recv || !sent.seconds || !recv.seconds) throw new Error(`iperf3 -u -c ${server}: no end summary`);
+  const sentPackets = sent.packets ?? 0;
+  // The receiver's own count when iperf3 reports it; else what was sent minus what was lost.
+  const received = j.end?.sum_received ? (recv.packets ?? 0) - (recv.lost_packets ?? 0) : sentPackets - (recv.lost_packets ?? 0);
+  return {
+    receivedPps: Math.max(0, received) / recv.seconds,
+    sentPps: sentPackets / sent.seconds,
+    lossPercent: recv.lost_percent ?? 0,
+  };
+}
+
+// ------------------------------------------------------------------------------ systems
+
+interface System {
+  readonly id: SystemId;
+  readonly label: string;
+  readonly description: string;
+  /** Why it is not measured (null: it is). */
+  readonly unavailable: string | null;
+  lab: Lab | null;
+  /** HTTP and iperf3 target address. */
+  target: string;
+  /** Whether UDP through it makes sense (HAProxy in TCP mode does not carry UDP). */
+  udp: boolean;
+  /** Servers expected to answer "/" (a check before measuring). */
+  expectLabels: string[];
+  setup(): Promise<void>;
+  /** Counters of our own data plane, if any. */
+  counters?(): Promise<Record<string, unknown> | null>;
+  error: string | null;
+}
+
+function routerSystem(): System {
+  const s: System = {
+    id: "router", label: "kernel router", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1"], error: null,
+    description: "lab mode `router`: no balancer; the client talks to RS1 (192.168.10.11) through the director namespace's kernel forwarding",
+    async setup() {
+      const lab = (s.lab = await createLab({ mode: "router", realServers: 2 }));
+      await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1")]);
+      s.target = lab.target.v4;
+    },
+  };
+  return s;
+}
+
+function haproxySystem(): System {
+  const s: System = {
+    id: "haproxy", label: "HAProxy", unavailable: null, lab: null, target: "", udp: false, expectLabels: ["RS1", "RS2"], error: null,
+    description: "lab mode `nat`, haproxy in the director: `nbthread 1`, `mode tcp`, `balance roundrobin` on VIP:80 over RS1, RS2; VIP:5201 `balance source` (iperf3); no UDP (TCP mode)",
+    async setup() {
+      const lab = (s.lab = await createLab({ mode: "nat", realServers: 2 }));
+      await Promise.all([
+        startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1"), startIperf3Server(lab, "rs2"),
+      ]);
+      await startHaproxy(lab);
+      s.target = lab.vip!.v4;
+    },
+  };
+  return s;
+}
+
+function natSystem(): System {
+  let director: LabProcess | null = null;
+  const s: System = {
+    id: "nat", label: "lvs-wasm NAT", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1", "RS2"], error: null,
+    description: "lab mode `nat` without the VIP on the director's kernel; one node process in the director namespace (bench/system/nat-director.ts): " +
+      "Balancer + Director loop over TUN device lvs0, batch 256; VIP:80 rr masq over RS1, RS2; VIP:5201 tcp and udp, persistence 300 s, RS1; " +
+      "routes: VIP/32 dev lvs0, table 100 `default dev lvs0`, `ip rule iif eth1 lookup 100` (the real servers' replies)",
+    async setup() {
+      const lab = (s.lab = await createLab({ mode: "nat", realServers: 2, vipOnDirector: false }));
+      await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1")]);
+      const vip = lab.vip!.v4;
+      const tsx = import.meta.resolve("tsx");
+      director = lab.spawn("director", process.execPath, [
+        "--import", tsx, join(here, "nat-director.ts"),
+        "--tun", "lvs0", "--vip", vip, "--rs", lab.realServers.map((r) => r.eth0.ipv4).join(","),
+        "--iperf-rs", lab.realServers[0]!.eth0.ipv4,
+      ]);
+      await director.waitForOutput(/ready lvs0/, 30_000);
+      const ip = async (...a: string[]) => {
+        await lab.exec("director", "ip", a);
+      };
+      lab.sysctl("director", "net.ipv4.conf.lvs0.rp_filter", 0);
+      await ip("route", "add", `${vip}/32`, "dev", "lvs0");
+      await ip("route", "add", "default", "dev", "lvs0", "table", "100");
+      await ip("rule", "add", "iif", "eth1", "lookup", "100");
+      s.target = vip;
+    },
+    async counters() {
+      if (!director || director.hasExited) return null;
+      const marks = () => director!.output().split("@@stats@@").length;
+      const before = marks();
+      process.kill(director.pid, "SIGUSR2");
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline) {
+        const text = director.output();
+        if (marks() > before && text.endsWith("\n")) {
+          const line = text.slice(text.lastIndexOf("@@stats@@") + 9).split("\n")[0]!;
+          try {
+            return JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            return null;
+          }
+        }
+        await sleep(20);
+      }
+      return null;
+    },
+  };
+  return s;
+}
+
+function absentSystem(id: SystemId, label: string, files: string[]): System {
+  const missing = files.filter((f) => !existsSync(join(root, f)));
+  const reason = missing.length > 0
+    ? `not measured: not available (${missing.join(", ")} not in the tree yet)`
+    : `not measured: not available (${files.join(", ")} exist but this benchmark does not drive them yet)`;
+  return {
+    id, label, unavailable: reason, lab: null, target: "", udp: false, expectLabels: [], error: null, description: reason,
+    async setup() {},
+  };
+}
+
+// ------------------------------------------------------------------------------ measuring
+
+async function check(s: System): Promise<void> {
+  const lab = s.lab!;
+  const seen: string[] = [];
+  for (let i = 0; i < 4; i++) seen.push((await curl(lab, "client", httpUrl(s.target), { timeoutMs: 5000 })).body.trim());
+  for (const want of s.expectLabels) {
+    if (!seen.includes(want)) throw new Error(`${s.label}: four GETs answered ${seen.join(", ")}, never ${want}`);
+  }
+}
+
+const wrkErrors = (w: WrkResult) => w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
+
+async function measureRound(s: System, o: Options, values: RoundValues, log: (line: string) => void): Promise<void> {
+  const lab = s.lab!;
+  const url = httpUrl(s.target);
+  const attempt = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+      values.errors.push(`${name}: ${msg}`);
+      log(`    ${name}: FAILED ${msg}`);
+    }
+    await sleep(300);
+  };
+  await attempt("wrk keep-alive", async () => {
+    const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1 });
+    Object.assign(values, {
+      kaRps: w.requestsPerSec, kaP50: w.latencyUs.p50, kaP90: w.latencyUs.p90, kaP99: w.latencyUs.p99, kaErrors: wrkErrors(w),
+    });
+    log(`    wrk keep-alive: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`);
+  });
+  await attempt("wrk connection-per-request", async () => {
+    const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1, connectionClose: true });
+    Object.assign(values, {
+      closeRps: w.requestsPerSec, closeP50: w.latencyUs.p50, closeP90: w.latencyUs.p90, closeP99: w.latencyUs.p99, closeErrors: wrkErrors(w),
+    });
+    log(`    wrk Connection: close: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`);
+  });
+  await attempt("iperf3 client->server", async () => {
+    const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS });
+    values.upBps = r.bitsPerSecond;
+    values.upRetr = r.retransmits ?? undefined;
+    log(`    iperf3 client->server: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
+  });
+  await attempt("iperf3 -R server->client", async () => {
+    const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS, reverse: true });
+    values.downBps = r.bitsPerSecond;
+    values.downRetr = r.retransmits ?? undefined;
+    log(`    iperf3 -R server->client: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
+  });
+  if (s.udp) {
+    await attempt("iperf3 UDP 64 B", async () => {
+      const u = await iperf3Udp(lab, s.target, o.udpS, 64);
+      values.udpPps = u.receivedPps;
+      values.udpSentPps = u.sentPps;
+      values.udpLoss = u.lossPercent;
+      log(`    iperf3 -u -l 64 -b 0: received ${u.receivedPps.toFixed(0)} datagrams/s (sent ${u.sentPps.toFixed(0)}/s, loss ${u.lossPercent.toFixed(1)} %)`);
+    });
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  if (process.getuid?.() !== 0) throw new Error("bench:system builds network namespaces: run it as root");
+  const missing = missingTools();
+  if (missing.length > 0) throw new Error(`missing tools: ${missing.join(", ")} (Debian: iproute2 curl wrk iperf3 haproxy nginx-light)`);
+
+  const started = new Date();
+  const t0 = Date.now();
+  const loadBefore = load();
+  const log = (line: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
+  log(`bench:system: ${o.rounds} rounds; wrk -t1 -c${o.connections} -d${o.wrkS}s; iperf3 -t ${o.iperfS}; UDP ${o.udpS} s; load ${loadBefore.join(" ")}`);
+
+  const systems: System[] = [
+    routerSystem(),
+    haproxySystem(),
+    natSystem(),
+    absentSystem("dr", "lvs-wasm DR", ["src/runtime/dr-director.ts"]),
+    absentSystem("tun", "lvs-wasm TUN", ["src/runtime/dr-director.ts", "src/runtime/rs-agent.ts"]),
+  ];
+  const records = new Map<SystemId, SystemRecord>();
+  for (const s of systems) {
+    records.set(s.id, { id: s.id, label: s.label, description: s.description, unavailable: s.unavailable, error: null, rounds: [], counters: null });
+  }
+  const loadPerRound: Array<[number, number, number]> = [];
+
+  try {
+    for (const s of systems) {
+      if (s.unavailable) {
+        log(`${s.label}: ${s.unavailable}`);
+        continue;
+      }
+      try {
+        log(`${s.label}: building the lab and starting servers`);
+        await s.setup();
+        await check(s);
+        // Warm-up (JIT of our director, caches, ARP): one short keep-alive and close run, untimed.
+        await wrk(s.lab!, "client", httpUrl(s.target), { durationS: 1, connections: o.connections });
+        await wrk(s.lab!, "client", httpUrl(s.target), { durationS: 1, connections: o.connections, connectionClose: true });
+        log(`${s.label}: ready (${s.lab!.id}, target ${s.target})`);
+      } catch (e) {
+        s.error = (e instanceof Error ? e.message : String(e)).split("\n").slice(0, 3).join(" ");
+        records.get(s.id)!.error = s.error;
+        log(`${s.label}: SET-UP FAILED: ${s.error}`);
+        if (s.lab) await s.lab.destroy();
+      }
+    }
+
+    const live = systems.filter((s) => !s.unavailable && !s.error);
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const s of live) {
+        log(`round ${round}/${o.rounds}: ${s.label}`);
+        const values: RoundValues = { round, errors: [] };
+        await measureRound(s, o, values, log);
+        records.get(s.id)!.rounds.push(values);
+      }
+      loadPerRound.push(load());
+      log(`round ${round} done, load ${load().join(" ")}`);
+    }
+    for (const s of live) if (s.counters) records.get(s.id)!.counters = await s.counters();
+  } finally {
+    for (const s of systems) if (s.lab) await s.lab.destroy();
+  }
+
+  const loadAfter = load();
+  const run: RunRecord = {
+    command: `npm run bench:system${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+    date: started.toISOString(),
+    durationS: Math.round((Date.now() - t0) / 1000),
+    node: process.version,
+    kernel: os.release(),
+    cpu: `${os.cpus()[0]?.model ?? "unknown"} x ${os.cpus().length}`,
+    commit: gitDescribe(),
+    loadBefore, loadAfter, loadPerRound,
+    options: { rounds: o.rounds, wrkS: o.wrkS, iperfS: o.iperfS, udpS: o.udpS, connections: o.connections },
+    tools: toolVersions(),
+    systems: [...records.values()],
+  };
+  mkdirSync(join(root, "bench", "out"), { recursive: true });
+  writeFileSync(join(root, "bench", "out", "system.json"), JSON.stringify(run, null, 2));
+  const md = renderReport(run);
+  if (o.write) {
+    writeFileSync(o.out, md);
+    log(`wrote ${relative(process.cwd(), o.out)} and bench/out/system.json (${run.durationS} s, load ${loadAfter.join(" ")})`);
+  } else {
+    console.log(md);
+  }
+}
+
+function gitDescribe(): string {
+  try {
+    const head = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["-C", root, "status", "--porcelain", "--", "src", "assembly"], { encoding: "utf8" })
+      .split("\n").filter(Boolean).length;
+    return dirty > 0 ? `${head} (+ ${dirty} uncommitted files in src/ and assembly/ of work in progress)` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
+function toolVersions(): Record<string, string> {
+  const first = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).split("\n")[0]!.trim();
+    } catch (e) {
+      const out = (e as { stdout?: string; stderr?: string }).stdout || (e as { stderr?: string }).stderr || "";
+      return out.split("\n")[0]!.trim() || "unknown";
+    }
+  };
+  return {
+    haproxy: first("haproxy", ["-v"]).replace(/ - https.*$/, ""),
+    wrk: first("wrk", ["-v"]).replace(/ Copyright.*$/, ""),
+    iperf3: first("iperf3", ["--version"]),
+    nginx: existsSync("/usr/sbin/nginx") ? first("sh", ["-c", "/usr/sbin/nginx -v 2>&1"]) : "node:http (nginx-light not installed)",
+  };
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.stack ?? e.message : String(e));
+  process.exitCode = 1;
+});
