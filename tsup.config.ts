@@ -6,6 +6,7 @@ export default defineConfig({
     "testing/index": "src/testing/index.ts",
     "cli/lvsadm": "src/admin/lvsadm-cli.ts",
     "cli/lvsd": "src/runtime/lvsd-cli.ts",
+    "cli/lvs-rs-agent": "src/runtime/rs-agent-cli.ts",
   },
   format: ["esm", "cjs"],
   dts: { entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" } },
