@@ -3,7 +3,7 @@
 // tunnel, decap, icmp-*); this file only routes.
 
 import {
-  slotCount, slotStride, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
+  slotCount, slotStride, slotPtr, descPtr, DESC_SIZE, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
   DESC_ACTION, DESC_VERDICT, DESC_REASON,
 } from "../layout";
 import { parsePacket } from "../net/parse";
@@ -12,7 +12,7 @@ import {
   REASON_TRUNCATED,
 } from "../verdict";
 import {
-  actionCount, actionPtr, outcome, A_KIND, ACTION_NAT_DNAT, ACTION_NAT_SNAT, ACTION_DR,
+  actionCount, actionsBase, ACTION_SIZE, outcome, A_KIND, ACTION_NAT_DNAT, ACTION_NAT_SNAT, ACTION_DR,
   ACTION_TUNNEL, ACTION_DECAP, ACTION_ICMP_NAT_IN, ACTION_ICMP_NAT_OUT,
   ACTION_PORT_UNREACHABLE,
 } from "./action";
@@ -49,23 +49,30 @@ export function applyParsed(i: u32, pkt: usize, rec: usize): u32 {
 export function applyActions(first: u32, count: u32): u32 {
   if (first >= slotCount) return 0;
   if (count > slotCount - first) count = slotCount - first;
-  for (let i = first; i < first + count; i++) {
-    const off = descGet(i, DESC_OFFSET);
-    const len = descGet(i, DESC_LENGTH);
+  // The region geometry, read once: globals are memory to the engine, and the calls in
+  // the loop would make it read them again on every packet.
+  const stride = slotStride;
+  const actions = actionCount;
+  const actBase = actionsBase;
+  let d = descPtr(first);
+  let slot = slotPtr(first);
+  for (let i = first; i < first + count; i++, d += DESC_SIZE, slot += <usize>stride) {
+    const off = load<u32>(d, DESC_OFFSET);
+    const len = load<u32>(d, DESC_LENGTH);
     let result: u32;
-    if (off > slotStride || len > slotStride - off) {
+    if (off > stride || len > stride - off) {
       result = outcome(VERDICT_DROP, REASON_TRUNCATED);
     } else {
-      const pkt = slotPtr(i) + off;
-      const status = parsePacket(pkt, len, descGet(i, DESC_LINK));
-      const a = descGet(i, DESC_ACTION);
+      const pkt = slot + off;
+      const status = parsePacket(pkt, len, load<u32>(d, DESC_LINK));
+      const a = load<u32>(d, DESC_ACTION);
       if (status == REASON_NOT_IP) result = outcome(VERDICT_PASS, REASON_NOT_IP);
       else if (status != REASON_NONE) result = outcome(VERDICT_DROP, status);
-      else if (a >= actionCount) result = outcome(VERDICT_DROP, REASON_BAD_ACTION);
-      else result = applyParsedInline(i, pkt, actionPtr(a));
+      else if (a >= actions) result = outcome(VERDICT_DROP, REASON_BAD_ACTION);
+      else result = applyParsedInline(i, pkt, actBase + <usize>a * ACTION_SIZE);
     }
-    descSet(i, DESC_VERDICT, result & 0xff);
-    descSet(i, DESC_REASON, result >> 8);
+    store<u32>(d, result & 0xff, DESC_VERDICT);
+    store<u32>(d, result >> 8, DESC_REASON);
   }
   return count;
 }
