@@ -7,16 +7,18 @@
 //            (VIP:5201 balanced by source for iperf3);
 //   nat      lvs-wasm NAT: one process in the director namespace running the Director loop
 //            over a TUN device (bench/system/nat-director.ts), rr over RS1, RS2;
-//   dr, tun  lvs-wasm DR and TUN directors, when they exist (else "not measured").
+//   dr       lvs-wasm DR: src/runtime/dr-director.ts (AF_PACKET) in one process (mode-director.ts);
+//   tun      lvs-wasm TUN: src/runtime/tun-director.ts in one process, and the real-server
+//            decap agent (src/runtime/rs-agent.ts) in one process per real server.
 //
 // Each system has its own lab, all built before the first measurement; the rounds then
-// interleave (router, haproxy, nat, router, haproxy, nat, ...) so that load drift on the
+// interleave (router, haproxy, nat, dr, tun, router, haproxy, ...) so that load drift on the
 // shared machine hits every system alike. Per system and round: wrk keep-alive, wrk
 // connection-per-request, iperf3 both ways (one stream), iperf3 UDP 64-byte datagrams.
 // Medians and spreads (min-max over rounds) go to docs/benchmarks.md, the raw figures to
 // bench/out/system.json.
 //
-// Options: --rounds N (3)  --wrk-s S (5)  --iperf-s S (5)  --udp-s S (3)  --connections N (32)
+// Options: --rounds N (3)  --wrk-s S (4)  --iperf-s S (5)  --udp-s S (2)  --connections N (32)
 //          --quick (1 round, 2 s each)  --no-write (print only)  --out PATH (docs/benchmarks.md)
 //
 // Every lab is torn down on the way out, on an error, and on Ctrl-C / SIGTERM (the lab
@@ -29,8 +31,9 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   createLab, curl, httpUrl, iperf3, startHaproxy, startHttpServer, startIperf3Server, wrk,
-  type Lab, type LabProcess, type WrkResult,
+  type HostName, type Lab, type LabProcess, type WrkResult,
 } from "../../src/lab/index.js";
+import { disableTxChecksumOffload } from "../../src/runtime/dr-director.js";
 import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues } from "./report.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -49,7 +52,7 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { rounds: 3, wrkS: 5, iperfS: 5, udpS: 3, connections: 32, write: true, out: join(root, "docs", "benchmarks.md") };
+  const o: Options = { rounds: 3, wrkS: 4, iperfS: 5, udpS: 2, connections: 32, write: true, out: join(root, "docs", "benchmarks.md") };
   const num = (i: number, flag: string): number => {
     const v = Number(argv[i + 1]);
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} wants a positive number, got ${String(argv[i + 1])}`);
@@ -177,9 +180,7 @@ function natSystem(): System {
       const lab = (s.lab = await createLab({ mode: "nat", realServers: 2, vipOnDirector: false }));
       await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1")]);
       const vip = lab.vip!.v4;
-      const tsx = import.meta.resolve("tsx");
-      director = lab.spawn("director", process.execPath, [
-        "--import", tsx, join(here, "nat-director.ts"),
+      director = spawnBenchChild(lab, "director", "nat-director.ts", [
         "--tun", "lvs0", "--vip", vip, "--rs", lab.realServers.map((r) => r.eth0.ipv4).join(","),
         "--iperf-rs", lab.realServers[0]!.eth0.ipv4,
       ]);
@@ -194,38 +195,115 @@ function natSystem(): System {
       s.target = vip;
     },
     async counters() {
-      if (!director || director.hasExited) return null;
-      const marks = () => director!.output().split("@@stats@@").length;
-      const before = marks();
-      process.kill(director.pid, "SIGUSR2");
-      const deadline = Date.now() + 3000;
-      while (Date.now() < deadline) {
-        const text = director.output();
-        if (marks() > before && text.endsWith("\n")) {
-          const line = text.slice(text.lastIndexOf("@@stats@@") + 9).split("\n")[0]!;
-          try {
-            return JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            return null;
-          }
-        }
-        await sleep(20);
-      }
-      return null;
+      const c = await childStats(director);
+      if (c && s.lab) c.device = await deviceCounters(s.lab, "director", "lvs0");
+      return c;
     },
   };
   return s;
 }
 
-function absentSystem(id: SystemId, label: string, files: string[]): System {
-  const missing = files.filter((f) => !existsSync(join(root, f)));
-  const reason = missing.length > 0
-    ? `not measured: not available (${missing.join(", ")} not in the tree yet)`
-    : `not measured: not available (${files.join(", ")} exist but this benchmark does not drive them yet)`;
-  return {
-    id, label, unavailable: reason, lab: null, target: "", udp: false, expectLabels: [], error: null, description: reason,
-    async setup() {},
+/** Asks a bench child (SIGUSR2) for its "@@stats@@{...}" line. */
+async function childStats(proc: LabProcess | null): Promise<Record<string, unknown> | null> {
+  if (!proc || proc.hasExited) return null;
+  const marks = () => proc.output().split("@@stats@@").length;
+  const before = marks();
+  process.kill(proc.pid, "SIGUSR2");
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline) {
+    const text = proc.output();
+    if (marks() > before && text.endsWith("\n")) {
+      const line = text.slice(text.lastIndexOf("@@stats@@") + 9).split("\n")[0]!;
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return null;
+      }
+    }
+    await sleep(20);
+  }
+  return null;
+}
+
+/** The kernel's counters of a device (`ip -s -j link`): packets, and drops at its queue. */
+async function deviceCounters(lab: Lab, host: "director", dev: string): Promise<Record<string, unknown> | null> {
+  const r = await lab.exec(host, "ip", ["-s", "-j", "link", "show", dev], { allowFailure: true });
+  try {
+    const [j] = JSON.parse(r.stdout) as Array<{ stats64?: { rx?: Record<string, number>; tx?: Record<string, number> }; txqlen?: number }>;
+    return { txqlen: j?.txqlen, rx: j?.stats64?.rx, tx: j?.stats64?.tx };
+  } catch {
+    return null;
+  }
+}
+
+/** iperf3 -s bound to the VIP (DR/TUN real servers hold it on lo): UDP replies then leave from the VIP. */
+async function startIperf3OnVip(lab: Lab, host: HostName, vip: string): Promise<void> {
+  const proc = lab.spawn(host, "iperf3", ["-s", "-p", "5201", "-B", vip, "--forceflush"]);
+  await proc.waitForOutput(/Server listening/);
+}
+
+function spawnBenchChild(lab: Lab, host: HostName, script: string, args: readonly string[]): LabProcess {
+  return lab.spawn(host, process.execPath, ["--import", import.meta.resolve("tsx"), join(here, script), ...args]);
+}
+
+function drSystem(): System {
+  let director: LabProcess | null = null;
+  const s: System = {
+    id: "dr", label: "lvs-wasm DR", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1", "RS2"], error: null,
+    description: "lab mode `dr` (VIP 192.168.10.100 on the back segment, on every RS's lo); one node process in the director namespace " +
+      "(bench/system/mode-director.ts) running `startDrDirector` (src/runtime/dr-director.ts): AF_PACKET on eth0 and eth1, batch 256, " +
+      "MAC rewrite only, tc ingress drop of VIP traffic after the tap; VIP:80 rr -g over RS1, RS2; VIP:5201 tcp and udp -p 300, RS1 (iperf3 -s -B VIP). " +
+      "Replies go RS -> director's kernel (their gateway) -> client, never through the balancer. The client's eth0 has tx checksum offload " +
+      "(and with it TSO) turned off, as the DR end-to-end test does: frames relayed unchanged by AF_PACKET must carry complete checksums",
+    async setup() {
+      const lab = (s.lab = await createLab({ mode: "dr", realServers: 2 }));
+      const vip = lab.vip!.v4;
+      await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3OnVip(lab, "rs1", vip)]);
+      disableTxChecksumOffload(lab.ns("client"), "eth0");
+      director = spawnBenchChild(lab, "director", "mode-director.ts", [
+        "--mode", "dr", "--vip", vip, "--rs", lab.realServers.map((r) => r.eth0.ipv4).join(","), "--iperf-rs", lab.realServers[0]!.eth0.ipv4,
+      ]);
+      await director.waitForOutput(/ready dr/, 30_000);
+      s.target = vip;
+    },
+    counters: () => childStats(director),
   };
+  return s;
+}
+
+function tunSystem(): System {
+  let director: LabProcess | null = null;
+  const agents: LabProcess[] = [];
+  const s: System = {
+    id: "tun", label: "lvs-wasm TUN", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1", "RS2"], error: null,
+    description: "lab mode `tun` without the VIP on the director's kernel; one node process in the director namespace " +
+      "(bench/system/mode-director.ts) running `startTunDirector` (src/runtime/tun-director.ts): TUN device lvs0 the VIP is routed into, batch 256, " +
+      "IP-in-IP from 192.168.10.1 to the RS (tunnel MTU 1500); VIP:80 rr -i over RS1, RS2; VIP:5201 tcp and udp -p 300, RS1 (iperf3 -s -B VIP). " +
+      "Each RS runs the decap agent in its own node process (bench/system/rs-agent.ts: src/runtime/rs-agent.ts, raw IPIP socket -> " +
+      "data-plane decap -> local TUN device; the kernel here has no ipip module). Replies go RS -> director's kernel -> client",
+    async setup() {
+      const lab = (s.lab = await createLab({ mode: "tun", realServers: 2, vipOnDirector: false }));
+      const vip = lab.vip!.v4;
+      await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3OnVip(lab, "rs1", vip)]);
+      for (const rs of lab.realServers) agents.push(spawnBenchChild(lab, rs.name, "rs-agent.ts", []));
+      await Promise.all(agents.map((a) => a.waitForOutput(/ready/, 30_000)));
+      director = spawnBenchChild(lab, "director", "mode-director.ts", [
+        "--mode", "tun", "--vip", vip, "--rs", lab.realServers.map((r) => r.eth0.ipv4).join(","), "--iperf-rs", lab.realServers[0]!.eth0.ipv4,
+        "--tunnel-source", lab.director.back.ipv4,
+      ]);
+      await director.waitForOutput(/ready tun/, 30_000);
+      s.target = vip;
+    },
+    async counters() {
+      const c = await childStats(director);
+      if (c) {
+        c.agents = await Promise.all(agents.map((a) => childStats(a)));
+        if (s.lab) c.device = await deviceCounters(s.lab, "director", "lvs0");
+      }
+      return c;
+    },
+  };
+  return s;
 }
 
 // ------------------------------------------------------------------------------ measuring
@@ -307,8 +385,8 @@ async function main(): Promise<void> {
     routerSystem(),
     haproxySystem(),
     natSystem(),
-    absentSystem("dr", "lvs-wasm DR", ["src/runtime/dr-director.ts"]),
-    absentSystem("tun", "lvs-wasm TUN", ["src/runtime/dr-director.ts", "src/runtime/rs-agent.ts"]),
+    drSystem(),
+    tunSystem(),
   ];
   const records = new Map<SystemId, SystemRecord>();
   for (const s of systems) {
