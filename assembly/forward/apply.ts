@@ -6,7 +6,7 @@ import {
   slotCount, slotStride, slotPtr, descPtr, DESC_SIZE, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
   DESC_ACTION, DESC_VERDICT, DESC_REASON,
 } from "../layout";
-import { parsePacket } from "../net/parse";
+import { parsePacketInline } from "../net/parse";
 import {
   VERDICT_DROP, VERDICT_PASS, REASON_NONE, REASON_NOT_IP, REASON_BAD_ACTION,
   REASON_TRUNCATED,
@@ -64,7 +64,7 @@ export function applyActions(first: u32, count: u32): u32 {
       result = outcome(VERDICT_DROP, REASON_TRUNCATED);
     } else {
       const pkt = slot + off;
-      const status = parsePacket(pkt, len, load<u32>(d, DESC_LINK));
+      const status = parsePacketInline(pkt, len, load<u32>(d, DESC_LINK));
       const a = load<u32>(d, DESC_ACTION);
       if (status == REASON_NOT_IP) result = outcome(VERDICT_PASS, REASON_NOT_IP);
       else if (status != REASON_NONE) result = outcome(VERDICT_DROP, status);

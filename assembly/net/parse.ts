@@ -70,6 +70,11 @@ export let pDstAddr: u32 = 0;
  * drop reason.
  */
 export function parsePacket(p: usize, len: u32, link: u32): u32 {
+  return parsePacketInline(p, len, link);
+}
+
+/** parsePacket, for inlining into the batch loop (assembly/forward/apply.ts). */
+@inline export function parsePacketInline(p: usize, len: u32, link: u32): u32 {
   pEtherTypeOff = 0;
   pFrag = FRAG_NONE;
   pFragHdr = 0;
