@@ -53,6 +53,15 @@ test("the classic NAT tutorial typed with lvsadm against a running director", as
       "Prot LocalAddress:Port Scheduler Flags\n" +
       "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
       "TCP  192.168.227.128:80 rr\n" + dest("192.168.253.143:80") + dest("192.168.253.144:80"));
+    const json = await lvsadm(socket, ["-Ln", "--json"]);
+    const data = JSON.parse(json.stdout) as { tableSize: number; services: Array<{ config: { key: { address: string }; scheduler: string }; stats: { conns: number }; destinations: Array<{ config: { address: string; method: string } }> }> };
+    assert.equal(data.tableSize, 4096);
+    assert.equal(data.services[0].config.key.address, "192.168.227.128");
+    assert.equal(data.services[0].config.scheduler, "rr");
+    assert.equal(data.services[0].stats.conns, 0);
+    assert.deepEqual(data.services[0].destinations.map((d) => [d.config.address, d.config.method]), [["192.168.253.143", "masq"], ["192.168.253.144", "masq"]]);
+    const savedJson = JSON.parse((await lvsadm(socket, ["-S", "--json"])).stdout) as { services: unknown[] };
+    assert.equal(savedJson.services.length, 1);
     const dup = await lvsadm(socket, ["-A", "-t", "192.168.227.128:80", "-s", "rr"]);
     assert.deepEqual([dup.code, dup.stderr], [255, "Service already exists\n"]);
     const typo = await lvsadm(socket, ["-a", "-t", "192.168.227.128:80", "-r", "192.168.253.145:80", "-w", "70000"]);
@@ -130,4 +139,11 @@ test("lvsadm replay: scapy capture in, rewritten capture out that tshark validat
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("--json writes 64-bit counters as exact integers and is no ipvsadm option", async () => {
+  const { toJson, extractJsonFlag } = await import("../src/admin/json-output.js");
+  assert.equal(toJson({ inbytes: 18446744073709551615n, n: 1, s: "x" }), '{\n  "inbytes": 18446744073709551615,\n  "n": 1,\n  "s": "x"\n}');
+  assert.deepEqual(extractJsonFlag(["-Ln", "--json"]), { argv: ["-Ln"], json: true });
+  assert.deepEqual(extractJsonFlag(["-Ln"]), { argv: ["-Ln"], json: false });
 });

@@ -17,16 +17,16 @@ export interface ControlServer {
 
 const MAX_REQUEST = 16 * 1024 * 1024;
 
-/** Answers one request ({ argv, stdin }) as ipvsadm would; never throws. */
+/** Answers one request ({ argv, stdin, json? }) as ipvsadm would; never throws. */
 export function answer(ctx: ExecutionContext, request: unknown, log?: (line: string) => void): CommandResult {
-  const r = request as { argv?: unknown; stdin?: unknown };
+  const r = request as { argv?: unknown; stdin?: unknown; json?: unknown };
   if (!r || !Array.isArray(r.argv) || r.argv.some((a) => typeof a !== "string")) {
     return { stdout: "", stderr: "lvsd: bad request: expected {\"argv\": [strings], \"stdin\": string}\n", exitCode: 2 };
   }
   const argv = r.argv as string[];
   try {
     const cmd = parseCommand(argv, { program: ctx.program ?? "lvsadm" });
-    const result = executeCommand(ctx, cmd, typeof r.stdin === "string" ? r.stdin : "");
+    const result = executeCommand(ctx, cmd, typeof r.stdin === "string" ? r.stdin : "", { json: r.json === true });
     if (log && cmd.kind !== "list" && cmd.kind !== "save") {
       log(`lvsadm ${argv.join(" ")}: ${result.exitCode === 0 ? "ok" : result.stderr.trim()}`);
     }

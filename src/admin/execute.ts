@@ -10,6 +10,7 @@ import {
   type SyncDaemonSnapshot, type FormatOptions,
 } from "./format.js";
 import { parseRules } from "./rules.js";
+import { toJson } from "./json-output.js";
 import { formatUsage, formatVersion } from "./usage.js";
 
 export interface CommandResult {
@@ -44,9 +45,18 @@ const KERNEL_WORDS: Partial<Record<LvsCommand["kind"], Partial<Record<ConfigErro
 const ok = (stdout = ""): CommandResult => ({ stdout, stderr: "", exitCode: 0 });
 const refused = (text: string): CommandResult => ({ stdout: "", stderr: `${text}\n`, exitCode: 255 });
 
+export interface ExecuteOptions {
+  /** lvsadm --json: listings and saves as JSON data instead of ipvsadm's text. */
+  readonly json?: boolean;
+}
+
 /** Runs one command. Never throws for a configuration problem: it answers with stderr. */
-export function executeCommand(ctx: ExecutionContext, cmd: LvsCommand, stdin = ""): CommandResult {
+export function executeCommand(ctx: ExecutionContext, cmd: LvsCommand, stdin = "", options: ExecuteOptions = {}): CommandResult {
   try {
+    if (options.json) {
+      const data = jsonData(ctx, cmd);
+      if (data !== undefined) return ok(toJson(data) + "\n");
+    }
     return run(ctx, cmd, stdin);
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -113,4 +123,22 @@ function run(ctx: ExecutionContext, cmd: LvsCommand, stdin: string): CommandResu
     case "version":
       return ok(formatVersion());
   }
+}
+
+/** The data of a listing or save for --json; undefined for commands that print nothing. */
+function jsonData(ctx: ExecutionContext, cmd: LvsCommand): unknown {
+  const b = ctx.balancer;
+  if (cmd.kind === "save") return b.rules();
+  if (cmd.kind !== "list") return undefined;
+  switch (cmd.show) {
+    case "connections":
+      return { connections: b.connections(ctx.now()) };
+    case "timeouts":
+      return { timeouts: b.timeouts() };
+    case "daemon":
+      return { daemons: ctx.daemons?.() ?? [] };
+    case "services":
+      return cmd.service ? { services: [b.service(cmd.service)] } : b.listing();
+  }
+  return undefined;
 }

@@ -10,6 +10,7 @@ import { replay } from "./replay.js";
 import { sendCommand, defaultSocketPath } from "./control-client.js";
 import { ConfigError } from "../config/types.js";
 import { formatUsage, formatVersion } from "./usage.js";
+import { extractJsonFlag } from "./json-output.js";
 
 const REPLAY_HELP = `Usage: lvsadm replay --rules RULES --in IN.pcap --out OUT.pcap [--neigh IP=MAC]...
                      [--director-mac MAC] [--gateway-mac MAC] [--tunnel-source IP]... [--tunnel-mtu N]
@@ -64,8 +65,9 @@ function replayMain(args: string[]): number {
   return 0;
 }
 
-async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "replay") return replayMain(argv.slice(1));
+async function main(args: string[]): Promise<number> {
+  if (args[0] === "replay") return replayMain(args.slice(1));
+  const { argv, json } = extractJsonFlag(args);
   let cmd;
   try {
     cmd = parseCommand(argv, { program: "lvsadm" });
@@ -86,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const stdin = cmd.kind === "restore" ? readFileSync(0, "utf8") : "";
   const socket = process.env.LVS_WASM_SOCKET ?? defaultSocketPath();
-  const reply = await sendCommand(socket, argv, stdin);
+  const reply = await sendCommand(socket, argv, stdin, 10_000, json);
   process.stdout.write(reply.stdout);
   process.stderr.write(reply.stderr);
   return reply.exitCode;
