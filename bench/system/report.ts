@@ -167,20 +167,26 @@ export function renderReport(run: RunRecord): string {
     "one untimed 1-second wrk warm-up of each kind per system before round 1", "");
 
   const maxLoad = Math.max(run.loadBefore[0], run.loadAfter[0], ...run.loadPerRound.map((l) => l[0]));
-  const spreads = measured.flatMap((s) => (["kaRps", "closeRps", "upBps", "downBps"] as Key[]).map((k) => spreadPercent(s, k)))
-    .filter((x): x is number => x !== null);
-  const worstSpread = spreads.length ? Math.max(...spreads) : 0;
+  const names: Partial<Record<Key, string>> = { kaRps: "keep-alive req/s", closeRps: "connection-per-request req/s", upBps: "upload", downBps: "download" };
+  const spreads = measured.flatMap((s) => (["kaRps", "closeRps", "upBps", "downBps"] as Key[])
+    .map((k) => ({ what: `${s.label} ${names[k]}`, pct: spreadPercent(s, k) })))
+    .filter((x): x is { what: string; pct: number } => x.pct !== null)
+    .sort((a, b) => b.pct - a.pct);
+  const worstSpread = spreads.length ? spreads[0]!.pct : 0;
+  const worstWhat = spreads.length ? ` (${spreads[0]!.what})` : "";
+  const typical = spreads.length ? spreads[spreads.length >> 1]!.pct : 0;
   const cores = Number(/x (\d+)$/.exec(run.cpu)?.[1] ?? 0);
   const busy = run.loadBefore[0] >= 1 || worstSpread > 20;
   p(busy
     ? `**The figures are noisy.** The machine has ${cores || "few"} cores, and client, director, servers and the kernel's ` +
       "forwarding all share them; other work was running (1-minute load average up to " +
-      `${maxLoad.toFixed(2)} during the run, of which the benchmark itself adds about 2), and the widest spread of a rate ` +
-      `over the rounds is ${worstSpread.toFixed(0)} % of its median. Read the medians as orders of magnitude and the ` +
-      "ratios (taken within the same rounds) as the comparison."
+      `${maxLoad.toFixed(2)} during the run, of which the benchmark itself adds about 2). The spread of a rate over the ` +
+      `rounds (highest minus lowest, over the median) is ${typical.toFixed(0)} % for the typical figure and up to ` +
+      `${worstSpread.toFixed(0)} %${worstWhat}. Read the medians as orders of magnitude and the ratios (taken within the ` +
+      "same rounds) as the comparison; a difference of less than about a third between two systems is within the noise."
     : `The machine has ${cores || "few"} cores shared by client, director, servers and the kernel's forwarding: ` +
       "absolute figures are low, the ratios (taken within the same rounds) are the comparison. The widest spread of a rate " +
-      `over the rounds is ${worstSpread.toFixed(0)} % of its median.`, "");
+      `over the rounds is ${worstSpread.toFixed(0)} % of its median${worstWhat}.`, "");
 
   p("## Set-up", "");
   p("Each system gets its own lab (docs/lab.md: client, director, RS1, RS2, each a network namespace, two bridges), all",
@@ -238,6 +244,22 @@ export function renderReport(run: RunRecord): string {
     p("No lvs-wasm director was measured in this run: no comparison.", "");
   } else {
     const verdict = (ok: boolean) => (ok ? "met" : "**missed**");
+    const nat = oursMeasured.find((s) => s.id === "nat");
+    if (nat) {
+      const r0 = (b: SystemRecord | undefined, k: Key) => fmtRatio(ratio(nat, b, k)?.ofMedians ?? NaN);
+      const range = (b: SystemRecord | undefined, k: Key) => {
+        const pr = ratio(nat, b, k)?.perRound ?? [];
+        return pr.length > 1 ? ` (rounds ${fmtRatio(Math.min(...pr))}–${fmtRatio(Math.max(...pr))})` : "";
+      };
+      const u = values(nat, "udpPps");
+      p(`In short: lvs-wasm NAT, one JavaScript thread over a TUN device, is in HAProxy's range for request rates ` +
+        `(${r0(haproxy, "kaRps")} keep-alive${range(haproxy, "kaRps")}, ${r0(haproxy, "closeRps")} connection per request` +
+        `${range(haproxy, "closeRps")}; the bar is 1.2x of the medians) and at ${r0(router, "kaRps")} / ${r0(router, "closeRps")} of the kernel router (bar 0.8x). ` +
+        `Bulk is far behind: ${r0(haproxy, "upBps")} and ${r0(haproxy, "downBps")} of HAProxy, because every 1500-byte packet ` +
+        `costs us two system calls while the kernel and HAProxy move 64 KB frames. Small UDP datagrams: ` +
+        `${u.length ? fmtRate(median(u)) : "?"} per second received, about ${u.length ? (median(u) / 1e4).toFixed(0) : "?"} % of the ` +
+        "million-per-second bar. None of the bars is met; the limits are below.", "");
+    }
     p("The bars the project will be held to next, from this run's medians (the bulk bar is for NAT; DR and TUN are shown",
       "for comparison: their replies, the bulk of `-R`, do not pass through the balancer):", "");
     p(`| bar | ${oursMeasured.map((s) => s.label).join(" | ")} |`, `|---|${oursMeasured.map(() => "---").join("|")}|`);
@@ -302,16 +324,17 @@ export function renderReport(run: RunRecord): string {
     "  servers (HAProxy is in the same position, the kernel router much less so). Multi-queue TUN and AF_PACKET fanout are",
     "  built (docs/io.md) but the worker runtime is not.");
   p("- **Small batches under request/response load.** With 32 connections, few packets are queued when the loop wakes",
-    "  (see the packets-per-batch figure above): the per-batch costs (poll on libuv's thread pool when idle,",
+    "  (the per-batch averages above include the bulk and UDP runs, where batches fill): the per-batch costs (poll on libuv's thread pool when idle,",
     "  `setImmediate` between batches, the `process()` call) are paid for a handful of packets, which shows in latency.");
   p("- **Connection per request** adds connection-table work per flow (scheduling, a new record, IPVS's TCP state",
     "  machine) but that is small next to the per-packet system calls: each short connection is about 8 packets through",
     "  the director.");
-  p("");
   p("- **DR and TUN** halve the director's work (replies bypass it) and DR moves batches with one `recvmmsg`/`sendmmsg`",
     "  per batch; but in this lab the director is also the real servers' gateway, so their replies still cross the",
     "  director namespace's kernel, and TUN adds the real-server agent (another user-space hop, one read and one write",
-    "  per packet) on the real servers' cores.");
+    "  per packet) on the real servers' cores. TUN's upload is the weakest figure: each full-size client segment",
+    "  grows by the 20-byte outer header past the 1500-byte tunnel MTU (ICMP fragmentation-needed, path MTU discovery),",
+    "  and the director's TUN queue overflows (the drops above).");
   p("");
   p("The next steps that move these numbers, in order: a NAT director on AF_PACKET (one system call per batch, as DR",
     "already does) or a native addon for the TUN loop; offloads (`IFF_VNET_HDR`, `PACKET_VNET_HDR`) so bulk moves in",

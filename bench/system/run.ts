@@ -20,12 +20,13 @@
 //
 // Options: --rounds N (3)  --wrk-s S (4)  --iperf-s S (5)  --udp-s S (2)  --connections N (32)
 //          --quick (1 round, 2 s each)  --no-write (print only)  --out PATH (docs/benchmarks.md)
+//          --from-json PATH (no measuring: render the report of a saved run again)
 //
 // Every lab is torn down on the way out, on an error, and on Ctrl-C / SIGTERM (the lab
 // registry does it synchronously before the process dies of the signal).
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,6 +50,8 @@ interface Options {
   connections: number;
   write: boolean;
   out: string;
+  /** Re-render the report from a saved run (bench/out/system.json) instead of measuring. */
+  fromJson?: string;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -68,8 +71,9 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--quick") Object.assign(o, { rounds: 1, wrkS: 2, iperfS: 2, udpS: 2 });
     else if (a === "--no-write") o.write = false;
     else if (a === "--out") o.out = argv[++i]!;
+    else if (a === "--from-json") o.fromJson = argv[++i]!;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH]");
+      console.log("usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]");
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
   }
@@ -371,6 +375,13 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  if (o.fromJson) {
+    const saved = JSON.parse(readFileSync(o.fromJson, "utf8")) as RunRecord;
+    const md = renderReport(saved);
+    if (o.write) writeFileSync(o.out, md);
+    else console.log(md);
+    return;
+  }
   if (process.getuid?.() !== 0) throw new Error("bench:system builds network namespaces: run it as root");
   const missing = missingTools();
   if (missing.length > 0) throw new Error(`missing tools: ${missing.join(", ")} (Debian: iproute2 curl wrk iperf3 haproxy nginx-light)`);
