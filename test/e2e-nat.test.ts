@@ -281,7 +281,7 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     await waitFor("lvsd's counters", async () => {
       process.kill(lvsd.process.pid, "SIGUSR1");
       await new Promise((r) => setTimeout(r, 100));
-      const line = /lvsd: packets received .*/.exec(lvsd.log().slice(mark))?.[0] ?? "";
+      const line = [...lvsd.log().slice(mark).matchAll(/lvsd: packets received .*/g)].pop()?.[0] ?? "";
       const count = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(line)?.[1] ?? 0);
       return count("truncated") + count("bad-l4-header") >= 2 && count("pass") >= 2;
     }, 5000);
@@ -315,15 +315,15 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     await lvsadm(["-A", "-t", `${VIP}:85`, "-s", "rr"]);
     await lvsadm(["-a", "-t", `${VIP}:85`, "-r", `${RS1}:80`, "-m"]);
     await lvsadm(["-a", "-t", `${VIP}:85`, "-r", `${RS2}:80`, "-m"]);
-    await lvsadm(["--set", "2", "2", "2"]);
-    assert.equal((await lvsadm(["-L", "--timeout"])).stdout, "Timeout (tcp tcpfin udp): 2 2 2\n");
+    await lvsadm(["--set", "4", "2", "2"]);
+    assert.equal((await lvsadm(["-L", "--timeout"])).stdout, "Timeout (tcp tcpfin udp): 4 2 2\n");
     const held = await hold(VIP, 85, 2);
     try {
       assert.deepEqual(held.labels(), ["0:0:RS1", "1:0:RS2"]);
-      // RS2 dies: its link goes down, as when the machine loses power (no RST, no answer at all).
-      await lab.exec("rs2", "ip", ["link", "set", "eth0", "down"]);
       const toRs2 = () => connections().then((c) => c.some((l) => l.includes(`${VIP}:85`) && l.includes(`${RS2}:80`) && l.includes("ESTABLISHED")));
       assert.ok(await toRs2(), "RS2's connection entry is there before the timeout");
+      // RS2 dies: its link goes down, as when the machine loses power (no RST, no answer at all).
+      await lab.exec("rs2", "ip", ["link", "set", "eth0", "down"]);
       await waitFor("RS2's idle connection entry to expire", async () => !(await toRs2()), 10_000);
       // rr: the next new connection goes to RS1, the one after to the dead RS2.
       assert.equal((await get(VIP, 85)).body.trim(), "RS1");
