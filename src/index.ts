@@ -41,3 +41,7 @@ export { ArpResponder } from "./io/arp-responder.js";
 export type { ArpResponderOptions, FrameSender } from "./io/arp-responder.js";
 export { Director } from "./runtime/director.js";
 export type { DirectorOptions, DirectorRoute, DirectorStats, NeighbourResolver, PassDecision, PassHook } from "./runtime/director.js";
+export { Lvsd, diffRules, parseLvsdArgs } from "./runtime/lvsd.js";
+export type { LvsdOptions, AdapterSpec, RuleChange, ReloadSummary } from "./runtime/lvsd.js";
+export { startRsAgent } from "./runtime/rs-agent.js";
+export type { RsAgent, RsAgentOptions, RsAgentStats, AgentTunnel } from "./runtime/rs-agent.js";
