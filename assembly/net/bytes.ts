@@ -1,5 +1,10 @@
-// Network-byte-order loads and stores over raw wasm memory. Every packet access goes
-// through these so the endianness rule lives in one place.
+// Network-byte-order loads and stores over raw wasm memory. Packet fields read as numbers
+// go through these so the endianness rule lives in one place. The exception is checksum
+// arithmetic on hot paths (parse.ts, nat.ts, tunnel.ts, checksum.ts): there words are
+// loaded, summed and stored in native (little-endian) order on purpose, since a one's-
+// complement sum does not depend on byte order when every word is read and written the
+// same way (RFC 1071 section 2(B)); only constants from elsewhere (a port in an action
+// record) are swapped into that order.
 
 @inline export function rd8(p: usize): u32 {
   return <u32>load<u8>(p);
