@@ -7,10 +7,10 @@
 // ipvsadm's syntax through the same command executor lvsd runs for lvsadm (each command is
 // printed as the lvsadm line it is). Everything is torn down at the end, also on failure.
 
-import { createLab, curl, httpUrl, startHttpServer, type Lab } from "../lab/index.js";
+import { createLab, startHttpServer, type Lab } from "../lab/index.js";
 import { disableTxChecksumOffload, startDrDirector, type DrDirector } from "../runtime/dr-director.js";
 import { tcBytecode, tcDropIpv4Destinations } from "../runtime/socket-filter.js";
-import { printOutput, section, shell, type DemoLog } from "./support.js";
+import { printOutput, section, shell, type DemoLog, fourRequests } from "./support.js";
 
 export async function run(log: DemoLog): Promise<void> {
   log("lvs-wasm walkthrough: LVS-DR (direct routing): the director forwards, the real servers answer");
@@ -58,16 +58,7 @@ export async function run(log: DemoLog): Promise<void> {
     await dr.resolveNeighbours([rs1.eth0.ipv4, rs2.eth0.ipv4]);
     log(`real servers' MACs learnt by ARP on eth1: ${[...dr.arp.learned].map(([ip, mac]) => `${ip} is at ${mac}`).join(", ")}`);
 
-    section(log, "5. Four requests from the client");
-    const answers: string[] = [];
-    for (let i = 0; i < 4; i++) {
-      log(`[client]# curl http://${vip}/`);
-      const r = await curl(lab, "client", httpUrl(vip), { timeoutMs: 5000 });
-      answers.push(r.body.trim());
-      log(`   ${r.body.trim()}    (HTTP ${r.status} from ${r.remote})`);
-    }
-    if (answers.join(",") !== "RS1,RS2,RS1,RS2") throw new Error(`expected RS1, RS2, RS1, RS2 (round robin), got ${answers.join(", ")}`);
-    log("Round robin: RS1, RS2, RS1, RS2.");
+    await fourRequests(lab, vip, log);
 
     section(log, "6. The replies bypassed the balancer");
     ipvsadm("-Ln --stats");

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { HostName, Lab, LabProcess } from "../lab/index.js";
+import { curl, httpUrl, type HostName, type Lab, type LabProcess } from "../lab/index.js";
 
 /** What every mode module exports. */
 export type DemoLog = (line: string) => void;
@@ -125,4 +125,25 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Section 5 of every walkthrough: four `curl http://VIP/` from the client, printed, and the
+ * round-robin order RS1, RS2, RS1, RS2 required (the demo fails loudly otherwise).
+ */
+export async function fourRequests(lab: Lab, vip: string, log: DemoLog): Promise<void> {
+  section(log, "5. Four requests from the client");
+  const answers: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    log(`[client]# curl http://${vip}/`);
+    const r = await curl(lab, "client", httpUrl(vip), { timeoutMs: 5000 });
+    const body = r.body.trim();
+    answers.push(body);
+    log(`   ${body}    (HTTP ${r.status} from ${r.remote})`);
+  }
+  const expected = ["RS1", "RS2", "RS1", "RS2"];
+  if (answers.join(",") !== expected.join(",")) {
+    throw new Error(`expected the answers ${expected.join(", ")} (round robin), got ${answers.join(", ")}`);
+  }
+  log("Round robin: RS1, RS2, RS1, RS2.");
 }

@@ -12,9 +12,9 @@
 // torn down at the end, also on failure.
 
 import { fileURLToPath } from "node:url";
-import { createLab, curl, httpUrl, startHttpServer, type Lab, type LabProcess } from "../lab/index.js";
+import { createLab, startHttpServer, type Lab, type LabProcess } from "../lab/index.js";
 import { startTunDirector, type TunDirector } from "../runtime/tun-director.js";
-import { printOutput, section, shell, type DemoLog } from "./support.js";
+import { printOutput, section, shell, type DemoLog, fourRequests } from "./support.js";
 
 const AGENT_CLI = fileURLToPath(new URL("../runtime/rs-agent-cli.ts", import.meta.url));
 const TSX_LOADER = import.meta.resolve("tsx");
@@ -67,16 +67,7 @@ export async function run(log: DemoLog): Promise<void> {
     for (const rs of [rs1, rs2]) ipvsadm(`-a -t ${vip}:80 -r ${rs.eth0.ipv4}:80 -i -w 1`);
     ipvsadm("-Ln");
 
-    section(log, "5. Four requests from the client");
-    const answers: string[] = [];
-    for (let i = 0; i < 4; i++) {
-      log(`[client]# curl http://${vip}/`);
-      const r = await curl(lab, "client", httpUrl(vip), { timeoutMs: 5000 });
-      answers.push(r.body.trim());
-      log(`   ${r.body.trim()}    (HTTP ${r.status} from ${r.remote})`);
-    }
-    if (answers.join(",") !== "RS1,RS2,RS1,RS2") throw new Error(`expected RS1, RS2, RS1, RS2 (round robin), got ${answers.join(", ")}`);
-    log("Round robin: RS1, RS2, RS1, RS2.");
+    await fourRequests(lab, vip, log);
 
     section(log, "6. The replies bypassed the balancer");
     ipvsadm("-Ln --stats");
