@@ -29,6 +29,7 @@ import {
 } from "../net/constants";
 import {
   pL3, pL4, pL4Len, pFamily, pProto, pFrag, pIcmpType, pSrcAddr, pDstAddr, FRAG_NONE,
+  extHeaderLength,
 } from "../net/parse";
 import {
   csumDeltaBytes, csumDelta16, csumFieldApply, l4CsumApply, l4CsumHasPseudo,
@@ -89,15 +90,8 @@ function quoteParse6(q: usize, qlen: u32): u32 {
     ) break;
     if (n >= MAX_IPV6_EXT_HEADERS) return REASON_EXT_HEADER_CHAIN;
     if (off + 8 > end) return REASON_TRUNCATED;
-    let hlen: u32;
-    if (next == PROTO_FRAGMENT) {
-      hlen = 8;
-      later = (rd16(q + off + 2) & 0xfff8) != 0;
-    } else if (next == PROTO_AH) {
-      hlen = (rd8(q + off + 1) + 2) << 2;
-    } else {
-      hlen = (rd8(q + off + 1) + 1) << 3;
-    }
+    const hlen = extHeaderLength(q + off, next);
+    if (next == PROTO_FRAGMENT) later = (rd16(q + off + 2) & 0xfff8) != 0;
     if (off + hlen > end) return REASON_TRUNCATED;
     next = rd8(q + off);
     off += hlen;

@@ -191,18 +191,13 @@ function parseIPv6(p: usize, len: u32, l3: u32): u32 {
     // Hop-by-hop must come first (RFC 8200 section 4.1).
     if (next == PROTO_HOPOPTS && n != 0) return REASON_EXT_HEADER_CHAIN;
     if (off + 8 > end) return REASON_TRUNCATED;
-    let hlen: u32;
+    const hlen = extHeaderLength(p + off, next);
     if (next == PROTO_FRAGMENT) {
-      hlen = 8;
       const fragField = rd16(p + off + 2);
       pFragHdr = off;
       if ((fragField & 0xfff8) != 0) pFrag = FRAG_LATER;
       else if ((fragField & 1) != 0) pFrag = FRAG_FIRST;
       // An atomic fragment (offset 0, M = 0) is a whole packet (RFC 6946).
-    } else if (next == PROTO_AH) {
-      hlen = (rd8(p + off + 1) + 2) << 2;
-    } else {
-      hlen = (rd8(p + off + 1) + 1) << 3;
     }
     if (off + hlen > end) return REASON_TRUNCATED;
     next = rd8(p + off);
@@ -247,6 +242,16 @@ function parseIPv6(p: usize, len: u32, l3: u32): u32 {
   }
   // Other protocols (GRE, IPIP, ESP, SCTP, ...) parse to the L4 offset only.
   return REASON_NONE;
+}
+
+/**
+ * Length of the IPv6 extension header of type `next` at h (RFC 8200: fragment 8 bytes, AH
+ * in 4-byte units + 2, the others in 8-byte units + 1). The caller checks it fits.
+ */
+@inline export function extHeaderLength(h: usize, next: u32): u32 {
+  if (next == PROTO_FRAGMENT) return 8;
+  if (next == PROTO_AH) return (rd8(h + 1) + 2) << 2;
+  return (rd8(h + 1) + 1) << 3;
 }
 
 /** True when protocol `proto` is an IP-in-IP payload of the given inner family. */
