@@ -54,6 +54,7 @@ import { neighbourMac, ownMacPtr, ownMacSet } from "./neighbours";
 import { persistSchedule, templateIndex, templateDest } from "./persist";
 import { bindConn, applyStateChange, dropConn } from "./accounting";
 import { emit, EV_FLOW_CREATED } from "./events";
+import { natDnatTtl4 } from "./nat-fast";
 import { flowKey, scratchAction, connReuse, expireNodestConn } from "./config";
 
 /** Descriptor aux bits set on the way out. */
@@ -384,9 +385,21 @@ function transmit(pkt: usize, d: u32, dport: u32): u32 {
   const rec = actionPtr(d);
   const kind = <u32>load<u8>(rec + A_KIND);
   if (kind == 0) return outcome(VERDICT_DROP, REASON_BAD_ACTION);
-  if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
-  if (kind == ACTION_NAT_DNAT) store<u16>(rec + A_PORT, <u16>dport);
-  const result = applyParsed(slot, pkt, rec);
+  let result: u32;
+  const proto = pProto;
+  if (
+    kind == ACTION_NAT_DNAT && pFamily == 4 && (proto == PROTO_TCP || proto == PROTO_UDP) &&
+    pFrag != FRAG_LATER && <u32>load<u8>(rec + A_FAMILY) == 4
+  ) {
+    // The common NAT case: TTL and rewrite in one step, one header-checksum update.
+    store<u16>(rec + A_PORT, <u16>dport);
+    result = natDnatTtl4(pkt, pkt + <usize>pL3, pkt + <usize>pL4, rec, dport, proto, link);
+    if ((result & 0xff) != VERDICT_FORWARD) return result;
+  } else {
+    if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
+    if (kind == ACTION_NAT_DNAT) store<u16>(rec + A_PORT, <u16>dport);
+    result = applyParsed(slot, pkt, rec);
+  }
   dest = d;
   if ((result & 0xff) == VERDICT_FORWARD) {
     // The next hop is the real server itself (NAT, DR, and the outer destination of TUN).
