@@ -9,6 +9,7 @@
 
 import { DESC_SIZE, DROP_REASON_NAMES, LinkType, Verdict } from "../core/abi.js";
 import { PacketFlags, type Balancer } from "../balancer/balancer.js";
+import { encodeAddress } from "../core/actions.js";
 import { pollReadable } from "../io/libc.js";
 import type { PacketIO } from "../io/packet-io.js";
 
@@ -79,38 +80,16 @@ interface Route {
 
 function parsePrefix(prefix: string): { family: 4 | 6; bytes: Uint8Array; length: number } {
   const [addr, lenText] = prefix.split("/");
-  if (addr.includes(":")) {
-    const bytes = ipv6Bytes(addr, prefix);
-    const length = lenText === undefined ? 128 : Number(lenText);
-    if (!Number.isInteger(length) || length < 0 || length > 128) throw new RangeError(`route ${prefix}: prefix length must be 0..128`);
-    return { family: 6, bytes, length };
+  let parsed: { family: 4 | 6; bytes: Uint8Array };
+  try {
+    parsed = encodeAddress(addr, "route");
+  } catch {
+    throw new RangeError(`route ${prefix}: not an IPv4 or IPv6 prefix`);
   }
-  const parts = addr.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`route ${prefix}: not an IPv4 or IPv6 prefix`);
-  const length = lenText === undefined ? 32 : Number(lenText);
-  if (!Number.isInteger(length) || length < 0 || length > 32) throw new RangeError(`route ${prefix}: prefix length must be 0..32`);
-  return { family: 4, bytes: Uint8Array.from(parts), length };
-}
-
-function ipv6Bytes(text: string, context: string): Uint8Array {
-  const halves = text.split("::");
-  if (halves.length > 2) throw new RangeError(`route ${context}: not an IPv6 address`);
-  const words = (s: string) => (s === "" ? [] : s.split(":").map((w) => {
-    const v = parseInt(w, 16);
-    if (!/^[0-9a-fA-F]{1,4}$/.test(w)) throw new RangeError(`route ${context}: not an IPv6 address`);
-    return v;
-  }));
-  const head = words(halves[0]);
-  const tail = halves.length === 2 ? words(halves[1]) : [];
-  const fill = 8 - head.length - tail.length;
-  if (fill < 0 || (halves.length === 1 && fill !== 0)) throw new RangeError(`route ${context}: not an IPv6 address`);
-  const all = [...head, ...new Array(fill).fill(0), ...tail];
-  const out = new Uint8Array(16);
-  all.forEach((w, i) => {
-    out[i * 2] = w >> 8;
-    out[i * 2 + 1] = w & 0xff;
-  });
-  return out;
+  const max = parsed.family === 4 ? 32 : 128;
+  const length = lenText === undefined ? max : Number(lenText);
+  if (!Number.isInteger(length) || length < 0 || length > max) throw new RangeError(`route ${prefix}: prefix length must be 0..${max}`);
+  return { family: parsed.family, bytes: parsed.family === 4 ? parsed.bytes.subarray(0, 4) : parsed.bytes, length };
 }
 
 function matches(mem: Uint8Array, at: number, route: Route): boolean {
