@@ -12,7 +12,7 @@ import { rd8, rd16, wr8, copy6, copy16 } from "../net/bytes";
 import { csumReplace16 } from "../net/checksum";
 import { rd16 as r16 } from "../net/bytes";
 import {
-  parsePacket, pL3, pL4, pL4Len, pFamily, pProto, pFrag, pSport, pDport, pTcpFlags,
+  parsePacketInline, pL3, pL4, pL4Len, pFamily, pProto, pFrag, pSport, pDport, pTcpFlags,
   pSrcAddr, pDstAddr, pIpLen, pIcmpType, FRAG_LATER,
 } from "../net/parse";
 import {
@@ -189,7 +189,7 @@ function processOne(i: u32): u32 {
   if (off > slotStride || len > slotStride - off) return outcome(VERDICT_DROP, REASON_TRUNCATED);
   const pkt = slotPtr(i) + off;
   link = descGet(i, DESC_LINK);
-  const status = parsePacket(pkt, len, link);
+  const status = parsePacketInline(pkt, len, link);
   if (status == REASON_NOT_IP) return outcome(VERDICT_PASS, REASON_NOT_IP);
   if (status != REASON_NONE) return outcome(VERDICT_DROP, status);
   // Later fragments carry no ports; IPVS relies on reassembly before it, which we lack.
@@ -239,7 +239,7 @@ function processOne(i: u32): u32 {
 }
 
 /** Moves a connection's TCP state on a packet of direction `dir` and restarts its timer. */
-function advance(c: u32, proto: u32, dir: u32): void {
+@inline function advance(c: u32, proto: u32, dir: u32): void {
   if (proto == PROTO_TCP) {
     const state = <u32>load<u8>(connPtr(c) + C_STATE);
     const next = tcpNextState(dir, pTcpFlags, state);

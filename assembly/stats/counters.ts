@@ -64,7 +64,7 @@ export function countConnection(svc: u32, dest: u32): void {
 }
 
 /** A packet of `bytes` (IP length) client -> server (inbound) or back (outbound). */
-export function countPacket(svc: u32, dest: u32, bytes: u32, inbound: bool): void {
+@inline export function countPacket(svc: u32, dest: u32, bytes: u32, inbound: bool): void {
   const pk = inbound ? ST_INPKTS : ST_OUTPKTS;
   const by = inbound ? ST_INBYTES : ST_OUTBYTES;
   const s = serviceStats(svc);
