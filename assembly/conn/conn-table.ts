@@ -306,6 +306,19 @@ export function insertConn(
   proto: u32, family: u32, caddr: usize, cport: u32, vaddr: usize, vport: u32,
   daddr: usize, dport: u32, flags: u32, indexReplies: bool,
 ): u32 {
+  const h = tupleHash(proto, family, caddr, cport, vaddr, vport, (flags & F_TEMPLATE) != 0);
+  return insertConnHashed(h, proto, family, caddr, cport, vaddr, vport, daddr, dport, flags, indexReplies);
+}
+
+/**
+ * insertConn with the client-side hash already computed: h must be tupleHash(proto,
+ * family, caddr, cport, vaddr, vport, flags has F_TEMPLATE) (the datapath has it from the
+ * lookup that missed).
+ */
+export function insertConnHashed(
+  h: u32, proto: u32, family: u32, caddr: usize, cport: u32, vaddr: usize, vport: u32,
+  daddr: usize, dport: u32, flags: u32, indexReplies: bool,
+): u32 {
   if (freeHead == 0) return NONE;
   const i = freeHead - 1;
   const c = connPtr(i);
@@ -329,7 +342,7 @@ export function insertConn(
   }
   store<u32>(k + CC_TEMPLATE, NONE);
   const template = (flags & F_TEMPLATE) != 0;
-  indexAdd(tupleHash(proto, family, c + C_CADDR, cport, c + C_VADDR, vport, template), i, SIDE_IN);
+  indexAdd(h, i, SIDE_IN);
   if (indexReplies && !template) {
     flags |= F_OUT_HASHED;
     const hOut = tupleHash(proto, family, k + CC_DADDR, dport, c + C_CADDR, cport, false);

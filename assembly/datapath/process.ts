@@ -32,7 +32,7 @@ import {
 } from "../forward/action";
 import { applyParsed } from "../forward/apply";
 import {
-  lookupIn, lookupOut, lookupInHashed, lookupOutHashed, tupleHash, touchIn, indexLine, insertConn, connPtr, touchConn, connExpired, connUsed, connCapacity,
+  insertConnHashed, lookupIn, lookupOut, lookupInHashed, lookupOutHashed, tupleHash, touchIn, indexLine, connPtr, touchConn, connExpired, connUsed, connCapacity,
   connCold, NONE, C_DEST, C_SERVICE, C_STATE, C_FLAGS, CC_TEMPLATE, CC_NCONTROL, C_INPKTS,
   CC_FWMARK, C_METHOD, C_DPORT, C_VPORT, C_VADDR, CC_DADDR, F_INACTIVE, F_NOOUTPUT,
 } from "../conn/conn-table";
@@ -235,7 +235,7 @@ function processOne(i: u32): u32 {
     dropConn(r);
     return outcome(VERDICT_PASS, REASON_NO_FLOW);
   }
-  return newFlow(pkt, proto, family, src, sport, dst, dport);
+  return newFlow(pkt, proto, family, src, sport, dst, dport, h);
 }
 
 /** Moves a connection's TCP state on a packet of direction `dir` and restarts its timer. */
@@ -286,7 +286,7 @@ function replyPacket(pkt: usize, c: u32, proto: u32): u32 {
 }
 
 /** The first packet of a flow: find its service, schedule, create the connection. */
-function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32): u32 {
+function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32, h: u32): u32 {
   const mark = descGet(slot, DESC_MARK);
   let svc = SVC_NONE;
   if (mark != 0) svc = findService(0, family, dst, 0, mark);
@@ -339,8 +339,8 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
     aux |= AUX_NEW_FLOW;
     return transmit(pkt, destId, connDport);
   }
-  const c = insertConn(
-    proto, family, src, sport, dst, dport, destPtr(destId) + D_ADDR, connDport,
+  const c = insertConnHashed(
+    h, proto, family, src, sport, dst, dport, destPtr(destId) + D_ADDR, connDport,
     F_INACTIVE | (nat ? 0 : F_NOOUTPUT), nat,
   );
   if (c == NONE) return outcome(VERDICT_DROP, REASON_TABLE_FULL);
