@@ -147,3 +147,33 @@ export async function fourRequests(lab: Lab, vip: string, log: DemoLog): Promise
   }
   log("Round robin: RS1, RS2, RS1, RS2.");
 }
+
+/**
+ * Waits until lvsd's log, from character `from` on, matches `pattern`; returns the match.
+ * Fails early (with the log) if lvsd exits.
+ */
+export async function waitForLvsdLog(daemon: RunningLvsd, pattern: RegExp, from = 0, timeoutMs = 5000): Promise<RegExpMatchArray> {
+  let match: RegExpMatchArray | null = null;
+  await waitFor(`lvsd to log ${String(pattern)}`, () => {
+    if (daemon.process.hasExited) throw new Error(`lvsd exited:\n${daemon.log()}`);
+    match = daemon.log().slice(from).match(pattern);
+    return match !== null;
+  }, timeoutMs);
+  return match!;
+}
+
+/** Sends lvsd SIGUSR1 and returns the counters line it logs ("packets received ..."). */
+export async function lvsdCounters(daemon: RunningLvsd, timeoutMs = 5000): Promise<string> {
+  const from = daemon.log().length;
+  process.kill(daemon.process.pid, "SIGUSR1");
+  const m = await waitForLvsdLog(daemon, /^lvsd: (packets received .*)$/m, from, timeoutMs);
+  return m[1];
+}
+
+/** A service's counters from `lvsadm -Ln --stats --exact` output: the first service line. */
+export function serviceStats(listing: string): { conns: number; inpkts: number; outpkts: number; inbytes: number; outbytes: number } {
+  const line = listing.split("\n").find((l) => /^(TCP|UDP|SCTP|FWM)\s/.test(l));
+  if (!line) throw new Error(`no service line in:\n${listing}`);
+  const [conns, inpkts, outpkts, inbytes, outbytes] = line.trim().split(/\s+/).slice(2).map(Number);
+  return { conns, inpkts, outpkts, inbytes, outbytes };
+}

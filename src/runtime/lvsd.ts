@@ -8,6 +8,7 @@
 // Every event is one line through `log` (lvsd-cli.ts writes them to stderr).
 
 import { readFileSync } from "node:fs";
+import { isIPv4, isIPv6 } from "node:net";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
 import { normaliseServiceKey, serviceKeyText } from "../balancer/validate.js";
 import { ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceWithDestinations } from "../config/types.js";
@@ -16,11 +17,10 @@ import { defaultSocketPath } from "../admin/control-client.js";
 import { formatSave } from "../admin/format.js";
 import { parseRules } from "../admin/rules.js";
 import { TunDevice } from "../io/tun.js";
-import { AfPacketSocket } from "../io/af-packet.js";
-import { ArpResponder } from "../io/arp-responder.js";
 import { KernelNeighbours } from "../io/neighbours.js";
 import type { PacketIO } from "../io/packet-io.js";
 import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
+import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
 
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
@@ -38,6 +38,20 @@ export interface LvsdOptions {
   readonly io?: readonly PacketIO[];
   /** Forwarding routes by adapter name (AF_PACKET with two interfaces): longest prefix wins. */
   readonly routes?: ReadonlyArray<{ readonly prefix: string; readonly adapter: string }>;
+  /**
+   * AF_PACKET: the interface the real servers are on (a DR director's server side). Its
+   * socket reads ARP only (a socket filter), answers ARP for no VIP, and forwarded packets
+   * leave by it unless a more specific route says otherwise (0.0.0.0/0 and ::/0 to it).
+   */
+  readonly serverSide?: string;
+  /**
+   * AF_PACKET: IPv4 addresses hidden from the director's own kernel by a tc ingress drop on
+   * every interface but the server side, after the AF_PACKET tap (docs/tun-mode.md).
+   * Removed at stop.
+   */
+  readonly isolateVips?: readonly string[];
+  /** AF_PACKET: probe unresolved real servers by ARP every this many ms (default 1000). */
+  readonly neighbourProbeMs?: number;
   readonly balancer?: BalancerOptions;
   /** Director batch size and timer period. */
   readonly batch?: number;
@@ -156,16 +170,24 @@ export class Lvsd {
   readonly balancer: Balancer;
   readonly director: Director;
   readonly io: readonly PacketIO[];
+  /** The AF_PACKET ports lvsd opened (empty with a TUN device). */
+  readonly ports: readonly EthernetPort[];
+  /** ARP on the AF_PACKET ports (null with a TUN device). */
+  arp: VipArp | null = null;
   readonly socketPath: string | null;
   private control: ControlServer | null = null;
   private loop: Promise<void> | null = null;
   private neighbours: KernelNeighbours | null = null;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private readonly announced = new Set<string>();
+  private readonly undo: Array<() => Promise<void>> = [];
   private stopped = false;
   private readonly log: (line: string) => void;
   private readonly clock: () => number;
 
   private constructor(private readonly options: LvsdOptions, io: PacketIO[], balancer: Balancer, director: Director) {
     this.io = io;
+    this.ports = io.filter((x): x is EthernetPort => x instanceof EthernetPort);
     this.balancer = balancer;
     this.director = director;
     this.log = options.log ?? stderrLog;
@@ -174,55 +196,90 @@ export class Lvsd {
   }
 
   /**
-   * Opens the adapters, builds the Balancer, applies the rules file, serves the control
-   * socket and starts the loop. Anything that fails closes what was opened and throws.
+   * Opens the adapters, builds the Balancer, applies the rules file, installs the VIP
+   * isolation, serves the control socket and starts the loop. Anything that fails undoes
+   * what was done and throws.
    */
   static async start(options: LvsdOptions): Promise<Lvsd> {
     const log = options.log ?? stderrLog;
     const clock = options.clock ?? (() => performance.now());
     // Read and parse the rules before touching devices: a bad file fails fast.
     const initial = options.rulesFile ? readRules(options.rulesFile) : null;
+    const specs = options.adapters ?? [];
+    const afNames = specs.flatMap((a) => (a.kind === "af-packet" ? [a.interface] : []));
+    if (options.serverSide !== undefined && !afNames.includes(options.serverSide)) {
+      throw new ConfigError(`server side ${options.serverSide}: not one of the AF_PACKET interfaces (${afNames.join(", ") || "none"})`);
+    }
+    if (options.serverSide !== undefined && afNames.length < 2) {
+      throw new ConfigError("a server side needs a second AF_PACKET interface for the clients (a one-armed director reads everything on one)");
+    }
+    if ((options.isolateVips ?? []).length > 0 && afNames.length === 0) {
+      throw new ConfigError("VIP isolation applies to AF_PACKET interfaces (a TUN device's VIPs are routed, not owned)");
+    }
     const opened: PacketIO[] = [];
+    const undo: Array<() => Promise<void>> = [];
     try {
-      for (const spec of options.adapters ?? []) {
+      for (const spec of specs) {
         const io = spec.kind === "tun"
           ? TunDevice.open({ name: spec.name, netns: spec.netns, mtu: spec.mtu })
-          : AfPacketSocket.open({ interface: spec.interface, netns: spec.netns });
+          : openEthernetPort({ interface: spec.interface, netns: spec.netns, serverSide: spec.interface === options.serverSide });
         opened.push(io);
         log(`adapter ${describeAdapter(spec, io)}`);
       }
       const io = [...opened, ...(options.io ?? [])];
       for (const extra of options.io ?? []) log(`adapter ${extra.name} (given)`);
       if (io.length === 0) throw new ConfigError("lvsd needs an adapter: --tun NAME or --af-packet IF");
-      const sockets = io.filter((x): x is AfPacketSocket => x instanceof AfPacketSocket);
+      const ports = io.filter((x): x is EthernetPort => x instanceof EthernetPort);
+      const server = ports.find((p) => p.serverSide);
       const balancerOptions: BalancerOptions = {
         ...options.balancer,
-        ...(sockets.length > 0 ? { director: { mac: sockets[0].mac, ...options.balancer?.director } } : {}),
+        ...(ports.length > 0 ? { director: { mac: (server ?? ports[0]).mac, ...options.balancer?.director } } : {}),
       };
       const balancer = new Balancer(balancerOptions);
       log(`balancer: ${balancer.connectionCapacity} connections, ${balancer.slots.count} packet slots`);
+      const tunnel = balancerOptions.director;
+      if (tunnel?.tunnelSource4 || tunnel?.tunnelSource6) {
+        log(`tunnels: outer source ${[tunnel.tunnelSource4, tunnel.tunnelSource6].filter(Boolean).join(", ")}` +
+          (tunnel.tunnelMtu !== undefined ? `, tunnel MTU ${tunnel.tunnelMtu} (DF packets that no longer fit get ICMP fragmentation-needed)` : ""));
+      }
       const routes: DirectorRoute[] = (options.routes ?? []).map((r) => {
         const target = io.find((x) => x.name === r.adapter);
         if (!target) throw new ConfigError(`route ${r.prefix}: no adapter named ${r.adapter} (adapters: ${io.map((x) => x.name).join(", ")})`);
         return { prefix: r.prefix, io: target };
       });
+      if (server) {
+        routes.push({ prefix: "0.0.0.0/0", io: server }, { prefix: "::/0", io: server });
+        log(`server side ${server.name}: reads ARP only, answers ARP for no VIP; forwarded packets leave by it unless a --route says otherwise`);
+      }
       let pass: PassHook | undefined;
       let resolver: NeighbourResolver | undefined;
       let neighbours: KernelNeighbours | null = null;
-      if (sockets.length > 0) {
+      let arp: VipArp | null = null;
+      if (ports.length > 0) {
         // Ethernet: answer ARP for the IPv4 virtual addresses, learn neighbours, and copy
         // the kernel's neighbour table (real servers' MACs) into the balancer.
-        const arp = new VipArp(balancer, sockets);
-        neighbours = new KernelNeighbours({ balancer, netns: (options.adapters ?? []).find((a) => a.kind === "af-packet")?.netns, prober: arp });
+        arp = new VipArp(balancer, ports, routes.flatMap((r) => (r.io instanceof EthernetPort ? [{ prefix: r.prefix, port: r.io }] : [])));
+        neighbours = new KernelNeighbours({ balancer, netns: specs.find((a) => a.kind === "af-packet")?.netns, prober: arp });
         pass = arp.hook;
         resolver = neighbours;
       }
       const director = new Director({
-        balancer, io, routes, batch: options.batch, tickMs: options.tickMs, clock, ...(pass ? { pass } : {}),
+        balancer, io, routes, batch: options.batch === undefined ? undefined : Math.min(options.batch, balancer.slots.count),
+        tickMs: options.tickMs, clock, ...(pass ? { pass } : {}),
         ...(resolver ? { neighbours: resolver } : {}),
       });
+      const isolated = options.isolateVips ?? [];
+      if (isolated.length > 0) {
+        for (const spec of specs) {
+          if (spec.kind !== "af-packet" || spec.interface === options.serverSide) continue;
+          undo.push(await isolateVips(spec.netns, spec.interface, isolated));
+          log(`isolate ${isolated.join(", ")} on ${spec.interface}: tc ingress drop after the AF_PACKET tap (the kernel never sees them)`);
+        }
+      }
       const daemon = new Lvsd(options, io, balancer, director);
       daemon.neighbours = neighbours;
+      daemon.arp = arp;
+      daemon.undo.push(...undo.splice(0));
       try {
         if (initial) {
           const s = daemon.applyRuleSet(initial);
@@ -232,20 +289,32 @@ export class Lvsd {
         if (daemon.socketPath) {
           daemon.control = await serveControl(daemon.socketPath, {
             balancer, now: () => Math.floor(clock()), program: "lvsadm",
-          }, (line) => log(line));
+          }, (line) => {
+            log(line);
+            // A configuration command may have added a real server: look for its MAC now.
+            if (arp) daemon.probeNeighbours();
+          });
           log(`control socket ${daemon.socketPath} (mode 0600, directory 0700: root only)`);
+        }
+        if (arp) {
+          daemon.probeNeighbours();
+          daemon.probeTimer = setInterval(() => daemon.probeNeighbours(), options.neighbourProbeMs ?? 1000);
+          daemon.probeTimer.unref();
         }
         daemon.loop = director.start();
         daemon.loop.catch((e: unknown) => {
           log(`director loop failed: ${e instanceof Error ? e.message : String(e)}`);
         });
       } catch (e) {
+        clearInterval(daemon.probeTimer);
         neighbours?.stop();
         await daemon.control?.close();
+        for (const fn of daemon.undo.splice(0).reverse()) await fn();
         throw e;
       }
       return daemon;
     } catch (e) {
+      for (const fn of undo.reverse()) await fn().catch(() => {});
       for (const x of opened) x.close();
       throw e;
     }
@@ -254,6 +323,35 @@ export class Lvsd {
   /** Resolves when the packet loop ends (stop(), or an adapter failure, which rejects). */
   get running(): Promise<void> {
     return this.loop ?? Promise.resolve();
+  }
+
+  /** Every neighbour MAC the daemon knows: learnt by ARP or copied from the kernel's table. */
+  knownNeighbours(): Map<string, string> {
+    return new Map([...(this.neighbours?.known ?? []), ...(this.arp?.learned() ?? [])]);
+  }
+
+  /**
+   * AF_PACKET: probes by ARP (on the port each routes to) the IPv4 real servers whose MAC
+   * is not known yet, and logs each one the first time its MAC is known
+   * ("neighbour 192.168.10.11 is at 02:..:11 (eth1)"), so that the first connection to a
+   * new real server does not wait for a retransmission.
+   */
+  probeNeighbours(): void {
+    const arp = this.arp;
+    if (!arp || this.stopped) return;
+    const known = this.knownNeighbours();
+    const addresses = new Set(this.balancer.rules().services.flatMap((s) => s.destinations.map((d) => d.address)));
+    for (const a of addresses) {
+      if (a.includes(":")) continue;
+      const mac = known.get(a);
+      const port = arp.portFor(a) ?? this.ports[0];
+      if (mac === undefined) {
+        arp.resolve(a, 4, port);
+      } else if (!this.announced.has(a)) {
+        this.announced.add(a);
+        this.log(`neighbour ${a} is at ${mac} (${port.name})`);
+      }
+    }
   }
 
   /** Validates `wanted` whole, then applies its difference from the running configuration. */
@@ -308,14 +406,16 @@ export class Lvsd {
       `connections ${this.balancer.connectionCount}`;
   }
 
-  /** Stops the loop, closes the control socket and the adapters. Idempotent. */
+  /** Stops the loop, removes the VIP isolation, closes the control socket and the adapters. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.probeTimer);
     this.neighbours?.stop();
     await this.director.stop();
     await this.loop?.catch(() => {});
     await this.control?.close();
+    for (const fn of this.undo.splice(0).reverse()) await fn().catch(() => {});
     for (const x of this.io) {
       try {
         x.close();
@@ -364,54 +464,44 @@ function describeAdapter(spec: AdapterSpec, io: PacketIO): string {
   const where = spec.netns ? ` in netns ${spec.netns}` : "";
   return spec.kind === "tun"
     ? `tun ${io.name}${where} (raw IP; route the VIPs and the real servers' replies into it)`
-    : `af-packet ${io.name}${where} (${(io as AfPacketSocket).mac})`;
-}
-
-/** ARP for the IPv4 virtual addresses of the running configuration, on each socket. */
-class VipArp implements NeighbourResolver {
-  private responders = new Map<PacketIO, ArpResponder>();
-  private vipsKey = "";
-  readonly hook: PassHook;
-
-  constructor(private readonly balancer: Balancer, private readonly sockets: readonly AfPacketSocket[]) {
-    this.hook = (packet, from, slot) => this.responder(from)?.hook(packet, from, slot) ?? "drop";
-  }
-
-  private responder(from: PacketIO): ArpResponder | undefined {
-    const vips = [...new Set(this.balancer.rules().services.flatMap((s) =>
-      s.service.key.kind === "address" && !s.service.key.address.includes(":") ? [s.service.key.address] : []))].sort();
-    const key = vips.join(",");
-    if (key !== this.vipsKey) {
-      this.vipsKey = key;
-      this.responders = new Map(this.sockets.map((s) => [s, new ArpResponder({ balancer: this.balancer, vips, io: s })] as const));
-    }
-    return this.responders.get(from);
-  }
-
-  resolve(address: string, family: 4 | 6, from: PacketIO): void {
-    this.responder(from)?.resolve(address, family);
-  }
+    : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP only" : ""})`;
 }
 
 // ---------------------------------------------------------------------------- command line
 
-export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...)
+export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
+             | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
+               [--server-side IF] [--isolate-vip ADDR]...)
+            [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
-lvsadm commands on a root-only control socket.
+lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
+servers; see docs/daemon.md for deploying each.
 
-  --tun NAME          open (or create) TUN device NAME; route the VIPs and the real
-                      servers' replies into it (see docs/daemon.md)
-  --mtu N             MTU for the TUN device (default: the kernel's)
-  --af-packet IF      tap interface IF with an AF_PACKET socket (repeatable)
-  --route PREFIX=IF   with several --af-packet: packets to PREFIX leave by IF
-  --netns NAME        open the adapters inside network namespace NAME
-  --rules FILE        rules in ipvsadm -S format, applied at start; SIGHUP re-reads the file
-                      and applies the difference (connections stay)
-  --socket PATH       control socket (default /run/lvs-wasm/lvsd.sock; lvsadm reads
-                      LVS_WASM_SOCKET)
-  --connections N     connection table size (default 65536)
-  -h, --help          this text
+  --tun NAME            open (or create) TUN device NAME; route the VIPs (and, for NAT,
+                        the real servers' replies) into it
+  --mtu N               MTU for the TUN device (default: the kernel's)
+  --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
+                        leaving IF carry IF's MAC
+  --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
+  --server-side IF      the real servers' interface (DR): its socket reads ARP only,
+                        answers ARP for no VIP, and forwarded packets leave by it unless a
+                        --route says otherwise
+  --isolate-vip ADDR    hide IPv4 ADDR from this host's kernel with a tc ingress drop on
+                        every --af-packet interface but the server side (repeatable;
+                        removed at exit)
+  --tunnel-source4 ADDR outer IPv4 source of tunnelled packets (-i real servers): this
+                        host's address on the real servers' network
+  --tunnel-source6 ADDR the same for IPv6 real servers
+  --tunnel-mtu N        path MTU toward the real servers (default 1500): DF packets that
+                        no longer fit once encapsulated get ICMP fragmentation-needed
+  --netns NAME          open the adapters inside network namespace NAME
+  --rules FILE          rules in ipvsadm -S format, applied at start; SIGHUP re-reads the
+                        file and applies the difference (connections stay)
+  --socket PATH         control socket (default /run/lvs-wasm/lvsd.sock; lvsadm reads
+                        LVS_WASM_SOCKET)
+  --connections N       connection table size (default 65536)
+  -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
 SIGINT stop cleanly (exit 0). Events are logged to stderr, one line each.
@@ -430,6 +520,15 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let connections: number | undefined;
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
+  let serverSide: string | undefined;
+  const isolate: string[] = [];
+  let tunnelSource4: string | undefined;
+  let tunnelSource6: string | undefined;
+  let tunnelMtu: number | undefined;
+  const ipv4 = (text: string, name: string): string => {
+    if (!isIPv4(text)) throw new ConfigError(`${name} ${text}: expected an IPv4 address`);
+    return text;
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
@@ -465,6 +564,25 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         routes.push({ prefix: v.slice(0, at), adapter: v.slice(at + 1) });
         break;
       }
+      case "--server-side":
+        if (serverSide !== undefined) throw new ConfigError("--server-side is given once (the real servers' interface)");
+        serverSide = value();
+        break;
+      case "--isolate-vip":
+        isolate.push(ipv4(value(), name));
+        break;
+      case "--tunnel-source4":
+        tunnelSource4 = ipv4(value(), name);
+        break;
+      case "--tunnel-source6": {
+        const v = value();
+        if (!isIPv6(v)) throw new ConfigError(`--tunnel-source6 ${v}: expected an IPv6 address`);
+        tunnelSource6 = v;
+        break;
+      }
+      case "--tunnel-mtu":
+        tunnelMtu = integer(value(), 68, 65535);
+        break;
       case "--netns":
         netns = value();
         break;
@@ -485,6 +603,19 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
   if (routes.length > 0 && interfaces.length === 0) throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
+  if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
+  if (serverSide !== undefined && interfaces.length < 2) throw new ConfigError("--server-side needs a second --af-packet interface for the clients");
+  if (isolate.length > 0 && interfaces.length === 0) throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
+  if (tunnelMtu !== undefined && !tunnelSource4 && !tunnelSource6) throw new ConfigError("--tunnel-mtu needs --tunnel-source4 or --tunnel-source6");
+  const tunnel = {
+    ...(tunnelSource4 ? { tunnelSource4 } : {}),
+    ...(tunnelSource6 ? { tunnelSource6 } : {}),
+    ...(tunnelMtu !== undefined ? { tunnelMtu } : {}),
+  };
+  const balancer = {
+    ...(connections ? { connections } : {}),
+    ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
+  };
   const adapters: AdapterSpec[] = tun
     ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}) }]
     : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}) }));
@@ -492,6 +623,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     help: false, adapters, routes,
     ...(rulesFile ? { rulesFile } : {}),
     ...(socketPath ? { socketPath } : {}),
-    ...(connections ? { balancer: { connections } } : {}),
+    ...(serverSide !== undefined ? { serverSide } : {}),
+    ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
+    ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
   };
 }

@@ -1,0 +1,211 @@
+// Building blocks of an AF_PACKET (Ethernet) director, used by lvsd (lvsd.ts) and by the
+// in-process DR director (dr-director.ts). One way of doing each thing:
+//
+//   EthernetPort     an AF_PACKET socket whose every sent frame carries the sending
+//                    interface's own MAC as its source (the balancer has one director MAC;
+//                    a frame leaving eth1 must not carry eth0's)
+//   openEthernetPort opens one; `serverSide` attaches the ARP-only socket filter (the real
+//                    servers' replies cross that interface toward their gateway: none of
+//                    the balancer's business, nor worth a wake-up and a copy each)
+//   VipArp           ARP on every port: answers "who has VIP" on the client-side ports,
+//                    learns every sender's MAC, probes next hops on the port they route to
+//   isolateVips      the tc ingress drop that hides VIP packets from the director's own
+//                    kernel after the AF_PACKET tap has seen them
+//   disableTxChecksumOffload   the lab-only veth fix (docs/tun-mode.md)
+
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { DESC_SIZE } from "../core/abi.js";
+import type { PacketSlots } from "../core/packet-slots.js";
+import type { Balancer } from "../balancer/balancer.js";
+import { AfPacketSocket } from "../io/af-packet.js";
+import { ArpResponder } from "../io/arp-responder.js";
+import { check, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC, ifreq } from "../io/libc.js";
+import { withNetns } from "../io/netns.js";
+import type { PacketIO, PacketIOStats } from "../io/packet-io.js";
+import type { NeighbourResolver, PassHook } from "./director.js";
+import { attachFilter, etherTypeOnly, ipv4Number, tcBytecode, tcDropIpv4Destinations } from "./socket-filter.js";
+
+const run = promisify(execFile);
+
+function macBytes(text: string): Uint8Array {
+  return Uint8Array.from(text.split(":").map((x) => parseInt(x, 16)));
+}
+
+/** An AF_PACKET socket that stamps its interface's MAC as the source of every frame it sends. */
+export class EthernetPort implements PacketIO {
+  readonly linkType: AfPacketSocket["linkType"];
+  readonly name: string;
+  readonly fd: number;
+  readonly mac: string;
+  private readonly macBytes: Uint8Array;
+
+  constructor(readonly socket: AfPacketSocket, readonly serverSide: boolean) {
+    this.linkType = socket.linkType;
+    this.name = socket.name;
+    this.fd = socket.fd;
+    this.mac = socket.mac;
+    this.macBytes = macBytes(socket.mac);
+  }
+
+  get stats(): PacketIOStats {
+    return this.socket.stats;
+  }
+
+  receive(slots: PacketSlots, first: number, max: number, timeoutMs?: number): number {
+    return this.socket.receive(slots, first, max, timeoutMs);
+  }
+
+  send(slots: PacketSlots, indices: ArrayLike<number>, count = indices.length): number {
+    const mem = slots.bytes;
+    const u32 = new Uint32Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 2);
+    for (let i = 0; i < count; i++) {
+      const s = indices[i];
+      const start = slots.slotAddress(s) + u32[(slots.descBase + s * DESC_SIZE) >>> 2];
+      mem.set(this.macBytes, start + 6);
+    }
+    return this.socket.send(slots, indices, count);
+  }
+
+  sendFrame(frame: Uint8Array): boolean {
+    frame.set(this.macBytes, 6);
+    return this.socket.sendFrame(frame);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/**
+ * Opens an AF_PACKET socket on `interface`. A server-side port reads ARP only (a classic BPF
+ * socket filter) and gets a larger receive buffer for the ARP bursts of many real servers.
+ */
+export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean }): EthernetPort {
+  const socket = AfPacketSocket.open({ interface: options.interface, netns: options.netns, ...(options.serverSide ? { receiveBuffer: 1 << 20 } : {}) });
+  try {
+    if (options.serverSide) attachFilter(socket.fd, etherTypeOnly(0x0806), `AF_PACKET ${options.interface}`);
+  } catch (e) {
+    socket.close();
+    throw e;
+  }
+  return new EthernetPort(socket, options.serverSide === true);
+}
+
+/** An IPv4 route of the director: packets to `prefix` leave by `port`. */
+export interface PortRoute {
+  readonly prefix: string;
+  readonly port: EthernetPort;
+}
+
+/**
+ * ARP for the director's ports. Client-side ports answer for the IPv4 virtual addresses of
+ * the running configuration (re-read when it changes); server-side ports answer for none.
+ * Every port learns the senders' MACs into the balancer. A next hop is probed on the port
+ * it routes to (longest prefix of `routes`), else on the port the packet came in on.
+ */
+export class VipArp implements NeighbourResolver {
+  readonly hook: PassHook;
+  private responders = new Map<PacketIO, ArpResponder>();
+  private readonly earlier = new Map<string, string>();
+  private vipsKey: string | null = null;
+  private readonly routes: Array<{ net: number; mask: number; length: number; port: EthernetPort }>;
+
+  constructor(private readonly balancer: Balancer, private readonly ports: readonly EthernetPort[], routes: readonly PortRoute[] = []) {
+    this.hook = (packet, from, slot) => this.responder(from)?.hook(packet, from, slot) ?? "drop";
+    this.routes = routes.flatMap((r) => {
+      const [addr, len] = r.prefix.split("/");
+      if (addr.includes(":")) return [];
+      const length = len === undefined ? 32 : Number(len);
+      const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
+      return [{ net: (ipv4Number(addr) & mask) >>> 0, mask, length, port: r.port }];
+    }).sort((a, b) => b.length - a.length);
+  }
+
+  /** The IPv4 virtual addresses of the running configuration, sorted. */
+  vips(): string[] {
+    return [...new Set(this.balancer.rules().services.flatMap((s) =>
+      s.service.key.kind === "address" && !s.service.key.address.includes(":") ? [s.service.key.address] : []))].sort();
+  }
+
+  private responder(from: PacketIO): ArpResponder | undefined {
+    const vips = this.vips();
+    const key = vips.join(",");
+    if (key !== this.vipsKey) {
+      this.vipsKey = key;
+      for (const [a, m] of this.learned()) this.earlier.set(a, m);
+      this.responders = new Map(this.ports.map((p) => [p, new ArpResponder({ balancer: this.balancer, vips: p.serverSide ? [] : vips, io: p })] as const));
+    }
+    return this.responders.get(from);
+  }
+
+  /** Every address learnt from ARP so far, with its MAC. */
+  learned(): Map<string, string> {
+    const all = new Map(this.earlier);
+    for (const r of this.responders.values()) for (const [a, m] of r.learned) all.set(a, m);
+    return all;
+  }
+
+  /** The port IPv4 address `address` routes to, or undefined (no route). */
+  portFor(address: string): EthernetPort | undefined {
+    const n = ipv4Number(address);
+    return this.routes.find((r) => ((n & r.mask) >>> 0) === r.net)?.port;
+  }
+
+  resolve(address: string, family: 4 | 6, from: PacketIO): void {
+    if (family !== 4) return;
+    const port = this.portFor(address) ?? from;
+    this.responder(port)?.resolve(address, 4);
+  }
+}
+
+/** Runs `ip netns exec NS cmd ...` (or cmd directly without a namespace). */
+async function inNetns(netns: string | undefined, cmd: string, args: readonly string[]): Promise<string> {
+  const [file, argv] = netns ? ["ip", ["netns", "exec", netns, cmd, ...args]] : [cmd, [...args]];
+  const { stdout } = await run(file, argv, { timeout: 10_000 });
+  return stdout;
+}
+
+/** The tc commands isolateVips runs, as an operator would type them. */
+export function isolateVipsCommands(device: string, vips: readonly string[]): string[][] {
+  return [
+    ["tc", "qdisc", "replace", "dev", device, "clsact"],
+    ["tc", "filter", "replace", "dev", device, "ingress", "pref", "49", "handle", "1", "protocol", "ip",
+      "bpf", "bytecode", tcBytecode(tcDropIpv4Destinations(vips)), "direct-action"],
+  ];
+}
+
+/**
+ * Installs (or replaces) a tc clsact ingress filter on `device` that drops IPv4 packets to
+ * `vips` after the AF_PACKET taps have seen them. Returns the undo (`tc qdisc del dev
+ * DEVICE clsact`).
+ */
+export async function isolateVips(netns: string | undefined, device: string, vips: readonly string[]): Promise<() => Promise<void>> {
+  for (const [cmd, ...args] of isolateVipsCommands(device, vips)) await inNetns(netns, cmd, args);
+  return async () => {
+    await inNetns(netns, "tc", ["qdisc", "del", "dev", device, "clsact"]).catch(() => "");
+  };
+}
+
+/**
+ * Turns off transmit checksum offload (and with it TSO/GSO) on a veth, via the ethtool ioctl
+ * (no ethtool binary needed). Lab clients need it when an AF_PACKET director relays their
+ * frames unchanged: a local socket's frames cross a veth with a partial checksum that a real
+ * NIC would have completed, and the real server would drop them.
+ */
+export function disableTxChecksumOffload(netns: string | undefined, device: string): void {
+  const c = libc();
+  withNetns(netns, () => {
+    const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "opening a socket for SIOCETHTOOL");
+    try {
+      const value = Buffer.alloc(8);
+      value.writeUInt32LE(0x17, 0); // ETHTOOL_STXCSUM
+      value.writeUInt32LE(0, 4);
+      const req = ifreq(device);
+      req.writeBigUInt64LE(c.address(value), 16);
+      check(c.ioctl(fd, 0x8946 /* SIOCETHTOOL */, c.address(req)), `turning off tx checksum offload on ${device}`);
+    } finally {
+      c.close(fd);
+    }
+  });
+}
