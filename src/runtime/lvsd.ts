@@ -463,7 +463,7 @@ function summaryText(s: ReloadSummary): string {
 function describeAdapter(spec: AdapterSpec, io: PacketIO): string {
   const where = spec.netns ? ` in netns ${spec.netns}` : "";
   return spec.kind === "tun"
-    ? `tun ${io.name}${where} (raw IP; route the VIPs and the real servers' replies into it)`
+    ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)`
     : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP only" : ""})`;
 }
 
