@@ -151,6 +151,15 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     routes: [{ prefix: "192.168.10.0/24", adapter: "eth1" }],
     balancer: { connections: 4096 },
   });
+  assert.deepEqual(parseLvsdArgs(["--af-packet", "eth0", "--af-packet", "eth1", "--server-side", "eth1", "--isolate-vip", "192.168.10.100", "--isolate-vip=192.168.10.101"]), {
+    help: false,
+    adapters: [{ kind: "af-packet", interface: "eth0" }, { kind: "af-packet", interface: "eth1" }],
+    routes: [], serverSide: "eth1", isolateVips: ["192.168.10.100", "192.168.10.101"],
+  });
+  assert.deepEqual(parseLvsdArgs(["--tun", "lvs0", "--tunnel-source4", "192.168.10.1", "--tunnel-source6", "fd00:10::1", "--tunnel-mtu", "1480", "--connections", "8"]), {
+    help: false, adapters: [{ kind: "tun", name: "lvs0" }], routes: [],
+    balancer: { connections: 8, director: { tunnelSource4: "192.168.10.1", tunnelSource6: "fd00:10::1", tunnelMtu: 1480 } },
+  });
   assert.deepEqual(parseLvsdArgs(["--tun", "x", "-h"]), { help: true });
   for (const [argv, message] of [
     [[], /an adapter is needed: --tun NAME or --af-packet IF/],
@@ -160,6 +169,14 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     [["--tun", "a", "--route", "1.2.3.0/24=a"], /--route applies to --af-packet only/],
     [["--af-packet", "a", "--route", "1.2.3.0/24"], /expected PREFIX=IF/],
     [["--tun", "a", "--bogus"], /^unknown option --bogus \(see lvsd --help\)$/],
+    [["--af-packet", "a", "--af-packet", "b", "--server-side", "c"], /^--server-side c: not one of the --af-packet interfaces$/],
+    [["--af-packet", "a", "--server-side", "a"], /needs a second --af-packet interface/],
+    [["--tun", "a", "--isolate-vip", "10.0.0.1"], /--isolate-vip applies to --af-packet only/],
+    [["--af-packet", "a", "--isolate-vip", "10.0.0"], /^--isolate-vip 10\.0\.0: expected an IPv4 address$/],
+    [["--tun", "a", "--tunnel-source4", "fd00::1"], /^--tunnel-source4 fd00::1: expected an IPv4 address$/],
+    [["--tun", "a", "--tunnel-source6", "10.0.0.1"], /expected an IPv6 address/],
+    [["--tun", "a", "--tunnel-mtu", "1400"], /--tunnel-mtu needs --tunnel-source4 or --tunnel-source6/],
+    [["--tun", "a", "--tunnel-source4", "10.0.0.1", "--tunnel-mtu", "40"], /^--tunnel-mtu 40: expected an integer in 68\.\.65535$/],
   ] as const) {
     assert.throws(() => parseLvsdArgs(argv), { name: "ConfigError", message }, argv.join(" "));
   }
