@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // lvsd: the lvs-wasm director daemon (see docs/daemon.md). Parses the command line, starts
-// the daemon (src/runtime/lvsd.ts) and wires the signals: SIGHUP reloads the rules file,
-// SIGUSR1 logs the counters, SIGTERM / SIGINT stop cleanly with exit status 0. Every event
-// is one line on stderr.
+// the data plane (src/runtime/lvsd.ts) on a worker thread (src/runtime/lvsd-worker.ts:
+// this same module is the worker's entry), serves the control socket on the main thread,
+// and wires the signals: SIGHUP reloads the rules file, SIGUSR1 logs the counters, SIGTERM
+// / SIGINT stop cleanly with exit status 0. Every event is one line on stderr.
 
 import { ConfigError } from "../config/types.js";
-import { LVSD_USAGE, Lvsd, parseLvsdArgs } from "./lvsd.js";
+import { LVSD_USAGE, parseLvsdArgs } from "./lvsd.js";
+import { LvsdHost, isLvsdWorker, runLvsdWorker } from "./lvsd-worker.js";
 
 const log = (line: string) => process.stderr.write(`lvsd: ${line}\n`);
 
@@ -25,9 +27,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   log(`starting (pid ${process.pid})`);
-  let daemon: Lvsd;
+  const { help: _help, ...daemonOptions } = options;
+  let daemon: LvsdHost;
   try {
-    daemon = await Lvsd.start({ ...options, log });
+    daemon = await LvsdHost.start(new URL(import.meta.url), daemonOptions, log);
   } catch (e) {
     log(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
@@ -45,9 +48,9 @@ async function main(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     process.on("SIGHUP", () => {
       log("SIGHUP: reloading");
-      daemon.reload();
+      void daemon.reload();
     });
-    process.on("SIGUSR1", () => log(daemon.statsLine()));
+    process.on("SIGUSR1", () => void daemon.statsLine().then(log));
     process.on("SIGTERM", () => void stop("SIGTERM", 0).then(resolve));
     process.on("SIGINT", () => void stop("SIGINT", 0).then(resolve));
     daemon.running.catch(() => void stop("the packet loop failed", 1).then(resolve));
@@ -55,10 +58,14 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    log(`fatal: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-    process.exit(1);
-  },
-);
+if (isLvsdWorker()) {
+  void runLvsdWorker();
+} else {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      log(`fatal: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      process.exit(1);
+    },
+  );
+}

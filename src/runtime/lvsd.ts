@@ -12,7 +12,8 @@ import { isIPv4, isIPv6 } from "node:net";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
 import { normaliseServiceKey, serviceKeyText } from "../balancer/validate.js";
 import { ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceWithDestinations } from "../config/types.js";
-import { serveControl, type ControlServer } from "../admin/control-server.js";
+import { answer, serveControl, type ControlServer } from "../admin/control-server.js";
+import type { CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { formatSave } from "../admin/format.js";
 import { parseRules } from "../admin/rules.js";
@@ -287,13 +288,7 @@ export class Lvsd {
         }
         if (neighbours) await neighbours.start();
         if (daemon.socketPath) {
-          daemon.control = await serveControl(daemon.socketPath, {
-            balancer, now: () => Math.floor(clock()), program: "lvsadm",
-          }, (line) => {
-            log(line);
-            // A configuration command may have added a real server: look for its MAC now.
-            if (arp) daemon.probeNeighbours();
-          });
+          daemon.control = await serveControl(daemon.socketPath, daemon.context(), daemon.commandLog);
           log(`control socket ${daemon.socketPath} (mode 0600, directory 0700: root only)`);
         }
         if (arp) {
@@ -318,6 +313,25 @@ export class Lvsd {
       for (const x of opened) x.close();
       throw e;
     }
+  }
+
+  /** What lvsadm commands run against. */
+  private context() {
+    return { balancer: this.balancer, now: () => Math.floor(this.clock()), program: "lvsadm" } as const;
+  }
+
+  /** Logs a configuration command's outcome; it may have added a real server: look for its MAC now. */
+  private readonly commandLog = (line: string): void => {
+    this.log(line);
+    if (this.arp) this.probeNeighbours();
+  };
+
+  /**
+   * Answers one control request ({ argv, stdin, json? }) as the control socket does (the
+   * same `answer`): lvsd's worker thread runs the requests its main thread relays here.
+   */
+  command(request: unknown): CommandResult {
+    return answer(this.context(), request, this.commandLog);
   }
 
   /** Resolves when the packet loop ends (stop(), or an adapter failure, which rejects). */
