@@ -147,3 +147,17 @@ test("--json writes 64-bit counters as exact integers and is no ipvsadm option",
   assert.deepEqual(extractJsonFlag(["-Ln", "--json"]), { argv: ["-Ln"], json: true });
   assert.deepEqual(extractJsonFlag(["-Ln"]), { argv: ["-Ln"], json: false });
 });
+
+test("a control socket in a shared sticky directory (like /tmp) leaves the directory's mode alone", async () => {
+  const { chmodSync } = await import("node:fs");
+  const shared = mkdtempSync(join(tmpdir(), "sticky-"));
+  chmodSync(shared, 0o1777);
+  const server = await serveControl(join(shared, "lvsd.sock"), { balancer: new Balancer({ connections: 16, slots: 1, slotCapacity: 128 }), now: () => 0 });
+  try {
+    assert.equal(statSync(shared).mode & 0o7777, 0o1777, "the shared directory keeps its mode");
+    assert.equal(statSync(join(shared, "lvsd.sock")).mode & 0o777, 0o600, "the socket itself is owner-only");
+  } finally {
+    await server.close();
+    rmSync(shared, { recursive: true, force: true });
+  }
+});

@@ -3,7 +3,7 @@
 // command line and gets ipvsadm's answer back. A malformed request gets an error answer;
 // the server never stops for one.
 
-import { chmodSync, mkdirSync, rmSync, existsSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync, existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { createServer, type Server } from "node:net";
 import { parseCommand } from "./command.js";
@@ -39,12 +39,26 @@ export function answer(ctx: ExecutionContext, request: unknown, log?: (line: str
   }
 }
 
-/** Listens on `path` (replacing a stale socket). */
+/** What answers a control request: the executor in-process, or a relay to a worker. */
+export type ControlHandler = (request: unknown) => CommandResult | Promise<CommandResult>;
+
+/** Listens on `path` (replacing a stale socket) and answers every request with `ctx`. */
 export function serveControl(path: string, ctx: ExecutionContext, log?: (line: string) => void): Promise<ControlServer> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  chmodSync(dirname(path), 0o700);
+  return serveControlWith(path, (request) => answer(ctx, request, log));
+}
+
+/**
+ * Listens on `path` with any handler. Root only: a directory we create is 0700 and the
+ * socket 0600 (connecting needs write permission on it); an existing shared sticky
+ * directory such as /tmp is left as it is.
+ */
+export function serveControlWith(path: string, handler: ControlHandler): Promise<ControlServer> {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((statSync(dir).mode & 0o1000) === 0) chmodSync(dir, 0o700);
   if (existsSync(path)) rmSync(path);
-  const server: Server = createServer((sock) => {
+  // allowHalfOpen: the client half-closes after its request; the answer comes back later.
+  const server: Server = createServer({ allowHalfOpen: true }, (sock) => {
     let data = "";
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => {
@@ -61,7 +75,10 @@ export function serveControl(path: string, ctx: ExecutionContext, log?: (line: s
       } catch {
         request = undefined;
       }
-      sock.end(JSON.stringify(answer(ctx, request, log)));
+      void Promise.resolve(handler(request)).then(
+        (r) => sock.end(JSON.stringify(r)),
+        (e: unknown) => sock.end(JSON.stringify({ stdout: "", stderr: `lvsd: ${e instanceof Error ? e.message : String(e)}\n`, exitCode: 2 })),
+      );
     });
     sock.on("error", () => sock.destroy());
   });

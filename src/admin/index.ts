@@ -24,6 +24,6 @@ export { executeCommand } from "./execute.js";
 export type { CommandResult, ExecutionContext } from "./execute.js";
 export { replay } from "./replay.js";
 export type { ReplayOptions, ReplayResult } from "./replay.js";
-export { serveControl, answer as answerControlRequest } from "./control-server.js";
-export type { ControlServer } from "./control-server.js";
+export { serveControl, serveControlWith, answer as answerControlRequest } from "./control-server.js";
+export type { ControlServer, ControlHandler } from "./control-server.js";
 export { sendCommand, defaultSocketPath } from "./control-client.js";

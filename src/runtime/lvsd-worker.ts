@@ -13,12 +13,12 @@
 //   SIGHUP / SIGUSR1 / SIGTERM ─ reload/stats/stop ─►  Lvsd
 //   stderr  ◄──────────── log lines ─────────  Director loop over the adapters
 
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker, parentPort, workerData } from "node:worker_threads";
 import type { CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
+import { serveControlWith, type ControlServer } from "../admin/control-server.js";
 import { Lvsd, type LvsdOptions } from "./lvsd.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
@@ -82,7 +82,6 @@ export async function runLvsdWorker(): Promise<void> {
   post({ kind: "ready" });
 }
 
-const MAX_REQUEST = 16 * 1024 * 1024;
 
 /**
  * The main side: the worker, the control socket relaying to it, and the requests the
@@ -90,7 +89,7 @@ const MAX_REQUEST = 16 * 1024 * 1024;
  */
 export class LvsdHost {
   readonly socketPath: string | null;
-  private server: Server | null = null;
+  private server: ControlServer | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, (value: unknown) => void>();
   private stopping: Promise<void> | null = null;
@@ -151,7 +150,7 @@ export class LvsdHost {
     log(`data plane on worker thread ${worker.threadId}; control on the main thread`);
     if (host.socketPath) {
       try {
-        host.server = await host.serve(host.socketPath);
+        host.server = await serveControlWith(host.socketPath, (request) => host.command(request));
       } catch (e) {
         await host.stop();
         throw e;
@@ -188,8 +187,7 @@ export class LvsdHost {
   /** Closes the socket, stops the worker's daemon (it logs the counters) and waits for its exit. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      await new Promise<void>((done) => (this.server ? this.server.close(() => done()) : done()));
-      if (this.socketPath && this.server && existsSync(this.socketPath)) rmSync(this.socketPath);
+      await this.server?.close();
       const timer = setTimeout(() => void this.worker.terminate(), 10_000);
       await Promise.race([this.request({ kind: "stop" }), this.running.catch(() => {})]);
       await this.running.catch(() => {});
@@ -198,41 +196,4 @@ export class LvsdHost {
     return this.stopping;
   }
 
-  private serve(path: string): Promise<Server> {
-    const dir = dirname(path);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // Root only: the directory 0700 and the socket 0600 (connecting needs write permission
-    // on the socket). A shared sticky directory such as /tmp is left as it is.
-    if ((statSync(dir).mode & 0o1000) === 0) chmodSync(dir, 0o700);
-    if (existsSync(path)) rmSync(path);
-    // allowHalfOpen: the client half-closes after its request; the answer comes back later.
-    const server = createServer({ allowHalfOpen: true }, (sock) => {
-      let data = "";
-      sock.setEncoding("utf8");
-      sock.on("data", (chunk: string) => {
-        data += chunk;
-        if (data.length > MAX_REQUEST) {
-          sock.end(JSON.stringify({ stdout: "", stderr: "lvsd: request too large\n", exitCode: 2 }));
-          sock.destroy();
-        }
-      });
-      sock.on("end", () => {
-        let request: unknown;
-        try {
-          request = JSON.parse(data);
-        } catch {
-          request = undefined;
-        }
-        void this.command(request).then((r) => sock.end(JSON.stringify(r)));
-      });
-      sock.on("error", () => sock.destroy());
-    });
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => {
-        chmodSync(path, 0o600);
-        resolve(server);
-      });
-    });
-  }
 }
