@@ -26,6 +26,7 @@
 // reply-side hash.
 
 import { copy16, eq16 } from "../net/bytes";
+import { murmurMix as mix, murmurFinal as finalMix } from "../net/murmur";
 
 /** Bytes of one record (hot + cold parts). */
 export const CONN_SIZE: u32 = 96;
@@ -116,23 +117,6 @@ export function connBytesPerEntry(): u32 {
 }
 
 // ---- hashing (murmur3's finaliser over the tuple words, seeded per instance) ----
-
-@inline function mix(h: u32, k: u32): u32 {
-  k *= 0xcc9e2d51;
-  k = rotl<u32>(k, 15);
-  k *= 0x1b873593;
-  h ^= k;
-  h = rotl<u32>(h, 13);
-  return h * 5 + 0xe6546b64;
-}
-
-@inline function finalMix(h: u32): u32 {
-  h ^= h >> 16;
-  h *= 0x85ebca6b;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35;
-  return h ^ (h >> 16);
-}
 
 @inline function mixAddr(h: u32, family: u32, a: usize): u32 {
   if (family == 4) return mix(h, load<u32>(a));

@@ -9,8 +9,8 @@
 
 import { outcome, A_ADDR } from "../forward/action";
 import { applyMacRewrite } from "../forward/l2";
+import { natPatchL4v4 } from "../forward/nat";
 import { fold } from "../net/checksum";
-import { PROTO_TCP } from "../net/constants";
 import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_TTL_EXPIRED } from "../verdict";
 
 /**
@@ -27,24 +27,7 @@ import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_TTL_EXPIRED } from "
   const oldA = load<u32>(addr);
   const newA = load<u32>(rec + A_ADDR);
   const addrDelta: u64 = <u64>(~oldA) + <u64>newA;
-  let delta = addrDelta;
-  if (port != 0) {
-    const portAt = l4 + 2;
-    const newP = <u32>bswap<u16>(<u16>port);
-    delta += <u64>(~<u32>load<u16>(portAt) & 0xffff) + <u64>newP;
-    store<u16>(portAt, <u16>newP);
-  }
-  if (proto == PROTO_TCP) {
-    const c = <u32>load<u16>(l4, 16);
-    store<u16>(l4, <u16>~fold(<u64>(~c & 0xffff) + delta), 16);
-  } else {
-    // UDP over IPv4: 0 means "no checksum" and stays 0; a computed 0 is sent as 0xFFFF.
-    const c = <u32>load<u16>(l4, 6);
-    if (c != 0) {
-      const v = ~fold(<u64>(~c & 0xffff) + delta) & 0xffff;
-      store<u16>(l4, <u16>(v == 0 ? 0xffff : v), 6);
-    }
-  }
+  natPatchL4v4(l4, true, port, proto, addrDelta);
   store<u32>(addr, newA);
   const h = <u32>load<u16>(ip, 10);
   const ipDelta = addrDelta + <u64>(~ttlWord & 0xffff) + <u64>newTtlWord;

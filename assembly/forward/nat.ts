@@ -39,6 +39,32 @@ import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_UNSUPPORTED } from "
 }
 
 /**
+ * The L4 half of an IPv4 NAT rewrite, in native byte order: the new port (host order, 0
+ * keeps it) at the destination (toDst) or source port, and the TCP / UDP checksum moved by
+ * the address's delta plus the port's. UDP over IPv4: 0 means "no checksum" and stays 0; a
+ * computed 0 is sent as 0xFFFF. Shared with the datapath's TTL + NAT fast path.
+ */
+@inline export function natPatchL4v4(l4: usize, toDst: bool, port: u32, proto: u32, addrDelta: u64): void {
+  let delta = addrDelta;
+  if (port != 0) {
+    const portAt = l4 + <usize>(toDst ? 2 : 0);
+    const newP = <u32>bswap<u16>(<u16>port);
+    delta += <u64>(~<u32>load<u16>(portAt) & 0xffff) + <u64>newP;
+    store<u16>(portAt, <u16>newP);
+  }
+  if (proto == PROTO_TCP) {
+    const c = <u32>load<u16>(l4, 16);
+    store<u16>(l4, <u16>~fold(<u64>(~c & 0xffff) + delta), 16);
+  } else {
+    const c = <u32>load<u16>(l4, 6);
+    if (c != 0) {
+      const v = ~fold(<u64>(~c & 0xffff) + delta) & 0xffff;
+      store<u16>(l4, <u16>(v == 0 ? 0xffff : v), 6);
+    }
+  }
+}
+
+/**
  * The common case, IPv4 TCP or UDP and not a later fragment, in native (little-endian)
  * byte order throughout: one's-complement sums do not depend on byte order as long as
  * every word is read and written in the same one (RFC 1071 section 2(B)), so the address
@@ -54,25 +80,7 @@ import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_UNSUPPORTED } from "
   const oldA = load<u32>(addr);
   const newA = load<u32>(rec + A_ADDR);
   const addrDelta: u64 = <u64>(~oldA) + <u64>newA;
-  let delta = addrDelta;
-  const port = <u32>load<u16>(rec + A_PORT);
-  if (port != 0) {
-    const portAt = l4 + <usize>(toDst ? 2 : 0);
-    const newP = <u32>bswap<u16>(<u16>port);
-    delta += <u64>(~<u32>load<u16>(portAt) & 0xffff) + <u64>newP;
-    store<u16>(portAt, <u16>newP);
-  }
-  if (proto == PROTO_TCP) {
-    const c = <u32>load<u16>(l4, 16);
-    store<u16>(l4, <u16>~fold(<u64>(~c & 0xffff) + delta), 16);
-  } else {
-    // UDP over IPv4: 0 means "no checksum" and stays 0; a computed 0 is sent as 0xFFFF.
-    const c = <u32>load<u16>(l4, 6);
-    if (c != 0) {
-      const v = ~fold(<u64>(~c & 0xffff) + delta) & 0xffff;
-      store<u16>(l4, <u16>(v == 0 ? 0xffff : v), 6);
-    }
-  }
+  natPatchL4v4(l4, toDst, <u32>load<u16>(rec + A_PORT), proto, addrDelta);
   store<u32>(addr, newA);
   const h = <u32>load<u16>(ip, 10);
   store<u16>(ip, <u16>~fold(<u64>(~h & 0xffff) + addrDelta), 10);

@@ -3,25 +3,7 @@
 // value (no reordering) while different flows spread over ECMP paths and RSS queues.
 
 import { pFamily, pProto, pSport, pDport, pSrcAddr, pDstAddr } from "../net/parse";
-
-// A murmur3-style 32-bit mix: cheap, no tables, good avalanche for RSS spreading.
-@inline function mixWord(h: u32, w: u32): u32 {
-  w *= 0xcc9e2d51;
-  w = rotl<u32>(w, 15);
-  w *= 0x1b873593;
-  h ^= w;
-  h = rotl<u32>(h, 13);
-  return h * 5 + 0xe6546b64;
-}
-
-@inline function finalMix(h: u32): u32 {
-  h ^= h >> 16;
-  h *= 0x85ebca6b;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35;
-  h ^= h >> 16;
-  return h;
-}
+import { murmurMix as mixWord, murmurFinal as finalMix } from "../net/murmur";
 
 /** Hash of the flow of the packet at pkt (parse globals must describe it). */
 export function innerFlowHash(pkt: usize): u32 {
