@@ -143,6 +143,19 @@ export function cacheTick(svc: u32, t: u32, expiration: u32): void {
   cacheCheckExpire(svc, t, expiration);
 }
 
+/** Calls visit(entry pointer, arg) for every cache entry of the service. */
+export function cacheForEach(svc: u32, visit: (entry: usize, arg: u32) => void, arg: u32): void {
+  const heads = statePtr(svc);
+  for (let b: u32 = 0; b < TAB_SIZE; b++) {
+    let e = load<u32>(heads + (<usize>b << 2));
+    while (e != 0) {
+      const p = entryPtr(e);
+      e = load<u32>(p + E_NEXT);
+      visit(p, arg);
+    }
+  }
+}
+
 /** Returns every entry of the service to the pool. */
 export function cacheFlush(svc: u32): void {
   const heads = statePtr(svc);

@@ -5,11 +5,11 @@
 // cache is updated.
 
 import { Scheduler, CHANGE_DEL } from "./scheduler";
-import { nDests, destAt, weightOf, activeOf, now, statePtr, FK_VADDR, FK_FAMILY } from "./table";
+import { nDests, destAt, weightOf, activeOf, now, FK_VADDR, FK_FAMILY } from "./table";
 import { wlcPick } from "./wlc";
 import {
   cacheGet, cacheAdd, cacheDelete, cacheReset, cacheFlush, entryPtr, entryBucket, E_LASTUSE,
-  E_DEST, E_NEXT, TAB_SIZE, lblcExpiration, cacheTick,
+  E_DEST, lblcExpiration, cacheTick, cacheForEach,
 } from "./lbcache";
 
 /** lblc/lblcr's is_overloaded: busier than its weight while another server is half idle. */
@@ -52,16 +52,11 @@ function lblcInit(svc: u32): i32 {
 
 // A removed server stays in the kernel's entries, unavailable, until they are replaced.
 function lblcChanged(svc: u32, kind: u32, pos: u32, dest: u32): void {
-  if (kind != CHANGE_DEL) return;
-  const heads = statePtr(svc);
-  for (let b: u32 = 0; b < TAB_SIZE; b++) {
-    let e = load<u32>(heads + (<usize>b << 2));
-    while (e != 0) {
-      const p = entryPtr(e);
-      if (load<i32>(p + E_DEST) == <i32>dest) store<i32>(p + E_DEST, -1);
-      e = load<u32>(p + E_NEXT);
-    }
-  }
+  if (kind == CHANGE_DEL) cacheForEach(svc, markUnavailable, dest);
+}
+
+function markUnavailable(entry: usize, dest: u32): void {
+  if (load<i32>(entry + E_DEST) == <i32>dest) store<i32>(entry + E_DEST, -1);
 }
 
 function lblcTick(svc: u32, t: u32): void {

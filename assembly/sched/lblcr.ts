@@ -6,12 +6,12 @@
 // kernel's allocation fails.
 
 import { Scheduler, CHANGE_DEL } from "./scheduler";
-import { weightOf, overloaded, overhead, now, statePtr, FK_VADDR, FK_FAMILY } from "./table";
+import { weightOf, overloaded, overhead, now, FK_VADDR, FK_FAMILY } from "./table";
 import { wlcPick } from "./wlc";
 import { lbOverloaded } from "./lblc";
 import {
   cacheGet, cacheAdd, cacheReset, cacheFlush, entryPtr, timeBefore, E_LASTUSE, E_LASTMOD,
-  E_SET_SIZE, E_SET, E_NEXT, SET_CAPACITY, TAB_SIZE, lblcrExpiration, cacheTick,
+  E_SET_SIZE, E_SET, SET_CAPACITY, lblcrExpiration, cacheTick, cacheForEach,
 } from "./lbcache";
 
 @inline function member(p: usize, i: u32): u32 {
@@ -121,16 +121,11 @@ function lblcrInit(svc: u32): i32 {
 
 // A removed server leaves every set at once (the kernel keeps it there, unavailable).
 function lblcrChanged(svc: u32, kind: u32, pos: u32, dest: u32): void {
-  if (kind != CHANGE_DEL) return;
-  const heads = statePtr(svc);
-  for (let b: u32 = 0; b < TAB_SIZE; b++) {
-    let e = load<u32>(heads + (<usize>b << 2));
-    while (e != 0) {
-      const p = entryPtr(e);
-      setErase(p, dest);
-      e = load<u32>(p + E_NEXT);
-    }
-  }
+  if (kind == CHANGE_DEL) cacheForEach(svc, eraseFromSet, dest);
+}
+
+function eraseFromSet(entry: usize, dest: u32): void {
+  setErase(entry, dest);
 }
 
 function lblcrTick(svc: u32, t: u32): void {
