@@ -5,7 +5,7 @@
 import type {
   DestinationConfig, Protocol, ServiceConfig, ServiceKey, ServiceWithDestinations, TunnelChecksum,
 } from "../config/types.js";
-import type { ListFormat, SyncRole, Timeouts } from "./command.js";
+import type { ListFormat, SyncDaemonConfig, Timeouts } from "./command.js";
 import { schedulerFlagBits, schedulerFlagNames } from "./command.js";
 import { formatIpv4, parseAddress } from "./inet.js";
 import { systemPortNamesDb } from "./services-db.js";
@@ -77,15 +77,8 @@ export interface ConnectionSnapshot {
   readonly persistenceEngine?: { readonly name: string; readonly data: string };
 }
 
-export interface SyncDaemonSnapshot {
-  readonly role: SyncRole;
-  readonly mcastInterface: string;
-  readonly syncId: number;
-  readonly syncMaxlen?: number;
-  readonly mcastGroup?: string;
-  readonly mcastPort?: number;
-  readonly mcastTtl?: number;
-}
+/** A running sync daemon, as --daemon lists it: its configuration. */
+export type SyncDaemonSnapshot = SyncDaemonConfig;
 
 export interface FormatOptions {
   /** Port names when not numeric; default /etc/services of this machine. */
