@@ -199,6 +199,55 @@ test("churn in a tiny table: every live key stays findable on both sides, remove
   );
 });
 
+// The datapath queues a new NAT flow's reply-side entry and enters the queue after each
+// chunk. Whatever happens in between (lookups of the queued key or of others, removals of
+// queued or entered records, flushes at any point), both sides must answer as if every
+// entry had been entered at once.
+test("queued reply-side entries: lookups, removals and flushes at any point agree with entering at once", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.tuple(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 40 }), fc.boolean()),
+        { minLength: 30, maxLength: 300 },
+      ),
+      (ops) => {
+        const { w, setAddrs } = makeCore(8);
+        setAddrs("10.1.2.3", "192.168.0.10", "172.16.0.2");
+        const live = new Map<number, number>(); // cport -> record
+        for (const [op, port, deferred] of ops) {
+          if (op === 0) w.connTestFlushDeferred();
+          else if (op <= 3 && live.size > 0) {
+            const [p, i] = [...live][port % live.size];
+            w.connTestRemove(i);
+            live.delete(p);
+            assert.equal(w.connTestLookupOut(6, 4, 8080, p), NONE, "a removed key is gone from the reply side");
+            assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), NONE);
+          } else if (!live.has(port) && live.size < 8) {
+            const i = w.connTestInsert(6, 4, port, 80, 8080, 0, deferred ? 2 : 1);
+            assert.notEqual(i, NONE);
+            live.set(port, i);
+          }
+          // Probe one key only (a lookup of a queued key flushes the queue, so probing all
+          // of them each round would leave nothing queued for long).
+          if (live.size > 0) {
+            const [p, i] = [...live][port % live.size];
+            assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
+          }
+          assert.equal(w.connTestLookupOut(6, 4, 8080, 1000 + port), NONE, "an absent key");
+        }
+        w.connTestFlushDeferred();
+        for (const [p, i] of live) {
+          assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), i, `client side ${p}`);
+          assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
+        }
+        for (const [, i] of live) w.connTestRemove(i);
+        assert.equal(w.connTableUsed(), 0);
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
+
 test("a full tiny table with IPv6 and IPv4 keys side by side; emptying it leaves nothing behind", () => {
   const { w, setAddrs } = makeCore(8);
   const made: Array<[number, number, number]> = [];

@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Balancer, LinkType, Verdict, DropReason, type ServiceKey } from "../src/index.js";
+import { Balancer, LinkType, Verdict, DropReason, Desc, type ServiceKey } from "../src/index.js";
 import { scapyBuild } from "./support/scapy.js";
 import { skipUnless } from "./support/tools.js";
 
@@ -190,6 +190,41 @@ test("an ICMP error from the real server about a NAT flow goes back to the clien
   assert.equal(out.verdict, Verdict.Forward);
   assert.equal(src4(out.packet), VIP);
   assert.equal(dst4(out.packet.subarray(28)), VIP, "the quoted packet's destination is the VIP again");
+});
+
+// A new NAT flow's reply-side entry is queued and entered after each chunk of the batch
+// (its index line is a cache miss nothing could touch earlier). A real server's answer in
+// the same batch as the SYN, in the same chunk or a later one, must still find the flow.
+test("NAT replies in the same batch as their SYNs, same chunk or later, are rewritten back to the VIP", { skip }, () => {
+  const b = natBalancer("rr", { slots: 128 });
+  const clients = Array.from({ length: 40 }, (_, i) => 41000 + i);
+  const rsOf = (i: number) => (i % 2 === 0 ? RS1 : RS2); // rr, in list order
+  const syns = scapyBuild(clients.map((p) => tcp("10.9.0.1", p, VIP, 80, "S")));
+  const replies = scapyBuild(clients.map((p, i) => tcp(rsOf(i), 80, "10.9.0.1", p, "SA")));
+  const runBatch = (packets: Uint8Array[], now: number) => {
+    packets.forEach((p, i) => b.core.slots.write(i, p, LinkType.RawIp, 0));
+    b.process(packets.length, now);
+    return packets.map((_, i) => ({
+      verdict: b.core.slots.field(i, Desc.Verdict),
+      packet: b.core.slots.view(i).slice(),
+    }));
+  };
+  // Interleaved: each reply right after its SYN, mostly in the same chunk.
+  const first = runBatch(clients.slice(0, 20).flatMap((_, i) => [syns[i], replies[i]]), 0);
+  // All SYNs, then all replies: the replies land in later chunks.
+  const second = runBatch([...syns.slice(20), ...replies.slice(20)], 10);
+  const outcomes = [
+    ...clients.slice(0, 20).map((_, i) => [first[2 * i], first[2 * i + 1], i] as const),
+    ...clients.slice(20).map((_, k) => [second[k], second[20 + k], 20 + k] as const),
+  ];
+  for (const [syn, reply, i] of outcomes) {
+    assert.equal(syn.verdict, Verdict.Forward, `SYN ${i}`);
+    assert.equal(dst4(syn.packet), rsOf(i), `SYN ${i} goes to its real server`);
+    assert.equal(reply.verdict, Verdict.Forward, `reply ${i}`);
+    assert.equal(src4(reply.packet), VIP, `reply ${i} leaves from the VIP`);
+    assert.equal(sport(reply.packet), 80);
+  }
+  assert.equal(b.connections(10).length, 40);
 });
 
 test("a SYN flood against a full table drops new flows and leaves every established flow working", { skip }, () => {

@@ -4,7 +4,8 @@
 
 import {
   initConnTable, connBase, connCapacity, connUsed, connBytesPerEntry, lookupIn, lookupOut,
-  insertConn, removeConn, touchConn, connExpired, connRemaining, connInUse, CONN_SIZE,
+  insertConn, insertConnHashed, tupleHash, flushDeferred, removeConn, touchConn, connExpired,
+  connRemaining, connInUse, CONN_SIZE, F_TEMPLATE,
 } from "../conn/conn-table";
 import { tcpNextState, setStateTimeout, stateTimeout, resetTimeouts } from "../conn/tcp-states";
 import { paramsBase } from "../layout";
@@ -29,9 +30,16 @@ export function timeoutGet(state: u32): u32 { return stateTimeout(state); }
 export function timeoutsReset(): void { resetTimeouts(); }
 
 // Test hooks: addresses come from the params block: caddr at +0, vaddr at +16, daddr at +32.
+/** indexReplies: 0 no reply-side entry, 1 entered at once, 2 queued as the datapath does. */
 export function connTestInsert(proto: u32, family: u32, cport: u32, vport: u32, dport: u32, flags: u32, indexReplies: u32): u32 {
+  if (indexReplies == 2) {
+    const h = tupleHash(proto, family, paramsBase, cport, paramsBase + 16, vport, (flags & F_TEMPLATE) != 0);
+    return insertConnHashed(h, proto, family, paramsBase, cport, paramsBase + 16, vport, paramsBase + 32, dport, flags, true, true);
+  }
   return insertConn(proto, family, paramsBase, cport, paramsBase + 16, vport, paramsBase + 32, dport, flags, indexReplies != 0);
 }
+/** Enters the queued reply-side entries (the datapath does this after every chunk). */
+export function connTestFlushDeferred(): void { flushDeferred(); }
 export function connTestLookupIn(proto: u32, family: u32, cport: u32, vport: u32, template: u32): u32 {
   return lookupIn(proto, family, paramsBase, cport, paramsBase + 16, vport, template != 0);
 }
