@@ -34,6 +34,8 @@ export type { TunOptions } from "./io/tun.js";
 export { AfPacketSocket } from "./io/af-packet.js";
 export type { AfPacketOptions, AfPacketFanout } from "./io/af-packet.js";
 export { IoError, IoUnavailableError } from "./io/libc.js";
+export { adviseHugePages, hugePageBytes, transparentHugePageMode } from "./io/huge-pages.js";
+export type { HugePageAdvice } from "./io/huge-pages.js";
 export { withNetns } from "./io/netns.js";
 export { KernelNeighbours, parseNeighbours } from "./io/neighbours.js";
 export type { KernelNeighboursOptions } from "./io/neighbours.js";

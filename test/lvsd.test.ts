@@ -160,6 +160,9 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     help: false, adapters: [{ kind: "tun", name: "lvs0" }], routes: [],
     balancer: { connections: 8, director: { tunnelSource4: "192.168.10.1", tunnelSource6: "fd00:10::1", tunnelMtu: 1480 } },
   });
+  assert.deepEqual(parseLvsdArgs(["--tun", "lvs0", "--no-huge-pages"]), {
+    help: false, adapters: [{ kind: "tun", name: "lvs0" }], routes: [], hugePages: false,
+  });
   assert.deepEqual(parseLvsdArgs(["--tun", "x", "-h"]), { help: true });
   for (const [argv, message] of [
     [[], /an adapter is needed: --tun NAME or --af-packet IF/],

@@ -6,6 +6,7 @@
 import { Desc, LinkType, type DropReason, type Verdict } from "../core/abi.js";
 import { ACTION_SIZE, encodeAction, encodeAddress, encodeMac, type ForwardAction } from "../core/actions.js";
 import { PacketCore } from "../core/packet-core.js";
+import { instantiateWasm, type WasmMemory } from "../core/wasm.js";
 import { ServiceTable } from "../sched/service-table.js";
 import { SchedulerConfigError } from "../sched/errors.js";
 import {
@@ -54,6 +55,12 @@ export interface BalancerOptions {
   /** A SYN on a TIME_WAIT connection is a new connection (conn_reuse_mode 1). Default true. */
   readonly connReuse?: boolean;
   readonly director?: DirectorAddressing;
+  /**
+   * Called once with the module's memory right after it is instantiated, before any slot
+   * or table is carved: the place for operating-system advice such as huge pages
+   * (`adviseHugePages` from the I/O adapters). The core itself does no I/O.
+   */
+  readonly prepareMemory?: (memory: WasmMemory) => void;
 }
 
 /** What happened to one packet. */
@@ -106,11 +113,16 @@ export class Balancer {
 
   constructor(options: BalancerOptions = {}) {
     const maxDests = options.maxDestinations ?? 4096;
-    this.core = new PacketCore({
-      slotCount: options.slots ?? 256,
-      slotCapacity: options.slotCapacity ?? 65600,
-      actionCount: maxDests + 1,
-    });
+    const wasm = instantiateWasm();
+    options.prepareMemory?.(wasm.memory);
+    this.core = new PacketCore(
+      {
+        slotCount: options.slots ?? 256,
+        slotCapacity: options.slotCapacity ?? 65600,
+        actionCount: maxDests + 1,
+      },
+      wasm,
+    );
     this.f = this.core.wasm as unknown as Record<string, Fn>;
     this.scheduler = new ServiceTable(
       {

@@ -118,6 +118,7 @@ export interface Libc {
   close: Fn<[number], number>;
   setns: Fn<[number, number], number>;
   if_nametoindex: Fn<[string], number>;
+  madvise: Fn<[bigint, number, number], number>;
   /** errno of the last call on this thread. */
   errno(): number;
   /** Address of a Buffer, TypedArray or ArrayBuffer's first byte (no copy). */
@@ -175,6 +176,7 @@ export function libc(): Libc {
     close: f("int close(int fd)"),
     setns: f("int setns(int fd, int nstype)"),
     if_nametoindex: f("unsigned int if_nametoindex(const char *name)"),
+    madvise: f("int madvise(void *addr, unsigned long length, int advice)"),
     errno: () => koffi.errno(),
     address: (b) => koffi.address(b),
   };

@@ -19,6 +19,8 @@ import { formatSave } from "../admin/format.js";
 import { parseRules } from "../admin/rules.js";
 import { TunDevice } from "../io/tun.js";
 import { KernelNeighbours } from "../io/neighbours.js";
+import { adviseHugePages } from "../io/huge-pages.js";
+import type { WasmMemory } from "../core/wasm.js";
 import type { PacketIO } from "../io/packet-io.js";
 import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
@@ -54,6 +56,12 @@ export interface LvsdOptions {
   /** AF_PACKET: probe unresolved real servers by ARP every this many ms (default 1000). */
   readonly neighbourProbeMs?: number;
   readonly balancer?: BalancerOptions;
+  /**
+   * Advise transparent huge pages for the data plane's memory before the tables are
+   * carved (fewer TLB misses at large tables; see docs/daemon.md). Default true; best
+   * effort, logged either way.
+   */
+  readonly hugePages?: boolean;
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
@@ -236,8 +244,16 @@ export class Lvsd {
         ...options.balancer,
         ...(ports.length > 0 ? { director: { mac: (server ?? ports[0]).mac, ...options.balancer?.director } } : {}),
       };
-      const balancer = new Balancer(balancerOptions);
-      log(`balancer: ${balancer.connectionCapacity} connections, ${balancer.slots.count} packet slots`);
+      let pages = "4 KiB pages (--no-huge-pages)";
+      const prepareMemory = options.hugePages === false
+        ? balancerOptions.prepareMemory
+        : (memory: WasmMemory) => {
+          balancerOptions.prepareMemory?.(memory);
+          const advice = adviseHugePages(memory);
+          pages = advice.applied ? "huge pages advised" : `4 KiB pages (${advice.reason})`;
+        };
+      const balancer = new Balancer({ ...balancerOptions, prepareMemory });
+      log(`balancer: ${balancer.connectionCapacity} connections, ${balancer.slots.count} packet slots, ${pages}`);
       const tunnel = balancerOptions.director;
       if (tunnel?.tunnelSource4 || tunnel?.tunnelSource6) {
         log(`tunnels: outer source ${[tunnel.tunnelSource4, tunnel.tunnelSource6].filter(Boolean).join(", ")}` +
@@ -488,6 +504,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
+            [--no-huge-pages]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -515,6 +532,8 @@ servers; see docs/daemon.md for deploying each.
   --socket PATH         control socket (default /run/lvs-wasm/lvsd.sock; lvsadm reads
                         LVS_WASM_SOCKET)
   --connections N       connection table size (default 65536)
+  --no-huge-pages       do not advise transparent huge pages for the tables (by default
+                        lvsd does, where the kernel allows it)
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -532,6 +551,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let rulesFile: string | undefined;
   let socketPath: string | undefined;
   let connections: number | undefined;
+  let hugePages = true;
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -609,6 +629,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--connections":
         connections = integer(value(), 1, 1 << 24);
         break;
+      case "--no-huge-pages":
+        hugePages = false;
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -640,5 +663,6 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(serverSide !== undefined ? { serverSide } : {}),
     ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
     ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
+    ...(hugePages ? {} : { hugePages: false }),
   };
 }

@@ -16,6 +16,8 @@ export function missingTool(name: string): string | null {
       execFileSync("/usr/bin/python3", ["-c", "import scapy.all"], { stdio: "ignore" });
     } else if (name === "root") {
       if (process.getuid?.() !== 0) why = "not running as root";
+    } else if (name === "linux") {
+      if (process.platform !== "linux") why = `not Linux (${process.platform})`;
     } else {
       execFileSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" });
     }
