@@ -11,7 +11,7 @@
 // Packets are pre-built in arenas; a slot is refilled by one copy outside the timed call.
 // One sample = one process() call over a batch of 256; ns/packet = median sample / 256.
 
-import { writeFileSync, mkdirSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import {
   Balancer, LinkType, Verdict, DropReason, Desc, HEADROOM, adviseHugePages, hugePageBytes,
@@ -316,6 +316,16 @@ const report = [
   `- Established (uniform, 4 KiB pages) is ${(small.uniform / floor2).toFixed(2)}x this layout's memory floor and ${(small.uniform / floor1).toFixed(2)}x any layout's.`,
   "",
 ];
+// The file's analysis below the marker is written by hand: keep it.
+const MARKER = "<!-- Written by hand below: bench/datapath.bench.ts keeps this part. -->";
+let kept = "";
+try {
+  const previous = readFileSync(OUT, "utf8");
+  const at = previous.indexOf(MARKER);
+  if (at >= 0) kept = previous.slice(at);
+} catch {
+  // first run: nothing to keep
+}
 mkdirSync(new URL(".", OUT), { recursive: true });
-writeFileSync(OUT, report.join("\n"));
+writeFileSync(OUT, report.join("\n") + (kept ? `\n${kept}` : ""));
 console.log(report.join("\n"));

@@ -12,6 +12,7 @@ const root = new URL("..", import.meta.url);
 const EXAMPLES: ReadonlyArray<readonly [example: string, doc: string]> = [
   ["test/examples/scheduler-fairness.example.ts", "docs/schedulers.md"],
   ["test/examples/balancer-nat.example.ts", "docs/balancer.md"],
+  ["test/examples/huge-pages.example.ts", "docs/balancer.md"],
 ];
 
 const src = (p: string) => pathToFileURL(new URL(p, root).pathname).href;
