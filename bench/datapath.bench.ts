@@ -120,9 +120,8 @@ interface Measured {
  * every balancer of the process).
  */
 function measure(hugePages: boolean, flows = FLOWS): Measured {
-  const FLOWS = flows;
   const b = new Balancer({
-    connections: FLOWS, slots: BATCH, slotCapacity: 2048, maxDestinations: 64,
+    connections: flows, slots: BATCH, slotCapacity: 2048, maxDestinations: 64,
     ...(hugePages ? { prepareMemory: (m) => void adviseHugePages(m) } : {}),
   });
   b.addService({ key: KEY, scheduler: "wlc", schedulerFlags: [], onePacket: false });
@@ -161,18 +160,18 @@ function measure(hugePages: boolean, flows = FLOWS): Measured {
     return { ns, verdicts };
   };
   // 1. New flows while the table fills: every SYN creates a connection.
-  const setup = run(FLOWS / BATCH, (n) => refill(syns, (i) => n * BATCH + i));
+  const setup = run(flows / BATCH, (n) => refill(syns, (i) => n * BATCH + i));
   // 2. First ACK of each flow moves it to ESTABLISHED (not measured as steady state).
-  run(FLOWS / BATCH, (n) => refill(acks, (i) => n * BATCH + i));
+  run(flows / BATCH, (n) => refill(acks, (i) => n * BATCH + i));
   // 3. Established flows: each packet's flow drawn uniformly from the million (the worst
   // case: no two packets share a cache line), then Zipf-skewed.
-  const uniform = run(4096, () => refill(acks, () => rand(FLOWS)));
-  const skewed = run(4096, () => refill(acks, () => zipf() % FLOWS));
+  const uniform = run(4096, () => refill(acks, () => rand(flows)));
+  const skewed = run(4096, () => refill(acks, () => zipf() % flows));
   // 4. Flood: the table is full; new SYNs are refused.
   const floodRun = run(floodCount / BATCH, (n) => refill(flood, (i) => n * BATCH + i));
   // 5. Established traffic during the flood: half the batch flood, half established.
   const mixed = run(2048, (n) => {
-    refill(acks, () => rand(FLOWS));
+    refill(acks, () => rand(flows));
     for (let i = 0; i < BATCH; i += 2) {
       const k = (n * BATCH + i) % floodCount;
       slots.bytes.set(flood.subarray(k * PKT, k * PKT + PKT), slots.slotAddress(i) + HEADROOM);
@@ -182,7 +181,7 @@ function measure(hugePages: boolean, flows = FLOWS): Measured {
   b.core.setAction(64, { kind: "nat-dnat", address: "192.168.10.1", port: 8080 });
   const rewriteNs: number[] = [];
   for (let n = 0; n < 4096; n++) {
-    refill(acks, () => rand(FLOWS));
+    refill(acks, () => rand(flows));
     for (let i = 0; i < BATCH; i++) slots.setField(i, Desc.Action, 64);
     const t0 = process.hrtime.bigint();
     b.core.applyBatch(0, BATCH);

@@ -28,8 +28,8 @@
 // Deferred reply-side entries. A new NAT flow's reply-side slot lands on a random index
 // line that nothing could have touched earlier (its hash depends on the scheduled real
 // server), so entering it at once costs a full memory latency per new flow. The batch
-// datapath instead queues it (insertConnDeferred) and enters a whole queue at a time
-// (flushDeferred): one loop touches every queued line, the next enters them, so the misses
+// datapath instead queues it (insertConnHashed with deferReply) and enters a whole queue
+// at a time (flushDeferred): one loop touches every queued line, the next enters them, so the misses
 // overlap. Until then the record is F_OUT_PENDING. Nothing can miss a queued entry: a
 // reply-side lookup whose hash equals a queued one flushes the queue first, a removal of a
 // queued record flushes first, and the datapath flushes before it returns, so outside a
@@ -90,9 +90,13 @@ let index: usize = 0;
 let posMask: u32 = 0;
 let freeHead: u32 = 0; // index + 1, 0 = none
 let hashSeed: u32 = 0;
-/** Deferred reply-side entries: record indexes (their hashes are in CC_HASH_OUT). */
+/**
+ * Deferred reply-side entries, as (record index, reply-side hash) pairs: the hashes sit in
+ * the queue, not only in the records, so the check every reply-side lookup makes reads one
+ * small array instead of a cold line per queued record.
+ */
 const DEFER_MAX: u32 = 64;
-const deferred: usize = memory.data(DEFER_MAX * 4, 16);
+const deferred: usize = memory.data(DEFER_MAX * 8, 16);
 let deferredCount: u32 = 0;
 
 /** Carves the table for `capacity` entries. Once, at start-up. */
@@ -359,7 +363,9 @@ export function insertConnHashed(
     store<u32>(k + CC_HASH_OUT, hOut);
     if (deferReply) {
       if (deferredCount == DEFER_MAX) flushDeferred();
-      store<u32>(deferred + (<usize>deferredCount << 2), i);
+      const q = deferred + (<usize>deferredCount << 3);
+      store<u32>(q, i);
+      store<u32>(q, hOut, 4);
       deferredCount++;
       flags |= F_OUT_PENDING;
     } else {
@@ -375,7 +381,7 @@ export function insertConnHashed(
 /** Whether a queued reply-side entry has hash h. */
 function deferredHas(h: u32): bool {
   for (let n: u32 = 0; n < deferredCount; n++) {
-    if (load<u32>(connCold(load<u32>(deferred + (<usize>n << 2))) + CC_HASH_OUT) == h) return true;
+    if (load<u32>(deferred + (<usize>n << 3), 4) == h) return true;
   }
   return false;
 }
@@ -388,15 +394,14 @@ export function flushDeferred(): void {
   const n = deferredCount;
   if (n == 0) return;
   let acc: u32 = 0;
-  for (let j: u32 = 0; j < n; j++) {
-    acc += load<u32>(indexLine(load<u32>(connCold(load<u32>(deferred + (<usize>j << 2))) + CC_HASH_OUT)));
-  }
+  for (let j: u32 = 0; j < n; j++) acc += load<u32>(indexLine(load<u32>(deferred + (<usize>j << 3), 4)));
   deferredTouched += acc;
   deferredCount = 0;
   for (let j: u32 = 0; j < n; j++) {
-    const i = load<u32>(deferred + (<usize>j << 2));
+    const q = deferred + (<usize>j << 3);
+    const i = load<u32>(q);
     const c = connPtr(i);
-    indexAdd(load<u32>(connCold(i) + CC_HASH_OUT), i, SIDE_OUT);
+    indexAdd(load<u32>(q, 4), i, SIDE_OUT);
     store<u16>(c + C_FLAGS, <u16>((<u32>load<u16>(c + C_FLAGS) & ~F_OUT_PENDING) | F_OUT_HASHED));
   }
 }
@@ -407,9 +412,12 @@ let deferredTouched: u32 = 0;
 export function removeConn(i: u32): void {
   if (i >= connCapacity) return;
   const c = connPtr(i);
-  if ((<u32>load<u16>(c + C_FLAGS) & F_OUT_PENDING) != 0) flushDeferred();
-  const flags = <u32>load<u16>(c + C_FLAGS);
+  let flags = <u32>load<u16>(c + C_FLAGS);
   if ((flags & F_IN_USE) == 0) return;
+  if ((flags & F_OUT_PENDING) != 0) {
+    flushDeferred(); // its reply-side slot is entered, so the removal below finds it
+    flags = <u32>load<u16>(c + C_FLAGS);
+  }
   indexRemove(hashInOf(i), i, SIDE_IN);
   if (flags & F_OUT_HASHED) indexRemove(load<u32>(connCold(i) + CC_HASH_OUT), i, SIDE_OUT);
   store<u16>(c + C_FLAGS, 0);

@@ -138,29 +138,29 @@ function touchChunk(c0: u32, c1: u32): void {
 }
 
 /**
- * The client-side tuple hash of slot i's packet if it looks like plain TCP / UDP / SCTP
- * over IP; 0 otherwise. Writes the hash and what it was computed from to `out`.
+ * Writes to `out` the client-side tuple hash of slot i's packet, if it looks like plain
+ * TCP / UDP / SCTP over IP, and what it was computed from; a hash of 0 otherwise.
  */
-function quickHash(i: u32, out: usize): u32 {
+function quickHash(i: u32, out: usize): void {
   store<u32>(out, 0);
   const off = descGet(i, DESC_OFFSET);
   let len = descGet(i, DESC_LENGTH);
-  if (off > slotStride || len > slotStride - off) return 0;
+  if (off > slotStride || len > slotStride - off) return;
   let p = slotPtr(i) + off;
   if (descGet(i, DESC_LINK) == LINK_ETHERNET) {
-    if (len < ETH_HLEN) return 0;
+    if (len < ETH_HLEN) return;
     const type = rd16(p + 12);
-    if (type != ETHERTYPE_IPV4 && type != ETHERTYPE_IPV6) return 0;
+    if (type != ETHERTYPE_IPV4 && type != ETHERTYPE_IPV6) return;
     p += ETH_HLEN;
     len -= ETH_HLEN;
   }
-  if (len < 24) return 0;
+  if (len < 24) return;
   const vihl = <u32>load<u8>(p);
   let proto: u32;
   if (vihl >> 4 == 4) {
     const ihl = (vihl & 0xf) << 2;
     proto = <u32>load<u8>(p + 9);
-    if ((proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) || ihl < 20 || len < ihl + 4) return 0;
+    if ((proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) || ihl < 20 || len < ihl + 4) return;
     const ports4 = bswap<u32>(load<u32>(p + ihl));
     const h4 = tupleHash(proto, 4, p + 12, ports4 >> 16, p + 16, ports4 & 0xffff, false);
     store<u32>(out, h4);
@@ -168,11 +168,11 @@ function quickHash(i: u32, out: usize): u32 {
     store<u32>(out + 8, <u32>(p + 16));
     store<u32>(out + 12, ports4);
     store<u32>(out + 16, proto | (4 << 8));
-    return h4;
+    return;
   }
-  if (vihl >> 4 != 6 || len < 44) return 0;
+  if (vihl >> 4 != 6 || len < 44) return;
   proto = <u32>load<u8>(p + 6);
-  if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) return 0;
+  if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) return;
   const ports6 = bswap<u32>(load<u32>(p + 40));
   const h6 = tupleHash(proto, 6, p + 8, ports6 >> 16, p + 24, ports6 & 0xffff, false);
   store<u32>(out, h6);
@@ -180,7 +180,6 @@ function quickHash(i: u32, out: usize): u32 {
   store<u32>(out + 8, <u32>(p + 24));
   store<u32>(out + 12, ports6);
   store<u32>(out + 16, proto | (6 << 8));
-  return h6;
 }
 
 @inline function isIcmpError(family: u32, type: u32): bool {
