@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PacketCore, LinkType, Verdict } from "../src/index.js";
 import type { ForwardAction } from "../src/index.js";
+import { concat } from "./support/bytes.js";
 
 // ---------------------------------------------------------------- reference checksums
 
@@ -20,15 +21,6 @@ function onesSum(bytes: Uint8Array, sum = 0): number {
 }
 const checksumOf = (bytes: Uint8Array, sum = 0): number => ~onesSum(bytes, sum) & 0xffff;
 
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 const be16 = (v: number) => Uint8Array.of(v >> 8, v & 0xff);
 const be32 = (v: number) => Uint8Array.of(v >>> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
 const setBe16 = (b: Uint8Array, at: number, v: number) => {

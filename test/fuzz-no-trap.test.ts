@@ -16,6 +16,7 @@ import {
   DROP_REASON_NAMES, Desc, DESC_SIZE, HEADROOM, LinkType, PacketCore, Verdict, WasmAbortError,
   type ForwardAction,
 } from "../src/index.js";
+import { concat } from "./support/bytes.js";
 
 const RUNS = Number(process.env.LVS_FUZZ_RUNS ?? 100_000);
 const SEED = process.env.LVS_FUZZ_SEED === undefined ? undefined : Number(process.env.LVS_FUZZ_SEED);
@@ -36,15 +37,6 @@ const csum = (b: Uint8Array, start = 0, end = b.length, init = 0) => ~sum16(b, s
 const put16 = (b: Uint8Array, at: number, v: number) => {
   b[at] = (v >> 8) & 0xff;
   b[at + 1] = v & 0xff;
-};
-const cat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 };
 const bytes = (...v: number[]) => Uint8Array.from(v);
 const fill = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
@@ -76,19 +68,19 @@ const tcp = (sport: number, dport: number, payload: Uint8Array, flags = 0x18, op
   h[13] = flags;
   put16(h, 14, 65535);
   h.set(options, 20);
-  return { proto: 6, seg: cat(h, payload), at: 16, pseudo: true };
+  return { proto: 6, seg: concat(h, payload), at: 16, pseudo: true };
 };
 const udp = (sport: number, dport: number, payload: Uint8Array): L4 => {
   const h = new Uint8Array(8);
   put16(h, 0, sport);
   put16(h, 2, dport);
   put16(h, 4, 8 + payload.length);
-  return { proto: 17, seg: cat(h, payload), at: 6, pseudo: true };
+  return { proto: 17, seg: concat(h, payload), at: 6, pseudo: true };
 };
 const icmp4 = (type: number, code: number, rest: Uint8Array): L4 =>
-  ({ proto: 1, seg: cat(bytes(type, code, 0, 0), rest), at: 2, pseudo: false });
+  ({ proto: 1, seg: concat(bytes(type, code, 0, 0), rest), at: 2, pseudo: false });
 const icmp6 = (type: number, code: number, rest: Uint8Array): L4 =>
-  ({ proto: 58, seg: cat(bytes(type, code, 0, 0), rest), at: 2, pseudo: true });
+  ({ proto: 58, seg: concat(bytes(type, code, 0, 0), rest), at: 2, pseudo: true });
 const opaque = (proto: number, seg: Uint8Array): L4 => ({ proto, seg, at: -1, pseudo: false });
 
 interface Ip4Opts {
@@ -126,9 +118,9 @@ function ipv6(src: string, dst: string, l4: L4, exts: Array<[number, Uint8Array]
   const chain: Uint8Array[] = [];
   for (let i = 0; i < exts.length; i++) {
     const next = i + 1 < exts.length ? exts[i + 1][0] : l4.proto;
-    chain.push(cat(bytes(next), exts[i][1]));
+    chain.push(concat(bytes(next), exts[i][1]));
   }
-  const ext = cat(...chain);
+  const ext = concat(...chain);
   const p = new Uint8Array(40 + ext.length + l4.seg.length);
   p[0] = 0x60;
   put16(p, 4, ext.length + l4.seg.length);
@@ -148,10 +140,10 @@ function ipv6(src: string, dst: string, l4: L4, exts: Array<[number, Uint8Array]
   }
   return p;
 }
-const hbh = (n8: number) => cat(bytes(n8 - 1), bytes(1, n8 * 8 - 4), new Uint8Array(n8 * 8 - 4)); // PadN
+const hbh = (n8: number) => concat(bytes(n8 - 1), bytes(1, n8 * 8 - 4), new Uint8Array(n8 * 8 - 4)); // PadN
 const frag6 = (offset8: number, more: boolean, id = 0x51) =>
-  cat(bytes(0), bytes(((offset8 << 3) >> 8) & 0xff, ((offset8 << 3) & 0xf8) | (more ? 1 : 0)), bytes(0, 0, 0, id));
-const routing0 = () => cat(bytes(2, 0, 0), new Uint8Array(4), v6("2001:db8::99")); // type 0, segments left 0
+  concat(bytes(0), bytes(((offset8 << 3) >> 8) & 0xff, ((offset8 << 3) & 0xf8) | (more ? 1 : 0)), bytes(0, 0, 0, id));
+const routing0 = () => concat(bytes(2, 0, 0), new Uint8Array(4), v6("2001:db8::99")); // type 0, segments left 0
 
 interface Frame {
   name: string;
@@ -203,19 +195,19 @@ function buildCorpus(): Frame[] {
     l3("v4 udp", ipv4(A, V, udp(53000, 53, fill(29)), { flags: 0 })),
     l3("v4 udp zero csum", (() => { const p = ipv4(A, V, udp(5, 6, fill(3))); p[26] = p[27] = 0; return p; })()),
     l3("v4 options tcp", ipv4(A, V, tcp(5, 80, fill(10)), { options: rr })),
-    l3("v4 icmp echo", ipv4(A, V, icmp4(8, 0, cat(bytes(0x10, 0x92, 0, 1), fill(32))))),
-    l3("v4 icmp frag-needed about rs reply", ipv4(D, R, icmp4(3, 4, cat(bytes(0, 0, 0x05, 0x78), quote4(rsReplyTcp))))),
-    l3("v4 icmp port-unreach about client pkt", ipv4(R, A, icmp4(3, 3, cat(new Uint8Array(4), clientTcp)))),
-    l3("v4 icmp time-exceeded quoting options", ipv4(D, V, icmp4(11, 0, cat(new Uint8Array(4), ipv4(V, A, tcp(80, 5, fill(8)), { options: rr }))))),
+    l3("v4 icmp echo", ipv4(A, V, icmp4(8, 0, concat(bytes(0x10, 0x92, 0, 1), fill(32))))),
+    l3("v4 icmp frag-needed about rs reply", ipv4(D, R, icmp4(3, 4, concat(bytes(0, 0, 0x05, 0x78), quote4(rsReplyTcp))))),
+    l3("v4 icmp port-unreach about client pkt", ipv4(R, A, icmp4(3, 3, concat(new Uint8Array(4), clientTcp)))),
+    l3("v4 icmp time-exceeded quoting options", ipv4(D, V, icmp4(11, 0, concat(new Uint8Array(4), ipv4(V, A, tcp(80, 5, fill(8)), { options: rr }))))),
     l3("v4 tcp 1500 DF", ipv4(A, V, tcp(40002, 80, fill(1460)))),
     l3("v4 udp first fragment", ipv4(A, V, udp(7, 8, fill(64)), { flags: 0x2000 })),
     l3("v4 later fragment", ipv4(A, V, opaque(17, fill(48)), { flags: 0x0010 })),
     l3("v4 ttl 1", ipv4(A, V, tcp(9, 80, fill(4)), { ttl: 1 })),
     l3("v6 tcp", ipv6(A6, V6, tcp(40000, 443, fill(20)))),
     l3("v6 udp ext chain", ipv6(A6, V6, udp(9, 10, fill(3)), [[0, hbh(1)], [60, hbh(2)], [43, routing0()]])),
-    l3("v6 icmp echo", ipv6(A6, V6, icmp6(128, 0, cat(bytes(3, 9, 0, 2), fill(16))))),
-    l3("v6 packet-too-big about rs reply", ipv6(D6, R6, icmp6(2, 0, cat(bytes(0, 0, 5, 0), rsReplyUdp6)))),
-    l3("v6 port-unreach", ipv6(R6, A6, icmp6(1, 4, cat(new Uint8Array(4), ipv6(A6, V6, tcp(4, 443, fill(4))))))),
+    l3("v6 icmp echo", ipv6(A6, V6, icmp6(128, 0, concat(bytes(3, 9, 0, 2), fill(16))))),
+    l3("v6 packet-too-big about rs reply", ipv6(D6, R6, icmp6(2, 0, concat(bytes(0, 0, 5, 0), rsReplyUdp6)))),
+    l3("v6 port-unreach", ipv6(R6, A6, icmp6(1, 4, concat(new Uint8Array(4), ipv6(A6, V6, tcp(4, 443, fill(4))))))),
     l3("v6 first fragment", ipv6(A6, V6, udp(9, 10, fill(40)), [[44, frag6(0, true)]])),
     l3("v6 later fragment", ipv6(A6, V6, opaque(17, fill(40)), [[44, frag6(100, false)]])),
     l3("v6 udp 1400", ipv6(A6, V6, udp(9999, 53, fill(1352)))),
@@ -228,13 +220,13 @@ function buildCorpus(): Frame[] {
     const h = new Uint8Array(flags & 0x8000 ? 8 : 4);
     put16(h, 0, flags);
     put16(h, 2, proto);
-    const seg = cat(h, inner);
+    const seg = concat(h, inner);
     if (flags & 0x8000) put16(seg, 4, csum(seg));
     return seg;
   };
   const gue = (proto: number, inner: Uint8Array, remcsum = false) => {
     const h = remcsum ? bytes(2, proto, 0x00, 0x01, 0x80, 0, 0, 0, 0, 2, 0, 6) : bytes(0, proto, 0, 0);
-    return cat(h, inner);
+    return concat(h, inner);
   };
   list.push(
     l3("ipip", ipv4(D, R, opaque(4, inner4)), [20]),
@@ -256,15 +248,15 @@ function buildCorpus(): Frame[] {
     const et = pkt[0] >> 4 === 4 ? bytes(0x08, 0x00) : bytes(0x86, 0xdd);
     const heads: Array<[string, Uint8Array, LinkType]> = [
       ["raw", new Uint8Array(0), LinkType.RawIp],
-      ["eth", cat(mac, et), LinkType.Ethernet],
-      ["vlan", cat(mac, bytes(0x81, 0, 0, 7), et), LinkType.Ethernet],
-      ["qinq", cat(mac, bytes(0x88, 0xa8, 0, 3, 0x81, 0, 0, 7), et), LinkType.Ethernet],
+      ["eth", concat(mac, et), LinkType.Ethernet],
+      ["vlan", concat(mac, bytes(0x81, 0, 0, 7), et), LinkType.Ethernet],
+      ["qinq", concat(mac, bytes(0x88, 0xa8, 0, 3, 0x81, 0, 0, 7), et), LinkType.Ethernet],
     ];
     for (const [hn, head, link] of heads) {
       const n = head.length;
       frames.push({
         name: `${hn} ${name}`,
-        bytes: cat(head, pkt),
+        bytes: concat(head, pkt),
         link,
         ipv4At: ipv4At.map((o) => o + n),
         lengthFields: [...lengths.map(([o, s]): [number, 1 | 2] => [o + n, s]), ...(n ? [[n - 2, 2] as [number, 2]] : [])],
@@ -355,7 +347,7 @@ function materialise(input: Input, corpus: readonly Frame[]): { bytes: Uint8Arra
         b = b.slice(0, m.keep % (b.length + 1));
         break;
       case "extend":
-        b = cat(b, m.tail);
+        b = concat(b, m.tail);
         break;
       case "length": {
         const [at, size] = frame.lengthFields[m.field % frame.lengthFields.length];
