@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Balancer, LinkType, PacketCore, PacketFlags, type ServiceKey } from "../src/index.js";
 import { AfPacketSocket } from "../src/io/af-packet.js";
-import { ArpResponder } from "../src/io/arp-responder.js";
+import { ArpResponder } from "../src/runtime/arp-responder.js";
 import { Director } from "../src/runtime/director.js";
 import { skipUnless } from "./support/tools.js";
 import { udp4, until, withLab, type IoLab } from "./support/io-lab.js";

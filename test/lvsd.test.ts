@@ -14,7 +14,9 @@ import { join } from "node:path";
 import { parseRules } from "../src/admin/rules.js";
 import { sendCommand } from "../src/admin/control-client.js";
 import { MemoryPacketIO } from "../src/io/packet-io.js";
-import { Lvsd, diffRules, parseLvsdArgs } from "../src/runtime/lvsd.js";
+import { Lvsd } from "../src/runtime/lvsd.js";
+import { parseLvsdArgs } from "../src/runtime/lvsd-options.js";
+import { diffRules } from "../src/runtime/rule-diff.js";
 import { buildPacket } from "../src/testing/packets.js";
 import { until } from "./support/io-lab.js";
 

@@ -31,12 +31,8 @@ export interface ListFormat {
 
 export type ListSubject = "services" | "connections" | "timeouts" | "daemon";
 
-/** --set tcp tcpfin udp, in seconds; 0 leaves that timeout unchanged (kernel rule). */
-export interface Timeouts {
-  readonly tcp: number;
-  readonly tcpFin: number;
-  readonly udp: number;
-}
+import type { Timeouts } from "../balancer/snapshots.js";
+export type { Timeouts };
 
 export type SyncRole = "master" | "backup";
 

@@ -5,77 +5,19 @@
 import type {
   DestinationConfig, Protocol, ServiceConfig, ServiceKey, ServiceWithDestinations, TunnelChecksum,
 } from "../config/types.js";
-import type { ListFormat, SyncDaemonConfig, Timeouts } from "./command.js";
+import type {
+  ConnectionSnapshot, DestinationSnapshot, ListingSnapshot, ServiceSnapshot, Timeouts, TrafficCounters, TrafficRates,
+} from "../balancer/snapshots.js";
+import type { ListFormat, SyncDaemonConfig } from "./command.js";
 import { schedulerFlagBits, schedulerFlagNames } from "./command.js";
 import { formatIpv4, parseAddress } from "./inet.js";
 import { systemPortNamesDb } from "./services-db.js";
 import type { PortNames } from "./services-db.js";
 import { compareDestinations, compareServices, glibcSort } from "./sort.js";
 
-export interface TrafficCounters {
-  readonly conns: bigint;
-  readonly inpkts: bigint;
-  readonly outpkts: bigint;
-  readonly inbytes: bigint;
-  readonly outbytes: bigint;
-}
-
-/** Per-second estimates (the kernel's rate estimator), as whole numbers. */
-export interface TrafficRates {
-  readonly cps: bigint;
-  readonly inpps: bigint;
-  readonly outpps: bigint;
-  readonly inbps: bigint;
-  readonly outbps: bigint;
-}
-
-export interface DestinationSnapshot {
-  readonly config: DestinationConfig;
-  readonly activeConns: number;
-  readonly inactConns: number;
-  readonly persistConns: number;
-  readonly stats?: TrafficCounters;
-  readonly rates?: TrafficRates;
-  /** The real server is this host: ipvsadm shows "Local" (and saves it as -g). */
-  readonly local?: boolean;
-}
-
-export interface ServiceSnapshot {
-  readonly config: ServiceConfig;
-  readonly stats?: TrafficCounters;
-  readonly rates?: TrafficRates;
-  /** In the table's own order (what --nosort prints). */
-  readonly destinations: readonly DestinationSnapshot[];
-}
-
-export interface ListingSnapshot {
-  /** IPVS version shown in the header; default "1.2.1". */
-  readonly version?: string;
-  /** Connection table size shown as (size=N). */
-  readonly tableSize: number;
-  /** In the table's own order (what --nosort prints). */
-  readonly services: readonly ServiceSnapshot[];
-}
-
-export interface ConnectionEndpoint {
-  readonly address: string;
-  readonly port: number;
-}
-
-/** One line of /proc/net/ip_vs_conn. */
-export interface ConnectionSnapshot {
-  /** "ip" for the templates of firewall-mark services. */
-  readonly protocol: Protocol | "ip";
-  readonly client: ConnectionEndpoint;
-  readonly virtual: ConnectionEndpoint;
-  readonly destination: ConnectionEndpoint;
-  /** The kernel's state name: ESTABLISHED, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE, UDP, NONE... */
-  readonly state: string;
-  /** Seconds until expiry. */
-  readonly expires: number;
-  /** Persistence engine name and data, shown with --persistent-conn. */
-  readonly persistenceEngine?: { readonly name: string; readonly data: string };
-}
+export type {
+  ConnectionEndpoint, ConnectionSnapshot, DestinationSnapshot, ListingSnapshot, ServiceSnapshot, TrafficCounters, TrafficRates,
+} from "../balancer/snapshots.js";
 
 /** A running sync daemon, as --daemon lists it: its configuration. */
 export type SyncDaemonSnapshot = SyncDaemonConfig;

@@ -13,8 +13,7 @@ import {
   ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceKey,
   type ServiceWithDestinations,
 } from "../config/types.js";
-import type { ConnectionSnapshot, ListingSnapshot, ServiceSnapshot, DestinationSnapshot } from "../admin/format.js";
-import type { Timeouts } from "../admin/command.js";
+import type { ConnectionSnapshot, DestinationSnapshot, ListingSnapshot, ServiceSnapshot, Timeouts } from "./snapshots.js";
 import {
   canonicalAddress, familyOfKey, normaliseDestination, normaliseService, normaliseServiceKey,
   persistencePrefix, serviceKeyText, PROTOCOL_NUMBER,

@@ -1,7 +1,7 @@
 // Reads the data plane's records for listings: 64-bit counters and rate estimates
 // (assembly/stats/counters.ts) and connection records (assembly/conn/conn-table.ts).
 
-import type { TrafficCounters, TrafficRates, ConnectionSnapshot } from "../admin/format.js";
+import type { ConnectionSnapshot, TrafficCounters, TrafficRates } from "./snapshots.js";
 import { formatAddress } from "../sched/flow.js";
 
 const STATS_SIZE = 128;

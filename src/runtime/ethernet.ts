@@ -19,7 +19,7 @@ import { DESC_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 import type { Balancer } from "../balancer/balancer.js";
 import { AfPacketSocket } from "../io/af-packet.js";
-import { ArpResponder } from "../io/arp-responder.js";
+import { ArpResponder } from "./arp-responder.js";
 import { check, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC, ifreq } from "../io/libc.js";
 import { withNetns } from "../io/netns.js";
 import type { PacketIO, PacketIOStats } from "../io/packet-io.js";

@@ -6,7 +6,7 @@
 // / SIGINT stop cleanly with exit status 0. Every event is one line on stderr.
 
 import { ConfigError } from "../config/types.js";
-import { LVSD_USAGE, parseLvsdArgs } from "./lvsd.js";
+import { LVSD_USAGE, parseLvsdArgs } from "./lvsd-options.js";
 import { LvsdHost, isLvsdWorker, runLvsdWorker } from "./lvsd-worker.js";
 
 const log = (line: string) => process.stderr.write(`lvsd: ${line}\n`);

@@ -19,7 +19,8 @@ import { Worker, parentPort, workerData } from "node:worker_threads";
 import type { CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { serveControlWith, type ControlServer } from "../admin/control-server.js";
-import { Lvsd, type LvsdOptions } from "./lvsd.js";
+import { Lvsd } from "./lvsd.js";
+import type { LvsdOptions } from "./lvsd-options.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
 export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath">;

@@ -9,8 +9,8 @@
 //   new Director({ balancer, io: [sock], pass: arp.hook, neighbours: arp });
 
 import type { Balancer } from "../balancer/balancer.js";
-import type { NeighbourResolver, PassDecision, PassHook } from "../runtime/director.js";
-import type { PacketIO } from "./packet-io.js";
+import type { NeighbourResolver, PassDecision, PassHook } from "./director.js";
+import type { PacketIO } from "../io/packet-io.js";
 
 /** What the responder sends its probes with: an AfPacketSocket fits. */
 export interface FrameSender {

@@ -9,8 +9,8 @@
 
 import { execFile } from "node:child_process";
 import type { Balancer } from "../balancer/balancer.js";
-import type { NeighbourResolver } from "../runtime/director.js";
-import type { PacketIO } from "./packet-io.js";
+import type { NeighbourResolver } from "./director.js";
+import type { PacketIO } from "../io/packet-io.js";
 
 export interface KernelNeighboursOptions {
   readonly balancer: Balancer;

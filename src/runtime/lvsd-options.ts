@@ -1,0 +1,220 @@
+// lvsd's options and its command line: what LvsdOptions holds, the usage text, and the
+// parser that turns argv into options (or one line naming what is wrong). The daemon
+// itself (lvsd.ts) never reads argv.
+import { isIPv4, isIPv6 } from "node:net";
+import type { BalancerOptions } from "../balancer/balancer.js";
+import { ConfigError } from "../config/types.js";
+import type { PacketIO } from "../io/packet-io.js";
+/** An adapter lvsd opens itself. */
+export type AdapterSpec =
+  | { readonly kind: "tun"; readonly name: string; readonly netns?: string; readonly mtu?: number }
+  | { readonly kind: "af-packet"; readonly interface: string; readonly netns?: string };
+
+export interface LvsdOptions {
+  /** Rules file in ipvsadm -S format, applied at start and re-read by reload(). */
+  readonly rulesFile?: string;
+  /** Control socket path; default /run/lvs-wasm/lvsd.sock. `false`: no socket (embedding, tests). */
+  readonly socketPath?: string | false;
+  /** Adapters to open (TUN device or AF_PACKET sockets). */
+  readonly adapters?: readonly AdapterSpec[];
+  /** Adapters opened by the caller (closed by stop() all the same). */
+  readonly io?: readonly PacketIO[];
+  /** Forwarding routes by adapter name (AF_PACKET with two interfaces): longest prefix wins. */
+  readonly routes?: ReadonlyArray<{ readonly prefix: string; readonly adapter: string }>;
+  /**
+   * AF_PACKET: the interface the real servers are on (a DR director's server side). Its
+   * socket reads ARP only (a socket filter), answers ARP for no VIP, and forwarded packets
+   * leave by it unless a more specific route says otherwise (0.0.0.0/0 and ::/0 to it).
+   */
+  readonly serverSide?: string;
+  /**
+   * AF_PACKET: IPv4 addresses hidden from the director's own kernel by a tc ingress drop on
+   * every interface but the server side, after the AF_PACKET tap (docs/tun-mode.md).
+   * Removed at stop.
+   */
+  readonly isolateVips?: readonly string[];
+  /** AF_PACKET: probe unresolved real servers by ARP every this many ms (default 1000). */
+  readonly neighbourProbeMs?: number;
+  readonly balancer?: BalancerOptions;
+  /**
+   * Advise transparent huge pages for the data plane's memory before the tables are
+   * carved (fewer TLB misses at large tables; see docs/daemon.md). Default true; best
+   * effort, logged either way.
+   */
+  readonly hugePages?: boolean;
+  /** Director batch size and timer period. */
+  readonly batch?: number;
+  readonly tickMs?: number;
+  /** One line per event. Default: stderr with an "lvsd: " prefix. */
+  readonly log?: (line: string) => void;
+  /** Milliseconds, monotonic (tests). Default performance.now(). */
+  readonly clock?: () => number;
+}
+
+export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
+             | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
+               [--server-side IF] [--isolate-vip ADDR]...)
+            [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
+            [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
+            [--no-huge-pages]
+The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
+lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
+servers; see docs/daemon.md for deploying each.
+
+  --tun NAME            open (or create) TUN device NAME; route the VIPs (and, for NAT,
+                        the real servers' replies) into it
+  --mtu N               MTU for the TUN device (default: the kernel's)
+  --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
+                        leaving IF carry IF's MAC
+  --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
+  --server-side IF      the real servers' interface (DR): its socket reads ARP only,
+                        answers ARP for no VIP, and forwarded packets leave by it unless a
+                        --route says otherwise
+  --isolate-vip ADDR    hide IPv4 ADDR from this host's kernel with a tc ingress drop on
+                        every --af-packet interface but the server side (repeatable;
+                        removed at exit)
+  --tunnel-source4 ADDR outer IPv4 source of tunnelled packets (-i real servers): this
+                        host's address on the real servers' network
+  --tunnel-source6 ADDR the same for IPv6 real servers
+  --tunnel-mtu N        path MTU toward the real servers (default 1500): DF packets that
+                        no longer fit once encapsulated get ICMP fragmentation-needed
+  --netns NAME          open the adapters inside network namespace NAME
+  --rules FILE          rules in ipvsadm -S format, applied at start; SIGHUP re-reads the
+                        file and applies the difference (connections stay)
+  --socket PATH         control socket (default /run/lvs-wasm/lvsd.sock; lvsadm reads
+                        LVS_WASM_SOCKET)
+  --connections N       connection table size (default 65536)
+  --no-huge-pages       do not advise transparent huge pages for the tables (by default
+                        lvsd does, where the kernel allows it)
+  -h, --help            this text
+
+Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
+SIGINT stop cleanly (exit 0). Events are logged to stderr, one line each.
+`;
+
+/** What the command line asked for; `help` when -h was given. */
+export type LvsdCommandLine = { readonly help: true } | ({ readonly help: false } & LvsdOptions);
+
+/** Parses lvsd's arguments; throws ConfigError with one line naming the problem. */
+export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
+  let tun: string | undefined;
+  let mtu: number | undefined;
+  let netns: string | undefined;
+  let rulesFile: string | undefined;
+  let socketPath: string | undefined;
+  let connections: number | undefined;
+  let hugePages = true;
+  const interfaces: string[] = [];
+  const routes: Array<{ prefix: string; adapter: string }> = [];
+  let serverSide: string | undefined;
+  const isolate: string[] = [];
+  let tunnelSource4: string | undefined;
+  let tunnelSource6: string | undefined;
+  let tunnelMtu: number | undefined;
+  const ipv4 = (text: string, name: string): string => {
+    if (!isIPv4(text)) throw new ConfigError(`${name} ${text}: expected an IPv4 address`);
+    return text;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined || v === "") throw new ConfigError(`${name} needs a value (see lvsd --help)`);
+      return v;
+    };
+    const integer = (text: string, min: number, max: number): number => {
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || n < min || n > max) throw new ConfigError(`${name} ${text}: expected an integer in ${min}..${max}`);
+      return n;
+    };
+    switch (name) {
+      case "-h":
+      case "--help":
+        return { help: true };
+      case "--tun":
+        tun = value();
+        break;
+      case "--mtu":
+        mtu = integer(value(), 68, 65535);
+        break;
+      case "--af-packet":
+        interfaces.push(value());
+        break;
+      case "--route": {
+        const v = value();
+        const at = v.lastIndexOf("=");
+        if (at <= 0 || at === v.length - 1) throw new ConfigError(`--route ${v}: expected PREFIX=IF, e.g. 192.168.10.0/24=eth1`);
+        routes.push({ prefix: v.slice(0, at), adapter: v.slice(at + 1) });
+        break;
+      }
+      case "--server-side":
+        if (serverSide !== undefined) throw new ConfigError("--server-side is given once (the real servers' interface)");
+        serverSide = value();
+        break;
+      case "--isolate-vip":
+        isolate.push(ipv4(value(), name));
+        break;
+      case "--tunnel-source4":
+        tunnelSource4 = ipv4(value(), name);
+        break;
+      case "--tunnel-source6": {
+        const v = value();
+        if (!isIPv6(v)) throw new ConfigError(`--tunnel-source6 ${v}: expected an IPv6 address`);
+        tunnelSource6 = v;
+        break;
+      }
+      case "--tunnel-mtu":
+        tunnelMtu = integer(value(), 68, 65535);
+        break;
+      case "--netns":
+        netns = value();
+        break;
+      case "--rules":
+        rulesFile = value();
+        break;
+      case "--socket":
+        socketPath = value();
+        break;
+      case "--connections":
+        connections = integer(value(), 1, 1 << 24);
+        break;
+      case "--no-huge-pages":
+        hugePages = false;
+        break;
+      default:
+        throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
+    }
+  }
+  if (tun && interfaces.length > 0) throw new ConfigError("--tun and --af-packet exclude each other: one kind of adapter per director");
+  if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
+  if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
+  if (routes.length > 0 && interfaces.length === 0) throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
+  if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
+  if (serverSide !== undefined && interfaces.length < 2) throw new ConfigError("--server-side needs a second --af-packet interface for the clients");
+  if (isolate.length > 0 && interfaces.length === 0) throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
+  if (tunnelMtu !== undefined && !tunnelSource4 && !tunnelSource6) throw new ConfigError("--tunnel-mtu needs --tunnel-source4 or --tunnel-source6");
+  const tunnel = {
+    ...(tunnelSource4 ? { tunnelSource4 } : {}),
+    ...(tunnelSource6 ? { tunnelSource6 } : {}),
+    ...(tunnelMtu !== undefined ? { tunnelMtu } : {}),
+  };
+  const balancer = {
+    ...(connections ? { connections } : {}),
+    ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
+  };
+  const adapters: AdapterSpec[] = tun
+    ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}) }]
+    : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}) }));
+  return {
+    help: false, adapters, routes,
+    ...(rulesFile ? { rulesFile } : {}),
+    ...(socketPath ? { socketPath } : {}),
+    ...(serverSide !== undefined ? { serverSide } : {}),
+    ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
+    ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
+    ...(hugePages ? {} : { hugePages: false }),
+  };
+}
