@@ -14,8 +14,16 @@
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import {
-  Balancer, LinkType, Verdict, DropReason, Desc, HEADROOM, adviseHugePages, hugePageBytes,
-  transparentHugePageMode, type ServiceKey,
+  Balancer,
+  LinkType,
+  Verdict,
+  DropReason,
+  Desc,
+  HEADROOM,
+  adviseHugePages,
+  hugePageBytes,
+  transparentHugePageMode,
+  type ServiceKey,
 } from "../src/index.js";
 
 const FLOWS = Number(process.env.LVS_BENCH_FLOWS ?? 1 << 20);
@@ -78,9 +86,11 @@ function arena(count: number, flags: number, offset = 0): Uint8Array {
     const sport = 1024 + (k % 50000);
     p.set([sport >> 8, sport & 255, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff], 20);
     const h = ~sum(p, 0, 20, 0) & 0xffff;
-    p[10] = h >> 8; p[11] = h & 255;
+    p[10] = h >> 8;
+    p[11] = h & 255;
     const c = ~sum(p, 20, 40, sum(p, 12, 20, 6 + 20)) & 0xffff;
-    p[36] = c >> 8; p[37] = c & 255;
+    p[36] = c >> 8;
+    p[37] = c & 255;
   }
   return a;
 }
@@ -121,7 +131,10 @@ interface Measured {
  */
 function measure(hugePages: boolean, flows = FLOWS): Measured {
   const b = new Balancer({
-    connections: flows, slots: BATCH, slotCapacity: 2048, maxDestinations: 64,
+    connections: flows,
+    slots: BATCH,
+    slotCapacity: 2048,
+    maxDestinations: 64,
     ...(hugePages ? { prepareMemory: (m) => void adviseHugePages(m) } : {}),
   });
   b.addService({ key: KEY, scheduler: "wlc", schedulerFlags: [], onePacket: false });
@@ -136,7 +149,10 @@ function measure(hugePages: boolean, flows = FLOWS): Measured {
       const k = pick(i);
       m.set(src.subarray(k * PKT, k * PKT + PKT), slots.slotAddress(i) + HEADROOM);
       const o = i * 8;
-      d[o] = HEADROOM; d[o + 1] = PKT; d[o + 2] = LinkType.RawIp; d[o + 3] = 0;
+      d[o] = HEADROOM;
+      d[o + 1] = PKT;
+      d[o + 2] = LinkType.RawIp;
+      d[o + 3] = 0;
     }
   };
   let now = 1000;

@@ -70,7 +70,9 @@ interface Sample {
 }
 
 async function measure(seconds: number, batch: number, nat: boolean, tun: TunDevice, b: Balancer): Promise<Sample> {
-  const child = spawn(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--blast", NS, String(seconds + 0.5)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--blast", NS, String(seconds + 0.5)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const director = new Director({ balancer: b, io: [tun], batch });
   const slots = b.slots;
   // Let the blaster start, drain what queued meanwhile, then count for `seconds`.
@@ -103,8 +105,19 @@ async function main(): Promise<void> {
   const runs = Number(process.argv[3] ?? 3);
   execFileSync("ip", ["netns", "add", NS]);
   try {
-    execFileSync("ip", ["netns", "exec", NS, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-      "net.ipv4.conf.default.rp_filter=0", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    execFileSync("ip", [
+      "netns",
+      "exec",
+      NS,
+      "sysctl",
+      "-q",
+      "-w",
+      "net.ipv4.ip_forward=1",
+      "net.ipv4.conf.all.rp_filter=0",
+      "net.ipv4.conf.default.rp_filter=0",
+      "net.ipv6.conf.all.disable_ipv6=1",
+      "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
     ip("link", "set", "lo", "up");
     const tun = TunDevice.open({ name: "lvs0", netns: NS });
     const holder = TunDevice.open({ name: "blast0", netns: NS, multiQueue: true }); // keeps blast0 up between runs
@@ -114,7 +127,8 @@ async function main(): Promise<void> {
     const b = new Balancer({ connections: 1 << 16, slots: 256 });
     const KEY: ServiceKey = { kind: "address", protocol: "udp", address: VIP, port: 53 };
     b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
-    for (const rs of ["10.251.0.1", "10.251.0.2"]) b.addDestination(KEY, { address: rs, port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+    for (const rs of ["10.251.0.1", "10.251.0.2"])
+      b.addDestination(KEY, { address: rs, port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
     const rows: string[] = [];
     console.log(`node ${process.version}, ${seconds} s per run, median of ${runs}; 92-byte UDP packets, 1024 flows`);
     console.log("| batch | receive only (pps) | offered | NAT director: receive + process + send (pps) | offered |");

@@ -15,11 +15,7 @@ import { ipv4Tcp } from "./support/packets.js";
 const root = fileURLToPath(new URL("../", import.meta.url));
 const out = fileURLToPath(new URL("./out/", import.meta.url));
 mkdirSync(out, { recursive: true });
-execFileSync(
-  "npx",
-  ["asc", "assembly/index.ts", "--target", "release", "--debug", "-o", `${out}lvs-names.wasm`],
-  { cwd: root, stdio: "inherit" },
-);
+execFileSync("npx", ["asc", "assembly/index.ts", "--target", "release", "--debug", "-o", `${out}lvs-names.wasm`], { cwd: root, stdio: "inherit" });
 const WebAssemblyModule = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object } }).WebAssembly.Module;
 const mod = new WebAssemblyModule(readFileSync(`${out}lvs-names.wasm`));
 const core = new PacketCore({ slotCount: 256, slotCapacity: 2048, actionCount: 1 }, instantiateWasm(mod));
@@ -58,5 +54,5 @@ const ns = (elapsed * 1e6) / (batches * 256);
 console.log(`NAT in, ${size}-byte IPv4/TCP, batches of 256: ${ns.toFixed(1)} ns/packet under the profiler`);
 console.log("self time by function (share of samples):");
 for (const [name, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
-  console.log(`  ${((100 * t) / total).toFixed(1).padStart(5)}%  ${(ns * t / total).toFixed(1).padStart(5)} ns  ${name}`);
+  console.log(`  ${((100 * t) / total).toFixed(1).padStart(5)}%  ${((ns * t) / total).toFixed(1).padStart(5)} ns  ${name}`);
 }

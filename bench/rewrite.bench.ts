@@ -12,10 +12,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { Bench, hrtimeNow } from "tinybench";
-import {
-  ACTION_SIZE, DESC_SIZE, DROP_REASON_NAMES, Desc, HEADROOM, LinkType, PacketCore, Verdict,
-  type ForwardAction,
-} from "../src/index.js";
+import { ACTION_SIZE, DESC_SIZE, DROP_REASON_NAMES, Desc, HEADROOM, LinkType, PacketCore, type ForwardAction } from "../src/index.js";
 import { natDnatIPv4Tcp, NAT_OK } from "./baseline/nat-dataview.js";
 import { ethernet, ipv4Tcp, ipv4TcpChecksumsValid } from "./support/packets.js";
 
@@ -24,7 +21,10 @@ const SIZES = [64, 1500] as const;
 const TIME = Number(process.env.LVS_BENCH_TIME ?? 800);
 const OUT = new URL("../docs/benchmarks/rewrite.md", import.meta.url);
 
-const VIP = "10.2.0.2", RIP = "10.3.0.3", CLIENT = "10.1.0.1", DIRECTOR = "192.0.2.10";
+const VIP = "10.2.0.2",
+  RIP = "10.3.0.3",
+  CLIENT = "10.1.0.1",
+  DIRECTOR = "192.0.2.10";
 const MACS = { destinationMac: "02:00:00:00:03:03", sourceMac: "02:00:00:00:0a:0a" };
 const RIP_U32 = ((10 << 24) | (3 << 16) | (0 << 8) | 3) >>> 0;
 
@@ -99,10 +99,11 @@ function fill(mi: number, size: number): { slotsImage: Buffer; descImage: Buffer
 }
 const restoreDesc = (img: Buffer) => mem().set(img, slots.descBase);
 const restoreSlots = (img: Buffer) => mem().set(img, slots.slotsBase);
-const snapshot = () => Buffer.concat([
-  Buffer.from(mem().subarray(slots.slotsBase, slots.slotsBase + slotBytes)),
-  Buffer.from(mem().subarray(slots.descBase, slots.descBase + descBytes)),
-]);
+const snapshot = () =>
+  Buffer.concat([
+    Buffer.from(mem().subarray(slots.slotsBase, slots.slotsBase + slotBytes)),
+    Buffer.from(mem().subarray(slots.descBase, slots.descBase + descBytes)),
+  ]);
 
 /** What a batch came back with, when not every slot was forwarded. */
 function outcomeProblem(m: Method): string | null {
@@ -204,7 +205,13 @@ for (const size of SIZES) {
     tasks.push({ row, name });
     bench.add(name, () => core.applyBatch(0, BATCH), {
       beforeAll: () => restoreSlots(slotsImage),
-      beforeEach: mode === "refill" ? () => { restoreSlots(slotsImage); restoreDesc(descImage); } : () => restoreDesc(descImage),
+      beforeEach:
+        mode === "refill"
+          ? () => {
+              restoreSlots(slotsImage);
+              restoreDesc(descImage);
+            }
+          : () => restoreDesc(descImage),
     });
   }
   const row: Row = { method: "NAT in (dnat)", size, impl: "TS DataView", note: equalWork.get(size) ?? "" };
@@ -231,14 +238,13 @@ for (const { row, name } of tasks) {
 const fmt = (n: number | undefined, d = 1) => (n === undefined ? "n/a" : n.toFixed(d));
 const mpps = (ns: number | undefined) => (ns === undefined || ns === 0 ? "n/a" : (1000 / ns).toFixed(1));
 const tsFor = (size: number) => rows.find((r) => r.impl === "TS DataView" && r.size === size)?.nsPerPacket;
-const lines = [
-  "| method | packet | impl | median ns/packet | Mpps | wasm vs TS | samples | ±% | notes |",
-  "|---|---:|---|---:|---:|---:|---:|---:|---|",
-];
+const lines = ["| method | packet | impl | median ns/packet | Mpps | wasm vs TS | samples | ±% | notes |", "|---|---:|---|---:|---:|---:|---:|---:|---|"];
 for (const r of rows) {
   const ts = tsFor(r.size);
   const ratio = r.impl === "wasm" && r.method.startsWith("NAT in") && r.nsPerPacket && ts ? `${(ts / r.nsPerPacket).toFixed(2)}x faster` : "";
-  lines.push(`| ${r.method} | ${r.size} B | ${r.impl} | ${fmt(r.nsPerPacket)} | ${mpps(r.nsPerPacket)} | ${ratio} | ${r.samples ?? ""} | ${r.rme === undefined ? "" : r.rme.toFixed(1)} | ${r.note} |`);
+  lines.push(
+    `| ${r.method} | ${r.size} B | ${r.impl} | ${fmt(r.nsPerPacket)} | ${mpps(r.nsPerPacket)} | ${ratio} | ${r.samples ?? ""} | ${r.rme === undefined ? "" : r.rme.toFixed(1)} | ${r.note} |`,
+  );
 }
 const table = lines.join("\n");
 console.log(table);
@@ -253,11 +259,14 @@ for (const size of SIZES) {
     verdicts.push(`- ${size} B: wasm NAT in not measured.`);
     continue;
   }
-  const target = nat <= 10 ? `meets the 10 ns/packet target` : `misses the 10 ns/packet target by ${(nat - 10).toFixed(1)} ns (${((nat / 10 - 1) * 100).toFixed(0)}%)`;
-  const vsTs = ts === undefined ? "" : nat < ts ? `, ahead of TypeScript (${(ts / nat).toFixed(2)}x)` : `, behind TypeScript (${(nat / ts).toFixed(2)}x slower)`;
-  const split = parse !== undefined && loop !== undefined
-    ? `; of its ${nat.toFixed(1)} ns, the batch loop is ${loop.toFixed(1)}, parse + dispatch ${(parse - loop).toFixed(1)}, the rewrite itself ${(nat - parse).toFixed(1)}`
-    : "";
+  const target =
+    nat <= 10 ? `meets the 10 ns/packet target` : `misses the 10 ns/packet target by ${(nat - 10).toFixed(1)} ns (${((nat / 10 - 1) * 100).toFixed(0)}%)`;
+  const vsTs =
+    ts === undefined ? "" : nat < ts ? `, ahead of TypeScript (${(ts / nat).toFixed(2)}x)` : `, behind TypeScript (${(nat / ts).toFixed(2)}x slower)`;
+  const split =
+    parse !== undefined && loop !== undefined
+      ? `; of its ${nat.toFixed(1)} ns, the batch loop is ${loop.toFixed(1)}, parse + dispatch ${(parse - loop).toFixed(1)}, the rewrite itself ${(nat - parse).toFixed(1)}`
+      : "";
   verdicts.push(`- ${size} B: wasm NAT in ${nat.toFixed(1)} ns/packet ${target}${vsTs}${split}.`);
 }
 console.log(verdicts.join("\n"));

@@ -22,7 +22,8 @@ const weights = Array.from({ length: BACKENDS }, (_, i) => i + 1);
 function measure(run: (n: number) => number, batch: number): number {
   run(batch); // warm-up
   let n = batch;
-  for (;;) { // calibrate to about SAMPLE_MS per sample
+  for (;;) {
+    // calibrate to about SAMPLE_MS per sample
     const t0 = performance.now();
     run(n);
     if (performance.now() - t0 > SAMPLE_MS / 4) break;
@@ -39,7 +40,14 @@ function measure(run: (n: number) => number, batch: number): number {
 }
 
 // --- wasm schedulers: a batch of 1024 distinct flows per call, picks done inside wasm
-const table = new ServiceTable({ maxServices: 32, maxDestinations: 2048, destinationsPerService: 1024, maglevTables: 4, maglevMaxSize: 655373, batchKeys: 1024 });
+const table = new ServiceTable({
+  maxServices: 32,
+  maxDestinations: 2048,
+  destinationsPerService: 1024,
+  maglevTables: 4,
+  maglevMaxSize: 655373,
+  batchKeys: 1024,
+});
 const flows = defaultFlows(1024);
 const KEYS = 1024;
 const f = table.wasm as unknown as Record<string, (...a: number[]) => number>;
@@ -55,7 +63,15 @@ for (const name of KERNEL_SCHEDULERS) {
   const mem = new Uint8Array(table.wasm.memory.buffer);
   const saved = mem.slice(keysPtr, keysPtr + KEYS * 48);
   mem.set(saved, keysPtr);
-  rows.push({ name, how: "wasm, batch", rate: measure((n) => { const r = Math.ceil(n / KEYS); f.scheduleRounds(s, KEYS, r); return r * KEYS; }, KEYS) });
+  rows.push({
+    name,
+    how: "wasm, batch",
+    rate: measure((n) => {
+      const r = Math.ceil(n / KEYS);
+      f.scheduleRounds(s, KEYS, r);
+      return r * KEYS;
+    }, KEYS),
+  });
 }
 // one call per pick from JavaScript, to show the boundary cost
 for (const name of ["wrr", "mh"]) {
@@ -63,8 +79,12 @@ for (const name of ["wrr", "mh"]) {
   weights.forEach((w, i) => table.addDestination(s, { address: `10.1.0.${i + 1}`, weight: w }));
   const key = f.schedKeysPtr();
   rows.push({
-    name, how: "wasm, one JS call per pick",
-    rate: measure((n) => { for (let i = 0; i < n; i++) f.schedule(s, key); return n; }, 10000),
+    name,
+    how: "wasm, one JS call per pick",
+    rate: measure((n) => {
+      for (let i = 0; i < n; i++) f.schedule(s, key);
+      return n;
+    }, 10000),
   });
 }
 
@@ -73,10 +93,17 @@ const ringServers: Record<string, number> = {};
 weights.forEach((w, i) => (ringServers[`10.0.0.${i + 1}:80`] = w));
 const ring = new HashRing(ringServers);
 const ringKeys = Array.from({ length: 65536 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.${(i * 7) & 255}:${1024 + i}`);
-const hashringRate = measure((n) => { let x = 0; for (let i = 0; i < n; i++) x ^= ring.get(ringKeys[i & 65535]).length; return n + (x & 0); }, 10000);
+const hashringRate = measure((n) => {
+  let x = 0;
+  for (let i = 0; i < n; i++) x ^= ring.get(ringKeys[i & 65535]).length;
+  return n + (x & 0);
+}, 10000);
 const peers = new Peers();
 weights.forEach((w, i) => peers.add({ server: `10.0.0.${i + 1}:80`, weight: w }));
-const wrrNpmRate = measure((n) => { for (let i = 0; i < n; i++) peers.get(); return n; }, 10000);
+const wrrNpmRate = measure((n) => {
+  for (let i = 0; i < n; i++) peers.get();
+  return n;
+}, 10000);
 
 // --- Maglev build: 1000 backends, switch a service to mh (one build) and back
 function maglevBuildMs(m: number): number {
@@ -101,22 +128,32 @@ const lines: string[] = [];
 lines.push(`| scheduler | how | picks/s (median of ${SAMPLES}) | vs hashring get | vs weighted-round-robin get | >= 10 M/s |`);
 lines.push("|---|---|---:|---:|---:|:---:|");
 for (const r of rows) {
-  lines.push(`| ${r.name} | ${r.how} | ${fmt(r.rate)} | ${(r.rate / hashringRate).toFixed(1)}x | ${(r.rate / wrrNpmRate).toFixed(1)}x | ${r.rate >= 1e7 ? "yes" : "no"} |`);
+  lines.push(
+    `| ${r.name} | ${r.how} | ${fmt(r.rate)} | ${(r.rate / hashringRate).toFixed(1)}x | ${(r.rate / wrrNpmRate).toFixed(1)}x | ${r.rate >= 1e7 ? "yes" : "no"} |`,
+  );
 }
-lines.push(`| hashring 3.2.0 \`get\` | JS, one call per pick | ${fmt(hashringRate)} | 1.0x | ${(hashringRate / wrrNpmRate).toFixed(1)}x | ${hashringRate >= 1e7 ? "yes" : "no"} |`);
-lines.push(`| weighted-round-robin 2.0.2 \`get\` | JS, one call per pick | ${fmt(wrrNpmRate)} | ${(wrrNpmRate / hashringRate).toFixed(1)}x | 1.0x | ${wrrNpmRate >= 1e7 ? "yes" : "no"} |`);
+lines.push(
+  `| hashring 3.2.0 \`get\` | JS, one call per pick | ${fmt(hashringRate)} | 1.0x | ${(hashringRate / wrrNpmRate).toFixed(1)}x | ${hashringRate >= 1e7 ? "yes" : "no"} |`,
+);
+lines.push(
+  `| weighted-round-robin 2.0.2 \`get\` | JS, one call per pick | ${fmt(wrrNpmRate)} | ${(wrrNpmRate / hashringRate).toFixed(1)}x | 1.0x | ${wrrNpmRate >= 1e7 ? "yes" : "no"} |`,
+);
 const buildLines = ["| M | backends | build (median of 7) | paper | within |", "|---:|---:|---:|---:|:---:|"];
 for (const b of builds) buildLines.push(`| ${b.m} | 1000 | ${b.ms.toFixed(2)} ms | ${b.paper} ms | ${b.ms <= b.paper ? "yes" : "no"} |`);
 
 const cpu = cpus()[0]?.model ?? "unknown CPU";
-const load = loadavg().map((x) => x.toFixed(1)).join(" / ");
+const load = loadavg()
+  .map((x) => x.toFixed(1))
+  .join(" / ");
 const header = `${BACKENDS} backends (weights 1..${BACKENDS}, some load), 1024 distinct flows; node ${process.version}, ${cpu} x ${cpus().length}, one core used; load average ${load} (1 / 5 / 15 min) at the end of the run: figures from a busy machine are low.`;
 console.log(header);
 console.log(lines.join("\n"));
 console.log(buildLines.join("\n"));
 
 mkdirSync(new URL("../docs/benchmarks/", import.meta.url), { recursive: true });
-writeFileSync(new URL("../docs/benchmarks/schedulers.md", import.meta.url), `# Scheduler benchmark
+writeFileSync(
+  new URL("../docs/benchmarks/schedulers.md", import.meta.url),
+  `# Scheduler benchmark
 
 Written by \`node --import tsx bench/schedulers.bench.ts\` (after \`npm run build:wasm\`). ${header}
 
@@ -134,4 +171,5 @@ ${lines.join("\n")}
 Includes sorting the backends, hashing them (hsiphash) and filling the table.
 
 ${buildLines.join("\n")}
-`);
+`,
+);

@@ -23,8 +23,18 @@ export type { BalancerOptions, BalancerEvent, BalancerEventListener, DirectorAdd
 export type { ConnectionRecord } from "./balancer/memory-readers.js";
 export { ConfigError } from "./config/types.js";
 export type {
-  ServiceKey, ServiceConfig, DestinationConfig, RuleSet, ServiceWithDestinations, Persistence, Protocol,
-  ForwardMethod, TunnelOptions, TunnelChecksum, AddressFamily, ConfigErrorCode,
+  ServiceKey,
+  ServiceConfig,
+  DestinationConfig,
+  RuleSet,
+  ServiceWithDestinations,
+  Persistence,
+  Protocol,
+  ForwardMethod,
+  TunnelOptions,
+  TunnelChecksum,
+  AddressFamily,
+  ConfigErrorCode,
 } from "./config/types.js";
 // Packet I/O (TUN, AF_PACKET, in-memory), neighbours, ARP, and the director loop (issue #5).
 export { MemoryPacketIO, SlotWords, emptyIoStats } from "./io/packet-io.js";

@@ -7,9 +7,22 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import {
-  ABI_VERSION, ACTION_SIZE, ActionError, ActionKind, DESC_SIZE, Desc, DROP_REASON_NAMES,
-  DropReason, HEADROOM, LinkType, PARAMS_SIZE, PacketCore, Verdict, encodeAction,
-  instantiateWasm, type ForwardAction,
+  ABI_VERSION,
+  ACTION_SIZE,
+  ActionError,
+  ActionKind,
+  DESC_SIZE,
+  Desc,
+  DROP_REASON_NAMES,
+  DropReason,
+  HEADROOM,
+  LinkType,
+  PARAMS_SIZE,
+  PacketCore,
+  Verdict,
+  encodeAction,
+  instantiateWasm,
+  type ForwardAction,
 } from "../src/index.js";
 
 const ROOT = new URL("../", import.meta.url);
@@ -26,7 +39,11 @@ function asConstants(path: string): Map<string, number> {
 }
 
 function pascal(snake: string): string {
-  return snake.toLowerCase().split("_").map((w) => w[0].toUpperCase() + w.slice(1)).join("");
+  return snake
+    .toLowerCase()
+    .split("_")
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join("");
 }
 
 /** A well-formed IPv4/UDP packet 10.0.0.1:1234 -> 10.0.0.2:80 (header checksum filled in). */
@@ -100,9 +117,15 @@ test("ActionKind and the record layout in src/core/actions.ts match assembly/for
   const a = asConstants("assembly/forward/action.ts");
   assert.equal(a.get("ACTION_SIZE"), ACTION_SIZE);
   const names: Record<string, keyof typeof ActionKind> = {
-    ACTION_NONE: "None", ACTION_NAT_DNAT: "NatDnat", ACTION_NAT_SNAT: "NatSnat", ACTION_DR: "DirectRouting",
-    ACTION_TUNNEL: "Tunnel", ACTION_DECAP: "Decapsulate", ACTION_ICMP_NAT_IN: "IcmpNatIn",
-    ACTION_ICMP_NAT_OUT: "IcmpNatOut", ACTION_PORT_UNREACHABLE: "PortUnreachable",
+    ACTION_NONE: "None",
+    ACTION_NAT_DNAT: "NatDnat",
+    ACTION_NAT_SNAT: "NatSnat",
+    ACTION_DR: "DirectRouting",
+    ACTION_TUNNEL: "Tunnel",
+    ACTION_DECAP: "Decapsulate",
+    ACTION_ICMP_NAT_IN: "IcmpNatIn",
+    ACTION_ICMP_NAT_OUT: "IcmpNatOut",
+    ACTION_PORT_UNREACHABLE: "PortUnreachable",
   };
   const kinds = [...a].filter(([k]) => k.startsWith("ACTION_") && k !== "ACTION_SIZE" && k !== "ACTION_KIND_COUNT");
   assert.deepEqual(kinds.map(([k]) => k).sort(), Object.keys(names).sort(), "the same action kinds on both sides");
@@ -116,9 +139,16 @@ test("ActionKind and the record layout in src/core/actions.ts match assembly/for
     return v;
   };
   const gue = encodeAction({
-    kind: "tunnel", type: "gue", remote: "192.0.2.7", local: "198.51.100.9", port: 0x1234,
-    checksum: true, remoteChecksum: true, mtu: 0x0567,
-    destinationMac: "02:11:22:33:44:55", sourceMac: "02:66:77:88:99:aa",
+    kind: "tunnel",
+    type: "gue",
+    remote: "192.0.2.7",
+    local: "198.51.100.9",
+    port: 0x1234,
+    checksum: true,
+    remoteChecksum: true,
+    mtu: 0x0567,
+    destinationMac: "02:11:22:33:44:55",
+    sourceMac: "02:66:77:88:99:aa",
   });
   assert.equal(gue.length, ACTION_SIZE);
   assert.equal(gue[at("A_KIND")], at("ACTION_TUNNEL"));
@@ -235,12 +265,21 @@ test("setAction rejects bad actions with ActionError and leaves the previous rec
   const core = new PacketCore({ slotCount: 1, slotCapacity: 256, actionCount: 8 });
   const table = (core.wasm.regionActions as () => number)();
   const good: ForwardAction = {
-    kind: "tunnel", type: "gue", remote: "192.0.2.1", local: "192.0.2.2", port: 6080, checksum: true,
-    destinationMac: "02:00:00:00:00:01", sourceMac: "02:00:00:00:00:02",
+    kind: "tunnel",
+    type: "gue",
+    remote: "192.0.2.1",
+    local: "192.0.2.2",
+    port: 6080,
+    checksum: true,
+    destinationMac: "02:00:00:00:00:01",
+    sourceMac: "02:00:00:00:00:02",
   };
   for (let i = 0; i < 8; i++) core.setAction(i, i % 2 ? good : { kind: "nat-dnat", address: "10.0.0.9", port: 8000 + i });
   const before = Buffer.from(core.slots.bytes.subarray(table, table + 8 * ACTION_SIZE));
-  assert.ok(before.subarray(3 * ACTION_SIZE, 4 * ACTION_SIZE).some((b) => b !== 0), "record 3 was written");
+  assert.ok(
+    before.subarray(3 * ACTION_SIZE, 4 * ACTION_SIZE).some((b) => b !== 0),
+    "record 3 was written",
+  );
 
   const bad: Array<[unknown, RegExp]> = [
     [{ kind: "nat-dnat", address: "10.0.0.256" }, /address/],

@@ -14,21 +14,39 @@ domain		53/udp
 sip		5060/udp
 `);
 
-const parse = (line: string): LvsCommand =>
-  parseCommand(line === "" ? [] : line.split(" "), { program: "ipvsadm", portNames: PORT_NAMES });
+const parse = (line: string): LvsCommand => parseCommand(line === "" ? [] : line.split(" "), { program: "ipvsadm", portNames: PORT_NAMES });
 
 const LIST_DEFAULTS = {
-  numeric: false, exact: false, sort: true, stats: false, rate: false, thresholds: false, persistentConn: false, tunInfo: false,
+  numeric: false,
+  exact: false,
+  sort: true,
+  stats: false,
+  rate: false,
+  thresholds: false,
+  persistentConn: false,
+  tunInfo: false,
 };
 const tcp = (address: string, port: number) => ({ kind: "address", protocol: "tcp", address, port }) as const;
 const dest = (address: string, port: number, method: "masq" | "route" | "tunnel", extra: object = {}) => ({
-  address, port, method, weight: 1, upperThreshold: 0, lowerThreshold: 0, ...extra,
+  address,
+  port,
+  method,
+  weight: 1,
+  upperThreshold: 0,
+  lowerThreshold: 0,
+  ...extra,
 });
 
 const ACCEPTED: Array<[string, LvsCommand]> = [
   // The classic NAT tutorial.
-  ["-A -t 192.168.227.128:80 -s rr", { kind: "add-service", service: { key: tcp("192.168.227.128", 80), scheduler: "rr", schedulerFlags: [], onePacket: false } }],
-  ["-a -t 192.168.227.128:80 -r 192.168.253.143:80 -m", { kind: "add-dest", service: tcp("192.168.227.128", 80), destination: dest("192.168.253.143", 80, "masq") }],
+  [
+    "-A -t 192.168.227.128:80 -s rr",
+    { kind: "add-service", service: { key: tcp("192.168.227.128", 80), scheduler: "rr", schedulerFlags: [], onePacket: false } },
+  ],
+  [
+    "-a -t 192.168.227.128:80 -r 192.168.253.143:80 -m",
+    { kind: "add-dest", service: tcp("192.168.227.128", 80), destination: dest("192.168.253.143", 80, "masq") },
+  ],
   ["-Ln", { kind: "list", show: "services", format: { ...LIST_DEFAULTS, numeric: true } }],
   // No argument lists the table; -l is -L.
   ["", { kind: "list", show: "services", format: LIST_DEFAULTS }],
@@ -41,35 +59,137 @@ const ACCEPTED: Array<[string, LvsCommand]> = [
   ["-At 10.0.0.1:80", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], onePacket: false } }],
   ["-A -t10.0.0.1:80 -srr", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "rr", schedulerFlags: [], onePacket: false } }],
   ["-A -t=10.0.0.1:80 --scheduler=lc", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "lc", schedulerFlags: [], onePacket: false } }],
-  ["--add-service --tcp-service 10.0.0.1:80 --scheduler sed", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "sed", schedulerFlags: [], onePacket: false } }],
+  [
+    "--add-service --tcp-service 10.0.0.1:80 --scheduler sed",
+    { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "sed", schedulerFlags: [], onePacket: false } },
+  ],
   // -p: optional value, taken only from a word that does not start with '-'.
-  ["-A -t 10.0.0.1:80 -p", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 300, netmask: "255.255.255.255" }, onePacket: false } }],
-  ["-A -t 10.0.0.1:80 -p -s rr", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "rr", schedulerFlags: [], persistence: { timeout: 300, netmask: "255.255.255.255" }, onePacket: false } }],
-  ["-A -t 10.0.0.1:80 -p 600 -M 255.255.255.0", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 600, netmask: "255.255.255.0" }, onePacket: false } }],
-  ["-A -t 10.0.0.1:80 --persistent=60", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 60, netmask: "255.255.255.255" }, onePacket: false } }],
+  [
+    "-A -t 10.0.0.1:80 -p",
+    {
+      kind: "add-service",
+      service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 300, netmask: "255.255.255.255" }, onePacket: false },
+    },
+  ],
+  [
+    "-A -t 10.0.0.1:80 -p -s rr",
+    {
+      kind: "add-service",
+      service: { key: tcp("10.0.0.1", 80), scheduler: "rr", schedulerFlags: [], persistence: { timeout: 300, netmask: "255.255.255.255" }, onePacket: false },
+    },
+  ],
+  [
+    "-A -t 10.0.0.1:80 -p 600 -M 255.255.255.0",
+    {
+      kind: "add-service",
+      service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 600, netmask: "255.255.255.0" }, onePacket: false },
+    },
+  ],
+  [
+    "-A -t 10.0.0.1:80 --persistent=60",
+    {
+      kind: "add-service",
+      service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 60, netmask: "255.255.255.255" }, onePacket: false },
+    },
+  ],
   // Zero port is fine for a persistent service.
-  ["-A -t 10.0.0.1 -p", { kind: "add-service", service: { key: tcp("10.0.0.1", 0), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 300, netmask: "255.255.255.255" }, onePacket: false } }],
+  [
+    "-A -t 10.0.0.1 -p",
+    {
+      kind: "add-service",
+      service: { key: tcp("10.0.0.1", 0), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 300, netmask: "255.255.255.255" }, onePacket: false },
+    },
+  ],
   // IPv6, ports by name, inet_aton forms.
   ["-A -t [2001:db8::1]:80 -s rr", { kind: "add-service", service: { key: tcp("2001:db8::1", 80), scheduler: "rr", schedulerFlags: [], onePacket: false } }],
-  ["-A -t [2001:DB8:0:0:0:0:0:1]:https -p 60 -M 64", { kind: "add-service", service: { key: tcp("2001:db8::1", 443), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 60, netmask: 64 }, onePacket: false } }],
+  [
+    "-A -t [2001:DB8:0:0:0:0:0:1]:https -p 60 -M 64",
+    {
+      kind: "add-service",
+      service: { key: tcp("2001:db8::1", 443), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 60, netmask: 64 }, onePacket: false },
+    },
+  ],
   ["-A -t 10.1:www", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], onePacket: false } }],
   ["-A -t 012.0.0.1:+80", { kind: "add-service", service: { key: tcp("10.0.0.1", 80), scheduler: "wlc", schedulerFlags: [], onePacket: false } }],
-  ["-A -u 10.0.0.1:domain -o", { kind: "add-service", service: { key: { kind: "address", protocol: "udp", address: "10.0.0.1", port: 53 }, scheduler: "wlc", schedulerFlags: [], onePacket: true } }],
-  ["-A --sctp-service 10.0.0.1:3868 -s mh -b mh-port,mh-fallback", { kind: "add-service", service: { key: { kind: "address", protocol: "sctp", address: "10.0.0.1", port: 3868 }, scheduler: "mh", schedulerFlags: ["mh-fallback", "mh-port"], onePacket: false } }],
+  [
+    "-A -u 10.0.0.1:domain -o",
+    {
+      kind: "add-service",
+      service: { key: { kind: "address", protocol: "udp", address: "10.0.0.1", port: 53 }, scheduler: "wlc", schedulerFlags: [], onePacket: true },
+    },
+  ],
+  [
+    "-A --sctp-service 10.0.0.1:3868 -s mh -b mh-port,mh-fallback",
+    {
+      kind: "add-service",
+      service: {
+        key: { kind: "address", protocol: "sctp", address: "10.0.0.1", port: 3868 },
+        scheduler: "mh",
+        schedulerFlags: ["mh-fallback", "mh-port"],
+        onePacket: false,
+      },
+    },
+  ],
   // fwmark, then -6; flag-1 with sh is sh-fallback (the same bit).
-  ["-A -f 1 -s sh -b flag-1", { kind: "add-service", service: { key: { kind: "fwmark", fwmark: 1, family: 4 }, scheduler: "sh", schedulerFlags: ["sh-fallback"], onePacket: false } }],
-  ["-A -f 4294967295 -6 -p 10 -M 48 -o --pe sip", { kind: "add-service", service: { key: { kind: "fwmark", fwmark: 4294967295, family: 6 }, scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 10, netmask: 48 }, onePacket: true, persistenceEngine: "sip" } }],
+  [
+    "-A -f 1 -s sh -b flag-1",
+    { kind: "add-service", service: { key: { kind: "fwmark", fwmark: 1, family: 4 }, scheduler: "sh", schedulerFlags: ["sh-fallback"], onePacket: false } },
+  ],
+  [
+    "-A -f 4294967295 -6 -p 10 -M 48 -o --pe sip",
+    {
+      kind: "add-service",
+      service: {
+        key: { kind: "fwmark", fwmark: 4294967295, family: 6 },
+        scheduler: "wlc",
+        schedulerFlags: [],
+        persistence: { timeout: 10, netmask: 48 },
+        onePacket: true,
+        persistenceEngine: "sip",
+      },
+    },
+  ],
   // A custom scheduler name passes the parser.
-  ["-E -t 10.0.0.1:80 -s my_sched-2", { kind: "edit-service", service: { key: tcp("10.0.0.1", 80), scheduler: "my_sched-2", schedulerFlags: [], onePacket: false } }],
+  [
+    "-E -t 10.0.0.1:80 -s my_sched-2",
+    { kind: "edit-service", service: { key: tcp("10.0.0.1", 80), scheduler: "my_sched-2", schedulerFlags: [], onePacket: false } },
+  ],
   ["-D -t 10.0.0.1:80", { kind: "delete-service", service: tcp("10.0.0.1", 80) }],
   ["-C", { kind: "clear" }],
   // Real servers: default -g; -g and -i take the virtual port; a missing port copies it.
   ["-a -t 10.0.0.1:80 -r 192.168.0.2", { kind: "add-dest", service: tcp("10.0.0.1", 80), destination: dest("192.168.0.2", 80, "route") }],
-  ["-a -t 10.0.0.1:80 -r 192.168.0.2:8080 -g -w 0", { kind: "add-dest", service: tcp("10.0.0.1", 80), destination: { ...dest("192.168.0.2", 80, "route"), weight: 0 } }],
-  ["-a -t 10.0.0.1:80 -r 192.168.0.2:8080 -m -w 65535 -x 100 -y 50", { kind: "add-dest", service: tcp("10.0.0.1", 80), destination: { ...dest("192.168.0.2", 8080, "masq"), weight: 65535, upperThreshold: 100, lowerThreshold: 50 } }],
-  ["-a -t 10.0.0.1:80 -r 192.168.0.2 -i", { kind: "add-dest", service: tcp("10.0.0.1", 80), destination: dest("192.168.0.2", 80, "tunnel", { tunnel: { type: "ipip", checksum: "nocsum" } }) }],
-  ["-a -t 10.0.0.1:80 -r 2001:db8::2 -i --tun-type gue --tun-port 6080 --tun-remcsum", { kind: "add-dest", service: tcp("10.0.0.1", 80), destination: dest("2001:db8::2", 80, "tunnel", { tunnel: { type: "gue", port: 6080, checksum: "remcsum" } }) }],
-  ["-e -t 10.0.0.1:80 -r 192.168.0.2 -i --tun-type gre --tun-csum -w 5", { kind: "edit-dest", service: tcp("10.0.0.1", 80), destination: { ...dest("192.168.0.2", 80, "tunnel", { tunnel: { type: "gre", checksum: "csum" } }), weight: 5 } }],
+  [
+    "-a -t 10.0.0.1:80 -r 192.168.0.2:8080 -g -w 0",
+    { kind: "add-dest", service: tcp("10.0.0.1", 80), destination: { ...dest("192.168.0.2", 80, "route"), weight: 0 } },
+  ],
+  [
+    "-a -t 10.0.0.1:80 -r 192.168.0.2:8080 -m -w 65535 -x 100 -y 50",
+    {
+      kind: "add-dest",
+      service: tcp("10.0.0.1", 80),
+      destination: { ...dest("192.168.0.2", 8080, "masq"), weight: 65535, upperThreshold: 100, lowerThreshold: 50 },
+    },
+  ],
+  [
+    "-a -t 10.0.0.1:80 -r 192.168.0.2 -i",
+    { kind: "add-dest", service: tcp("10.0.0.1", 80), destination: dest("192.168.0.2", 80, "tunnel", { tunnel: { type: "ipip", checksum: "nocsum" } }) },
+  ],
+  [
+    "-a -t 10.0.0.1:80 -r 2001:db8::2 -i --tun-type gue --tun-port 6080 --tun-remcsum",
+    {
+      kind: "add-dest",
+      service: tcp("10.0.0.1", 80),
+      destination: dest("2001:db8::2", 80, "tunnel", { tunnel: { type: "gue", port: 6080, checksum: "remcsum" } }),
+    },
+  ],
+  [
+    "-e -t 10.0.0.1:80 -r 192.168.0.2 -i --tun-type gre --tun-csum -w 5",
+    {
+      kind: "edit-dest",
+      service: tcp("10.0.0.1", 80),
+      destination: { ...dest("192.168.0.2", 80, "tunnel", { tunnel: { type: "gre", checksum: "csum" } }), weight: 5 },
+    },
+  ],
   ["-a -f 7 -r 192.168.0.2:8080 -m", { kind: "add-dest", service: { kind: "fwmark", fwmark: 7, family: 4 }, destination: dest("192.168.0.2", 8080, "masq") }],
   ["-d -t 10.0.0.1:80 -r 192.168.0.2", { kind: "delete-dest", service: tcp("10.0.0.1", 80), destination: { address: "192.168.0.2", port: 80 } }],
   // Listing one service, zeroing, timeouts, save, restore, daemons, help, version.
@@ -85,8 +205,13 @@ const ACCEPTED: Array<[string, LvsCommand]> = [
   ["-Sn", { kind: "save", numeric: true }],
   ["-R", { kind: "restore" }],
   ["--start-daemon master", { kind: "start-daemon", daemon: { role: "master", mcastInterface: "eth0", syncId: 0 } }],
-  ["--start-daemon backup --mcast-interface eth1 --syncid 9 --mcast-group ff02::81 --mcast-port 8849 --mcast-ttl 2 --sync-maxlen 1400",
-    { kind: "start-daemon", daemon: { role: "backup", mcastInterface: "eth1", syncId: 9, syncMaxlen: 1400, mcastGroup: "ff02::81", mcastPort: 8849, mcastTtl: 2 } }],
+  [
+    "--start-daemon backup --mcast-interface eth1 --syncid 9 --mcast-group ff02::81 --mcast-port 8849 --mcast-ttl 2 --sync-maxlen 1400",
+    {
+      kind: "start-daemon",
+      daemon: { role: "backup", mcastInterface: "eth1", syncId: 9, syncMaxlen: 1400, mcastGroup: "ff02::81", mcastPort: 8849, mcastTtl: 2 },
+    },
+  ],
   ["--stop-daemon master", { kind: "stop-daemon", role: "master" }],
   ["-h --anything", { kind: "help" }],
   ["--version", { kind: "version" }],
@@ -115,7 +240,11 @@ const REJECTED: Array<[string, string, number]> = [
   ["-A -t 10.0.0.1:65536", "illegal virtual server address[:port] specified", 2],
   ["-A -t 10.0.0.1:nosuchport", "illegal virtual server address[:port] specified", 2],
   ["-A -t [2001:db8::1]80", "illegal virtual server address[:port] specified", 2],
-  ["-A -t www.example.com:80", "illegal virtual server address[:port] specified (host name `www.example.com' not resolved: lvsadm takes IPv4 and IPv6 addresses only)", 2],
+  [
+    "-A -t www.example.com:80",
+    "illegal virtual server address[:port] specified (host name `www.example.com' not resolved: lvsadm takes IPv4 and IPv6 addresses only)",
+    2,
+  ],
   ["-a -t 10.0.0.1:80 -r 10.0.0.999", "illegal real server address[:port] specified", 2],
   ["-A -t 10.0.0.1:80 -t 10.0.0.2:80", "multiple 'service-address' options specified", 2],
   ["-A -t 10.0.0.1:80 -f 1", "multiple 'service-address' options specified", 2],
@@ -141,7 +270,11 @@ const REJECTED: Array<[string, string, number]> = [
   ["-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue", "You need to supply the 'tun-port' option for the 'gue' tunnel type", 2],
   ["-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-port 5", "Illegal 'tun-port' option with the 'ipip' tunnel type", 2],
   ["-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gre --tun-remcsum", "Illegal 'tun-remcsum' option with the 'gre' tunnel type", 2],
-  ["-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 1 --tun-csum --tun-nocsum", "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type", 2],
+  [
+    "-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 1 --tun-csum --tun-nocsum",
+    "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type",
+    2,
+  ],
   ["-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 0", "illegal tunnel port specified", 2],
   ["-a -t 10.0.0.1:80 -r ::2 -m", "Different address family is allowed only for tunneling servers", 2],
   ["-a -t 10.0.0.1:80 -r 10.0.0.2 -m -g", "multiple 'forwarding-method' options specified", 2],
@@ -182,12 +315,15 @@ const REJECTED: Array<[string, string, number]> = [
 
 for (const [line, message, exitCode] of REJECTED) {
   test(`rejects: ipvsadm ${line}`, () => {
-    assert.throws(() => parse(line), (error: unknown) => {
-      assert.ok(error instanceof CommandError, `not a CommandError: ${String(error)}`);
-      assert.equal(error.message, message);
-      assert.equal(error.exitCode, exitCode);
-      return true;
-    });
+    assert.throws(
+      () => parse(line),
+      (error: unknown) => {
+        assert.ok(error instanceof CommandError, `not a CommandError: ${String(error)}`);
+        assert.equal(error.message, message);
+        assert.equal(error.exitCode, exitCode);
+        return true;
+      },
+    );
   });
 }
 
@@ -223,6 +359,8 @@ test("ipvsadm quirks kept: [IPv4]:port loses its port; -r before -t copies port 
     service: { key: tcp("10.0.0.1", 0), scheduler: "wlc", schedulerFlags: [], persistence: { timeout: 300, netmask: "255.255.255.255" }, onePacket: false },
   });
   assert.deepEqual(parse("-a -r 10.0.0.2 -m -t 10.0.0.1:80"), {
-    kind: "add-dest", service: tcp("10.0.0.1", 80), destination: dest("10.0.0.2", 0, "masq"),
+    kind: "add-dest",
+    service: tcp("10.0.0.1", 80),
+    destination: dest("10.0.0.2", 0, "masq"),
   });
 });

@@ -9,7 +9,7 @@ const PORT_NAMES = portNamesFromText("http 80/tcp www\nhttps 443/tcp\ndomain 53/
 const OPTIONS = { portNames: PORT_NAMES };
 
 // Each service block as ipvsadm -S -n prints it, already in ipvsadm's sort order.
-const SAVE_NUMERIC = [
+const SAVE_NUMERIC = `${[
   "-A -t 10.0.0.1:80 -s rr",
   "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g -w 1",
   "-a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 0 --tun-type ipip",
@@ -37,7 +37,7 @@ const SAVE_NUMERIC = [
   "-a -f 1 -r 10.1.0.2:8080 -m -w 1",
   "-A -f 2 -6 -s wlc -p 300 -M 96",
   "-a -f 2 -6 -r [2001:db8::20]:0 -g -w 1",
-].join("\n") + "\n";
+].join("\n")}\n`;
 
 test("round trip, -S -n: every save-line form comes back byte for byte", () => {
   const rules = parseRules(SAVE_NUMERIC, OPTIONS);
@@ -111,11 +111,14 @@ const BAD: Array<[string, string]> = [
 
 for (const [text, message] of BAD) {
   test(`restore error names the line: ${message}`, () => {
-    assert.throws(() => parseRules(text, OPTIONS), (error: unknown) => {
-      assert.ok(error instanceof ConfigError);
-      assert.equal(error.message, message);
-      return true;
-    });
+    assert.throws(
+      () => parseRules(text, OPTIONS),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.message, message);
+        return true;
+      },
+    );
   });
 }
 

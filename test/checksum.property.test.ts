@@ -29,9 +29,7 @@ const setBe16 = (b: Uint8Array, at: number, v: number) => {
 };
 
 function pseudoSum(family: 4 | 6, src: Uint8Array, dst: Uint8Array, proto: number, len: number): number {
-  const words = family === 4
-    ? concat(src, dst, Uint8Array.of(0, proto), be16(len))
-    : concat(src, dst, be32(len), Uint8Array.of(0, 0, 0, proto));
+  const words = family === 4 ? concat(src, dst, Uint8Array.of(0, proto), be16(len)) : concat(src, dst, be32(len), Uint8Array.of(0, 0, 0, proto));
   return onesSum(words);
 }
 
@@ -149,9 +147,7 @@ function frame(link: Link, family: 4 | 6, ip: Uint8Array, macs: Uint8Array): Uin
 }
 
 const addrText = (family: 4 | 6, b: Uint8Array): string =>
-  family === 4
-    ? Array.from(b).join(".")
-    : Array.from({ length: 8 }, (_, i) => ((b[2 * i] << 8) | b[2 * i + 1]).toString(16)).join(":");
+  family === 4 ? Array.from(b).join(".") : Array.from({ length: 8 }, (_, i) => ((b[2 * i] << 8) | b[2 * i + 1]).toString(16)).join(":");
 
 // ---------------------------------------------------------------- arbitraries
 
@@ -209,17 +205,23 @@ test("delta checksum update of a 4- or 16-byte field equals a full recomputation
   const params = w.regionParams();
   const same = (a: number, b: number) => (a === 0xffff ? 0 : a) === (b === 0xffff ? 0 : b);
   fc.assert(
-    fc.property(fc.constantFrom(4, 16), fc.uint8Array({ minLength: 40, maxLength: 120 }), fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.nat(), (n, raw, nv, pos) => {
-      const buf = raw.length & 1 ? raw.subarray(1) : raw;
-      const at = (pos % Math.floor((buf.length - n) / 2)) * 2;
-      const before = checksumOf(buf);
-      const mem = core.slots.bytes;
-      mem.set(buf.subarray(at, at + n), params);
-      mem.set(nv.subarray(0, n), params + 32);
-      const after = buf.slice();
-      after.set(nv.subarray(0, n), at);
-      assert.ok(same(w.testCsumReplaceDelta(before, params, params + 32, n), checksumOf(after)));
-    }),
+    fc.property(
+      fc.constantFrom(4, 16),
+      fc.uint8Array({ minLength: 40, maxLength: 120 }),
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      fc.nat(),
+      (n, raw, nv, pos) => {
+        const buf = raw.length & 1 ? raw.subarray(1) : raw;
+        const at = (pos % Math.floor((buf.length - n) / 2)) * 2;
+        const before = checksumOf(buf);
+        const mem = core.slots.bytes;
+        mem.set(buf.subarray(at, at + n), params);
+        mem.set(nv.subarray(0, n), params + 32);
+        const after = buf.slice();
+        after.set(nv.subarray(0, n), at);
+        assert.ok(same(w.testCsumReplaceDelta(before, params, params + 32, n), checksumOf(after)));
+      },
+    ),
     { numRuns: 5000 },
   );
 });
@@ -323,9 +325,21 @@ test("a UDP checksum that computes to 0 is written 0xFFFF, and a stored 0xFFFF u
   for (const family of [4, 6] as const) {
     const n = family === 4 ? 4 : 16;
     const flow: Flow = {
-      family, proto: "udp", src: new Uint8Array(n).fill(10), dst: new Uint8Array(n).fill(20), sport: 1234, dport: 53,
-      echoReply: false, payload: new Uint8Array(10).fill(7), v4OptionWords: 0, v6HopByHop: false, udpZero: false,
-      tcpOptionWords: 0, ttl: 64, ipId: 1, seq: 0,
+      family,
+      proto: "udp",
+      src: new Uint8Array(n).fill(10),
+      dst: new Uint8Array(n).fill(20),
+      sport: 1234,
+      dport: 53,
+      echoReply: false,
+      payload: new Uint8Array(10).fill(7),
+      v4OptionWords: 0,
+      v6HopByHop: false,
+      udpZero: false,
+      tcpOptionWords: 0,
+      ttl: 64,
+      ipId: 1,
+      seq: 0,
     };
     const rip = new Uint8Array(n).fill(30);
     const moved: Flow = { ...flow, dst: rip, dport: 8053 };
@@ -379,8 +393,7 @@ test("mangled quotes and packets never trap and never touch bytes outside the pa
         const from = inner.family === 4 ? 20 + 4 * inner.v4OptionWords : 0;
         for (const [at, v] of flips) if (body.length > from) body[from + (at % (body.length - from))] = v;
       }
-      const action: ForwardAction =
-        kind === "dr" ? { kind, ...MACS } : { kind, address: addrText(inner.family, inner.dst), port: 99 };
+      const action: ForwardAction = kind === "dr" ? { kind, ...MACS } : { kind, address: addrText(inner.family, inner.dst), port: 99 };
       const mem = core.slots.bytes;
       const base = core.slots.slotAddress(0);
       mem.fill(0xa5, base, base + core.slots.stride);
@@ -392,8 +405,14 @@ test("mangled quotes and packets never trap and never touch bytes outside the pa
       const headroom = 128;
       const before = mem.subarray(base, base + headroom);
       const after = mem.subarray(base + headroom + body.length, base + core.slots.stride);
-      assert.ok(before.every((b) => b === 0xa5), "headroom untouched");
-      assert.ok(after.every((b) => b === 0xa5), "bytes past the packet untouched");
+      assert.ok(
+        before.every((b) => b === 0xa5),
+        "headroom untouched",
+      );
+      assert.ok(
+        after.every((b) => b === 0xa5),
+        "bytes past the packet untouched",
+      );
     }),
     { numRuns: 4000 },
   );

@@ -29,8 +29,14 @@ function makeCore(capacity: number) {
 const NONE = 0xffffffff;
 // State numbers as the kernel's enum.
 const S = { NO: 0, ES: 1, SS: 2, SR: 3, FW: 4, TW: 5, CL: 6, CW: 7, LA: 8, LI: 9, SA: 10 } as const;
-const SYN = 0x02, ACK = 0x10, FIN = 0x01, RST = 0x04, SYNACK = 0x12, FINACK = 0x11;
-const IN = 0, OUT = 1, IN_ONLY = 2;
+const SYN = 0x02,
+  ACK = 0x10,
+  RST = 0x04,
+  SYNACK = 0x12,
+  FINACK = 0x11;
+const IN = 0,
+  OUT = 1,
+  IN_ONLY = 2;
 
 test("a NAT connection walks the kernel's states: SYN, SYN-ACK, ACK, FIN both ways", () => {
   const { w } = makeCore(16);
@@ -125,34 +131,31 @@ test("expiry compares wrap-safe across the 32-bit millisecond clock", () => {
 
 test("model check: random inserts and removes agree with a Map", () => {
   fc.assert(
-    fc.property(
-      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 40 }), fc.constantFrom(6, 17)), { maxLength: 300 }),
-      (ops) => {
-        const { w, setAddrs } = makeCore(32);
-        setAddrs("10.9.8.7", "192.168.0.10", "172.16.0.2");
-        const model = new Map<string, number>();
-        for (const [add, port, proto] of ops) {
-          const key = `${proto}/${port}`;
-          if (add && !model.has(key)) {
-            const i = w.connTestInsert(proto, 4, port, 80, 80, 0, 1);
-            if (model.size >= 32) assert.equal(i, NONE);
-            else model.set(key, i);
-          } else if (!add && model.has(key)) {
-            w.connTestRemove(model.get(key)!);
-            model.delete(key);
-          }
-          assert.equal(w.connTableUsed(), model.size);
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 40 }), fc.constantFrom(6, 17)), { maxLength: 300 }), (ops) => {
+      const { w, setAddrs } = makeCore(32);
+      setAddrs("10.9.8.7", "192.168.0.10", "172.16.0.2");
+      const model = new Map<string, number>();
+      for (const [add, port, proto] of ops) {
+        const key = `${proto}/${port}`;
+        if (add && !model.has(key)) {
+          const i = w.connTestInsert(proto, 4, port, 80, 80, 0, 1);
+          if (model.size >= 32) assert.equal(i, NONE);
+          else model.set(key, i);
+        } else if (!add && model.has(key)) {
+          w.connTestRemove(model.get(key)!);
+          model.delete(key);
         }
-        for (let port = 1; port <= 40; port++) {
-          for (const proto of [6, 17]) {
-            const got = w.connTestLookupIn(proto, 4, port, 80, 0);
-            const want = model.get(`${proto}/${port}`) ?? NONE;
-            assert.equal(got, want);
-            assert.equal(w.connTestLookupOut(proto, 4, 80, port), want);
-          }
+        assert.equal(w.connTableUsed(), model.size);
+      }
+      for (let port = 1; port <= 40; port++) {
+        for (const proto of [6, 17]) {
+          const got = w.connTestLookupIn(proto, 4, port, 80, 0);
+          const want = model.get(`${proto}/${port}`) ?? NONE;
+          assert.equal(got, want);
+          assert.equal(w.connTestLookupOut(proto, 4, 80, port), want);
         }
-      },
-    ),
+      }
+    }),
     { numRuns: 150 },
   );
 });
@@ -169,32 +172,29 @@ test("an entry with its indexes takes at most 128 bytes", () => {
 // probe sequence that degrades.
 test("churn in a tiny table: every live key stays findable on both sides, removed ones never", () => {
   fc.assert(
-    fc.property(
-      fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 1, max: 60 })), { minLength: 50, maxLength: 400 }),
-      (ops) => {
-        const { w, setAddrs } = makeCore(8);
-        setAddrs("10.1.2.3", "192.168.0.10", "172.16.0.2");
-        const live = new Map<number, number>(); // cport -> record
-        for (const [victim, port] of ops) {
-          if (live.size === 8) {
-            const [p, i] = [...live][victim % live.size];
-            w.connTestRemove(i);
-            live.delete(p);
-            assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), NONE, "removed key is gone");
-            assert.equal(w.connTestLookupOut(6, 4, 8080, p), NONE);
-          }
-          if (!live.has(port)) {
-            const i = w.connTestInsert(6, 4, port, 80, 8080, 0, 1);
-            assert.notEqual(i, NONE);
-            live.set(port, i);
-          }
-          for (const [p, i] of live) {
-            assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), i, `client side ${p}`);
-            assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
-          }
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 1, max: 60 })), { minLength: 50, maxLength: 400 }), (ops) => {
+      const { w, setAddrs } = makeCore(8);
+      setAddrs("10.1.2.3", "192.168.0.10", "172.16.0.2");
+      const live = new Map<number, number>(); // cport -> record
+      for (const [victim, port] of ops) {
+        if (live.size === 8) {
+          const [p, i] = [...live][victim % live.size];
+          w.connTestRemove(i);
+          live.delete(p);
+          assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), NONE, "removed key is gone");
+          assert.equal(w.connTestLookupOut(6, 4, 8080, p), NONE);
         }
-      },
-    ),
+        if (!live.has(port)) {
+          const i = w.connTestInsert(6, 4, port, 80, 8080, 0, 1);
+          assert.notEqual(i, NONE);
+          live.set(port, i);
+        }
+        for (const [p, i] of live) {
+          assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), i, `client side ${p}`);
+          assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
+        }
+      }
+    }),
     { numRuns: 60 },
   );
 });
@@ -205,45 +205,39 @@ test("churn in a tiny table: every live key stays findable on both sides, remove
 // entry had been entered at once.
 test("queued reply-side entries: lookups, removals and flushes at any point agree with entering at once", () => {
   fc.assert(
-    fc.property(
-      fc.array(
-        fc.tuple(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 40 }), fc.boolean()),
-        { minLength: 30, maxLength: 300 },
-      ),
-      (ops) => {
-        const { w, setAddrs } = makeCore(8);
-        setAddrs("10.1.2.3", "192.168.0.10", "172.16.0.2");
-        const live = new Map<number, number>(); // cport -> record
-        for (const [op, port, deferred] of ops) {
-          if (op === 0) w.connTestFlushDeferred();
-          else if (op <= 3 && live.size > 0) {
-            const [p, i] = [...live][port % live.size];
-            w.connTestRemove(i);
-            live.delete(p);
-            assert.equal(w.connTestLookupOut(6, 4, 8080, p), NONE, "a removed key is gone from the reply side");
-            assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), NONE);
-          } else if (!live.has(port) && live.size < 8) {
-            const i = w.connTestInsert(6, 4, port, 80, 8080, 0, deferred ? 2 : 1);
-            assert.notEqual(i, NONE);
-            live.set(port, i);
-          }
-          // Probe one key only (a lookup of a queued key flushes the queue, so probing all
-          // of them each round would leave nothing queued for long).
-          if (live.size > 0) {
-            const [p, i] = [...live][port % live.size];
-            assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
-          }
-          assert.equal(w.connTestLookupOut(6, 4, 8080, 1000 + port), NONE, "an absent key");
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 40 }), fc.boolean()), { minLength: 30, maxLength: 300 }), (ops) => {
+      const { w, setAddrs } = makeCore(8);
+      setAddrs("10.1.2.3", "192.168.0.10", "172.16.0.2");
+      const live = new Map<number, number>(); // cport -> record
+      for (const [op, port, deferred] of ops) {
+        if (op === 0) w.connTestFlushDeferred();
+        else if (op <= 3 && live.size > 0) {
+          const [p, i] = [...live][port % live.size];
+          w.connTestRemove(i);
+          live.delete(p);
+          assert.equal(w.connTestLookupOut(6, 4, 8080, p), NONE, "a removed key is gone from the reply side");
+          assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), NONE);
+        } else if (!live.has(port) && live.size < 8) {
+          const i = w.connTestInsert(6, 4, port, 80, 8080, 0, deferred ? 2 : 1);
+          assert.notEqual(i, NONE);
+          live.set(port, i);
         }
-        w.connTestFlushDeferred();
-        for (const [p, i] of live) {
-          assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), i, `client side ${p}`);
+        // Probe one key only (a lookup of a queued key flushes the queue, so probing all
+        // of them each round would leave nothing queued for long).
+        if (live.size > 0) {
+          const [p, i] = [...live][port % live.size];
           assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
         }
-        for (const [, i] of live) w.connTestRemove(i);
-        assert.equal(w.connTableUsed(), 0);
-      },
-    ),
+        assert.equal(w.connTestLookupOut(6, 4, 8080, 1000 + port), NONE, "an absent key");
+      }
+      w.connTestFlushDeferred();
+      for (const [p, i] of live) {
+        assert.equal(w.connTestLookupIn(6, 4, p, 80, 0), i, `client side ${p}`);
+        assert.equal(w.connTestLookupOut(6, 4, 8080, p), i, `reply side ${p}`);
+      }
+      for (const [, i] of live) w.connTestRemove(i);
+      assert.equal(w.connTableUsed(), 0);
+    }),
     { numRuns: 100 },
   );
 });

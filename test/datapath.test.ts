@@ -42,7 +42,11 @@ test("rr over two NAT real servers: SYNs alternate RS1, RS2 in list order; the r
   });
   assert.deepEqual(seen, [RS1, RS2, RS1, RS2]);
   const listing = b.listing();
-  assert.deepEqual(listing.services[0].destinations.map((d) => d.inactConns), [2, 2], "SYN_RECV connections are inactive");
+  assert.deepEqual(
+    listing.services[0].destinations.map((d) => d.inactConns),
+    [2, 2],
+    "SYN_RECV connections are inactive",
+  );
   assert.equal(listing.services[0].stats!.conns, 4n);
 });
 
@@ -210,7 +214,10 @@ test("NAT replies in the same batch as their SYNs, same chunk or later, are rewr
     }));
   };
   // Interleaved: each reply right after its SYN, mostly in the same chunk.
-  const first = runBatch(clients.slice(0, 20).flatMap((_, i) => [syns[i], replies[i]]), 0);
+  const first = runBatch(
+    clients.slice(0, 20).flatMap((_, i) => [syns[i], replies[i]]),
+    0,
+  );
   // All SYNs, then all replies: the replies land in later chunks.
   const second = runBatch([...syns.slice(20), ...replies.slice(20)], 10);
   const outcomes = [

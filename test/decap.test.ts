@@ -39,7 +39,12 @@ const CASES: DecapCase[] = [
   { label: "GRE v4", outer: `IP(${O4})/GRE()`, inner: I4 },
   { label: "GRE csum", outer: `IP(${O4})/GRE(chksum_present=1)`, inner: I6 },
   { label: "GRE key+seq", outer: `IPv6(${O6})/GRE(key_present=1,key=0x1234,seqnum_present=1,sequence_number=9)`, inner: I4 },
-  { label: "GRE csum+key+seq ether", outer: `IPv6(${O6})/GRE(chksum_present=1,key_present=1,key=7,seqnum_present=1,sequence_number=1)`, inner: I6, ether: true },
+  {
+    label: "GRE csum+key+seq ether",
+    outer: `IPv6(${O6})/GRE(chksum_present=1,key_present=1,key=7,seqnum_present=1,sequence_number=1)`,
+    inner: I6,
+    ether: true,
+  },
   { label: "GUE v4 with UDP checksum", outer: `IP(${O4})/UDP(sport=50000,dport=${GUE_PORT})/Raw(${GUE4})`, inner: I4 },
   { label: "GUE v4 zero checksum", outer: `IP(${O4})/UDP(sport=50000,dport=${GUE_PORT},chksum=0)/Raw(${GUE41})`, inner: I6 },
   { label: "GUE v6 zero checksum (RFC 6935)", outer: `IPv6(${O6})/UDP(sport=50000,dport=${GUE_PORT},chksum=0)/Raw(${GUE4})`, inner: I4 },
@@ -86,12 +91,14 @@ function toPartialChecksum(ip: Uint8Array, l4: number): Uint8Array {
     return s;
   };
   const full = (out[field] << 8) | out[field + 1];
-  out[field] = 0; out[field + 1] = 0;
+  out[field] = 0;
+  out[field + 1] = 0;
   const data = sum(out, l4, out.length);
   // P such that data + P == ~full (one's complement): P = ~full + ~data.
   let p = (~full & 0xffff) + (~data & 0xffff);
   while (p > 0xffff) p = (p & 0xffff) + (p >>> 16);
-  out[field] = p >> 8; out[field + 1] = p & 0xff;
+  out[field] = p >> 8;
+  out[field + 1] = p & 0xff;
   return out;
 }
 
@@ -116,10 +123,19 @@ test("encapsulate then decapsulate gives the original packet back", SKIP, () => 
     const ether = i >= 2;
     const link = ether ? LinkType.Ethernet : LinkType.RawIp;
     for (const outer of [4, 6] as const) {
-      for (const [type, checksum] of [["ipip", false], ["gue", false], ["gue", true], ["gre", false], ["gre", true]] as [TunnelType, boolean][]) {
+      for (const [type, checksum] of [
+        ["ipip", false],
+        ["gue", false],
+        ["gue", true],
+        ["gre", false],
+        ["gre", true],
+      ] as [TunnelType, boolean][]) {
         const enc = core.rewrite(pkt, link, {
-          kind: "tunnel", type, remote: outer === 4 ? "192.0.2.50" : "2001:db8:d::50",
-          local: outer === 4 ? "192.0.2.1" : "2001:db8:d::1", ...(type === "gue" ? { port: GUE_PORT } : {}),
+          kind: "tunnel",
+          type,
+          remote: outer === 4 ? "192.0.2.50" : "2001:db8:d::50",
+          local: outer === 4 ? "192.0.2.1" : "2001:db8:d::1",
+          ...(type === "gue" ? { port: GUE_PORT } : {}),
           ...(type !== "ipip" && checksum ? { checksum } : {}),
         });
         assert.equal(enc.verdict, Verdict.Forward);

@@ -24,7 +24,7 @@ for (const [examplePath, docPath] of EXAMPLES) {
   const example = readFileSync(new URL(examplePath, root), "utf8");
   test(`${docPath} includes ${examplePath} verbatim`, () => {
     const doc = readFileSync(new URL(docPath, root), "utf8");
-    assert.ok(doc.includes("```ts\n" + example + "```"), `${docPath} must contain ${examplePath} in a ts code block`);
+    assert.ok(doc.includes(`\`\`\`ts\n${example}\`\`\``), `${docPath} must contain ${examplePath} in a ts code block`);
   });
   const code = example
     .replace('from "lvs-wasm/testing"', `from ${JSON.stringify(src("src/testing/index.ts"))}`)

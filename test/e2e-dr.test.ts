@@ -17,7 +17,10 @@ import { lvsadmRaw, lvsdCounters, serviceStats, startLvsd, waitForLvsdLog, type 
 const skip = labSkip("curl", "tc", "sha256sum", "tcpdump");
 const BIG_MIB = 24;
 
-test("DR through lvsd (AF_PACKET, --server-side, --isolate-vip) and lvsadm: rr RS1/RS2, replies bypass the director, a 24 MiB download arrives whole", { skip, timeout: 90_000 }, async () => {
+test("DR through lvsd (AF_PACKET, --server-side, --isolate-vip) and lvsadm: rr RS1/RS2, replies bypass the director, a 24 MiB download arrives whole", {
+  skip,
+  timeout: 90_000,
+}, async () => {
   let lab: Lab | undefined;
   let lvsd: RunningLvsd | undefined;
   try {
@@ -56,8 +59,12 @@ test("DR through lvsd (AF_PACKET, --server-side, --isolate-vip) and lvsadm: rr R
     assert.deepEqual(bodies, ["RS1", "RS2", "RS1", "RS2"]);
 
     // The download: 24 MiB of zeros from whichever RS is next, checked by digest on the client.
-    const digest = await lab.exec("client", "sh", ["-c", `curl -sS --noproxy '*' --max-time 40 ${httpUrl(vip, 80, "/big")} | sha256sum`], { timeoutMs: 45_000 });
-    const expected = createHash("sha256").update(Buffer.alloc(BIG_MIB << 20)).digest("hex");
+    const digest = await lab.exec("client", "sh", ["-c", `curl -sS --noproxy '*' --max-time 40 ${httpUrl(vip, 80, "/big")} | sha256sum`], {
+      timeoutMs: 45_000,
+    });
+    const expected = createHash("sha256")
+      .update(Buffer.alloc(BIG_MIB << 20))
+      .digest("hex");
     assert.equal(digest.stdout.split(" ")[0], expected, "the download is complete and intact");
 
     const stats = serviceStats(await lvsadm(["-Ln", "--stats", "--exact"]));

@@ -20,8 +20,17 @@ import { execFile, execFileSync } from "node:child_process";
 import { sendCommand } from "../src/admin/control-client.js";
 import { lvsadmRaw, startLvsd, waitFor, type RunningLvsd } from "../src/demo/support.js";
 import {
-  createLab, curl, httpUrl, iperf3, startHttpServer, startIperf3Server, startUdpEcho, udpRequest, wrk,
-  type Lab, type LabProcess,
+  createLab,
+  curl,
+  httpUrl,
+  iperf3,
+  startHttpServer,
+  startIperf3Server,
+  startUdpEcho,
+  udpRequest,
+  wrk,
+  type Lab,
+  type LabProcess,
 } from "./support/netns.js";
 import { labSkip } from "./support/netns.js";
 import { runWalkthrough } from "../src/demo/dispatch.js";
@@ -49,7 +58,10 @@ async function lvsadm(args: string[], expectCode = 0): Promise<{ stdout: string;
 /** The connection entries (lvsadm -Lnc, over the socket: cheap enough to poll). */
 async function connections(): Promise<string[]> {
   const r = await sendCommand(lvsd.socket, ["-Lnc"]);
-  return r.stdout.split("\n").slice(2).filter((l) => l.trim());
+  return r.stdout
+    .split("\n")
+    .slice(2)
+    .filter((l) => l.trim());
 }
 
 async function get(address: string, port = 80, path = "/", timeoutMs = 5000) {
@@ -135,8 +147,12 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     // The daemon starts with the UDP service from a rules file; the rest comes from lvsadm.
     writeFileSync(rulesFile, `-A -u ${VIP}:7 -s rr\n-a -u ${VIP}:7 -r ${RS1}:7 -m -w 1\n-a -u ${VIP}:7 -r ${RS2}:7 -m -w 1\n`);
     await Promise.all([
-      startHttpServer(lab, "rs1", { bigMiB: BIG_MIB }), startHttpServer(lab, "rs2", { bigMiB: BIG_MIB }),
-      startUdpEcho(lab, "rs1"), startUdpEcho(lab, "rs2"), startIperf3Server(lab, "rs1"), startIperf3Server(lab, "rs2"),
+      startHttpServer(lab, "rs1", { bigMiB: BIG_MIB }),
+      startHttpServer(lab, "rs2", { bigMiB: BIG_MIB }),
+      startUdpEcho(lab, "rs1"),
+      startUdpEcho(lab, "rs2"),
+      startIperf3Server(lab, "rs1"),
+      startIperf3Server(lab, "rs2"),
     ]);
     lvsd = await startLvsd(lab, ["--tun", "lvs0", "--rules", rulesFile]);
     for (const family of ["-4", "-6"]) {
@@ -231,17 +247,26 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     await lvsadm(["-A", "-t", `${VIP}:83`, "-s", "rr"]);
     await lvsadm(["-a", "-t", `${VIP}:83`, "-r", `${RS1}:80`, "-m"]);
     await lvsadm(["-a", "-t", `${VIP}:83`, "-r", `${RS2}:80`, "-m"]);
-    const zeros = createHash("sha256").update(Buffer.alloc(BIG_MIB << 20)).digest("hex");
+    const zeros = createHash("sha256")
+      .update(Buffer.alloc(BIG_MIB << 20))
+      .digest("hex");
     // About three seconds at 20 MB/s: long enough to quiesce and ask three times meanwhile.
-    const download = lab.exec("client", "bash", ["-o", "pipefail", "-c",
-      `curl -sS --max-time 30 --limit-rate 20M ${httpUrl(VIP, 83, "/big")} | sha256sum`], { timeoutMs: 40_000 });
-    await waitFor("the download's connection on RS1", async () =>
-      (await connections()).some((l) => l.includes("ESTABLISHED") && l.includes(`${VIP}:83`) && l.includes(`${RS1}:80`)), 5000);
+    const download = lab.exec("client", "bash", ["-o", "pipefail", "-c", `curl -sS --max-time 30 --limit-rate 20M ${httpUrl(VIP, 83, "/big")} | sha256sum`], {
+      timeoutMs: 40_000,
+    });
+    await waitFor(
+      "the download's connection on RS1",
+      async () => (await connections()).some((l) => l.includes("ESTABLISHED") && l.includes(`${VIP}:83`) && l.includes(`${RS1}:80`)),
+      5000,
+    );
     await lvsadm(["-e", "-t", `${VIP}:83`, "-r", `${RS1}:80`, "-m", "-w", "0"]);
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push((await get(VIP, 83)).body.trim());
     assert.deepEqual(answers, ["RS2", "RS2", "RS2"]);
-    assert.ok((await connections()).some((l) => l.includes("ESTABLISHED") && l.includes(`${RS1}:80`)), "the download was still running");
+    assert.ok(
+      (await connections()).some((l) => l.includes("ESTABLISHED") && l.includes(`${RS1}:80`)),
+      "the download was still running",
+    );
     const r = await download;
     assert.equal(r.stdout.split(" ")[0], zeros, "all 64 MiB arrived, and nothing but zeros");
   });
@@ -258,8 +283,9 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
       await server.waitForOutput(/^listening$/m, 10_000);
       await lvsadm(["-A", "-t", `${VIP}:8000`, "-s", "rr"]);
       await lvsadm(["-a", "-t", `${VIP}:8000`, "-r", `${RS1}:8000`, "-m"]);
-      const r = await lab.exec("client", "bash", ["-o", "pipefail", "-c",
-        `curl -sS --max-time 30 ${httpUrl(VIP, 8000, "/random.bin")} | sha256sum`], { timeoutMs: 40_000 });
+      const r = await lab.exec("client", "bash", ["-o", "pipefail", "-c", `curl -sS --max-time 30 ${httpUrl(VIP, 8000, "/random.bin")} | sha256sum`], {
+        timeoutMs: 40_000,
+      });
       assert.equal(r.stdout.split(" ")[0], expected);
     } finally {
       await server.stop();
@@ -279,13 +305,23 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     const sent = await lab.exec("director", "/usr/bin/python3", ["-c", GARBAGE, VIP]);
     assert.equal(sent.stdout.trim(), "sent 4");
     const mark = lvsd.log().length;
-    await waitFor("lvsd's counters", async () => {
-      process.kill(lvsd.process.pid, "SIGUSR1");
-      await new Promise((r) => setTimeout(r, 100));
-      const line = [...lvsd.log().slice(mark).matchAll(/lvsd: packets received .*/g)].pop()?.[0] ?? "";
-      const count = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(line)?.[1] ?? 0);
-      return count("truncated") + count("bad-l4-header") >= 2 && count("pass") >= 2;
-    }, 5000);
+    await waitFor(
+      "lvsd's counters",
+      async () => {
+        process.kill(lvsd.process.pid, "SIGUSR1");
+        await new Promise((r) => setTimeout(r, 100));
+        const line =
+          [
+            ...lvsd
+              .log()
+              .slice(mark)
+              .matchAll(/lvsd: packets received .*/g),
+          ].pop()?.[0] ?? "";
+        const count = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(line)?.[1] ?? 0);
+        return count("truncated") + count("bad-l4-header") >= 2 && count("pass") >= 2;
+      },
+      5000,
+    );
     const answers = [];
     for (let i = 0; i < 2; i++) answers.push((await get(VIP)).body.trim());
     assert.deepEqual(answers.sort(), ["RS1", "RS2"], "still balancing");
@@ -301,7 +337,11 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
       writeFileSync(rulesFile, `${saved}-A -t ${VIP}:84 -s rr\n-a -t ${VIP}:84 -r ${RS2}:80 -m -w 1\n`);
       const mark = lvsd.log().length;
       process.kill(lvsd.process.pid, "SIGHUP");
-      await waitFor("the reload line", () => /lvsd: reload .*: services \+1 -0 ~0, destinations \+1 -0 ~0; \d+ connection entries kept/.test(lvsd.log().slice(mark)), 5000);
+      await waitFor(
+        "the reload line",
+        () => /lvsd: reload .*: services \+1 -0 ~0, destinations \+1 -0 ~0; \d+ connection entries kept/.test(lvsd.log().slice(mark)),
+        5000,
+      );
       assert.equal((await get(VIP, 84)).body.trim(), "RS2", "the new service answers");
       process.kill(held.proc.pid, "SIGUSR2");
       await held.proc.waitForOutput(/^conn 0 round 1 RS\d+$/m, 5000);
@@ -363,7 +403,13 @@ test("npm run demo: the NAT walkthrough prints RS1, RS2, RS1, RS2 between lvsadm
   assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
   const answers = [...r.stdout.matchAll(/^\[client\]# curl http:\/\/10\.0\.0\.100\/\n {3}(RS\d) {4}\(HTTP 200 from 10\.0\.0\.100:80\)$/gm)].map((m) => m[1]);
   assert.deepEqual(answers, ["RS1", "RS2", "RS1", "RS2"], r.stdout);
-  for (const command of ["lvsadm -A -t 10.0.0.100:80 -s rr", "lvsadm -a -t 10.0.0.100:80 -r 192.168.10.11:80 -m", "lvsadm -Ln", "lvsadm -Ln --stats", "lvsadm -Lnc"]) {
+  for (const command of [
+    "lvsadm -A -t 10.0.0.100:80 -s rr",
+    "lvsadm -a -t 10.0.0.100:80 -r 192.168.10.11:80 -m",
+    "lvsadm -Ln",
+    "lvsadm -Ln --stats",
+    "lvsadm -Lnc",
+  ]) {
     assert.ok(r.stdout.includes(`[director]# ${command}\n`), command);
   }
   assert.match(r.stdout, /^ {5}-> 192\.168\.10\.12:80 +2 +\d+ +\d+ +\d+ +\d+$/m, "--stats: two connections on RS2");
@@ -376,10 +422,11 @@ test("npm run demo: the NAT walkthrough prints RS1, RS2, RS1, RS2 between lvsadm
 
 test("npm run demo: unknown modes and missing root are refused in one line", { skip: labSkip() }, async () => {
   const bogus = await runDemo(["bogus"]);
-  assert.deepEqual([bogus.code, bogus.stderr], [2, "demo: unknown mode \"bogus\" (modes: nat, dr, tun)\n"]);
+  assert.deepEqual([bogus.code, bogus.stderr], [2, 'demo: unknown mode "bogus" (modes: nat, dr, tun)\n']);
   // Not root: the dispatcher with another uid (a process of another user might not even be
   // able to read the checkout, wherever CI put it).
-  let out = "", err = "";
+  let out = "",
+    err = "";
   const code = await runWalkthrough([], { uid: 65534, out: (t) => (out += t), err: (t) => (err += t) });
   assert.deepEqual([code, out, err], [1, "", "demo: needs root for network namespaces (try: sudo npm run demo)\n"]);
 });

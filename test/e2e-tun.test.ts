@@ -19,7 +19,10 @@ const skip = labSkip("curl", "sha256sum");
 const BIG_MIB = 24;
 const GUE_PORT = 6080;
 
-test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with the real-server agent: rr RS1/RS2, replies bypass the director, a 24 MiB download arrives whole", { skip, timeout: 90_000 }, async () => {
+test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with the real-server agent: rr RS1/RS2, replies bypass the director, a 24 MiB download arrives whole", {
+  skip,
+  timeout: 90_000,
+}, async () => {
   let lab: Lab | undefined;
   let lvsd: RunningLvsd | undefined;
   const agents: RsAgent[] = [];
@@ -59,8 +62,12 @@ test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with
     };
     assert.deepEqual(await fourCurls(), ["RS1", "RS2", "RS1", "RS2"], "ipip");
 
-    const digest = await lab.exec("client", "sh", ["-c", `curl -sS --noproxy '*' --max-time 40 ${httpUrl(vip, 80, "/big")} | sha256sum`], { timeoutMs: 45_000 });
-    const expected = createHash("sha256").update(Buffer.alloc(BIG_MIB << 20)).digest("hex");
+    const digest = await lab.exec("client", "sh", ["-c", `curl -sS --noproxy '*' --max-time 40 ${httpUrl(vip, 80, "/big")} | sha256sum`], {
+      timeoutMs: 45_000,
+    });
+    const expected = createHash("sha256")
+      .update(Buffer.alloc(BIG_MIB << 20))
+      .digest("hex");
     assert.equal(digest.stdout.split(" ")[0], expected, "the download is complete and intact");
 
     const stats = async () => serviceStats(await lvsadm(["-Ln", "--stats", "--exact"]));
@@ -72,10 +79,14 @@ test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with
     // counts settle (bounded) before comparing them.
     const decapsulated = () => agents[0].stats.decapsulated + agents[1].stats.decapsulated;
     let inpkts = s.inpkts;
-    await waitFor("decapsulated = InPkts", async () => {
-      inpkts = (await stats()).inpkts;
-      return decapsulated() === inpkts;
-    }, 3000).catch(() => {});
+    await waitFor(
+      "decapsulated = InPkts",
+      async () => {
+        inpkts = (await stats()).inpkts;
+        return decapsulated() === inpkts;
+      },
+      3000,
+    ).catch(() => {});
     assert.equal(decapsulated(), inpkts, "every packet the balancer tunnelled was decapsulated by an agent");
     for (const a of agents) assert.equal(a.stats.dropped, 0, JSON.stringify(a.stats.drops));
     assert.match(await lvsdCounters(lvsd), /dropped 0, send failures 0;/);

@@ -60,7 +60,11 @@ function assertChecksumsGood(f: DissectedFrame, fields: readonly string[], label
   for (const key of fields) {
     const v = f.fields.get(key);
     assert.ok(v && v.length > 0, `${label}: tshark did not verify ${key} (${f.protocols})`);
-    assert.deepEqual(v, v.map(() => "1"), `${label}: ${key} = ${v.join(",")}`);
+    assert.deepEqual(
+      v,
+      v.map(() => "1"),
+      `${label}: ${key} = ${v.join(",")}`,
+    );
   }
 }
 
@@ -93,7 +97,11 @@ function matrix(): Case[] {
             const ip = flowPacket(family, proto, method);
             cases.push({
               label: `IPv${family} ${proto} ${method} ${link}${link === "eth" ? (macs ? " +mac" : " keep-mac") : ""}`,
-              family, proto, method, link, macs,
+              family,
+              proto,
+              method,
+              link,
+              macs,
               expr: link === "eth" ? `${OLD_MACS}/${ip}` : ip,
             });
           }
@@ -154,8 +162,14 @@ test("NAT and DR rewrite matrix over one batch: {IPv4, IPv6} x {TCP, UDP, ICMP e
   for (const link of ["eth", "raw"] as const) {
     const idx = cases.flatMap((c, i) => (c.link === link ? [i] : []));
     const lt = link === "eth" ? PcapLinkType.Ethernet : PcapLinkType.Raw;
-    const before = tsharkDissect(lt, idx.map((i) => packets[i]));
-    const after = tsharkDissect(lt, idx.map((i) => results[i].packet));
+    const before = tsharkDissect(
+      lt,
+      idx.map((i) => packets[i]),
+    );
+    const after = tsharkDissect(
+      lt,
+      idx.map((i) => results[i].packet),
+    );
     idx.forEach((ci, k) => {
       // The originals must verify too, or a "good" after proves nothing.
       assertChecksumsGood(before[k], statusFields(cases[ci].family, cases[ci].proto), `${cases[ci].label} (original)`);
@@ -185,27 +199,46 @@ test("NAT on IPv4 with options, VLAN and QinQ tags, and UDP checksum 0", SKIP, (
     {
       label: "IPv4 options (RR) + TCP options, dnat",
       expr: `IP(src='${a4.cip}',dst='${a4.vip}',options=[IPOption_RR(routers=['1.2.3.4','5.6.7.8'])])/TCP(sport=${CPORT},dport=${VPORT},options=[('MSS',1460),('SAckOK',b''),('WScale',7)])/b'opts'`,
-      link: "raw", action: { kind: "nat-dnat", address: a4.rip, port: RPORT }, family: 4, proto: "tcp",
+      link: "raw",
+      action: { kind: "nat-dnat", address: a4.rip, port: RPORT },
+      family: 4,
+      proto: "tcp",
     },
     {
       label: "IPv4 options (router alert) UDP snat",
       expr: `IP(src='${a4.rip}',dst='${a4.cip}',options=[IPOption_Router_Alert()])/UDP(sport=${RPORT},dport=${CPORT})/(b'x'*33)`,
-      link: "raw", action: { kind: "nat-snat", address: a4.vip, port: VPORT }, family: 4, proto: "udp",
+      link: "raw",
+      action: { kind: "nat-snat", address: a4.vip, port: VPORT },
+      family: 4,
+      proto: "udp",
     },
     {
       label: "802.1Q IPv4 UDP dnat",
       expr: `${OLD_MACS}/Dot1Q(vlan=7)/${flowPacket(4, "udp", "nat-dnat")}`,
-      link: "eth", action: { kind: "nat-dnat", address: a4.rip, port: RPORT, ...NEW_MACS }, family: 4, proto: "udp", vlans: ["7"],
+      link: "eth",
+      action: { kind: "nat-dnat", address: a4.rip, port: RPORT, ...NEW_MACS },
+      family: 4,
+      proto: "udp",
+      vlans: ["7"],
     },
     {
       label: "802.1ad+802.1Q IPv6 TCP snat",
       expr: `${OLD_MACS}/Dot1AD(vlan=3)/Dot1Q(vlan=7)/${flowPacket(6, "tcp", "nat-snat")}`,
-      link: "eth", action: { kind: "nat-snat", address: ADDR[6].vip, port: VPORT, ...NEW_MACS }, family: 6, proto: "tcp", vlans: ["7"], outerTag: "3",
+      link: "eth",
+      action: { kind: "nat-snat", address: ADDR[6].vip, port: VPORT, ...NEW_MACS },
+      family: 6,
+      proto: "tcp",
+      vlans: ["7"],
+      outerTag: "3",
     },
     {
       label: "802.1Q IPv6 ICMPv6 echo dnat",
       expr: `${OLD_MACS}/Dot1Q(vlan=9)/${flowPacket(6, "icmp", "nat-dnat")}`,
-      link: "eth", action: { kind: "nat-dnat", address: ADDR[6].rip, port: RPORT }, family: 6, proto: "icmp", vlans: ["9"],
+      link: "eth",
+      action: { kind: "nat-dnat", address: ADDR[6].rip, port: RPORT },
+      family: 6,
+      proto: "icmp",
+      vlans: ["9"],
     },
   ];
   const core = new PacketCore({ slotCount: 2, slotCapacity: 2048 });
@@ -247,25 +280,29 @@ test("NAT of fragments: the first carries the L4 change, later ones the address;
       label: "IPv4 UDP fragments, dnat",
       expr: `fragment(IP(src='${a4.cip}',dst='${a4.vip}',id=77)/UDP(sport=${CPORT},dport=${VPORT})/(bytes(range(256))*2), fragsize=200)`,
       action: { kind: "nat-dnat", address: a4.rip, port: RPORT } as ForwardAction,
-      family: 4 as Family, proto: "udp",
+      family: 4 as Family,
+      proto: "udp",
     },
     {
       label: "IPv4 TCP fragments, snat",
       expr: `fragment(IP(src='${a4.rip}',dst='${a4.cip}',id=78)/TCP(sport=${RPORT},dport=${CPORT},flags='PA')/(bytes(range(256))*2), fragsize=256)`,
       action: { kind: "nat-snat", address: a4.vip, port: VPORT } as ForwardAction,
-      family: 4 as Family, proto: "tcp",
+      family: 4 as Family,
+      proto: "tcp",
     },
     {
       label: "IPv6 UDP fragments, dnat",
       expr: `fragment6(IPv6(src='${a6.cip}',dst='${a6.vip}')/IPv6ExtHdrFragment(id=99)/UDP(sport=${CPORT},dport=${VPORT})/(bytes(range(256))*3), 400)`,
       action: { kind: "nat-dnat", address: a6.rip, port: RPORT } as ForwardAction,
-      family: 6 as Family, proto: "udp",
+      family: 6 as Family,
+      proto: "udp",
     },
     {
       label: "IPv6 ICMPv6 echo fragments, snat",
       expr: `fragment6(IPv6(src='${a6.rip}',dst='${a6.cip}')/IPv6ExtHdrFragment(id=98)/ICMPv6EchoReply(id=${ICMP_ID},data=bytes(range(256))*3), 400)`,
       action: { kind: "nat-snat", address: a6.vip } as ForwardAction,
-      family: 6 as Family, proto: "icmp",
+      family: 6 as Family,
+      proto: "icmp",
     },
   ];
   const core = new PacketCore({ slotCount: 2, slotCapacity: 2048 });
@@ -328,7 +365,10 @@ test("NAT refuses what it cannot rewrite, leaving the packet untouched", SKIP, (
 
 test("DR on raw IP forwards the packet unchanged; on Ethernet it always sets both MACs", SKIP, () => {
   const core = new PacketCore({ slotCount: 2, slotCapacity: 2048 });
-  const [raw6, eth4] = scapyBuild([flowPacket(6, "tcp", "dr"), `Ether(dst='02:00:00:00:00:01',src='02:00:00:00:00:02')/Dot1Q(vlan=5)/${flowPacket(4, "udp", "dr")}`]);
+  const [raw6, eth4] = scapyBuild([
+    flowPacket(6, "tcp", "dr"),
+    `Ether(dst='02:00:00:00:00:01',src='02:00:00:00:00:02')/Dot1Q(vlan=5)/${flowPacket(4, "udp", "dr")}`,
+  ]);
   const r = core.rewrite(raw6, LinkType.RawIp, { kind: "dr", ...NEW_MACS });
   assert.equal(r.verdict, Verdict.Forward);
   assert.deepEqual(r.packet, raw6);

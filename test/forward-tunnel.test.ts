@@ -13,9 +13,16 @@ import { skipUnless } from "./support/tools.js";
 
 const SKIP = { skip: skipUnless("scapy", "tshark") };
 const GUE_PORT = 6080;
-const CLIENT4 = "198.51.100.7", VIP4 = "203.0.113.10", DIR4 = "192.0.2.1", RIP4 = "192.0.2.50";
-const CLIENT6 = "2001:db8:c::7", VIP6 = "2001:db8:f::10", DIR6 = "2001:db8:d::1", RIP6 = "2001:db8:d::50";
-const DST_MAC = "02:00:00:00:0b:02", SRC_MAC = "02:00:00:00:0a:01";
+const CLIENT4 = "198.51.100.7",
+  VIP4 = "203.0.113.10",
+  DIR4 = "192.0.2.1",
+  RIP4 = "192.0.2.50";
+const CLIENT6 = "2001:db8:c::7",
+  VIP6 = "2001:db8:f::10",
+  DIR6 = "2001:db8:d::1",
+  RIP6 = "2001:db8:d::50";
+const DST_MAC = "02:00:00:00:0b:02",
+  SRC_MAC = "02:00:00:00:0a:01";
 
 type Family = 4 | 6;
 type L4 = "tcp" | "udp" | "icmp";
@@ -36,14 +43,18 @@ interface TunCase {
 }
 
 function innerExpr(inner: Family, l4: L4, ds: number, ttl: number, df: boolean, n: number): string {
-  const ip = inner === 4
-    ? `IP(src='${CLIENT4}',dst='${VIP4}',tos=${ds},ttl=${ttl},flags=${df ? "'DF'" : "0"},id=${n})`
-    : `IPv6(src='${CLIENT6}',dst='${VIP6}',tc=${ds},hlim=${ttl},fl=${n})`;
-  const body = l4 === "tcp"
-    ? `TCP(sport=${40000 + n},dport=80,flags='PA',seq=${n * 1000})/(b'GET / HTTP/1.0\\r\\n\\r\\n')`
-    : l4 === "udp"
-      ? `UDP(sport=${41000 + n},dport=7777)/(b'payload-${n}')`
-      : inner === 4 ? `ICMP(type=8,id=${n},seq=1)/(b'ping')` : `ICMPv6EchoRequest(id=${n},seq=1,data=b'ping')`;
+  const ip =
+    inner === 4
+      ? `IP(src='${CLIENT4}',dst='${VIP4}',tos=${ds},ttl=${ttl},flags=${df ? "'DF'" : "0"},id=${n})`
+      : `IPv6(src='${CLIENT6}',dst='${VIP6}',tc=${ds},hlim=${ttl},fl=${n})`;
+  const body =
+    l4 === "tcp"
+      ? `TCP(sport=${40000 + n},dport=80,flags='PA',seq=${n * 1000})/(b'GET / HTTP/1.0\\r\\n\\r\\n')`
+      : l4 === "udp"
+        ? `UDP(sport=${41000 + n},dport=7777)/(b'payload-${n}')`
+        : inner === 4
+          ? `ICMP(type=8,id=${n},seq=1)/(b'ping')`
+          : `ICMPv6EchoRequest(id=${n},seq=1,data=b'ping')`;
   return `${ip}/${body}`;
 }
 
@@ -74,7 +85,13 @@ function cases(): TunCase[] {
   const dsList = [0x00, 0x2b, 0xb9, 0x02, 0x51]; // ECN not-ECT, CE, ECT(1), ECT(0), ECT(1)
   for (const inner of [4, 6] as const) {
     for (const l4 of ["tcp", "udp", "icmp"] as const) {
-      for (const [type, csum] of [["ipip", false], ["gue", false], ["gue", true], ["gre", false], ["gre", true]] as const) {
+      for (const [type, csum] of [
+        ["ipip", false],
+        ["gue", false],
+        ["gue", true],
+        ["gre", false],
+        ["gre", true],
+      ] as const) {
         for (const ether of [false, true]) {
           n++;
           list.push({ inner, outer: inner, l4, type, csum, ether, ds: dsList[n % dsList.length], ttl: 20 + n, df: n % 3 !== 0 });
@@ -83,8 +100,15 @@ function cases(): TunCase[] {
     }
   }
   // Mixed families (4in6 and 6in4), plain and GUE.
-  for (const [inner, outer] of [[4, 6], [6, 4]] as const) {
-    for (const [type, csum] of [["ipip", false], ["gue", true], ["gre", true]] as const) {
+  for (const [inner, outer] of [
+    [4, 6],
+    [6, 4],
+  ] as const) {
+    for (const [type, csum] of [
+      ["ipip", false],
+      ["gue", true],
+      ["gre", true],
+    ] as const) {
       for (const ether of [false, true]) {
         n++;
         list.push({ inner, outer, l4: n % 2 ? "tcp" : "udp", type, csum, ether, ds: 0x2b, ttl: 20 + n, df: true });
@@ -94,7 +118,9 @@ function cases(): TunCase[] {
   return list.map((c, i) => {
     const ipExpr = innerExpr(c.inner, c.l4, c.ds, c.ttl, c.df, i + 1);
     const expr = c.ether
-      ? (i % 4 === 1 ? `Ether(src='02:00:00:00:cc:01',dst='02:00:00:00:dd:01')/Dot1Q(vlan=42)/${ipExpr}` : `Ether(src='02:00:00:00:cc:01',dst='02:00:00:00:dd:01')/${ipExpr}`)
+      ? i % 4 === 1
+        ? `Ether(src='02:00:00:00:cc:01',dst='02:00:00:00:dd:01')/Dot1Q(vlan=42)/${ipExpr}`
+        : `Ether(src='02:00:00:00:cc:01',dst='02:00:00:00:dd:01')/${ipExpr}`
       : ipExpr;
     const label = `${c.inner === c.outer ? (c.inner === 4 ? "ipv4" : "ipv6") : `${c.inner}in${c.outer}`} ${c.l4} ${c.type}${c.csum ? "+csum" : ""} ${c.ether ? "ether" : "raw"}`;
     return { ...c, expr, label };
@@ -106,10 +132,6 @@ function linkLength(bytes: Uint8Array, ether: boolean): number {
   let off = 12;
   while (((bytes[off] << 8) | bytes[off + 1]) === 0x8100) off += 4;
   return off + 2;
-}
-
-function ipLength(ip: Uint8Array): number {
-  return ip[0] >> 4 === 4 ? (ip[2] << 8) | ip[3] : 40 + ((ip[4] << 8) | ip[5]);
 }
 
 function field(frame: DissectedFrame, name: string, index = 0): string | undefined {
@@ -151,9 +173,19 @@ test("encapsulation matrix: tshark recognises every tunnel, checksums good, inne
   }
   const frames = new Map<boolean, DissectedFrame[]>();
   for (const ether of [false, true]) {
-    frames.set(ether, tsharkDissect(ether ? PcapLinkType.Ethernet : PcapLinkType.Raw, out.filter((_, i) => all[i].ether === ether), { guePort: GUE_PORT }));
+    frames.set(
+      ether,
+      tsharkDissect(
+        ether ? PcapLinkType.Ethernet : PcapLinkType.Raw,
+        out.filter((_, i) => all[i].ether === ether),
+        { guePort: GUE_PORT },
+      ),
+    );
   }
-  const cursor = new Map<boolean, number>([[false, 0], [true, 0]]);
+  const cursor = new Map<boolean, number>([
+    [false, 0],
+    [true, 0],
+  ]);
   const guePorts = new Set<number>();
   for (const c of all) {
     const k = cursor.get(c.ether)!;
@@ -187,8 +219,7 @@ test("encapsulation matrix: tshark recognises every tunnel, checksums good, inne
     if (c.l4 !== "icmp") {
       const index = c.type === "gue" && c.l4 === "udp" ? 1 : 0; // GUE's own UDP comes first
       assert.equal(field(f, `${c.l4}.checksum.status`, index), "1", `${L}: inner ${c.l4} checksum`);
-    }
-    else assert.equal(field(f, c.inner === 4 ? "icmp.checksum.status" : "icmpv6.checksum.status"), "1", `${L}: inner ICMP checksum`);
+    } else assert.equal(field(f, c.inner === 4 ? "icmp.checksum.status" : "icmpv6.checksum.status"), "1", `${L}: inner ICMP checksum`);
     if (c.type === "gue") {
       assert.equal(num(field(f, "udp.dstport")), GUE_PORT, `${L}: GUE port`);
       const sport = num(field(f, "udp.srcport"));
@@ -242,7 +273,8 @@ test("not enough headroom: dropped, not written outside the slot", () => {
   // A minimal IPv4/UDP packet with a valid header checksum, placed 10 bytes into its slot.
   const ip = Uint8Array.from([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0, 8, 0, 0]);
   const sum = core.checksum(ip.subarray(0, 20));
-  ip[10] = sum >> 8; ip[11] = sum & 0xff;
+  ip[10] = sum >> 8;
+  ip[11] = sum & 0xff;
   core.setAction(0, tunnelAction({ outer: 4, type: "gue", csum: false, ether: false }));
   const base = core.slots.slotAddress(1);
   const before = core.slots.bytes.slice(base - 64, base + 64);
@@ -263,7 +295,10 @@ test("not enough headroom: dropped, not written outside the slot", () => {
  * quoted checksum bad; only that one status is excused, and only for a truncated quote.
  */
 function assertErrorFrameValid(f: DissectedFrame, label: string, truncated: boolean): void {
-  if (!truncated) return assertFrameValid(f, label);
+  if (!truncated) {
+    assertFrameValid(f, label);
+    return;
+  }
   const fields = new Map(f.fields);
   for (const key of ["tcp.checksum.status", "udp.checksum.status"]) fields.delete(key);
   const expert = f.expert.filter((m) => !/^Bad checksum \[should be/.test(m));
@@ -294,9 +329,10 @@ test("a DF packet too big for the tunnel MTU becomes frag-needed / packet-too-bi
     { label: "v6 below 1280 reports 1280", inner: 6, type: "gre", csum: false, ether: false, size: 1300, mtu: 1300, report: 1280 },
   ];
   const exprs = mtuCases.map((c) => {
-    const ip = c.inner === 4
-      ? `IP(src='${CLIENT4}',dst='${VIP4}',flags='DF',ttl=50)/TCP(sport=33000,dport=80,flags='A')/(b'z'*${c.size - 40})`
-      : `IPv6(src='${CLIENT6}',dst='${VIP6}',hlim=50)/TCP(sport=33000,dport=80,flags='A')/(b'z'*${c.size - 60})`;
+    const ip =
+      c.inner === 4
+        ? `IP(src='${CLIENT4}',dst='${VIP4}',flags='DF',ttl=50)/TCP(sport=33000,dport=80,flags='A')/(b'z'*${c.size - 40})`
+        : `IPv6(src='${CLIENT6}',dst='${VIP6}',hlim=50)/TCP(sport=33000,dport=80,flags='A')/(b'z'*${c.size - 60})`;
     return c.ether ? `Ether(src='02:00:00:00:cc:01',dst='02:00:00:00:dd:01')/${ip}` : ip;
   });
   const inputs = scapyBuild(exprs);

@@ -12,10 +12,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  DROP_REASON_NAMES, Desc, DESC_SIZE, HEADROOM, LinkType, PacketCore, Verdict, WasmAbortError,
-  type ForwardAction,
-} from "../src/index.js";
+import { DROP_REASON_NAMES, Desc, DESC_SIZE, HEADROOM, LinkType, PacketCore, Verdict, WasmAbortError, type ForwardAction } from "../src/index.js";
 import { concat } from "./support/bytes.js";
 
 const RUNS = Number(process.env.LVS_FUZZ_RUNS ?? 100_000);
@@ -77,10 +74,8 @@ const udp = (sport: number, dport: number, payload: Uint8Array): L4 => {
   put16(h, 4, 8 + payload.length);
   return { proto: 17, seg: concat(h, payload), at: 6, pseudo: true };
 };
-const icmp4 = (type: number, code: number, rest: Uint8Array): L4 =>
-  ({ proto: 1, seg: concat(bytes(type, code, 0, 0), rest), at: 2, pseudo: false });
-const icmp6 = (type: number, code: number, rest: Uint8Array): L4 =>
-  ({ proto: 58, seg: concat(bytes(type, code, 0, 0), rest), at: 2, pseudo: true });
+const icmp4 = (type: number, code: number, rest: Uint8Array): L4 => ({ proto: 1, seg: concat(bytes(type, code, 0, 0), rest), at: 2, pseudo: false });
+const icmp6 = (type: number, code: number, rest: Uint8Array): L4 => ({ proto: 58, seg: concat(bytes(type, code, 0, 0), rest), at: 2, pseudo: true });
 const opaque = (proto: number, seg: Uint8Array): L4 => ({ proto, seg, at: -1, pseudo: false });
 
 interface Ip4Opts {
@@ -180,8 +175,14 @@ function l3(name: string, pkt: Uint8Array, innerAt: number[] = [], extraLengths:
 }
 
 function buildCorpus(): Frame[] {
-  const A = "10.1.0.1", V = "10.2.0.2", R = "10.3.0.3", D = "192.0.2.10";
-  const A6 = "2001:db8:1::1", V6 = "2001:db8:2::2", R6 = "2001:db8:3::3", D6 = "2001:db8:ff::10";
+  const A = "10.1.0.1",
+    V = "10.2.0.2",
+    R = "10.3.0.3",
+    D = "192.0.2.10";
+  const A6 = "2001:db8:1::1",
+    V6 = "2001:db8:2::2",
+    R6 = "2001:db8:3::3",
+    D6 = "2001:db8:ff::10";
   const mss = bytes(2, 4, 0x05, 0xb4);
   const rr = bytes(7, 11, 4, 1, 2, 3, 4, 0, 0, 0, 0, 1); // record route + NOP pad
   const http = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -193,7 +194,14 @@ function buildCorpus(): Frame[] {
     l3("v4 tcp syn+mss", ipv4(A, V, tcp(40000, 80, new Uint8Array(0), 0x02, mss))),
     l3("v4 tcp http", ipv4(A, V, tcp(40001, 80, http))),
     l3("v4 udp", ipv4(A, V, udp(53000, 53, fill(29)), { flags: 0 })),
-    l3("v4 udp zero csum", (() => { const p = ipv4(A, V, udp(5, 6, fill(3))); p[26] = p[27] = 0; return p; })()),
+    l3(
+      "v4 udp zero csum",
+      (() => {
+        const p = ipv4(A, V, udp(5, 6, fill(3)));
+        p[26] = p[27] = 0;
+        return p;
+      })(),
+    ),
     l3("v4 options tcp", ipv4(A, V, tcp(5, 80, fill(10)), { options: rr })),
     l3("v4 icmp echo", ipv4(A, V, icmp4(8, 0, concat(bytes(0x10, 0x92, 0, 1), fill(32))))),
     l3("v4 icmp frag-needed about rs reply", ipv4(D, R, icmp4(3, 4, concat(bytes(0, 0, 0x05, 0x78), quote4(rsReplyTcp))))),
@@ -204,7 +212,14 @@ function buildCorpus(): Frame[] {
     l3("v4 later fragment", ipv4(A, V, opaque(17, fill(48)), { flags: 0x0010 })),
     l3("v4 ttl 1", ipv4(A, V, tcp(9, 80, fill(4)), { ttl: 1 })),
     l3("v6 tcp", ipv6(A6, V6, tcp(40000, 443, fill(20)))),
-    l3("v6 udp ext chain", ipv6(A6, V6, udp(9, 10, fill(3)), [[0, hbh(1)], [60, hbh(2)], [43, routing0()]])),
+    l3(
+      "v6 udp ext chain",
+      ipv6(A6, V6, udp(9, 10, fill(3)), [
+        [0, hbh(1)],
+        [60, hbh(2)],
+        [43, routing0()],
+      ]),
+    ),
     l3("v6 icmp echo", ipv6(A6, V6, icmp6(128, 0, concat(bytes(3, 9, 0, 2), fill(16))))),
     l3("v6 packet-too-big about rs reply", ipv6(D6, R6, icmp6(2, 0, concat(bytes(0, 0, 5, 0), rsReplyUdp6)))),
     l3("v6 port-unreach", ipv6(R6, A6, icmp6(1, 4, concat(new Uint8Array(4), ipv6(A6, V6, tcp(4, 443, fill(4))))))),
@@ -354,7 +369,8 @@ function materialise(input: Input, corpus: readonly Frame[]): { bytes: Uint8Arra
         if (at + size > b.length) break;
         const v = m.rel ? b.length - at + m.val : m.val;
         if (size === 2) put16(b, at, v & 0xffff);
-        else if (frame.ipv4At.includes(at) && b[at] >> 4 === 4) b[at] = 0x40 | (v & 15); // IHL nibble
+        else if (frame.ipv4At.includes(at) && b[at] >> 4 === 4)
+          b[at] = 0x40 | (v & 15); // IHL nibble
         else b[at] = v & 0xff;
         break;
       }
@@ -404,7 +420,7 @@ const ACTIONS: ReadonlyArray<ForwardAction | null> = [
 const ACTION_COUNT = 32; // more than ACTIONS.length: index ACTION_COUNT itself is out of range
 /** Action indexes applied to each input (the last one is past the table). */
 const APPLY = [...ACTIONS.keys(), ACTION_COUNT];
-const describe = (a: number) => (a < ACTIONS.length ? JSON.stringify(ACTIONS[a]) ?? "zero record" : `index ${a} (past the table)`);
+const describe = (a: number) => (a < ACTIONS.length ? (JSON.stringify(ACTIONS[a]) ?? "zero record") : `index ${a} (past the table)`);
 const LINKS = [LinkType.RawIp, LinkType.Ethernet] as const;
 const T = 1; // the slot under test
 const REASON_COUNT = DROP_REASON_NAMES.length;
@@ -496,7 +512,7 @@ class Harness {
     try {
       n = core.applyBatch(T, 1);
     } catch (e) {
-      const kind = e instanceof WasmAbortError ? "abort" : (e as Error)?.constructor?.name ?? "exception";
+      const kind = e instanceof WasmAbortError ? "abort" : ((e as Error)?.constructor?.name ?? "exception");
       return `${kind} (${(e as Error).message})`;
     }
     if (n !== 1) return `applyBatch returned ${n}, not 1`;
@@ -521,7 +537,7 @@ class Harness {
 
   parse(packet: Uint8Array, link: LinkType, placed = HEADROOM): string | null {
     this.place(packet, link, placed, 0);
-    let p;
+    let p: ReturnType<typeof this.core.parse>;
     try {
       p = this.core.parse(T);
     } catch (e) {
@@ -604,8 +620,13 @@ test(`no byte string traps or writes outside its slot (${RUNS} inputs x ${APPLY.
     { numRuns: RUNS, seed: SEED },
   );
   const seconds = (performance.now() - started) / 1000;
-  const top = [...h.verdicts].sort((a, b) => b[1] - a[1]).slice(0, 12)
-    .map(([k, n]) => { const [v, r] = k.split("/").map(Number); return `${["", "forward", "reply", "drop", "pass"][v]}/${DROP_REASON_NAMES[r]}:${n}`; });
+  const top = [...h.verdicts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([k, n]) => {
+      const [v, r] = k.split("/").map(Number);
+      return `${["", "forward", "reply", "drop", "pass"][v]}/${DROP_REASON_NAMES[r]}:${n}`;
+    });
   console.log(
     `fuzz: ${runs} inputs, ${runs * APPLY.length * LINKS.length} applications, ${runs * LINKS.length} parses in ${seconds.toFixed(1)} s; ` +
       `${reachedPrimitive} inputs parsed clean on their own link\n  outcomes: ${top.join(" ")}` +
@@ -624,9 +645,17 @@ test("the harness sees a stray write anywhere outside the slot under test", () =
   assert.equal(h.apply(Uint8Array.of(0x45), LinkType.RawIp, 0), null);
   assert.equal(h.firstChange(), -1, "a clean application changes nothing guarded");
   const probes = [
-    h.slotBase - 1, h.slotBase + h.stride, s.slotAddress(0), s.slotAddress(3) + h.stride - 1,
-    s.descBase + T * DESC_SIZE - 1, s.descBase + (T + 1) * DESC_SIZE, info - 1, info + 64,
-    (h.core.wasm.regionActions as () => number)() + 3, 0, h.mem.length - 1,
+    h.slotBase - 1,
+    h.slotBase + h.stride,
+    s.slotAddress(0),
+    s.slotAddress(3) + h.stride - 1,
+    s.descBase + T * DESC_SIZE - 1,
+    s.descBase + (T + 1) * DESC_SIZE,
+    info - 1,
+    info + 64,
+    (h.core.wasm.regionActions as () => number)() + 3,
+    0,
+    h.mem.length - 1,
   ];
   for (const at of probes) {
     h.mem[at] ^= 0x01;

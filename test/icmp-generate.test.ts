@@ -9,8 +9,12 @@ import { tsharkDissect, assertFrameValid, type DissectedFrame } from "./support/
 import { skipUnless } from "./support/tools.js";
 
 const SKIP = { skip: skipUnless("scapy", "tshark") };
-const C4 = "198.51.100.7", V4 = "203.0.113.10", C6 = "2001:db8:c::7", V6 = "2001:db8:f::10";
-const MAC_C = "02:00:00:00:cc:01", MAC_D = "02:00:00:00:dd:01";
+const C4 = "198.51.100.7",
+  V4 = "203.0.113.10",
+  C6 = "2001:db8:c::7",
+  V6 = "2001:db8:f::10";
+const MAC_C = "02:00:00:00:cc:01",
+  MAC_D = "02:00:00:00:dd:01";
 
 const field = (f: DissectedFrame, k: string, i = 0) => f.fields.get(k)?.[i];
 
@@ -28,7 +32,12 @@ const CASES: Case[] = [
   { label: "v4 big, quote truncated to 576 total", expr: `IP(src='${C4}',dst='${V4}')/UDP(sport=5,dport=7777)/(b'y'*1400)`, ether: false, family: 4 },
   { label: "v4 echo request", expr: `IP(src='${C4}',dst='${V4}')/ICMP(type=8,id=3)/b'ping'`, ether: false, family: 4 },
   { label: "v6 tcp raw", expr: `IPv6(src='${C6}',dst='${V6}')/TCP(sport=40000,dport=443,flags='S')`, ether: false, family: 6 },
-  { label: "v6 udp ether vlan", expr: `Ether(src='${MAC_C}',dst='${MAC_D}')/Dot1Q(vlan=9)/IPv6(src='${C6}',dst='${V6}')/UDP(sport=5,dport=7777)/b'q'`, ether: true, family: 6 },
+  {
+    label: "v6 udp ether vlan",
+    expr: `Ether(src='${MAC_C}',dst='${MAC_D}')/Dot1Q(vlan=9)/IPv6(src='${C6}',dst='${V6}')/UDP(sport=5,dport=7777)/b'q'`,
+    ether: true,
+    family: 6,
+  },
   { label: "v6 big, quote fits 1280", expr: `IPv6(src='${C6}',dst='${V6}')/UDP(sport=5,dport=7777)/(b'y'*2000)`, ether: false, family: 6 },
 ];
 

@@ -59,9 +59,7 @@ function errorExpr(family: Family, dir: Dir, l4: L4, err: Err, full: boolean): s
 function actionFor(family: Family, dir: Dir, macs: boolean): ForwardAction {
   const a = ADDR[family];
   const m = macs ? NEW_MACS : {};
-  return dir === "in"
-    ? { kind: "icmp-nat-in", address: a.rip, port: RPORT, ...m }
-    : { kind: "icmp-nat-out", address: a.vip, port: VPORT, ...m };
+  return dir === "in" ? { kind: "icmp-nat-in", address: a.rip, port: RPORT, ...m } : { kind: "icmp-nat-out", address: a.vip, port: VPORT, ...m };
 }
 
 const all = (f: DissectedFrame, key: string): string[] => {
@@ -74,7 +72,11 @@ function assertGood(f: DissectedFrame, keys: readonly string[], label: string): 
   assertFrameValid(f, label);
   for (const key of keys) {
     const v = all(f, key);
-    assert.deepEqual(v, v.map(() => "1"), `${label}: ${key} = ${v.join(",")}`);
+    assert.deepEqual(
+      v,
+      v.map(() => "1"),
+      `${label}: ${key} = ${v.join(",")}`,
+    );
   }
 }
 
@@ -90,7 +92,11 @@ function cases(): Case[] {
             const ip = errorExpr(family, dir, l4, err, full);
             out.push({
               label: `IPv${family} ${err} quoting ${l4} (${full ? "full" : "8-byte"} quote), icmp-nat-${dir}${eth ? ", Ethernet" : ""}`,
-              family, dir, l4, full, eth,
+              family,
+              dir,
+              l4,
+              full,
+              eth,
               expr: eth ? `Ether(dst='02:00:00:00:00:01',src='02:00:00:00:00:02')/${ip}` : ip,
             });
           }
@@ -110,8 +116,14 @@ test("ICMP-error NAT: outer and quoted headers rewritten, every checksum verifie
   for (const eth of [true, false]) {
     const idx = list.flatMap((c, i) => (c.eth === eth ? [i] : []));
     const lt = eth ? PcapLinkType.Ethernet : PcapLinkType.Raw;
-    const before = tsharkDissect(lt, idx.map((i) => packets[i]));
-    const after = tsharkDissect(lt, idx.map((i) => results[i]));
+    const before = tsharkDissect(
+      lt,
+      idx.map((i) => packets[i]),
+    );
+    const after = tsharkDissect(
+      lt,
+      idx.map((i) => results[i]),
+    );
     idx.forEach((ci, k) => {
       const c = list[ci];
       const a = ADDR[c.family];
@@ -127,10 +139,24 @@ test("ICMP-error NAT: outer and quoted headers rewritten, every checksum verifie
       const sport = Number(all(after[k], `${c.l4}.srcport`)[0]);
       const dport = Number(all(after[k], `${c.l4}.dstport`)[0]);
       if (c.dir === "in") {
-        assert.deepEqual([src, dst], [[a.cliRouter, a.rip], [a.rip, a.cip]], `${c.label}: outer dst and quoted src -> RIP`);
+        assert.deepEqual(
+          [src, dst],
+          [
+            [a.cliRouter, a.rip],
+            [a.rip, a.cip],
+          ],
+          `${c.label}: outer dst and quoted src -> RIP`,
+        );
         assert.deepEqual([sport, dport], [RPORT, CPORT], `${c.label}: quoted source port -> rport`);
       } else {
-        assert.deepEqual([src, dst], [[a.vip, a.cip], [a.cip, a.vip]], `${c.label}: outer src and quoted dst -> VIP`);
+        assert.deepEqual(
+          [src, dst],
+          [
+            [a.vip, a.cip],
+            [a.cip, a.vip],
+          ],
+          `${c.label}: outer src and quoted dst -> VIP`,
+        );
         assert.deepEqual([sport, dport], [CPORT, VPORT], `${c.label}: quoted destination port -> vport`);
       }
       if (c.eth) {
@@ -184,7 +210,8 @@ test("ICMP-error NAT drops malformed or unsupported messages with a reason, unto
     [
       "quoted extension header past the quote",
       `${outer6}/ICMPv6TimeExceeded()/Raw(bytes(IPv6(src='${a6.cip}',dst='${a6.rip}')/IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0'*30)])/TCP())[:56])`,
-      v6out, DropReason.Truncated,
+      v6out,
+      DropReason.Truncated,
     ],
     ["fragmented ICMP error", `IP(src='${a4.rsRouter}',dst='${a4.cip}',flags='MF')/ICMP(type=11)/Raw(${q4})`, v4out, DropReason.Fragment],
   ];

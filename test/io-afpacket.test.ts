@@ -49,16 +49,21 @@ test("AF_PACKET: frames from the peer arrive in slots in batches, in order and w
       const core = new PacketCore({ slotCount: 64 });
       const slots = core.slots;
       assert.equal(sock.receive(slots, 0, 64), 0, "nothing queued: returns at once");
-      const frames = Array.from({ length: 20 }, (_, i) =>
-        `Ether(src='${peerMac}',dst='${sock.mac}')/IP(src='10.220.0.2',dst='10.220.0.1')/UDP(sport=${1000 + i},dport=2000)/Raw(b'x'*${i * 50})`);
+      const frames = Array.from(
+        { length: 20 },
+        (_, i) => `Ether(src='${peerMac}',dst='${sock.mac}')/IP(src='10.220.0.2',dst='10.220.0.1')/UDP(sport=${1000 + i},dport=2000)/Raw(b'x'*${i * 50})`,
+      );
       await scapySend(lab, p, "p0", frames);
       const batches: number[] = [];
       let got = 0;
-      assert.ok(await until(() => {
-        const n = sock.receive(slots, got, 64 - got);
-        if (n) batches.push(n);
-        return (got += n) >= 20;
-      }, 3000), `received ${got} of 20`);
+      assert.ok(
+        await until(() => {
+          const n = sock.receive(slots, got, 64 - got);
+          if (n) batches.push(n);
+          return (got += n) >= 20;
+        }, 3000),
+        `received ${got} of 20`,
+      );
       assert.equal(got, 20);
       assert.ok(batches.length < 20, `recvmmsg took several frames per call (${batches.join(",")})`);
       for (let i = 0; i < 20; i++) {
@@ -73,7 +78,9 @@ test("AF_PACKET: frames from the peer arrive in slots in batches, in order and w
   });
 });
 
-test("AF_PACKET: a batch sent with sendmmsg reaches a UDP socket in the peer; PACKET_IGNORE_OUTGOING keeps sent frames from other sockets", { skip }, async () => {
+test("AF_PACKET: a batch sent with sendmmsg reaches a UDP socket in the peer; PACKET_IGNORE_OUTGOING keeps sent frames from other sockets", {
+  skip,
+}, async () => {
   await withLab(async (lab) => {
     const { a, p, peerMac } = pair(lab);
     const sock = AfPacketSocket.open({ interface: "a0", netns: a });
@@ -132,19 +139,22 @@ test("AF_PACKET fanout hash: both directions of each flow land on the same socke
       const core = new PacketCore({ slotCount: 64 });
       const seen = new Map<number, Set<number>>();
       let total = 0;
-      assert.ok(await until(() => {
-        socks.forEach((s, k) => {
-          const n = s.receive(core.slots, 0, 64);
-          for (let j = 0; j < n; j++) {
-            const f = core.slots.view(j);
-            const flow = f[14 + 12 + 1] === 230 ? f[14 + 12 + 2] : f[14 + 16 + 2];
-            if (!seen.has(flow)) seen.set(flow, new Set());
-            seen.get(flow)!.add(k);
-          }
-          total += n;
-        });
-        return total >= 48;
-      }, 3000), `received ${total} of 48`);
+      assert.ok(
+        await until(() => {
+          socks.forEach((s, k) => {
+            const n = s.receive(core.slots, 0, 64);
+            for (let j = 0; j < n; j++) {
+              const f = core.slots.view(j);
+              const flow = f[14 + 12 + 1] === 230 ? f[14 + 12 + 2] : f[14 + 16 + 2];
+              if (!seen.has(flow)) seen.set(flow, new Set());
+              seen.get(flow)!.add(k);
+            }
+            total += n;
+          });
+          return total >= 48;
+        }, 3000),
+        `received ${total} of 48`,
+      );
       assert.equal(seen.size, 24);
       for (const [flow, where] of seen) assert.equal(where.size, 1, `flow ${flow} was split across sockets`);
       const perSocket = [0, 1].map((k) => [...seen.values()].filter((w) => w.has(k)).length);

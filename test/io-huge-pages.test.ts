@@ -15,7 +15,14 @@ const FLOWS = 1 << 20; // ~110 MB of table: many 2 MiB pages' worth
 test("huge pages: advised before the tables are carved, the connection table is backed by 2 MiB pages", { skip }, () => {
   const mode = transparentHugePageMode();
   let advice: HugePageAdvice | undefined;
-  const advised = new Balancer({ connections: FLOWS, slots: 16, slotCapacity: 2048, prepareMemory: (m) => { advice = adviseHugePages(m); } });
+  const advised = new Balancer({
+    connections: FLOWS,
+    slots: 16,
+    slotCapacity: 2048,
+    prepareMemory: (m) => {
+      advice = adviseHugePages(m);
+    },
+  });
   const plain = new Balancer({ connections: FLOWS, slots: 16, slotCapacity: 2048 });
   assert.ok(advice, "prepareMemory ran");
   const withAdvice = hugePageBytes(advised.core.wasm.memory);

@@ -29,7 +29,9 @@ const d = require('dgram').createSocket('udp4');
 d.on('message', (m, r) => console.log(r.address + ':' + r.port + ' ' + m.toString()));
 d.bind(Number(process.argv[2]), process.argv[1], () => console.log('ready'));`;
 
-test("TUN: packets the kernel routes into the device arrive in slots in order; 9000 bytes whole with MTU 9000; written packets are routed", { skip }, async () => {
+test("TUN: packets the kernel routes into the device arrive in slots in order; 9000 bytes whole with MTU 9000; written packets are routed", {
+  skip,
+}, async () => {
   await withLab(async (lab) => {
     const d = lab.ns("d");
     // No IPv6 on the device: no router solicitations mixed into the batch.
@@ -54,7 +56,11 @@ test("TUN: packets the kernel routes into the device arrive in slots in order; 9
         udp.push(p.slice());
         assert.equal(slots.field(i, 8 /* link */), LinkType.RawIp);
       }
-      assert.deepEqual(udp.map((p) => p.length), sizes.map((n) => n + 28), "every datagram whole, in order");
+      assert.deepEqual(
+        udp.map((p) => p.length),
+        sizes.map((n) => n + 28),
+        "every datagram whole, in order",
+      );
       const big = udp[0];
       assert.equal((big[2] << 8) | big[3], 9000, "IP total length 9000: not truncated, not fragmented");
       assert.equal([...big.subarray(16, 20)].join("."), "10.201.0.9");
@@ -80,8 +86,14 @@ test("NAT director over a TUN device: four curls to the VIP answer RS1, RS2, RS1
     const d = lab.ns("d");
     const s1 = lab.ns("s1");
     const s2 = lab.ns("s2");
-    lab.sysctl(d, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-      "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
+    lab.sysctl(
+      d,
+      "net.ipv4.ip_forward=1",
+      "net.ipv4.conf.all.rp_filter=0",
+      "net.ipv4.conf.default.rp_filter=0",
+      "net.ipv6.conf.all.disable_ipv6=1",
+      "net.ipv6.conf.default.disable_ipv6=1",
+    );
     lab.veth(c, "c0", "10.210.1.2/24", d, "d0", "10.210.1.1/24");
     lab.veth(s1, "s0", "10.210.2.2/24", d, "d1", "10.210.2.1/24");
     lab.veth(s2, "s0", "10.210.3.2/24", d, "d2", "10.210.3.1/24");

@@ -5,9 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  createLab, curl, httpUrl, iperf3, startHaproxy, startHttpServer, startIperf3Server, wrk, labSkip,
-} from "./support/netns.js";
+import { createLab, curl, httpUrl, iperf3, startHaproxy, startHttpServer, startIperf3Server, wrk, labSkip } from "./support/netns.js";
 
 const SKIP = { skip: labSkip("curl", "wrk", "iperf3") };
 const SKIP_HAPROXY = { skip: labSkip("curl", "wrk", "iperf3", "haproxy") };
@@ -27,8 +25,10 @@ test("router lab: curl answers RS1, wrk and iperf3 measure the plain kernel path
     assert.equal(w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout + w.errors.status, 0, JSON.stringify(w.errors));
     const ip = await iperf3(lab, "client", target, { durationS: 2 });
     assert.ok(ip.bitsPerSecond > 0, JSON.stringify(ip.raw).slice(0, 500));
-    console.log(`router: wrk -t1 -c10 -d2s: ${w.requestsPerSec.toFixed(0)} req/s (p50 ${w.latencyUs.p50} us, p99 ${w.latencyUs.p99} us); ` +
-      `iperf3 -t 2: ${mbps(ip.bitsPerSecond)}`);
+    console.log(
+      `router: wrk -t1 -c10 -d2s: ${w.requestsPerSec.toFixed(0)} req/s (p50 ${w.latencyUs.p50} us, p99 ${w.latencyUs.p99} us); ` +
+        `iperf3 -t 2: ${mbps(ip.bitsPerSecond)}`,
+    );
   } finally {
     await lab.destroy();
   }
@@ -37,9 +37,7 @@ test("router lab: curl answers RS1, wrk and iperf3 measure the plain kernel path
 test("haproxy lab: round robin alternates RS1/RS2; wrk and iperf3 (balance source) through it", SKIP_HAPROXY, async () => {
   const lab = await createLab({ mode: "nat", realServers: 2 });
   try {
-    await Promise.all([
-      startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1"), startIperf3Server(lab, "rs2"),
-    ]);
+    await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1"), startIperf3Server(lab, "rs2")]);
     const hp = await startHaproxy(lab);
     assert.match(hp.config, /nbthread 1/);
     assert.match(hp.config, /mode tcp/);
@@ -54,8 +52,10 @@ test("haproxy lab: round robin alternates RS1/RS2; wrk and iperf3 (balance sourc
     assert.equal(w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout + w.errors.status, 0, JSON.stringify(w.errors));
     const ip = await iperf3(lab, "client", vip, { durationS: 2 });
     assert.ok(ip.bitsPerSecond > 0, JSON.stringify(ip.raw).slice(0, 500));
-    console.log(`haproxy (nbthread 1, tcp): wrk -t1 -c10 -d2s: ${w.requestsPerSec.toFixed(0)} req/s (p50 ${w.latencyUs.p50} us, ` +
-      `p99 ${w.latencyUs.p99} us); iperf3 -t 2: ${mbps(ip.bitsPerSecond)}`);
+    console.log(
+      `haproxy (nbthread 1, tcp): wrk -t1 -c10 -d2s: ${w.requestsPerSec.toFixed(0)} req/s (p50 ${w.latencyUs.p50} us, ` +
+        `p99 ${w.latencyUs.p99} us); iperf3 -t 2: ${mbps(ip.bitsPerSecond)}`,
+    );
     await hp.stop();
     assert.ok(hp.process.hasExited);
   } finally {

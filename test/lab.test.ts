@@ -9,8 +9,18 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
-  createLab, curl, httpUrl, listLabNamespaces, cleanupStaleLabs, ping, startHttpServer, startUdpEcho, udpRequest,
-  whoHas, labSkip, type Lab,
+  createLab,
+  curl,
+  httpUrl,
+  listLabNamespaces,
+  cleanupStaleLabs,
+  ping,
+  startHttpServer,
+  startUdpEcho,
+  udpRequest,
+  whoHas,
+  labSkip,
+  type Lab,
 } from "./support/netns.js";
 
 const SKIP = { skip: labSkip("curl") };
@@ -30,11 +40,13 @@ async function sysctl(lab: Lab, host: Parameters<Lab["exec"]>[0], key: string): 
 async function kernelForwardsVipTo(lab: Lab, rip: string): Promise<void> {
   const vip = lab.vip!.v4;
   for (const args of [
-    ["rule", "add", "pref", "100", "lookup", "local"], ["rule", "del", "pref", "0"],
+    ["rule", "add", "pref", "100", "lookup", "local"],
+    ["rule", "del", "pref", "0"],
     ["rule", "add", "pref", "10", "iif", "eth0", "to", `${vip}/32`, "ipproto", "tcp", "lookup", "100"],
     ["rule", "add", "pref", "11", "iif", "eth0", "to", `${vip}/32`, "ipproto", "udp", "lookup", "100"],
     ["route", "add", `${vip}/32`, "via", rip, "dev", "eth1", "table", "100"],
-  ]) await lab.exec("director", "ip", args);
+  ])
+    await lab.exec("director", "ip", args);
 }
 
 /** True once `pid` is gone (or a zombie waiting for its reaper). */
@@ -60,8 +72,13 @@ test("router lab: the client reaches both real servers through a plain kernel ro
     assert.equal(lab.target.v4, lab.realServers[0]!.eth0.ipv4);
     assert.match(lab.id, new RegExp(`^lvsw-${process.pid}-\\d+$`));
     assert.equal(new Set([...lab.hosts.values()].map((h) => h.ns)).size, lab.hosts.size);
-    assert.deepEqual(lab.realServers.map((r) => [r.label, r.eth0.ipv4, r.eth0.ipv6]),
-      [["RS1", "192.168.10.11", "fd00:10::11"], ["RS2", "192.168.10.12", "fd00:10::12"]]);
+    assert.deepEqual(
+      lab.realServers.map((r) => [r.label, r.eth0.ipv4, r.eth0.ipv6]),
+      [
+        ["RS1", "192.168.10.11", "fd00:10::11"],
+        ["RS2", "192.168.10.12", "fd00:10::12"],
+      ],
+    );
     // The MACs the lab reports are the ones the kernel has.
     const link = JSON.parse((await lab.exec("rs2", "ip", ["-j", "link", "show", "eth0"])).stdout) as Array<{ address: string }>;
     assert.equal(link[0]!.address, lab.realServers[1]!.eth0.mac);
@@ -144,11 +161,16 @@ test("dr lab: real servers hold the VIP on lo and never answer ARP or ND for it;
     assert.deepEqual((await whoHas(lab, "director", "eth1", [vip], 400))[vip], [lab.realServers[1]!.eth0.mac]);
 
     // Direct replies from the VIP pass the director (their gateway) though it owns the VIP too.
-    const rx = lab.spawn("client", "/usr/bin/python3", ["-u", "-c",
-      "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('10.0.0.2',9999));print('ready')\nprint(s.recvfrom(64))"]);
+    const rx = lab.spawn("client", "/usr/bin/python3", [
+      "-u",
+      "-c",
+      "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('10.0.0.2',9999));print('ready')\nprint(s.recvfrom(64))",
+    ]);
     await rx.waitForOutput(/ready/);
-    await lab.exec("rs1", "/usr/bin/python3", ["-c",
-      `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('${vip}',0));s.sendto(b'direct',('10.0.0.2',9999))`]);
+    await lab.exec("rs1", "/usr/bin/python3", [
+      "-c",
+      `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('${vip}',0));s.sendto(b'direct',('10.0.0.2',9999))`,
+    ]);
     await rx.waitForOutput(/b'direct', \('192\.168\.10\.100'/, 3000);
 
     // The kernel as a DR balancer: client -> VIP goes to RS1's MAC, RS1 answers from the VIP.
@@ -191,7 +213,9 @@ test("destroy kills the lab's processes, is idempotent, and the lab refuses work
   // A process started with exec that outlives it is found by the namespace sweep.
   await lab.exec("rs1", "sh", ["-c", "sleep 300 >/dev/null 2>&1 &"]);
   const pids = execFileSync("ip", ["netns", "pids", lab.ns("rs1")], { encoding: "utf8" })
-    .split(/\s+/).filter(Boolean).map(Number);
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
   assert.ok(pids.length >= 2, `expected two sleeps in rs1, got ${pids.join(",")}`);
   await lab.destroy();
   await lab.destroy();
@@ -206,16 +230,21 @@ test("destroy kills the lab's processes, is idempotent, and the lab refuses work
 
 test("a build that throws half-way removes everything it made", SKIP, async () => {
   const steps: string[] = [];
-  await assert.rejects(createLab({
-    mode: "dr", realServers: 2, backup: true,
-    onStep(step) {
-      steps.push(step);
-      if (step === "links:rs1") {
-        assert.ok(ofPid(process.pid).length >= 5, "namespaces exist before the fault");
-        throw new Error("injected fault");
-      }
-    },
-  }), /injected fault/);
+  await assert.rejects(
+    createLab({
+      mode: "dr",
+      realServers: 2,
+      backup: true,
+      onStep(step) {
+        steps.push(step);
+        if (step === "links:rs1") {
+          assert.ok(ofPid(process.pid).length >= 5, "namespaces exist before the fault");
+          throw new Error("injected fault");
+        }
+      },
+    }),
+    /injected fault/,
+  );
   assert.ok(steps.includes("links:backup"), steps.join(" "));
   assert.deepEqual(ofPid(process.pid), []);
   await assert.rejects(createLab({ mode: "nat", realServers: 0 }), /realServers must be an integer in 1\.\.50/);

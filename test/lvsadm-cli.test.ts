@@ -22,7 +22,8 @@ async function lvsadm(socket: string, args: string[], input?: string): Promise<{
   const child = execFile(process.execPath, ["--import", "tsx", CLI, ...args], { env: { ...process.env, LVS_WASM_SOCKET: socket } });
   if (input !== undefined) child.stdin!.end(input);
   else child.stdin!.end();
-  let stdout = "", stderr = "";
+  let stdout = "",
+    stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
   child.stderr!.on("data", (d) => (stderr += d));
   const code: number = await new Promise((r) => child.on("close", (c) => r(c ?? -1)));
@@ -48,18 +49,35 @@ test("the classic NAT tutorial typed with lvsadm against a running director", as
     const list = await lvsadm(socket, ["-Ln"]);
     // ipvsadm's layouts: "%-33s" service lines and "  -> %-28s %-7s %-6d %-10u %-10u" dests.
     const dest = (a: string) => `  -> ${a.padEnd(28)} ${"Masq".padEnd(7)} ${"1".padEnd(6)} ${"0".padEnd(10)} ${"0".padEnd(10)}\n`;
-    assert.equal(list.stdout,
+    assert.equal(
+      list.stdout,
       "IP Virtual Server version 1.2.1 (size=4096)\n" +
-      "Prot LocalAddress:Port Scheduler Flags\n" +
-      "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
-      "TCP  192.168.227.128:80 rr\n" + dest("192.168.253.143:80") + dest("192.168.253.144:80"));
+        "Prot LocalAddress:Port Scheduler Flags\n" +
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+        "TCP  192.168.227.128:80 rr\n" +
+        dest("192.168.253.143:80") +
+        dest("192.168.253.144:80"),
+    );
     const json = await lvsadm(socket, ["-Ln", "--json"]);
-    const data = JSON.parse(json.stdout) as { tableSize: number; services: Array<{ config: { key: { address: string }; scheduler: string }; stats: { conns: number }; destinations: Array<{ config: { address: string; method: string } }> }> };
+    const data = JSON.parse(json.stdout) as {
+      tableSize: number;
+      services: Array<{
+        config: { key: { address: string }; scheduler: string };
+        stats: { conns: number };
+        destinations: Array<{ config: { address: string; method: string } }>;
+      }>;
+    };
     assert.equal(data.tableSize, 4096);
     assert.equal(data.services[0].config.key.address, "192.168.227.128");
     assert.equal(data.services[0].config.scheduler, "rr");
     assert.equal(data.services[0].stats.conns, 0);
-    assert.deepEqual(data.services[0].destinations.map((d) => [d.config.address, d.config.method]), [["192.168.253.143", "masq"], ["192.168.253.144", "masq"]]);
+    assert.deepEqual(
+      data.services[0].destinations.map((d) => [d.config.address, d.config.method]),
+      [
+        ["192.168.253.143", "masq"],
+        ["192.168.253.144", "masq"],
+      ],
+    );
     const savedJson = JSON.parse((await lvsadm(socket, ["-S", "--json"])).stdout) as { services: unknown[] };
     assert.equal(savedJson.services.length, 1);
     const dup = await lvsadm(socket, ["-A", "-t", "192.168.227.128:80", "-s", "rr"]);
@@ -69,10 +87,12 @@ test("the classic NAT tutorial typed with lvsadm against a running director", as
     const missing = await lvsadm(socket, ["-d", "-t", "192.168.227.128:80", "-r", "192.168.253.199:80"]);
     assert.deepEqual([missing.code, missing.stderr], [255, "No such destination\n"]);
     const saved = await lvsadm(socket, ["-S", "-n"]);
-    assert.equal(saved.stdout,
+    assert.equal(
+      saved.stdout,
       "-A -t 192.168.227.128:80 -s rr\n" +
-      "-a -t 192.168.227.128:80 -r 192.168.253.143:80 -m -w 1\n" +
-      "-a -t 192.168.227.128:80 -r 192.168.253.144:80 -m -w 1\n");
+        "-a -t 192.168.227.128:80 -r 192.168.253.143:80 -m -w 1\n" +
+        "-a -t 192.168.227.128:80 -r 192.168.253.144:80 -m -w 1\n",
+    );
     // -R of a file with a bad last line changes nothing.
     const restore = await lvsadm(socket, ["-R"], "-A -u 10.1.1.1:53 -s wlc\n-a -u 10.1.1.1:53 -r 10.2.2.2:53 -m -w 99999\n");
     assert.equal(restore.code, 255);
@@ -93,7 +113,9 @@ test("lvsadm without a director says so in one line", async () => {
   assert.match(r.stderr, /^lvsadm: cannot reach the lvs-wasm director at \/nonexistent\/lvsd.sock \(ENOENT: is lvsd running\?\)\n$/);
 });
 
-test("lvsadm replay: scapy capture in, rewritten capture out that tshark validates, stats and drops printed", { skip: skipUnless("scapy", "tshark") }, async () => {
+test("lvsadm replay: scapy capture in, rewritten capture out that tshark validates, stats and drops printed", {
+  skip: skipUnless("scapy", "tshark"),
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), "replay-"));
   try {
     const VIP = "10.20.0.1";
@@ -107,28 +129,54 @@ test("lvsadm replay: scapy capture in, rewritten capture out that tshark validat
       `${eth}/IP(src='10.0.0.1',dst='${VIP}',ttl=1)/TCP(sport=1236,dport=80,flags='S')`,
       `${eth}/ARP(pdst='${VIP}')`,
     ]);
-    const input = writePcap(PcapLinkType.Ethernet, frames.map((data, i) => ({ data, timestampNs: 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n })));
+    const input = writePcap(
+      PcapLinkType.Ethernet,
+      frames.map((data, i) => ({ data, timestampNs: 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n })),
+    );
     writeFileSync(join(dir, "in.pcap"), input);
-    writeFileSync(join(dir, "rules"), [
-      `-A -t ${VIP}:80 -s rr`,
-      `-a -t ${VIP}:80 -r 192.168.1.11:8080 -m -w 1`,
-      `-a -t ${VIP}:80 -r 192.168.1.12:8080 -g -w 1`,
-      `-A -u ${VIP}:53 -s wlc`,
-      `-a -u ${VIP}:53 -r 192.168.1.13:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum`,
-      "",
-    ].join("\n"));
+    writeFileSync(
+      join(dir, "rules"),
+      [
+        `-A -t ${VIP}:80 -s rr`,
+        `-a -t ${VIP}:80 -r 192.168.1.11:8080 -m -w 1`,
+        `-a -t ${VIP}:80 -r 192.168.1.12:8080 -g -w 1`,
+        `-A -u ${VIP}:53 -s wlc`,
+        `-a -u ${VIP}:53 -r 192.168.1.13:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum`,
+        "",
+      ].join("\n"),
+    );
     const { stdout } = await run(process.execPath, [
-      "--import", "tsx", CLI, "replay", "--rules", join(dir, "rules"), "--in", join(dir, "in.pcap"), "--out", join(dir, "out.pcap"),
-      "--neigh", "192.168.1.11=02:00:00:00:01:11", "--neigh", "192.168.1.12=02:00:00:00:01:12", "--neigh", "192.168.1.13=02:00:00:00:01:13",
-      "--director-mac", "02:00:00:00:00:02", "--tunnel-source", "192.168.1.1",
+      "--import",
+      "tsx",
+      CLI,
+      "replay",
+      "--rules",
+      join(dir, "rules"),
+      "--in",
+      join(dir, "in.pcap"),
+      "--out",
+      join(dir, "out.pcap"),
+      "--neigh",
+      "192.168.1.11=02:00:00:00:01:11",
+      "--neigh",
+      "192.168.1.12=02:00:00:00:01:12",
+      "--neigh",
+      "192.168.1.13=02:00:00:00:01:13",
+      "--director-mac",
+      "02:00:00:00:00:02",
+      "--tunnel-source",
+      "192.168.1.1",
     ]);
-    assert.match(stdout, /^TCP  10\.20\.0\.1:80 /m);
+    assert.match(stdout, /^TCP {2}10\.20\.0\.1:80 /m);
     assert.match(stdout, /Frames: 7 {2}forwarded: 4 {2}replied: 0 {2}passed to host: 2/);
     assert.match(stdout, /ttl-expired: 1/);
     const out = readPcap(readFileSync(join(dir, "out.pcap")));
     assert.equal(out.linkType, PcapLinkType.Ethernet);
     assert.equal(out.records.length, 4);
-    const dissected = tsharkDissect(PcapLinkType.Ethernet, out.records.map((r) => r.data));
+    const dissected = tsharkDissect(
+      PcapLinkType.Ethernet,
+      out.records.map((r) => r.data),
+    );
     dissected.forEach((f, i) => assertFrameValid(f, `output frame ${i}`));
     const dsts = dissected.map((f) => f.fields.get("ip.dst")?.[0]);
     assert.deepEqual(dsts.slice(0, 3), ["192.168.1.11", "10.20.0.1", "192.168.1.11"], "NAT to RS1, DR keeps the VIP, the ACK follows its flow");

@@ -24,30 +24,37 @@ const CLI = new URL("../src/runtime/lvsd-cli.ts", import.meta.url).pathname;
 const dst = (p: Uint8Array) => [...p.subarray(16, 20)].join(".");
 
 test("diffRules: removals, then edits, then additions, each as the ipvsadm line that does it", () => {
-  const current = parseRules([
-    "-A -t 10.0.0.1:80 -s rr",
-    "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1",
-    "-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1",
-    "-A -u 10.0.0.1:53 -s rr",
-    "-A -t 10.0.0.2:80 -s wlc",
-  ].join("\n"));
-  const wanted = parseRules([
-    "-A -t 10.0.0.1:80 -s wlc",
-    "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3",
-    "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1",
-    "-A -t 10.0.0.2:80 -s wlc",
-    "-A -t 10.0.0.3:443 -s rr -p 60",
-    "-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m -w 1",
-  ].join("\n"));
-  assert.deepEqual(diffRules(current, wanted).map((c) => c.line), [
-    "-D -u 10.0.0.1:53",
-    "-d -t 10.0.0.1:80 -r 10.1.0.2:80",
-    "-E -t 10.0.0.1:80 -s wlc",
-    "-e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3",
-    "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1",
-    "-A -t 10.0.0.3:443 -s rr -p 60",
-    "-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m -w 1",
-  ]);
+  const current = parseRules(
+    [
+      "-A -t 10.0.0.1:80 -s rr",
+      "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1",
+      "-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1",
+      "-A -u 10.0.0.1:53 -s rr",
+      "-A -t 10.0.0.2:80 -s wlc",
+    ].join("\n"),
+  );
+  const wanted = parseRules(
+    [
+      "-A -t 10.0.0.1:80 -s wlc",
+      "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3",
+      "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1",
+      "-A -t 10.0.0.2:80 -s wlc",
+      "-A -t 10.0.0.3:443 -s rr -p 60",
+      "-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m -w 1",
+    ].join("\n"),
+  );
+  assert.deepEqual(
+    diffRules(current, wanted).map((c) => c.line),
+    [
+      "-D -u 10.0.0.1:53",
+      "-d -t 10.0.0.1:80 -r 10.1.0.2:80",
+      "-E -t 10.0.0.1:80 -s wlc",
+      "-e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3",
+      "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1",
+      "-A -t 10.0.0.3:443 -s rr -p 60",
+      "-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m -w 1",
+    ],
+  );
   assert.deepEqual(diffRules(wanted, wanted), [], "no difference, no change");
 });
 
@@ -57,18 +64,24 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
   const socket = join(dir, "run", "lvsd.sock");
   const lines: string[] = [];
   const io = new MemoryPacketIO("mem0");
-  writeFileSync(rules, [
-    "# the classic example",
-    "-A -t 10.0.0.100:80 -s rr",
-    "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1",
-    "-a -t 10.0.0.100:80 -r 192.168.10.12:80 -m -w 1",
-    "-A -u 10.0.0.100:53 -s rr",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    rules,
+    [
+      "# the classic example",
+      "-A -t 10.0.0.100:80 -s rr",
+      "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1",
+      "-a -t 10.0.0.100:80 -r 192.168.10.12:80 -m -w 1",
+      "-A -u 10.0.0.100:53 -s rr",
+      "",
+    ].join("\n"),
+  );
   const daemon = await Lvsd.start({ rulesFile: rules, socketPath: socket, io: [io], balancer: { connections: 1024, slots: 16 }, log: (l) => lines.push(l) });
   try {
     assert.ok(lines.includes("apply -A -t 10.0.0.100:80 -s rr"), lines.join("\n"));
-    assert.ok(lines.some((l) => /^rules .*: services \+2 -0 ~0, destinations \+2 -0 ~0$/.test(l)), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => /^rules .*: services \+2 -0 ~0, destinations \+2 -0 ~0$/.test(l)),
+      lines.join("\n"),
+    );
 
     // A flow: the SYN goes to RS1 (rr).
     const syn = buildPacket({ protocol: "tcp", src: "10.0.0.2", dst: "10.0.0.100", sport: 40000, dport: 80, flags: "S" });
@@ -79,30 +92,48 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
 
     // Reload: scheduler edited, RS1's weight edited, RS2 removed, RS3 added, the UDP
     // service removed, a new service added.
-    writeFileSync(rules, [
-      "-A -t 10.0.0.100:80 -s wlc",
-      "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 5",
-      "-a -t 10.0.0.100:80 -r 192.168.10.13:80 -m -w 1",
-      "-A -t 10.0.0.100:443 -s rr",
-      "-a -t 10.0.0.100:443 -r 192.168.10.11:443 -m -w 1",
-      "",
-    ].join("\n"));
+    writeFileSync(
+      rules,
+      [
+        "-A -t 10.0.0.100:80 -s wlc",
+        "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 5",
+        "-a -t 10.0.0.100:80 -r 192.168.10.13:80 -m -w 1",
+        "-A -t 10.0.0.100:443 -s rr",
+        "-a -t 10.0.0.100:443 -r 192.168.10.11:443 -m -w 1",
+        "",
+      ].join("\n"),
+    );
     const summary = daemon.reload();
     assert.ok(summary);
     assert.deepEqual(
-      [summary.servicesAdded, summary.servicesRemoved, summary.servicesEdited, summary.destinationsAdded, summary.destinationsRemoved, summary.destinationsEdited, summary.failed],
-      [1, 1, 1, 2, 1, 1, 0]);
-    assert.ok(lines.some((l) => /^reload .*: services \+1 -1 ~1, destinations \+2 -1 ~1; \d+ connection entries kept$/.test(l)), lines.join("\n"));
+      [
+        summary.servicesAdded,
+        summary.servicesRemoved,
+        summary.servicesEdited,
+        summary.destinationsAdded,
+        summary.destinationsRemoved,
+        summary.destinationsEdited,
+        summary.failed,
+      ],
+      [1, 1, 1, 2, 1, 1, 0],
+    );
+    assert.ok(
+      lines.some((l) => /^reload .*: services \+1 -1 ~1, destinations \+2 -1 ~1; \d+ connection entries kept$/.test(l)),
+      lines.join("\n"),
+    );
     assert.equal(daemon.balancer.connectionCount, entries, "the connection table was not touched");
     const listing = await sendCommand(socket, ["-S", "-n"]);
-    assert.equal(listing.stdout, [
-      "-A -t 10.0.0.100:80 -s wlc",
-      "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 5",
-      "-a -t 10.0.0.100:80 -r 192.168.10.13:80 -m -w 1",
-      "-A -t 10.0.0.100:443 -s rr",
-      "-a -t 10.0.0.100:443 -r 192.168.10.11:443 -m -w 1",
-      "",
-    ].join("\n"));
+    assert.equal(
+      listing.stdout,
+      [
+        "-A -t 10.0.0.100:80 -s wlc",
+        "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 5",
+        "-a -t 10.0.0.100:80 -r 192.168.10.13:80 -m -w 1",
+        "-A -t 10.0.0.100:443 -s rr",
+        "-a -t 10.0.0.100:443 -r 192.168.10.11:443 -m -w 1",
+        "",
+      ].join("\n"),
+    );
 
     // The open flow keeps its real server: its next packet follows the connection entry.
     io.inject(buildPacket({ protocol: "tcp", src: "10.0.0.2", dst: "10.0.0.100", sport: 40000, dport: 80, flags: "A" }));
@@ -112,7 +143,10 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
     // A file that does not validate changes nothing and says why.
     writeFileSync(rules, "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 99999\n");
     assert.equal(daemon.reload(), null);
-    assert.ok(lines.some((l) => /^reload .* refused, configuration unchanged: line 2: illegal weight specified$/.test(l)), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => /^reload .* refused, configuration unchanged: line 2: illegal weight specified$/.test(l)),
+      lines.join("\n"),
+    );
     assert.equal((await sendCommand(socket, ["-S", "-n"])).stdout, listing.stdout);
     // A scheduler the balancer does not know: refused by the validation, not half applied.
     writeFileSync(rules, "-A -t 10.0.0.100:80 -s nosuch\n");
@@ -145,25 +179,48 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
 
 test("lvsd command line: adapters, options, and one-line refusals", () => {
   assert.deepEqual(parseLvsdArgs(["--tun", "lvs0", "--netns", "d", "--rules", "/etc/lvs", "--socket=/tmp/s", "--mtu", "9000"]), {
-    help: false, adapters: [{ kind: "tun", name: "lvs0", netns: "d", mtu: 9000 }], routes: [], rulesFile: "/etc/lvs", socketPath: "/tmp/s",
+    help: false,
+    adapters: [{ kind: "tun", name: "lvs0", netns: "d", mtu: 9000 }],
+    routes: [],
+    rulesFile: "/etc/lvs",
+    socketPath: "/tmp/s",
   });
   assert.deepEqual(parseLvsdArgs(["--af-packet", "eth0", "--af-packet", "eth1", "--route", "192.168.10.0/24=eth1", "--connections", "4096"]), {
     help: false,
-    adapters: [{ kind: "af-packet", interface: "eth0" }, { kind: "af-packet", interface: "eth1" }],
+    adapters: [
+      { kind: "af-packet", interface: "eth0" },
+      { kind: "af-packet", interface: "eth1" },
+    ],
     routes: [{ prefix: "192.168.10.0/24", adapter: "eth1" }],
     balancer: { connections: 4096 },
   });
-  assert.deepEqual(parseLvsdArgs(["--af-packet", "eth0", "--af-packet", "eth1", "--server-side", "eth1", "--isolate-vip", "192.168.10.100", "--isolate-vip=192.168.10.101"]), {
-    help: false,
-    adapters: [{ kind: "af-packet", interface: "eth0" }, { kind: "af-packet", interface: "eth1" }],
-    routes: [], serverSide: "eth1", isolateVips: ["192.168.10.100", "192.168.10.101"],
-  });
-  assert.deepEqual(parseLvsdArgs(["--tun", "lvs0", "--tunnel-source4", "192.168.10.1", "--tunnel-source6", "fd00:10::1", "--tunnel-mtu", "1480", "--connections", "8"]), {
-    help: false, adapters: [{ kind: "tun", name: "lvs0" }], routes: [],
-    balancer: { connections: 8, director: { tunnelSource4: "192.168.10.1", tunnelSource6: "fd00:10::1", tunnelMtu: 1480 } },
-  });
+  assert.deepEqual(
+    parseLvsdArgs(["--af-packet", "eth0", "--af-packet", "eth1", "--server-side", "eth1", "--isolate-vip", "192.168.10.100", "--isolate-vip=192.168.10.101"]),
+    {
+      help: false,
+      adapters: [
+        { kind: "af-packet", interface: "eth0" },
+        { kind: "af-packet", interface: "eth1" },
+      ],
+      routes: [],
+      serverSide: "eth1",
+      isolateVips: ["192.168.10.100", "192.168.10.101"],
+    },
+  );
+  assert.deepEqual(
+    parseLvsdArgs(["--tun", "lvs0", "--tunnel-source4", "192.168.10.1", "--tunnel-source6", "fd00:10::1", "--tunnel-mtu", "1480", "--connections", "8"]),
+    {
+      help: false,
+      adapters: [{ kind: "tun", name: "lvs0" }],
+      routes: [],
+      balancer: { connections: 8, director: { tunnelSource4: "192.168.10.1", tunnelSource6: "fd00:10::1", tunnelMtu: 1480 } },
+    },
+  );
   assert.deepEqual(parseLvsdArgs(["--tun", "lvs0", "--no-huge-pages"]), {
-    help: false, adapters: [{ kind: "tun", name: "lvs0" }], routes: [], hugePages: false,
+    help: false,
+    adapters: [{ kind: "tun", name: "lvs0" }],
+    routes: [],
+    hugePages: false,
   });
   assert.deepEqual(parseLvsdArgs(["--tun", "x", "-h"]), { help: true });
   for (const [argv, message] of [
@@ -188,11 +245,12 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
 });
 
 test("lvsd as a program: --help on stdout, a usage error in one line with exit 2", async () => {
-  const runCli = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", CLI, ...args], (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+  const runCli = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ["--import", "tsx", CLI, ...args], (error, stdout, stderr) => {
+        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+      });
     });
-  });
   const [help, bad] = await Promise.all([runCli(["--help"]), runCli(["--rules", "/nonexistent"])]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: lvsd \(--tun NAME/);

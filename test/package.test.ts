@@ -84,22 +84,28 @@ before(async () => {
     const fastCheck = JSON.parse(readFileSync(join(REPO, "node_modules/fast-check/package.json"), "utf8")).version;
     await sh("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", join(dir, tgz[0]), `fast-check@${fastCheck}`], project);
 
-    writeFileSync(join(project, "esm.mjs"), [
-      CHECK,
-      `const lib = await import("lvs-wasm");`,
-      `const out = check(lib, import.meta.resolve("lvs-wasm"));`,
-      `const testing = await import("lvs-wasm/testing");`,
-      `out.testing = import.meta.resolve("lvs-wasm/testing") + " " + typeof testing;`,
-      `console.log(JSON.stringify(out));`,
-    ].join("\n"));
-    writeFileSync(join(project, "cjs.cjs"), [
-      CHECK,
-      `const lib = require("lvs-wasm");`,
-      `const out = check(lib, require.resolve("lvs-wasm"));`,
-      `const testing = require("lvs-wasm/testing");`,
-      `out.testing = require.resolve("lvs-wasm/testing") + " " + typeof testing;`,
-      `console.log(JSON.stringify(out));`,
-    ].join("\n"));
+    writeFileSync(
+      join(project, "esm.mjs"),
+      [
+        CHECK,
+        `const lib = await import("lvs-wasm");`,
+        `const out = check(lib, import.meta.resolve("lvs-wasm"));`,
+        `const testing = await import("lvs-wasm/testing");`,
+        `out.testing = import.meta.resolve("lvs-wasm/testing") + " " + typeof testing;`,
+        `console.log(JSON.stringify(out));`,
+      ].join("\n"),
+    );
+    writeFileSync(
+      join(project, "cjs.cjs"),
+      [
+        CHECK,
+        `const lib = require("lvs-wasm");`,
+        `const out = check(lib, require.resolve("lvs-wasm"));`,
+        `const testing = require("lvs-wasm/testing");`,
+        `out.testing = require.resolve("lvs-wasm/testing") + " " + typeof testing;`,
+        `console.log(JSON.stringify(out));`,
+      ].join("\n"),
+    );
   } catch (e) {
     setupError = e;
   }
@@ -182,16 +188,26 @@ export const summary = [v, reason, family, Verdict.Forward, DropReason.NotIp, Ac
   const names = "PacketCore, LinkType, Verdict, DropReason, ActionKind, DROP_REASON_NAMES, type ForwardAction, type SlotResult, type ParsedPacket";
   writeFileSync(join(project, "consumer.ts"), use(`import { ${names} } from "lvs-wasm";\nimport "lvs-wasm/testing";`));
   writeFileSync(join(project, "consumer.cts"), use(`import { ${names} } from "lvs-wasm";\nimport testing = require("lvs-wasm/testing");\nvoid testing;`));
-  writeFileSync(join(project, "misuse.ts"), `import { PacketCore } from "lvs-wasm";
+  writeFileSync(
+    join(project, "misuse.ts"),
+    `import { PacketCore } from "lvs-wasm";
 new PacketCore().setAction(0, { kind: "nat-dnat", port: 80 });
-`);
-  const tsconfig = (files: string[]) => JSON.stringify({
-    compilerOptions: {
-      strict: true, module: "node16", moduleResolution: "node16", target: "es2022", noEmit: true,
-      skipLibCheck: false, types: ["node"], typeRoots: [join(REPO, "node_modules/@types")],
-    },
-    files,
-  });
+`,
+  );
+  const tsconfig = (files: string[]) =>
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        module: "node16",
+        moduleResolution: "node16",
+        target: "es2022",
+        noEmit: true,
+        skipLibCheck: false,
+        types: ["node"],
+        typeRoots: [join(REPO, "node_modules/@types")],
+      },
+      files,
+    });
   writeFileSync(join(project, "tsconfig.json"), tsconfig(["consumer.ts", "consumer.cts"]));
   await sh(TSC, ["-p", "tsconfig.json"], project);
   // A missing required field must be a type error: proves the declarations were really used.

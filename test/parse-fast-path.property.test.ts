@@ -30,8 +30,14 @@ const packetArb = fc.record({
 });
 
 interface Gen {
-  header: Uint8Array; l4: Uint8Array; proto: number; frag: number;
-  lengthMode: string; csumMode: string; trim: number; flip?: number;
+  header: Uint8Array;
+  l4: Uint8Array;
+  proto: number;
+  frag: number;
+  lengthMode: string;
+  csumMode: string;
+  trim: number;
+  flip?: number;
 }
 
 function build(g: Gen): Uint8Array {
@@ -46,7 +52,10 @@ function build(g: Gen): Uint8Array {
   p[2] = total >> 8;
   p[3] = total & 0xff;
   if (g.l4.length >= 13 && g.proto === 6) p[20 + 12] = (5 + (g.l4[12] & 3)) << 4; // plausible TCP data offset
-  if (g.l4.length >= 6 && g.proto === 17) { p[24] = 0; p[25] = Math.min(g.l4.length, 8 + (g.l4[5] & 7)); }
+  if (g.l4.length >= 6 && g.proto === 17) {
+    p[24] = 0;
+    p[25] = Math.min(g.l4.length, 8 + (g.l4[5] & 7));
+  }
   if (g.csumMode !== "random") {
     p[10] = 0;
     p[11] = 0;
@@ -77,10 +86,20 @@ function relative(r: ParsedPacket): Record<string, number> {
   if (r.status !== DropReason.None) return { status: r.status };
   const l3 = r.l3Offset;
   return {
-    status: r.status, family: r.family, ipLength: r.ipLength, l4Offset: r.l4Offset - l3,
-    protocol: r.protocol, l4Length: r.l4Length, fragment: r.fragment, sourcePort: r.sourcePort,
-    destinationPort: r.destinationPort, icmpType: r.icmpType, icmpCode: r.icmpCode,
-    tcpFlags: r.tcpFlags, src: r.sourceAddressOffset - l3, dst: r.destinationAddressOffset - l3,
+    status: r.status,
+    family: r.family,
+    ipLength: r.ipLength,
+    l4Offset: r.l4Offset - l3,
+    protocol: r.protocol,
+    l4Length: r.l4Length,
+    fragment: r.fragment,
+    sourcePort: r.sourcePort,
+    destinationPort: r.destinationPort,
+    icmpType: r.icmpType,
+    icmpCode: r.icmpCode,
+    tcpFlags: r.tcpFlags,
+    src: r.sourceAddressOffset - l3,
+    dst: r.destinationAddressOffset - l3,
   };
 }
 

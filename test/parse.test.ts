@@ -101,7 +101,8 @@ test("parser agrees with scapy on offsets, ports and fragments", { skip: skipUnl
 test("truncated, corrupt and non-IP frames get a reason, not a parse", () => {
   const core = new PacketCore({ slotCount: 2, slotCapacity: 2048 });
   const arp = new Uint8Array(42);
-  arp[12] = 0x08; arp[13] = 0x06;
+  arp[12] = 0x08;
+  arp[13] = 0x06;
   assert.equal(core.parseBytes(arp, LinkType.Ethernet).status, DropReason.NotIp);
   assert.equal(core.parseBytes(new Uint8Array(0), LinkType.RawIp).status, DropReason.Truncated);
   assert.equal(core.parseBytes(Uint8Array.of(0x45, 0, 0, 20), LinkType.RawIp).status, DropReason.Truncated);
@@ -109,7 +110,8 @@ test("truncated, corrupt and non-IP frames get a reason, not a parse", () => {
   const hdr = Uint8Array.from([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
   assert.equal(core.parseBytes(hdr, LinkType.RawIp).status, DropReason.BadIpChecksum);
   const sum = core.checksum(hdr);
-  hdr[10] = sum >> 8; hdr[11] = sum & 0xff;
+  hdr[10] = sum >> 8;
+  hdr[11] = sum & 0xff;
   assert.equal(core.checksum(hdr), 0, "a header with its checksum filled in sums to zero");
   // TCP claimed but only 4 bytes of it: a bad L4 header.
   assert.equal(core.parseBytes(hdr, LinkType.RawIp).status, DropReason.BadL4Header);

@@ -39,14 +39,21 @@ if s.running: s.stop()
 print(json.dumps(seen))
 `;
 
-test("lvs-rs-agent: without it the RS answers IPIP with ICMP protocol-unreachable; with it the inner datagram reaches the VIP and is answered", { skip, timeout: 60_000 }, async () => {
+test("lvs-rs-agent: without it the RS answers IPIP with ICMP protocol-unreachable; with it the inner datagram reaches the VIP and is answered", {
+  skip,
+  timeout: 60_000,
+}, async () => {
   let lab: Lab | undefined;
   try {
     lab = await createLab({ mode: "tun", realServers: 1, vipOnDirector: false });
     const rs = lab.realServers[0];
     await startUdpEcho(lab, "rs1", { port: 7777 });
     const args = { outer: lab.director.back.ipv4, rs: rs.eth0.ipv4, client: lab.client.eth0.ipv4, vip: lab.vip!.v4, port: 7777 };
-    const probe = async () => JSON.parse((await lab!.exec("director", "/usr/bin/python3", ["-c", PROBE], { input: JSON.stringify(args), timeoutMs: 20_000 })).stdout) as Array<{ icmp?: number[]; udp?: string }>;
+    const probe = async () =>
+      JSON.parse((await lab!.exec("director", "/usr/bin/python3", ["-c", PROBE], { input: JSON.stringify(args), timeoutMs: 20_000 })).stdout) as Array<{
+        icmp?: number[];
+        udp?: string;
+      }>;
 
     assert.deepEqual(await probe(), [{ icmp: [3, 2] }], "no ipip module and no agent: protocol unreachable");
 

@@ -10,12 +10,18 @@ const t = new ServiceTable({ maxServices: 4, maxDestinations: 8, destinationsPer
 const oneLine = (re: RegExp) => (e: unknown) => e instanceof SchedulerConfigError && !e.message.includes("\n") && re.test(e.message);
 
 test("unknown scheduler names list the valid ones", () => {
-  assert.throws(() => t.createService({ scheduler: "wrrr" }), oneLine(/^scheduler: "wrrr" is not a scheduler: use one of rr, wrr, lc, wlc, sed, nq, fo, ovf, twos, sh, dh, lblc, lblcr, mh/));
+  assert.throws(
+    () => t.createService({ scheduler: "wrrr" }),
+    oneLine(/^scheduler: "wrrr" is not a scheduler: use one of rr, wrr, lc, wlc, sed, nq, fo, ovf, twos, sh, dh, lblc, lblcr, mh/),
+  );
   assert.throws(() => t.createService({ scheduler: "*host" }), oneLine(/is not a scheduler/));
 });
 
 test("flags belong to their scheduler; flag-1..3 are accepted everywhere", () => {
-  assert.throws(() => t.createService({ scheduler: "rr", flags: ["sh-port"] }), oneLine(/flags: "sh-port" is not a flag of scheduler rr: use flag-1, flag-2, flag-3/));
+  assert.throws(
+    () => t.createService({ scheduler: "rr", flags: ["sh-port"] }),
+    oneLine(/flags: "sh-port" is not a flag of scheduler rr: use flag-1, flag-2, flag-3/),
+  );
   assert.throws(() => t.createService({ scheduler: "mh", flags: ["sh-fallback"] }), oneLine(/use mh-fallback, mh-port, flag-1/));
   const s = t.createService({ scheduler: "rr", flags: ["flag-2"] });
   t.deleteService(s);
@@ -32,7 +38,10 @@ test("weights, ports, thresholds and addresses are range-checked before anything
   assert.throws(() => t.addDestination(s, { address: "10.0.0.1" }), oneLine(/already in the service/));
   assert.throws(() => t.editDestination(d, { weight: 70000 }), oneLine(/^weight: 70000/));
   assert.throws(() => t.editDestination(d, { upperThreshold: -3 }), oneLine(/^upperThreshold: -3/));
-  assert.deepEqual(t.destinations(s).map((x) => [x.address, x.weight]), [["10.0.0.1", 3]]);
+  assert.deepEqual(
+    t.destinations(s).map((x) => [x.address, x.weight]),
+    [["10.0.0.1", 3]],
+  );
   assert.throws(() => t.addDestination(99, { address: "10.0.0.3" }), oneLine(/^service: 99 is not an existing service id/));
   t.deleteService(s);
 });

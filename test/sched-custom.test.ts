@@ -3,22 +3,24 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  ServiceTable, registerScheduler, unregisterScheduler, SchedulerConfigError, type ScheduleContext,
-} from "../src/index.js";
+import { ServiceTable, registerScheduler, unregisterScheduler, SchedulerConfigError, type ScheduleContext } from "../src/index.js";
 import { runScheduler, assertProportional } from "../src/testing/index.js";
 
 test("a registered scheduler is listed, resolved by name, and sees what the kernel's would", () => {
   const seen: ScheduleContext[] = [];
-  registerScheduler("last-idle", (ctx) => {
-    seen.push(ctx);
-    // the last destination with weight > 0 and no active connection
-    for (let i = ctx.destinations.length - 1; i >= 0; i--) {
-      const d = ctx.destinations[i];
-      if (d.weight > 0 && !d.overloaded && d.activeConnections === 0) return i;
-    }
-    return -1;
-  }, { flagNames: ["prefer-v6"] });
+  registerScheduler(
+    "last-idle",
+    (ctx) => {
+      seen.push(ctx);
+      // the last destination with weight > 0 and no active connection
+      for (let i = ctx.destinations.length - 1; i >= 0; i--) {
+        const d = ctx.destinations[i];
+        if (d.weight > 0 && !d.overloaded && d.activeConnections === 0) return i;
+      }
+      return -1;
+    },
+    { flagNames: ["prefer-v6"] },
+  );
   try {
     const t = new ServiceTable({ maxServices: 2, maxDestinations: 8 });
     assert.ok(t.schedulers().some((s) => s.name === "last-idle" && s.custom));
@@ -35,7 +37,10 @@ test("a registered scheduler is listed, resolved by name, and sees what the kern
     assert.deepEqual(ctx.flags, ["prefer-v6", "flag-3"]);
     assert.equal(ctx.now, 12345);
     assert.deepEqual(ctx.flow, { clientAddress: "192.0.2.5", clientPort: 4000, virtualAddress: "192.0.2.80", virtualPort: 80, protocol: "udp" });
-    assert.deepEqual(ctx.destinations.map((d) => [d.id, d.position, d.address, d.port, d.weight]), ids.map((id, i) => [id, i, `10.8.0.${i + 1}`, 8080, [3, 0, 2][i]]));
+    assert.deepEqual(
+      ctx.destinations.map((d) => [d.id, d.position, d.address, d.port, d.weight]),
+      ids.map((id, i) => [id, i, `10.8.0.${i + 1}`, 8080, [3, 0, 2][i]]),
+    );
     assert.equal(seen[1].destinations[2].activeConnections, 1);
     assert.equal(t.schedulerOf(s), "last-idle");
     // unregistered: its services get no destination
@@ -48,7 +53,10 @@ test("a registered scheduler is listed, resolved by name, and sees what the kern
 });
 
 test("registration errors are one line and name the problem", () => {
-  assert.throws(() => registerScheduler("wrr", () => 0), (e: unknown) => e instanceof SchedulerConfigError && /built-in/.test(e.message));
+  assert.throws(
+    () => registerScheduler("wrr", () => 0),
+    (e: unknown) => e instanceof SchedulerConfigError && /built-in/.test(e.message),
+  );
   assert.throws(() => registerScheduler("Bad Name", () => 0), /scheduler name: "Bad Name" must match/);
   registerScheduler("dup", () => 0);
   try {

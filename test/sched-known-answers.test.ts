@@ -26,7 +26,7 @@ test("wrr 4,3,2 set up before the scheduler (ipvsadm -E): A A B A B C A B C, rep
 test("wrr 4,3,2 added one by one: the kernel's dest_changed leaves cw = 1, so one pass A B C comes first", () => {
   // add A(4): di 4, mw 1, cw 0 -> 1; add B(3), C(2): di 1, mw 4, cw stays 1
   const { s, ids } = service("wrr", [4, 3, 2]);
-  assert.equal(letters(ids, pick(s, 21)), "ABC" + "AABABCABC".repeat(2));
+  assert.equal(letters(ids, pick(s, 21)), `ABC${"AABABCABC".repeat(2)}`);
   table.deleteService(s);
 });
 
@@ -53,7 +53,12 @@ test("rr: circular from the last pick, skipping weight 0; removing the last pick
 
 test("lc, wlc, sed, nq, fo, ovf on one loaded list follow their kernel formulas", () => {
   // A: w1 a3 i0 | B: w3 a5 i10 | C: w2 a4 i1 | D: w0 a0
-  const loads = [[1, 3, 0], [3, 5, 10], [2, 4, 1], [0, 0, 0]];
+  const loads = [
+    [1, 3, 0],
+    [3, 5, 10],
+    [2, 4, 1],
+    [0, 0, 0],
+  ];
   const expect: Record<string, string> = {
     lc: "A", // overhead 768 < 1025 < 1290 (D quiesced)
     wlc: "B", // overhead / weight: 768, 1290/3 = 430, 1025/2 = 512.5
@@ -63,7 +68,10 @@ test("lc, wlc, sed, nq, fo, ovf on one loaded list follow their kernel formulas"
     ovf: "-", // A: 3 > 1, B: 5 > 3, C: 4 > 2 -> all overflowing
   };
   for (const [name, want] of Object.entries(expect)) {
-    const { s, ids } = service(name, loads.map((l) => l[0]));
+    const { s, ids } = service(
+      name,
+      loads.map((l) => l[0]),
+    );
     loads.forEach((l, i) => table.setLoad(ids[i], { active: l[1], inactive: l[2] }));
     assert.equal(letters(ids, pick(s, 1)), want, name);
     table.deleteService(s);
@@ -72,7 +80,11 @@ test("lc, wlc, sed, nq, fo, ovf on one loaded list follow their kernel formulas"
 
 test("nq sends to the first idle server even when another is lighter by sed", () => {
   const { s, ids } = service("nq", [1, 100, 1]);
-  [[2, 0], [5, 0], [0, 9]].forEach(([a, i], k) => table.setLoad(ids[k], { active: a, inactive: i }));
+  [
+    [2, 0],
+    [5, 0],
+    [0, 9],
+  ].forEach(([a, i], k) => table.setLoad(ids[k], { active: a, inactive: i }));
   assert.equal(letters(ids, pick(s, 1)), "C");
   table.deleteService(s);
 });
@@ -83,7 +95,10 @@ test("sh: 256 buckets filled by weight, key hash_32(ntohl(saddr) [+ sport], 8), 
   const buckets: number[] = [];
   for (let p = 0, c = 0; buckets.length < 256; ) {
     buckets.push(p);
-    if (++c >= weights[p]) { c = 0; p = (p + 1) % weights.length; }
+    if (++c >= weights[p]) {
+      c = 0;
+      p = (p + 1) % weights.length;
+    }
   }
   for (let i = 0; i < 500; i++) {
     const client = `172.${i % 7}.${(i * 37) % 256}.${(i * 101) % 256}`;
@@ -115,7 +130,10 @@ test("sh-fallback probes bucket (offset + 2 * ihash) & 255, the kernel's rotatio
     if (want === 1) {
       for (let off = 0; off < 256; off++) {
         const b = (((off + ih) & 255) + ih) & 255;
-        if (b % 4 !== 1) { want = b % 4; break; }
+        if (b % 4 !== 1) {
+          want = b % 4;
+          break;
+        }
       }
     }
     assert.equal(table.schedule(s, { clientAddress: client }), ids[want], client);
@@ -139,7 +157,16 @@ test("the SipHash reference reproduces the published SipHash-2-4 vectors", () =>
   const k0 = 0x0706050403020100n;
   const k1 = 0x0f0e0d0c0b0a0908n;
   assert.equal(sipHash(new Uint8Array(0), k0, k1, 2, 4), 0x726fdb47dd0e0e31n);
-  assert.equal(sipHash(Uint8Array.from({ length: 15 }, (_, i) => i), k0, k1, 2, 4), 0xa129ca6149be45e5n);
+  assert.equal(
+    sipHash(
+      Uint8Array.from({ length: 15 }, (_, i) => i),
+      k0,
+      k1,
+      2,
+      4,
+    ),
+    0xa129ca6149be45e5n,
+  );
 });
 
 test("mh: the table equals a reference built from the kernel's hsiphash offsets and skips (list order, M = 251 and 4093)", () => {
@@ -177,6 +204,9 @@ test("mh: large weights are scaled by gcd and rshift = fls(max/gcd) - 6", () => 
     const [offset, skip] = mhOffsetSkip(`10.0.0.${i + 1}`, 80, 251);
     return { offset, skip, turns: (w / 5) >> rs || 1 };
   });
-  assert.deepEqual(Array.from(table.maglevTable(s)), maglevFill(251, setups).map((k) => ids[k]));
+  assert.deepEqual(
+    Array.from(table.maglevTable(s)),
+    maglevFill(251, setups).map((k) => ids[k]),
+  );
   table.deleteService(s);
 });

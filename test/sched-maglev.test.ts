@@ -5,9 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fc from "fast-check";
 import { ServiceTable, SchedulerConfigError } from "../src/index.js";
-import {
-  maglevTable, assertMaglevBalance, assertMaglevDisruption, maglevCounts, activeDestinationSetArb, type DestinationSpec,
-} from "../src/testing/index.js";
+import { maglevTable, assertMaglevBalance, assertMaglevDisruption, maglevCounts, activeDestinationSetArb, type DestinationSpec } from "../src/testing/index.js";
 import { mhOffsetSkip } from "./support/kernel-hash.js";
 
 /** First addresses 10.7.x.y whose kernel (offset, skip) at M = 7 are the wanted pairs. */
@@ -23,12 +21,26 @@ function addressesWith(pairs: [number, number][]): string[] {
 }
 
 test("Maglev paper Table 1: M = 7, A(3,4) B(0,2) C(3,1) fill B A B A C C A; without B: A A A A C C C", () => {
-  const [a, b, c] = addressesWith([[3, 4], [0, 2], [3, 1]]);
+  const [a, b, c] = addressesWith([
+    [3, 4],
+    [0, 2],
+    [3, 1],
+  ]);
   const dests: DestinationSpec[] = [a, b, c].map((address) => ({ address, port: 0 }));
   const before = maglevTable(dests, { size: 7, order: "list" });
-  assert.deepEqual(Array.from(before).map((i) => "ABC"[i]).join(""), "BABACCA");
+  assert.deepEqual(
+    Array.from(before)
+      .map((i) => "ABC"[i])
+      .join(""),
+    "BABACCA",
+  );
   const after = maglevTable([dests[0], dests[2]], { size: 7, order: "list" });
-  assert.deepEqual(Array.from(after).map((i) => "AC"[i]).join(""), "AAAACCC");
+  assert.deepEqual(
+    Array.from(after)
+      .map((i) => "AC"[i])
+      .join(""),
+    "AAAACCC",
+  );
   const r = assertMaglevDisruption(before, after, 1, { maxOtherFraction: 0.25 });
   assert.equal(r.removedEntries, 2);
   assert.equal(r.otherMoved, 1); // 3 of 7 entries change, as the paper says
@@ -57,33 +69,37 @@ test("weights: entries follow weight / gcd (within Maglev's rounding)", () => {
 
 test("removing a backend reassigns all of its entries and few others", () => {
   fc.assert(
-    fc.property(
-      activeDestinationSetArb({ minDestinations: 3, maxDestinations: 40, minWeight: 1, maxWeight: 1 }),
-      fc.nat(),
-      (dests, k) => {
-        const removed = k % dests.length;
-        const before = maglevTable(dests, { size: 4093 });
-        const after = maglevTable(dests.filter((_, i) => i !== removed), { size: 4093 });
-        // the paper's Figure 11 shows a few percent at most; allow one backend's share
-        assertMaglevDisruption(before, after, removed, { maxOtherFraction: Math.max(0.02, 1 / dests.length) });
-      },
-    ),
+    fc.property(activeDestinationSetArb({ minDestinations: 3, maxDestinations: 40, minWeight: 1, maxWeight: 1 }), fc.nat(), (dests, k) => {
+      const removed = k % dests.length;
+      const before = maglevTable(dests, { size: 4093 });
+      const after = maglevTable(
+        dests.filter((_, i) => i !== removed),
+        { size: 4093 },
+      );
+      // the paper's Figure 11 shows a few percent at most; allow one backend's share
+      assertMaglevDisruption(before, after, removed, { maxOtherFraction: Math.max(0.02, 1 / dests.length) });
+    }),
     { numRuns: 40 },
   );
 });
 
 test("the table does not depend on the order destinations were added", () => {
   fc.assert(
-    fc.property(
-      activeDestinationSetArb({ minDestinations: 1, maxDestinations: 30, maxWeight: 5 }),
-      fc.func(fc.integer()),
-      (dests, f) => {
-        const shuffled = dests.map((d, i) => [f(i), i] as const).sort((x, y) => x[0] - y[0] || x[1] - y[1]).map(([, i]) => i);
-        const a = maglevTable(dests, { size: 251 });
-        const b = maglevTable(shuffled.map((i) => dests[i]), { size: 251 });
-        assert.deepEqual(Array.from(b).map((i) => shuffled[i]), Array.from(a));
-      },
-    ),
+    fc.property(activeDestinationSetArb({ minDestinations: 1, maxDestinations: 30, maxWeight: 5 }), fc.func(fc.integer()), (dests, f) => {
+      const shuffled = dests
+        .map((_d, i) => [f(i), i] as const)
+        .sort((x, y) => x[0] - y[0] || x[1] - y[1])
+        .map(([, i]) => i);
+      const a = maglevTable(dests, { size: 251 });
+      const b = maglevTable(
+        shuffled.map((i) => dests[i]),
+        { size: 251 },
+      );
+      assert.deepEqual(
+        Array.from(b).map((i) => shuffled[i]),
+        Array.from(a),
+      );
+    }),
     { numRuns: 60 },
   );
 });
@@ -141,7 +157,10 @@ test("table sizes: 65537 and other primes; non-primes, too large, and more desti
   assert.throws(() => t.createService({ scheduler: "rr", maglevSize: 7 }), /maglevSize \/ maglevOrder: apply to scheduler mh only/);
   const small = t.createService({ scheduler: "mh", maglevSize: 3 });
   for (let i = 1; i <= 3; i++) t.addDestination(small, { address: `10.6.1.${i}` });
-  assert.throws(() => t.addDestination(small, { address: "10.6.1.4" }), (e: unknown) => e instanceof SchedulerConfigError && /M = 3/.test(String(e)));
+  assert.throws(
+    () => t.addDestination(small, { address: "10.6.1.4" }),
+    (e: unknown) => e instanceof SchedulerConfigError && /M = 3/.test(String(e)),
+  );
   assert.equal(t.destinations(small).length, 3);
   // no third table: the pool holds 2
   assert.throws(() => t.createService({ scheduler: "mh" }), /no free Maglev table/);

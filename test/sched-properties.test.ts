@@ -4,8 +4,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fc from "fast-check";
 import {
-  destinationSetArb, activeDestinationSetArb, flowKeyArb, runScheduler, assertWrrCycles, referencePick,
-  withService, defaultFlows, type DestinationSpec, type StatelessScheduler,
+  destinationSetArb,
+  activeDestinationSetArb,
+  flowKeyArb,
+  runScheduler,
+  assertWrrCycles,
+  referencePick,
+  withService,
+  defaultFlows,
+  type DestinationSpec,
+  type StatelessScheduler,
 } from "../src/testing/index.js";
 
 const RUNS = 150;
@@ -16,7 +24,10 @@ test("wrr: every window of sum(weight/gcd) picks gives each destination exactly 
       const g = dests.reduce((a, d) => gcd(a, d.weight!), 0);
       const cycle = dests.reduce((a, d) => a + d.weight! / g, 0);
       const run = runScheduler("wrr", dests, { flows: cycle * 4, setup });
-      assertWrrCycles(run.picks, dests.map((d) => d.weight!));
+      assertWrrCycles(
+        run.picks,
+        dests.map((d) => d.weight!),
+      );
     }),
     { numRuns: RUNS },
   );
@@ -88,14 +99,18 @@ test("wlc and lc spread new connections when each pick is counted as a connectio
 
 test("twos never picks weight 0 or an overloaded destination", () => {
   fc.assert(
-    fc.property(destinationSetArb({ maxDestinations: 8, maxWeight: 6, maxActive: 20, overloaded: true }), fc.integer({ min: 0, max: 2 ** 31 }), (dests, seed) => {
-      const run = runScheduler("twos", dests, { flows: 200, seed });
-      const usable = dests.some((d) => d.weight! > 0 && !d.overloaded);
-      for (const p of run.picks) {
-        if (!usable) assert.equal(p, -1);
-        else assert.ok(p >= 0 && dests[p].weight! > 0 && !dests[p].overloaded);
-      }
-    }),
+    fc.property(
+      destinationSetArb({ maxDestinations: 8, maxWeight: 6, maxActive: 20, overloaded: true }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      (dests, seed) => {
+        const run = runScheduler("twos", dests, { flows: 200, seed });
+        const usable = dests.some((d) => d.weight! > 0 && !d.overloaded);
+        for (const p of run.picks) {
+          if (!usable) assert.equal(p, -1);
+          else assert.ok(p >= 0 && dests[p].weight! > 0 && !dests[p].overloaded);
+        }
+      },
+    ),
     { numRuns: RUNS },
   );
 });
@@ -162,7 +177,8 @@ test("sh with sh-port hashes the source port too, so one client spreads over des
 test("overload thresholds follow the kernel: set at active+inactive >= upper, cleared below lower (or 3/4 of upper)", () => {
   fc.assert(
     fc.property(
-      fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 12 }),
+      fc.integer({ min: 0, max: 12 }),
+      fc.integer({ min: 0, max: 12 }),
       fc.array(fc.tuple(fc.boolean(), fc.constantFrom("active" as const, "inactive" as const, "persistent" as const)), { maxLength: 60 }),
       (upper, lower, ops) => {
         withService("rr", [{ address: "10.3.0.1", upperThreshold: upper, lowerThreshold: lower }], {}, (table, _s, [d]) => {
@@ -172,11 +188,15 @@ test("overload thresholds follow the kernel: set at active+inactive >= upper, cl
             if (!bind && n[kind] === 0) continue;
             n[kind] += bind ? 1 : -1;
             const total = n.active + n.inactive;
-            if (bind) { if (upper !== 0 && total >= upper) over = true; }
-            else if (lower !== 0) { if (total < lower) over = false; }
-            else if (upper !== 0) { if (total * 4 < upper * 3) over = false; }
-            else over = false;
-            if (bind) table.bindConnection(d, kind); else table.unbindConnection(d, kind);
+            if (bind) {
+              if (upper !== 0 && total >= upper) over = true;
+            } else if (lower !== 0) {
+              if (total < lower) over = false;
+            } else if (upper !== 0) {
+              if (total * 4 < upper * 3) over = false;
+            } else over = false;
+            if (bind) table.bindConnection(d, kind);
+            else table.unbindConnection(d, kind);
             const st = table.destination(d);
             assert.equal(st.overloaded, over);
             assert.equal(st.activeConnections, n.active);

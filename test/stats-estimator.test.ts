@@ -31,7 +31,10 @@ class ModelEstimator {
 test("counters add up per total, service and destination; estimator matches the kernel's arithmetic", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 20, max: 65535 }), fc.boolean()), { maxLength: 40 }), { minLength: 1, maxLength: 12 }),
+      fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 20, max: 65535 }), fc.boolean()), { maxLength: 40 }), {
+        minLength: 1,
+        maxLength: 12,
+      }),
       (intervals) => {
         const { w, block } = setup();
         const model = { conns: 0n, inpkts: 0n, inbytes: 0n };
@@ -57,7 +60,8 @@ test("counters add up per total, service and destination; estimator matches the 
         assert.equal(total[11], est.inpps.avg, "inpps average");
         assert.equal(total[13], est.inbps.avg, "inbps average");
         // service blocks (1..4) and dest blocks (5..12) sum to the total
-        let svcPkts = 0n, destPkts = 0n;
+        let svcPkts = 0n,
+          destPkts = 0n;
         for (let s = 1; s <= 4; s++) svcPkts += block(s)[1];
         for (let d = 5; d <= 12; d++) destPkts += block(d)[1];
         assert.equal(svcPkts, model.inpkts);

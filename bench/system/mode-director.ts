@@ -46,8 +46,10 @@ const flag = mode === "dr" ? "-g" : "-i";
 const lines = [
   `-A -t ${vip}:80 -s rr`,
   ...rs.map((r) => `-a -t ${vip}:80 -r ${r}:80 ${flag} -w 1`),
-  `-A -t ${vip}:5201 -s rr -p 300`, `-a -t ${vip}:5201 -r ${iperfRs}:5201 ${flag} -w 1`,
-  `-A -u ${vip}:5201 -s rr -p 300`, `-a -u ${vip}:5201 -r ${iperfRs}:5201 ${flag} -w 1`,
+  `-A -t ${vip}:5201 -s rr -p 300`,
+  `-a -t ${vip}:5201 -r ${iperfRs}:5201 ${flag} -w 1`,
+  `-A -u ${vip}:5201 -s rr -p 300`,
+  `-a -u ${vip}:5201 -r ${iperfRs}:5201 ${flag} -w 1`,
 ];
 for (const line of lines) {
   const r = d.ipvsadm(line);
@@ -57,11 +59,12 @@ if (mode === "dr") await (d as DrDirector).resolveNeighbours(rs, 10_000);
 
 const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? Number(x) : x)));
 function stats(): string {
-  const io = mode === "dr"
-    ? { client: (d as DrDirector).client.stats, server: (d as DrDirector).server.stats }
-    : { tun: (d as TunDirector).device.stats };
+  const io = mode === "dr" ? { client: (d as DrDirector).client.stats, server: (d as DrDirector).server.stats } : { tun: (d as TunDirector).device.stats };
   return `@@stats@@${JSON.stringify({
-    director: d.director.stats, io, connections: d.balancer.connectionCount, totals: plain(d.balancer.totals().stats),
+    director: d.director.stats,
+    io,
+    connections: d.balancer.connectionCount,
+    totals: plain(d.balancer.totals().stats),
   })}\n`;
 }
 process.on("SIGUSR2", () => process.stdout.write(stats()));

@@ -46,7 +46,12 @@ function parseArgs(argv: readonly string[]): Args {
 const args = parseArgs(process.argv.slice(2));
 const balancer = new Balancer({ connections: args.connections, slots: args.batch });
 const dest = (address: string, port: number) => ({
-  address, port, method: "masq" as const, weight: 1, upperThreshold: 0, lowerThreshold: 0,
+  address,
+  port,
+  method: "masq" as const,
+  weight: 1,
+  upperThreshold: 0,
+  lowerThreshold: 0,
 });
 const http: ServiceKey = { kind: "address", protocol: "tcp", address: args.vip, port: 80 };
 balancer.addService({ key: http, scheduler: "rr", schedulerFlags: [], onePacket: false });
@@ -54,7 +59,11 @@ for (const rs of args.rs) balancer.addDestination(http, dest(rs, 80));
 for (const protocol of ["tcp", "udp"] as const) {
   const key: ServiceKey = { kind: "address", protocol, address: args.vip, port: 5201 };
   balancer.addService({
-    key, scheduler: "rr", schedulerFlags: [], onePacket: false, persistence: { timeout: 300, netmask: "255.255.255.255" },
+    key,
+    scheduler: "rr",
+    schedulerFlags: [],
+    onePacket: false,
+    persistence: { timeout: 300, netmask: "255.255.255.255" },
   });
   balancer.addDestination(key, dest(args.iperfRs, 5201));
 }
@@ -81,11 +90,14 @@ let stopping = false;
 const shutdown = () => {
   if (stopping) return;
   stopping = true;
-  void director.stop().then(() => loop).finally(() => {
-    process.stdout.write(stats());
-    tun.close();
-    process.exit(0);
-  });
+  void director
+    .stop()
+    .then(() => loop)
+    .finally(() => {
+      process.stdout.write(stats());
+      tun.close();
+      process.exit(0);
+    });
 };
 process.on("SIGTERM", shutdown);
 process.on("SIGINT", shutdown);

@@ -131,7 +131,9 @@ function ratio(a: SystemRecord | undefined, b: SystemRecord | undefined, key: Ke
 }
 
 const fmtRatioCell = (r: Ratio | null) =>
-  r === null ? "—" : `**${fmtRatio(r.ofMedians)}**${r.perRound.length > 1 ? ` [${fmtRatio(Math.min(...r.perRound))}–${fmtRatio(Math.max(...r.perRound))}]` : ""}`;
+  r === null
+    ? "—"
+    : `**${fmtRatio(r.ofMedians)}**${r.perRound.length > 1 ? ` [${fmtRatio(Math.min(...r.perRound))}–${fmtRatio(Math.max(...r.perRound))}]` : ""}`;
 
 function spreadPercent(sys: SystemRecord, key: Key): number | null {
   const v = values(sys, key);
@@ -151,25 +153,37 @@ export function renderReport(run: RunRecord): string {
   const p = (...lines: string[]) => out.push(...lines);
 
   p("# System benchmark: lvs-wasm against HAProxy and the kernel router", "");
-  p("Written by `npm run bench:system` (`bench/system/run.ts`, root). Per-bench figures of the",
-    "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/).", "");
+  p(
+    "Written by `npm run bench:system` (`bench/system/run.ts`, root). Per-bench figures of the",
+    "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/).",
+    "",
+  );
   p("## This run", "");
   p(`- command: \`${run.command}\``);
   p(`- date: ${run.date} (${run.durationS} s for the whole run, labs included)`);
   p(`- node ${run.node}, Linux ${run.kernel}, CPU: ${run.cpu}`);
   p(`- commit: ${run.commit}`);
-  p(`- tools: ${Object.entries(run.tools).map(([k, v]) => `${k}: ${v}`).join("; ")}`);
-  p(`- load average (1 / 5 / 15 min) before: ${run.loadBefore.join(" / ")}; after: ${run.loadAfter.join(" / ")}; ` +
-    `1-min after each round: ${run.loadPerRound.map((l) => l[0]).join(", ")}`);
-  p(`- ${o.rounds} interleaved rounds (${measured.map((s) => s.label).join(", ")}, then again); per system and round: ` +
-    `\`wrk -t1 -c${o.connections} -d${o.wrkS}s\` GET / (a 4-byte body) keep-alive, the same with \`Connection: close\`, ` +
-    `\`iperf3 -t ${o.iperfS}\` (one TCP stream) and \`-R\`, \`iperf3 -u -l 64 -b 0 -t ${o.udpS}\`; ` +
-    "one untimed 1-second wrk warm-up of each kind per system before round 1", "");
+  p(
+    `- tools: ${Object.entries(run.tools)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("; ")}`,
+  );
+  p(
+    `- load average (1 / 5 / 15 min) before: ${run.loadBefore.join(" / ")}; after: ${run.loadAfter.join(" / ")}; ` +
+      `1-min after each round: ${run.loadPerRound.map((l) => l[0]).join(", ")}`,
+  );
+  p(
+    `- ${o.rounds} interleaved rounds (${measured.map((s) => s.label).join(", ")}, then again); per system and round: ` +
+      `\`wrk -t1 -c${o.connections} -d${o.wrkS}s\` GET / (a 4-byte body) keep-alive, the same with \`Connection: close\`, ` +
+      `\`iperf3 -t ${o.iperfS}\` (one TCP stream) and \`-R\`, \`iperf3 -u -l 64 -b 0 -t ${o.udpS}\`; ` +
+      "one untimed 1-second wrk warm-up of each kind per system before round 1",
+    "",
+  );
 
   const maxLoad = Math.max(run.loadBefore[0], run.loadAfter[0], ...run.loadPerRound.map((l) => l[0]));
   const names: Partial<Record<Key, string>> = { kaRps: "keep-alive req/s", closeRps: "connection-per-request req/s", upBps: "upload", downBps: "download" };
-  const spreads = measured.flatMap((s) => (["kaRps", "closeRps", "upBps", "downBps"] as Key[])
-    .map((k) => ({ what: `${s.label} ${names[k]}`, pct: spreadPercent(s, k) })))
+  const spreads = measured
+    .flatMap((s) => (["kaRps", "closeRps", "upBps", "downBps"] as Key[]).map((k) => ({ what: `${s.label} ${names[k]}`, pct: spreadPercent(s, k) })))
     .filter((x): x is { what: string; pct: number } => x.pct !== null)
     .sort((a, b) => b.pct - a.pct);
   const worstSpread = spreads.length ? spreads[0]!.pct : 0;
@@ -177,29 +191,38 @@ export function renderReport(run: RunRecord): string {
   const typical = spreads.length ? spreads[spreads.length >> 1]!.pct : 0;
   const cores = Number(/x (\d+)$/.exec(run.cpu)?.[1] ?? 0);
   const busy = run.loadBefore[0] >= 1 || worstSpread > 20;
-  p(busy
-    ? `**The figures are noisy.** The machine has ${cores || "few"} cores, and client, director, servers and the kernel's ` +
-      "forwarding all share them; other work was running (1-minute load average up to " +
-      `${maxLoad.toFixed(2)} during the run, of which the benchmark itself adds about 2). The spread of a rate over the ` +
-      `rounds (highest minus lowest, over the median) is ${typical.toFixed(0)} % for the typical figure and up to ` +
-      `${worstSpread.toFixed(0)} %${worstWhat}. Read the medians as orders of magnitude and the ratios (taken within the ` +
-      "same rounds) as the comparison; a difference of less than about a third between two systems is within the noise."
-    : `The machine has ${cores || "few"} cores shared by client, director, servers and the kernel's forwarding: ` +
-      "absolute figures are low, the ratios (taken within the same rounds) are the comparison. The widest spread of a rate " +
-      `over the rounds is ${worstSpread.toFixed(0)} % of its median${worstWhat}.`, "");
+  p(
+    busy
+      ? `**The figures are noisy.** The machine has ${cores || "few"} cores, and client, director, servers and the kernel's ` +
+          "forwarding all share them; other work was running (1-minute load average up to " +
+          `${maxLoad.toFixed(2)} during the run, of which the benchmark itself adds about 2). The spread of a rate over the ` +
+          `rounds (highest minus lowest, over the median) is ${typical.toFixed(0)} % for the typical figure and up to ` +
+          `${worstSpread.toFixed(0)} %${worstWhat}. Read the medians as orders of magnitude and the ratios (taken within the ` +
+          "same rounds) as the comparison; a difference of less than about a third between two systems is within the noise."
+      : `The machine has ${cores || "few"} cores shared by client, director, servers and the kernel's forwarding: ` +
+          "absolute figures are low, the ratios (taken within the same rounds) are the comparison. The widest spread of a rate " +
+          `over the rounds is ${worstSpread.toFixed(0)} % of its median${worstWhat}.`,
+    "",
+  );
 
   p("## Set-up", "");
-  p("Each system gets its own lab (docs/lab.md: client, director, RS1, RS2, each a network namespace, two bridges), all",
+  p(
+    "Each system gets its own lab (docs/lab.md: client, director, RS1, RS2, each a network namespace, two bridges), all",
     "built before the first measurement and torn down at the end (or on an error or Ctrl-C). The real servers run",
-    "nginx-light (`/` answers `RS1\\n`) and `iperf3 -s`.", "");
+    "nginx-light (`/` answers `RS1\\n`) and `iperf3 -s`.",
+    "",
+  );
   for (const s of run.systems) {
     p(`- **${s.label}**: ${s.unavailable ?? s.description}${s.error ? ` — **set-up failed**: ${s.error}` : ""}`);
   }
   p("");
 
   p("## Results", "");
-  p("Median over the rounds in bold, [lowest–highest] round after it. Latencies are wrk's percentiles of the same run",
-    "(the spread shown is that of p99).", "");
+  p(
+    "Median over the rounds in bold, [lowest–highest] round after it. Latencies are wrk's percentiles of the same run",
+    "(the spread shown is that of p99).",
+    "",
+  );
   p(`| metric | ${run.systems.map((s) => s.label).join(" | ")} |`);
   p(`|---|${run.systems.map(() => "---:").join("|")}|`);
   for (const row of ROWS) p(`| ${row.label.replace(/^ {2}/, "&nbsp;&nbsp;")} | ${run.systems.map((s) => cell(s, row)).join(" | ")} |`);
@@ -209,7 +232,9 @@ export function renderReport(run: RunRecord): string {
     const cl = values(s, "closeErrors").reduce((a, b) => a + b, 0);
     const failed = s.rounds.flatMap((r) => r.errors.map((e) => `round ${r.round}: ${e}`));
     return [
-      ...(ka + cl > 0 ? [`${s.label}: wrk reported ${ka} errors keep-alive, ${cl} connection-per-request (connect, read, write, status, timeout together)`] : []),
+      ...(ka + cl > 0
+        ? [`${s.label}: wrk reported ${ka} errors keep-alive, ${cl} connection-per-request (connect, read, write, status, timeout together)`]
+        : []),
       ...failed.map((f) => `${s.label}: ${f}`),
     ];
   });
@@ -252,34 +277,49 @@ export function renderReport(run: RunRecord): string {
         return pr.length > 1 ? ` (rounds ${fmtRatio(Math.min(...pr))}–${fmtRatio(Math.max(...pr))})` : "";
       };
       const u = values(nat, "udpPps");
-      p(`In short: lvs-wasm NAT, one JavaScript thread over a TUN device, is in HAProxy's range for request rates ` +
-        `(${r0(haproxy, "kaRps")} keep-alive${range(haproxy, "kaRps")}, ${r0(haproxy, "closeRps")} connection per request` +
-        `${range(haproxy, "closeRps")}; the bar is 1.2x of the medians) and at ${r0(router, "kaRps")} / ${r0(router, "closeRps")} of the kernel router (bar 0.8x). ` +
-        `Bulk is far behind: ${r0(haproxy, "upBps")} and ${r0(haproxy, "downBps")} of HAProxy, because every 1500-byte packet ` +
-        `costs us two system calls while the kernel and HAProxy move 64 KB frames. Small UDP datagrams: ` +
-        `${u.length ? fmtRate(median(u)) : "?"} per second received, about ${u.length ? (median(u) / 1e4).toFixed(0) : "?"} % of the ` +
-        "million-per-second bar. None of the bars is met; the limits are below.", "");
+      p(
+        `In short: lvs-wasm NAT, one JavaScript thread over a TUN device, is in HAProxy's range for request rates ` +
+          `(${r0(haproxy, "kaRps")} keep-alive${range(haproxy, "kaRps")}, ${r0(haproxy, "closeRps")} connection per request` +
+          `${range(haproxy, "closeRps")}; the bar is 1.2x of the medians) and at ${r0(router, "kaRps")} / ${r0(router, "closeRps")} of the kernel router (bar 0.8x). ` +
+          `Bulk is far behind: ${r0(haproxy, "upBps")} and ${r0(haproxy, "downBps")} of HAProxy, because every 1500-byte packet ` +
+          `costs us two system calls while the kernel and HAProxy move 64 KB frames. Small UDP datagrams: ` +
+          `${u.length ? fmtRate(median(u)) : "?"} per second received, about ${u.length ? (median(u) / 1e4).toFixed(0) : "?"} % of the ` +
+          "million-per-second bar. None of the bars is met; the limits are below.",
+        "",
+      );
     }
-    p("The bars the project will be held to next, from this run's medians (the bulk bar is for NAT; DR and TUN are shown",
-      "for comparison: their replies, the bulk of `-R`, do not pass through the balancer):", "");
+    p(
+      "The bars the project will be held to next, from this run's medians (the bulk bar is for NAT; DR and TUN are shown",
+      "for comparison: their replies, the bulk of `-R`, do not pass through the balancer):",
+      "",
+    );
     p(`| bar | ${oursMeasured.map((s) => s.label).join(" | ")} |`, `|---|${oursMeasured.map(() => "---").join("|")}|`);
     const rowOf = (label: string, f: (s: SystemRecord) => string) => p(`| ${label} | ${oursMeasured.map(f).join(" | ")} |`);
     const r = (s: SystemRecord, b: SystemRecord | undefined, k: Key) => ratio(s, b, k)?.ofMedians ?? NaN;
     rowOf("request rates >= 1.2x HAProxy", (s) => {
-      const ka = r(s, haproxy, "kaRps"), cl = r(s, haproxy, "closeRps");
+      const ka = r(s, haproxy, "kaRps"),
+        cl = r(s, haproxy, "closeRps");
       return `keep-alive ${fmtRatio(ka)}, per request ${fmtRatio(cl)}: ${verdict(ka >= 1.2 && cl >= 1.2)}`;
     });
     rowOf("request rates >= 0.8x the kernel router", (s) => {
-      const ka = r(s, router, "kaRps"), cl = r(s, router, "closeRps");
+      const ka = r(s, router, "kaRps"),
+        cl = r(s, router, "closeRps");
       return `keep-alive ${fmtRatio(ka)}, per request ${fmtRatio(cl)}: ${verdict(ka >= 0.8 && cl >= 0.8)}`;
     });
     rowOf("bulk >= HAProxy (both ways)", (s) => {
-      const up = r(s, haproxy, "upBps"), dn = r(s, haproxy, "downBps");
+      const up = r(s, haproxy, "upBps"),
+        dn = r(s, haproxy, "downBps");
       return `up ${fmtRatio(up)}, down ${fmtRatio(dn)}: ${verdict(up >= 1 && dn >= 1)}`;
     });
-    rowOf("... with large frames kept whole", (s) => (s.id === "dr"
-      ? "no: AF_PACKET frames are at most the 1500-byte MTU (GRO off), the client's TSO is off"
-      : "no: the TUN device has no offloads, the kernel cuts every GSO/GRO frame to the 1500-byte MTU before we see it") + ": **missed**");
+    rowOf(
+      "... with large frames kept whole",
+      (s) =>
+        `${
+          s.id === "dr"
+            ? "no: AF_PACKET frames are at most the 1500-byte MTU (GRO off), the client's TSO is off"
+            : "no: the TUN device has no offloads, the kernel cuts every GSO/GRO frame to the 1500-byte MTU before we see it"
+        }: **missed**`,
+    );
     rowOf("1,000,000 small UDP datagrams/s", (s) => {
       const v = values(s, "udpPps");
       const m = v.length ? median(v) : NaN;
@@ -288,11 +328,18 @@ export function renderReport(run: RunRecord): string {
     p("");
     for (const s of oursMeasured) {
       type Dir = { received?: number; forwarded?: number; sendFailures?: number; drops?: Record<string, number>; batches?: number };
-      const c = s.counters as { director?: Dir; connections?: number; device?: { txqlen?: number; tx?: Record<string, number> } | null;
-        agents?: Array<{ decapsulated?: number; dropped?: number; writeFailures?: number } | null> } | null;
+      const c = s.counters as {
+        director?: Dir;
+        connections?: number;
+        device?: { txqlen?: number; tx?: Record<string, number> } | null;
+        agents?: Array<{ decapsulated?: number; dropped?: number; writeFailures?: number } | null>;
+      } | null;
       if (!c?.director) continue;
       const d = c.director;
-      const drops = Object.entries(d.drops ?? {}).map(([k, v]) => `${k} ${group(v)}`).join(", ") || "none";
+      const drops =
+        Object.entries(d.drops ?? {})
+          .map(([k, v]) => `${k} ${group(v)}`)
+          .join(", ") || "none";
       const perBatch = d.batches ? (d.received ?? 0) / d.batches : 0;
       const dev = c.device?.tx
         ? `; the kernel dropped ${group(c.device.tx.dropped ?? 0)} packets at the TUN device's queue toward us (txqueuelen ${c.device.txqlen ?? "?"})`
@@ -300,52 +347,72 @@ export function renderReport(run: RunRecord): string {
       const agents = c.agents?.length
         ? `; decap agents: ${c.agents.map((a, i) => (a ? `RS${i + 1} ${group(a.decapsulated ?? 0)} decapsulated, ${group(a.dropped ?? 0)} dropped, ${group(a.writeFailures ?? 0)} not taken by its device` : `RS${i + 1} no answer`)).join("; ")}`
         : "";
-      p(`${s.label} counters over the whole run (warm-up included): ${group(d.received ?? 0)} packets received in ${group(d.batches ?? 0)} batches ` +
-        `(${perBatch.toFixed(1)} per batch on average), ${group(d.forwarded ?? 0)} forwarded, ${group(d.sendFailures ?? 0)} not taken by the adapter, ` +
-        `drops: ${drops}; ${group(c.connections ?? 0)} connection records live at the end${dev}${agents}.`, "");
+      p(
+        `${s.label} counters over the whole run (warm-up included): ${group(d.received ?? 0)} packets received in ${group(d.batches ?? 0)} batches ` +
+          `(${perBatch.toFixed(1)} per batch on average), ${group(d.forwarded ?? 0)} forwarded, ${group(d.sendFailures ?? 0)} not taken by the adapter, ` +
+          `drops: ${drops}; ${group(c.connections ?? 0)} connection records live at the end${dev}${agents}.`,
+        "",
+      );
     }
   }
 
   p("## What limits the numbers", "");
-  p("- **One system call per packet, each way, through an FFI.** A TUN device has no recvmmsg/sendmmsg: every packet is",
+  p(
+    "- **One system call per packet, each way, through an FFI.** A TUN device has no recvmmsg/sendmmsg: every packet is",
     "  one `read(2)` into its slot and one `write(2)` out of it, each a koffi call (about 0.25 µs of FFI on top of the",
     "  system call; docs/benchmarks/io.md measured about 60,000–140,000 packets/s for the whole receive + process + send",
     "  loop on this machine). The datapath itself is not the limit: `process()` costs 80–300 ns a packet",
     "  (docs/benchmarks/datapath.md). Every packet of a NAT flow crosses the director's kernel twice (forwarded into the",
-    "  device, then routed again after we write it back), in both directions.");
-  p("- **No GSO/TSO/GRO.** The device is opened without `IFF_VNET_HDR`, so the kernel cuts every 64 KB TSO/GRO frame into",
+    "  device, then routed again after we write it back), in both directions.",
+  );
+  p(
+    "- **No GSO/TSO/GRO.** The device is opened without `IFF_VNET_HDR`, so the kernel cuts every 64 KB TSO/GRO frame into",
     "  1500-byte packets before handing them to us and we write them back one by one. The kernel router forwards those",
     "  frames whole, and HAProxy reads and writes 16 KB buffers from sockets the kernel feeds with whole frames: per byte,",
     "  both do a small fraction of our work, which is why bulk is where we are furthest behind. Keeping large frames whole",
     "  needs `IFF_VNET_HDR` + `TUNSETOFFLOAD` (a virtio-net header per packet, checksums left partial) and a datapath that",
-    "  rewrites GSO frames, or AF_PACKET with `PACKET_VNET_HDR`.");
-  p("- **One thread on a 2-core machine.** The director is one JavaScript thread; wrk, nginx, iperf3 and the kernel's",
+    "  rewrites GSO frames, or AF_PACKET with `PACKET_VNET_HDR`.",
+  );
+  p(
+    "- **One thread on a 2-core machine.** The director is one JavaScript thread; wrk, nginx, iperf3 and the kernel's",
     "  softirq work share the same two cores, so every CPU cycle the director spends is taken from the client or the",
     "  servers (HAProxy is in the same position, the kernel router much less so). Multi-queue TUN and AF_PACKET fanout are",
-    "  built (docs/io.md) but the worker runtime is not.");
-  p("- **Small batches under request/response load.** With 32 connections, few packets are queued when the loop wakes",
+    "  built (docs/io.md) but the worker runtime is not.",
+  );
+  p(
+    "- **Small batches under request/response load.** With 32 connections, few packets are queued when the loop wakes",
     "  (the per-batch averages above include the bulk and UDP runs, where batches fill): the per-batch costs (poll on libuv's thread pool when idle,",
-    "  `setImmediate` between batches, the `process()` call) are paid for a handful of packets, which shows in latency.");
-  p("- **Connection per request** adds connection-table work per flow (scheduling, a new record, IPVS's TCP state",
+    "  `setImmediate` between batches, the `process()` call) are paid for a handful of packets, which shows in latency.",
+  );
+  p(
+    "- **Connection per request** adds connection-table work per flow (scheduling, a new record, IPVS's TCP state",
     "  machine) but that is small next to the per-packet system calls: each short connection is about 8 packets through",
-    "  the director.");
-  p("- **DR and TUN** halve the director's work (replies bypass it) and DR moves batches with one `recvmmsg`/`sendmmsg`",
+    "  the director.",
+  );
+  p(
+    "- **DR and TUN** halve the director's work (replies bypass it) and DR moves batches with one `recvmmsg`/`sendmmsg`",
     "  per batch; but in this lab the director is also the real servers' gateway, so their replies still cross the",
     "  director namespace's kernel, and TUN adds the real-server agent (another user-space hop, one read and one write",
     "  per packet) on the real servers' cores. TUN's upload is the weakest figure: each full-size client segment",
     "  grows by the 20-byte outer header past the 1500-byte tunnel MTU (ICMP fragmentation-needed, path MTU discovery),",
-    "  and the director's TUN queue overflows (the drops above).");
+    "  and the director's TUN queue overflows (the drops above).",
+  );
   p("");
-  p("The next steps that move these numbers, in order: a NAT director on AF_PACKET (one system call per batch, as DR",
+  p(
+    "The next steps that move these numbers, in order: a NAT director on AF_PACKET (one system call per batch, as DR",
     "already does) or a native addon for the TUN loop; offloads (`IFF_VNET_HDR`, `PACKET_VNET_HDR`) so bulk moves in",
-    "64 KB frames; and worker threads on multi-queue devices / fanout groups.", "");
+    "64 KB frames; and worker threads on multi-queue devices / fanout groups.",
+    "",
+  );
 
   p("## Per round", "");
   p("| system | round | keep-alive req/s | close req/s | up Gbit/s | down Gbit/s | UDP received/s |", "|---|---:|---:|---:|---:|---:|---:|");
   for (const s of measured) {
     for (const r of s.rounds) {
       const f = (v: number | undefined, fmt: (n: number) => string) => (typeof v === "number" ? fmt(v) : "—");
-      p(`| ${s.label} | ${r.round} | ${f(r.kaRps, fmtRate)} | ${f(r.closeRps, fmtRate)} | ${f(r.upBps, fmtGbit)} | ${f(r.downBps, fmtGbit)} | ${!s.rounds.some((x) => x.udpPps !== undefined) ? "n/a" : f(r.udpPps, fmtRate)} |`);
+      p(
+        `| ${s.label} | ${r.round} | ${f(r.kaRps, fmtRate)} | ${f(r.closeRps, fmtRate)} | ${f(r.upBps, fmtGbit)} | ${f(r.downBps, fmtGbit)} | ${!s.rounds.some((x) => x.udpPps !== undefined) ? "n/a" : f(r.udpPps, fmtRate)} |`,
+      );
     }
   }
   p("");

@@ -31,8 +31,18 @@ import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  createLab, curl, httpUrl, iperf3, startHaproxy, startHttpServer, startIperf3Server, wrk,
-  type HostName, type Lab, type LabProcess, type WrkResult,
+  createLab,
+  curl,
+  httpUrl,
+  iperf3,
+  startHaproxy,
+  startHttpServer,
+  startIperf3Server,
+  wrk,
+  type HostName,
+  type Lab,
+  type LabProcess,
+  type WrkResult,
 } from "../../src/lab/index.js";
 import { disableTxChecksumOffload } from "../../src/runtime/dr-director.js";
 import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues } from "./report.js";
@@ -73,7 +83,9 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--out") o.out = argv[++i]!;
     else if (a === "--from-json") o.fromJson = argv[++i]!;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]");
+      console.log(
+        "usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]",
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
   }
@@ -99,9 +111,10 @@ function missingTools(): string[] {
 
 /** iperf3 UDP: `-u -l SIZE -b 0`; what the receiver got, in datagrams per second. */
 async function iperf3Udp(lab: Lab, server: string, durationS: number, size: number): Promise<{ receivedPps: number; sentPps: number; lossPercent: number }> {
-  const r = await lab.exec("client", "iperf3", [
-    "-c", server, "-u", "-l", String(size), "-b", "0", "-t", String(durationS), "-J",
-  ], { timeoutMs: (durationS + 20) * 1000, allowFailure: true });
+  const r = await lab.exec("client", "iperf3", ["-c", server, "-u", "-l", String(size), "-b", "0", "-t", String(durationS), "-J"], {
+    timeoutMs: (durationS + 20) * 1000,
+    allowFailure: true,
+  });
   type Sum = { seconds?: number; packets?: number; lost_packets?: number; lost_percent?: number };
   let j: { error?: string; end?: { sum?: Sum; sum_sent?: Sum; sum_received?: Sum } };
   try {
@@ -146,7 +159,14 @@ interface System {
 
 function routerSystem(): System {
   const s: System = {
-    id: "router", label: "kernel router", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1"], error: null,
+    id: "router",
+    label: "kernel router",
+    unavailable: null,
+    lab: null,
+    target: "",
+    udp: true,
+    expectLabels: ["RS1"],
+    error: null,
     description: "lab mode `router`: no balancer; the client talks to RS1 (192.168.10.11) through the director namespace's kernel forwarding",
     async setup() {
       const lab = (s.lab = await createLab({ mode: "router", realServers: 2 }));
@@ -159,13 +179,19 @@ function routerSystem(): System {
 
 function haproxySystem(): System {
   const s: System = {
-    id: "haproxy", label: "HAProxy", unavailable: null, lab: null, target: "", udp: false, expectLabels: ["RS1", "RS2"], error: null,
-    description: "lab mode `nat`, haproxy in the director: `nbthread 1`, `mode tcp`, `balance roundrobin` on VIP:80 over RS1, RS2; VIP:5201 `balance source` (iperf3); no UDP (TCP mode)",
+    id: "haproxy",
+    label: "HAProxy",
+    unavailable: null,
+    lab: null,
+    target: "",
+    udp: false,
+    expectLabels: ["RS1", "RS2"],
+    error: null,
+    description:
+      "lab mode `nat`, haproxy in the director: `nbthread 1`, `mode tcp`, `balance roundrobin` on VIP:80 over RS1, RS2; VIP:5201 `balance source` (iperf3); no UDP (TCP mode)",
     async setup() {
       const lab = (s.lab = await createLab({ mode: "nat", realServers: 2 }));
-      await Promise.all([
-        startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1"), startIperf3Server(lab, "rs2"),
-      ]);
+      await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1"), startIperf3Server(lab, "rs2")]);
       await startHaproxy(lab);
       s.target = lab.vip!.v4;
     },
@@ -176,8 +202,16 @@ function haproxySystem(): System {
 function natSystem(): System {
   let director: LabProcess | null = null;
   const s: System = {
-    id: "nat", label: "lvs-wasm NAT", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1", "RS2"], error: null,
-    description: "lab mode `nat` without the VIP on the director's kernel; one node process in the director namespace (bench/system/nat-director.ts): " +
+    id: "nat",
+    label: "lvs-wasm NAT",
+    unavailable: null,
+    lab: null,
+    target: "",
+    udp: true,
+    expectLabels: ["RS1", "RS2"],
+    error: null,
+    description:
+      "lab mode `nat` without the VIP on the director's kernel; one node process in the director namespace (bench/system/nat-director.ts): " +
       "Balancer + Director loop over TUN device lvs0, batch 256; VIP:80 rr masq over RS1, RS2; VIP:5201 tcp and udp, persistence 300 s, RS1; " +
       "routes: VIP/32 dev lvs0, table 100 `default dev lvs0`, `ip rule iif eth1 lookup 100` (the real servers' replies)",
     async setup() {
@@ -185,8 +219,14 @@ function natSystem(): System {
       await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3Server(lab, "rs1")]);
       const vip = lab.vip!.v4;
       director = spawnBenchChild(lab, "director", "nat-director.ts", [
-        "--tun", "lvs0", "--vip", vip, "--rs", lab.realServers.map((r) => r.eth0.ipv4).join(","),
-        "--iperf-rs", lab.realServers[0]!.eth0.ipv4,
+        "--tun",
+        "lvs0",
+        "--vip",
+        vip,
+        "--rs",
+        lab.realServers.map((r) => r.eth0.ipv4).join(","),
+        "--iperf-rs",
+        lab.realServers[0]!.eth0.ipv4,
       ]);
       await director.waitForOutput(/ready lvs0/, 30_000);
       const ip = async (...a: string[]) => {
@@ -253,8 +293,16 @@ function spawnBenchChild(lab: Lab, host: HostName, script: string, args: readonl
 function drSystem(): System {
   let director: LabProcess | null = null;
   const s: System = {
-    id: "dr", label: "lvs-wasm DR", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1", "RS2"], error: null,
-    description: "lab mode `dr` (VIP 192.168.10.100 on the back segment, on every RS's lo); one node process in the director namespace " +
+    id: "dr",
+    label: "lvs-wasm DR",
+    unavailable: null,
+    lab: null,
+    target: "",
+    udp: true,
+    expectLabels: ["RS1", "RS2"],
+    error: null,
+    description:
+      "lab mode `dr` (VIP 192.168.10.100 on the back segment, on every RS's lo); one node process in the director namespace " +
       "(bench/system/mode-director.ts) running `startDrDirector` (src/runtime/dr-director.ts): AF_PACKET on eth0 and eth1, batch 256, " +
       "MAC rewrite only, tc ingress drop of VIP traffic after the tap; VIP:80 rr -g over RS1, RS2; VIP:5201 tcp and udp -p 300, RS1 (iperf3 -s -B VIP). " +
       "Replies go RS -> director's kernel (their gateway) -> client, never through the balancer. The client's eth0 has tx checksum offload " +
@@ -265,7 +313,14 @@ function drSystem(): System {
       await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3OnVip(lab, "rs1", vip)]);
       disableTxChecksumOffload(lab.ns("client"), "eth0");
       director = spawnBenchChild(lab, "director", "mode-director.ts", [
-        "--mode", "dr", "--vip", vip, "--rs", lab.realServers.map((r) => r.eth0.ipv4).join(","), "--iperf-rs", lab.realServers[0]!.eth0.ipv4,
+        "--mode",
+        "dr",
+        "--vip",
+        vip,
+        "--rs",
+        lab.realServers.map((r) => r.eth0.ipv4).join(","),
+        "--iperf-rs",
+        lab.realServers[0]!.eth0.ipv4,
       ]);
       await director.waitForOutput(/ready dr/, 30_000);
       s.target = vip;
@@ -279,8 +334,16 @@ function tunSystem(): System {
   let director: LabProcess | null = null;
   const agents: LabProcess[] = [];
   const s: System = {
-    id: "tun", label: "lvs-wasm TUN", unavailable: null, lab: null, target: "", udp: true, expectLabels: ["RS1", "RS2"], error: null,
-    description: "lab mode `tun` without the VIP on the director's kernel; one node process in the director namespace " +
+    id: "tun",
+    label: "lvs-wasm TUN",
+    unavailable: null,
+    lab: null,
+    target: "",
+    udp: true,
+    expectLabels: ["RS1", "RS2"],
+    error: null,
+    description:
+      "lab mode `tun` without the VIP on the director's kernel; one node process in the director namespace " +
       "(bench/system/mode-director.ts) running `startTunDirector` (src/runtime/tun-director.ts): TUN device lvs0 the VIP is routed into, batch 256, " +
       "IP-in-IP from 192.168.10.1 to the RS (tunnel MTU 1500); VIP:80 rr -i over RS1, RS2; VIP:5201 tcp and udp -p 300, RS1 (iperf3 -s -B VIP). " +
       "Each RS runs the decap agent in its own node process (bench/system/rs-agent.ts: src/runtime/rs-agent.ts, raw IPIP socket -> " +
@@ -292,8 +355,16 @@ function tunSystem(): System {
       for (const rs of lab.realServers) agents.push(spawnBenchChild(lab, rs.name, "rs-agent.ts", []));
       await Promise.all(agents.map((a) => a.waitForOutput(/ready/, 30_000)));
       director = spawnBenchChild(lab, "director", "mode-director.ts", [
-        "--mode", "tun", "--vip", vip, "--rs", lab.realServers.map((r) => r.eth0.ipv4).join(","), "--iperf-rs", lab.realServers[0]!.eth0.ipv4,
-        "--tunnel-source", lab.director.back.ipv4,
+        "--mode",
+        "tun",
+        "--vip",
+        vip,
+        "--rs",
+        lab.realServers.map((r) => r.eth0.ipv4).join(","),
+        "--iperf-rs",
+        lab.realServers[0]!.eth0.ipv4,
+        "--tunnel-source",
+        lab.director.back.ipv4,
       ]);
       await director.waitForOutput(/ready tun/, 30_000);
       s.target = vip;
@@ -339,16 +410,28 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
   await attempt("wrk keep-alive", async () => {
     const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1 });
     Object.assign(values, {
-      kaRps: w.requestsPerSec, kaP50: w.latencyUs.p50, kaP90: w.latencyUs.p90, kaP99: w.latencyUs.p99, kaErrors: wrkErrors(w),
+      kaRps: w.requestsPerSec,
+      kaP50: w.latencyUs.p50,
+      kaP90: w.latencyUs.p90,
+      kaP99: w.latencyUs.p99,
+      kaErrors: wrkErrors(w),
     });
-    log(`    wrk keep-alive: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`);
+    log(
+      `    wrk keep-alive: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`,
+    );
   });
   await attempt("wrk connection-per-request", async () => {
     const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1, connectionClose: true });
     Object.assign(values, {
-      closeRps: w.requestsPerSec, closeP50: w.latencyUs.p50, closeP90: w.latencyUs.p90, closeP99: w.latencyUs.p99, closeErrors: wrkErrors(w),
+      closeRps: w.requestsPerSec,
+      closeP50: w.latencyUs.p50,
+      closeP90: w.latencyUs.p90,
+      closeP99: w.latencyUs.p99,
+      closeErrors: wrkErrors(w),
     });
-    log(`    wrk Connection: close: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`);
+    log(
+      `    wrk Connection: close: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`,
+    );
   });
   await attempt("iperf3 client->server", async () => {
     const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS });
@@ -392,13 +475,7 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
   log(`bench:system: ${o.rounds} rounds; wrk -t1 -c${o.connections} -d${o.wrkS}s; iperf3 -t ${o.iperfS}; UDP ${o.udpS} s; load ${loadBefore.join(" ")}`);
 
-  const systems: System[] = [
-    routerSystem(),
-    haproxySystem(),
-    natSystem(),
-    drSystem(),
-    tunSystem(),
-  ];
+  const systems: System[] = [routerSystem(), haproxySystem(), natSystem(), drSystem(), tunSystem()];
   const records = new Map<SystemId, SystemRecord>();
   for (const s of systems) {
     records.set(s.id, { id: s.id, label: s.label, description: s.description, unavailable: s.unavailable, error: null, rounds: [], counters: null });
@@ -452,7 +529,9 @@ async function main(): Promise<void> {
     kernel: os.release(),
     cpu: `${os.cpus()[0]?.model ?? "unknown"} x ${os.cpus().length}`,
     commit: gitDescribe(),
-    loadBefore, loadAfter, loadPerRound,
+    loadBefore,
+    loadAfter,
+    loadPerRound,
     options: { rounds: o.rounds, wrkS: o.wrkS, iperfS: o.iperfS, udpS: o.udpS, connections: o.connections },
     tools: toolVersions(),
     systems: [...records.values()],
@@ -471,8 +550,7 @@ async function main(): Promise<void> {
 function gitDescribe(): string {
   try {
     const head = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["-C", root, "status", "--porcelain", "--", "src", "assembly"], { encoding: "utf8" })
-      .split("\n").filter(Boolean).length;
+    const dirty = execFileSync("git", ["-C", root, "status", "--porcelain", "--", "src", "assembly"], { encoding: "utf8" }).split("\n").filter(Boolean).length;
     return dirty > 0 ? `${head} (+ ${dirty} uncommitted files in src/ and assembly/ of work in progress)` : head;
   } catch {
     return "unknown";
@@ -482,7 +560,9 @@ function gitDescribe(): string {
 function toolVersions(): Record<string, string> {
   const first = (cmd: string, args: string[]) => {
     try {
-      return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).split("\n")[0]!.trim();
+      return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+        .split("\n")[0]!
+        .trim();
     } catch (e) {
       const out = (e as { stdout?: string; stderr?: string }).stdout || (e as { stderr?: string }).stderr || "";
       return out.split("\n")[0]!.trim() || "unknown";
@@ -497,6 +577,6 @@ function toolVersions(): Record<string, string> {
 }
 
 main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : String(e));
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
   process.exitCode = 1;
 });

@@ -1,15 +1,11 @@
 // ipvsadm's process_options(), re-stated: an argument vector becomes one typed LvsCommand,
 // or a CommandError carrying the text and exit status ipvsadm gives for the same words.
 // Checks run in ipvsadm's order, so the first complaint is the one ipvsadm would make.
-import type {
-  DestinationConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, TunnelChecksum, TunnelType,
-} from "../config/types.js";
+import type { DestinationConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, TunnelChecksum, TunnelType } from "../config/types.js";
 import { PoptScanner } from "./argv.js";
 import { CommandError, failure, kernelFailure, usageFailure } from "./errors.js";
 import { formatIpv4, formatIpv6, inetAton, inetPton4, inetPton6 } from "./inet.js";
-import {
-  COMMAND_OPTION_RULES, IPVSADM_OPTIONS, OPTION_NAMES, TUNNEL_OPTION_COLUMNS, TUNNEL_OPTION_RULES,
-} from "./option-table.js";
+import { COMMAND_OPTION_RULES, IPVSADM_OPTIONS, OPTION_NAMES, TUNNEL_OPTION_COLUMNS, TUNNEL_OPTION_RULES } from "./option-table.js";
 import type { CommandName, OptionName, OptionTag } from "./option-table.js";
 import { systemPortNamesDb } from "./services-db.js";
 import type { PortNames } from "./services-db.js";
@@ -96,8 +92,19 @@ const DEFAULT_MCAST_INTERFACE = "eth0";
 const SCHED_FLAG_BITS = { 1: 1, 2: 2, 3: 4 } as const;
 
 const COMMAND_BY_TAG: Partial<Record<OptionTag, CommandName>> = {
-  A: "add-service", E: "edit-service", D: "delete-service", a: "add-server", e: "edit-server",
-  d: "delete-server", C: "flush", L: "list", l: "list", Z: "zero", set: "set", R: "restore", S: "save",
+  A: "add-service",
+  E: "edit-service",
+  D: "delete-service",
+  a: "add-server",
+  e: "edit-server",
+  d: "delete-server",
+  C: "flush",
+  L: "list",
+  l: "list",
+  Z: "zero",
+  set: "set",
+  R: "restore",
+  S: "save",
 };
 
 /** The mutable state ipvsadm's ipvs_command_entry holds while options are read. */
@@ -208,18 +215,41 @@ function newEntry(): Entry {
     command: undefined,
     options: new Set(),
     svc: {
-      family: 0, protocol: undefined, address: "0.0.0.0", port: 0, fwmark: 0, scheduler: "",
-      persistent: false, timeout: 0, netmask: 0xffffffff, onePacket: false, persistenceEngine: "",
+      family: 0,
+      protocol: undefined,
+      address: "0.0.0.0",
+      port: 0,
+      fwmark: 0,
+      scheduler: "",
+      persistent: false,
+      timeout: 0,
+      netmask: 0xffffffff,
+      onePacket: false,
+      persistenceEngine: "",
     },
     dest: {
-      family: 0, address: "0.0.0.0", port: 0, method: "route", weight: 1, upperThreshold: 0,
-      lowerThreshold: 0, tunnelType: "ipip", tunnelPort: 0, checksum: "nocsum",
+      family: 0,
+      address: "0.0.0.0",
+      port: 0,
+      method: "route",
+      weight: 1,
+      upperThreshold: 0,
+      lowerThreshold: 0,
+      tunnelType: "ipip",
+      tunnelPort: 0,
+      checksum: "nocsum",
     },
     timeouts: { tcp: 0, tcpFin: 0, udp: 0 },
     daemon: { role: "master", mcastInterface: "", syncId: 0 },
     format: {
-      numeric: false, exact: false, sort: true, stats: false, rate: false, thresholds: false,
-      persistentConn: false, tunInfo: false,
+      numeric: false,
+      exact: false,
+      sort: true,
+      stats: false,
+      rate: false,
+      thresholds: false,
+      persistentConn: false,
+      tunInfo: false,
     },
     schedFlags: "",
   };
@@ -555,9 +585,7 @@ function serviceConfig(entry: Entry, schedulerFlagBits: number): ServiceConfig {
     key,
     scheduler: svc.scheduler,
     schedulerFlags: schedulerFlagNames(svc.scheduler, schedulerFlagBits),
-    ...(svc.persistent
-      ? { persistence: { timeout: svc.timeout, netmask: ipv6 ? svc.netmask : formatIpv4(svc.netmask) } }
-      : {}),
+    ...(svc.persistent ? { persistence: { timeout: svc.timeout, netmask: ipv6 ? svc.netmask : formatIpv4(svc.netmask) } } : {}),
     onePacket: svc.onePacket,
     ...(svc.persistenceEngine.length > 0 ? { persistenceEngine: svc.persistenceEngine } : {}),
   };
@@ -611,7 +639,11 @@ function parseSchedulerFlags(schedulerName: string, list: string): number {
  */
 export function schedulerFlagNames(scheduler: string, bits: number): string[] {
   const names: string[] = [];
-  for (const [bit, n] of [[1, 1], [2, 2], [4, 3]] as const) {
+  for (const [bit, n] of [
+    [1, 1],
+    [2, 2],
+    [4, 3],
+  ] as const) {
     if ((bits & bit) === 0) continue;
     if ((scheduler === "sh" || scheduler === "mh") && bit !== 4) names.push(`${scheduler}-${bit === 1 ? "fallback" : "port"}`);
     else names.push(`flag-${n}`);

@@ -9,9 +9,7 @@ export function defaultSocketPath(): string {
   return "/run/lvs-wasm/lvsd.sock";
 }
 
-export function sendCommand(
-  socketPath: string, argv: readonly string[], stdin = "", timeoutMs = 10_000, json = false,
-): Promise<CommandResult> {
+export function sendCommand(socketPath: string, argv: readonly string[], stdin = "", timeoutMs = 10_000, json = false): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(socketPath);
     let data = "";
@@ -20,7 +18,7 @@ export function sendCommand(
       reject(new Error(`the director at ${socketPath} did not answer within ${timeoutMs} ms`));
     }, timeoutMs);
     sock.setEncoding("utf8");
-    sock.on("connect", () => sock.end(JSON.stringify({ argv, stdin, ...(json ? { json: true } : {}) }) + "\n"));
+    sock.on("connect", () => sock.end(`${JSON.stringify({ argv, stdin, ...(json ? { json: true } : {}) })}\n`));
     sock.on("data", (chunk: string) => (data += chunk));
     sock.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);

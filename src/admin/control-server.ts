@@ -21,7 +21,7 @@ const MAX_REQUEST = 16 * 1024 * 1024;
 export function answer(ctx: ExecutionContext, request: unknown, log?: (line: string) => void): CommandResult {
   const r = request as { argv?: unknown; stdin?: unknown; json?: unknown };
   if (!r || !Array.isArray(r.argv) || r.argv.some((a) => typeof a !== "string")) {
-    return { stdout: "", stderr: "lvsd: bad request: expected {\"argv\": [strings], \"stdin\": string}\n", exitCode: 2 };
+    return { stdout: "", stderr: 'lvsd: bad request: expected {"argv": [strings], "stdin": string}\n', exitCode: 2 };
   }
   const argv = r.argv as string[];
   try {
@@ -88,7 +88,13 @@ export function serveControlWith(path: string, handler: ControlHandler): Promise
       chmodSync(path, 0o600);
       resolve({
         path,
-        close: () => new Promise<void>((done) => server.close(() => { if (existsSync(path)) rmSync(path); done(); })),
+        close: () =>
+          new Promise<void>((done) =>
+            server.close(() => {
+              if (existsSync(path)) rmSync(path);
+              done();
+            }),
+          ),
       });
     });
   });

@@ -6,8 +6,14 @@ import type { Balancer } from "../balancer/balancer.js";
 import { ConfigError, type ConfigErrorCode } from "../config/types.js";
 import type { LvsCommand } from "./command.js";
 import {
-  formatConnections, formatDaemons, formatListing, formatSave, formatServiceListing, formatTimeouts,
-  type SyncDaemonSnapshot, type FormatOptions,
+  formatConnections,
+  formatDaemons,
+  formatListing,
+  formatSave,
+  formatServiceListing,
+  formatTimeouts,
+  type SyncDaemonSnapshot,
+  type FormatOptions,
 } from "./format.js";
 import { parseRules } from "./rules.js";
 import { toJson } from "./json-output.js";
@@ -55,7 +61,7 @@ export function executeCommand(ctx: ExecutionContext, cmd: LvsCommand, stdin = "
   try {
     if (options.json) {
       const data = jsonData(ctx, cmd);
-      if (data !== undefined) return ok(toJson(data) + "\n");
+      if (data !== undefined) return ok(`${toJson(data)}\n`);
     }
     return run(ctx, cmd, stdin);
   } catch (e) {

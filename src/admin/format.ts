@@ -2,11 +2,15 @@
 // --thresholds, --persistent-conn, --tun-info, --nosort), -Lc, --timeout, --daemon and -S.
 // Addresses are always printed numerically (lvsadm resolves no names); without -n, ports are
 // named from /etc/services as ipvsadm does.
+import type { DestinationConfig, Protocol, ServiceConfig, ServiceKey, ServiceWithDestinations, TunnelChecksum } from "../config/types.js";
 import type {
-  DestinationConfig, Protocol, ServiceConfig, ServiceKey, ServiceWithDestinations, TunnelChecksum,
-} from "../config/types.js";
-import type {
-  ConnectionSnapshot, DestinationSnapshot, ListingSnapshot, ServiceSnapshot, Timeouts, TrafficCounters, TrafficRates,
+  ConnectionSnapshot,
+  DestinationSnapshot,
+  ListingSnapshot,
+  ServiceSnapshot,
+  Timeouts,
+  TrafficCounters,
+  TrafficRates,
 } from "../balancer/snapshots.js";
 import type { ListFormat, SyncDaemonConfig } from "./command.js";
 import { schedulerFlagBits, schedulerFlagNames } from "./command.js";
@@ -16,7 +20,13 @@ import type { PortNames } from "./services-db.js";
 import { compareDestinations, compareServices, glibcSort } from "./sort.js";
 
 export type {
-  ConnectionEndpoint, ConnectionSnapshot, DestinationSnapshot, ListingSnapshot, ServiceSnapshot, TrafficCounters, TrafficRates,
+  ConnectionEndpoint,
+  ConnectionSnapshot,
+  DestinationSnapshot,
+  ListingSnapshot,
+  ServiceSnapshot,
+  TrafficCounters,
+  TrafficRates,
 } from "../balancer/snapshots.js";
 
 /** A running sync daemon, as --daemon lists it: its configuration. */
@@ -28,8 +38,14 @@ export interface FormatOptions {
 }
 
 export const DEFAULT_LIST_FORMAT: ListFormat = {
-  numeric: false, exact: false, sort: true, stats: false, rate: false, thresholds: false,
-  persistentConn: false, tunInfo: false,
+  numeric: false,
+  exact: false,
+  sort: true,
+  stats: false,
+  rate: false,
+  thresholds: false,
+  persistentConn: false,
+  tunInfo: false,
 };
 
 /** How print_service_entry() is asked to print: a listing format, or the -S rule format. */
@@ -89,10 +105,14 @@ export function formatSave(services: readonly ServiceWithDestinations[], options
 function title(format: ListFormat): string {
   const remote = "  -> RemoteAddress:Port\n";
   const prot = "Prot LocalAddress:Port";
-  if (format.stats) return `${left(prot, 33)} ${right("Conns", 8)} ${right("InPkts", 8)} ${right("OutPkts", 8)} ${right("InBytes", 8)} ${right("OutBytes", 8)}\n${remote}`;
-  if (format.rate) return `${left(prot, 33)} ${right("CPS", 8)} ${right("InPPS", 8)} ${right("OutPPS", 8)} ${right("InBPS", 8)} ${right("OutBPS", 8)}\n${remote}`;
-  if (format.thresholds) return `${left(prot, 33)} ${left("Uthreshold", 10)} ${left("Lthreshold", 10)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n${remote}`;
-  if (format.persistentConn) return `${left(prot, 33)} ${left("Weight", 9)} ${left("PersistConn", 11)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n${remote}`;
+  if (format.stats)
+    return `${left(prot, 33)} ${right("Conns", 8)} ${right("InPkts", 8)} ${right("OutPkts", 8)} ${right("InBytes", 8)} ${right("OutBytes", 8)}\n${remote}`;
+  if (format.rate)
+    return `${left(prot, 33)} ${right("CPS", 8)} ${right("InPPS", 8)} ${right("OutPPS", 8)} ${right("InBPS", 8)} ${right("OutBPS", 8)}\n${remote}`;
+  if (format.thresholds)
+    return `${left(prot, 33)} ${left("Uthreshold", 10)} ${left("Lthreshold", 10)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n${remote}`;
+  if (format.persistentConn)
+    return `${left(prot, 33)} ${left("Weight", 9)} ${left("PersistConn", 11)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n${remote}`;
   if (format.tunInfo) {
     return "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n";
   }
@@ -103,7 +123,6 @@ function title(format: ListFormat): string {
 function renderService(service: ServiceSnapshot, rendering: Rendering): string {
   const { format, rule } = rendering;
   const config = service.config;
-  const ipv6 = serviceIsIpv6(config.key);
   const protocol: Protocol = config.key.kind === "address" ? config.key.protocol : "tcp";
   const svcName = serviceName(config.key, rendering);
   let out: string;
@@ -131,9 +150,7 @@ function renderService(service: ServiceSnapshot, rendering: Rendering): string {
   }
   out += "\n";
 
-  const destinations = format.sort
-    ? glibcSort(service.destinations, (a, b) => compareDestinations(a.config, b.config))
-    : service.destinations;
+  const destinations = format.sort ? glibcSort(service.destinations, (a, b) => compareDestinations(a.config, b.config)) : service.destinations;
   for (const dest of destinations) {
     const d = dest.config;
     let dname = addressPort(d.address, d.port, protocol, rendering);

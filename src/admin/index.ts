@@ -1,17 +1,38 @@
 // The ipvsadm language layer: parse argument vectors and rules files, print ipvsadm's output.
 export { parseCommand, SCHEDULER_NAME } from "./command.js";
 export type {
-  LvsCommand, ListFormat, ListSubject, Timeouts, SyncRole, SyncDaemonConfig, DestinationRef, ParseCommandOptions,
+  LvsCommand,
+  ListFormat,
+  ListSubject,
+  Timeouts,
+  SyncRole,
+  SyncDaemonConfig,
+  DestinationRef,
+  ParseCommandOptions,
 } from "./command.js";
 export { CommandError } from "./errors.js";
 export type { CommandErrorKind } from "./errors.js";
 export {
-  formatListing, formatServiceListing, formatSave, formatConnections, formatTimeouts, formatDaemons,
-  largeNumber, DEFAULT_LIST_FORMAT,
+  formatListing,
+  formatServiceListing,
+  formatSave,
+  formatConnections,
+  formatTimeouts,
+  formatDaemons,
+  largeNumber,
+  DEFAULT_LIST_FORMAT,
 } from "./format.js";
 export type {
-  ListingSnapshot, ServiceSnapshot, DestinationSnapshot, TrafficCounters, TrafficRates, ConnectionSnapshot,
-  ConnectionEndpoint, SyncDaemonSnapshot, FormatOptions, SaveOptions,
+  ListingSnapshot,
+  ServiceSnapshot,
+  DestinationSnapshot,
+  TrafficCounters,
+  TrafficRates,
+  ConnectionSnapshot,
+  ConnectionEndpoint,
+  SyncDaemonSnapshot,
+  FormatOptions,
+  SaveOptions,
 } from "./format.js";
 export { parseRules, formatRules, splitRulesLine } from "./rules.js";
 export type { RulesOptions, FormatRulesOptions } from "./rules.js";

@@ -68,7 +68,7 @@ function replayMain(args: string[]): number {
 async function main(args: string[]): Promise<number> {
   if (args[0] === "replay") return replayMain(args.slice(1));
   const { argv, json } = extractJsonFlag(args);
-  let cmd;
+  let cmd: ReturnType<typeof parseCommand>;
   try {
     cmd = parseCommand(argv, { program: "lvsadm" });
   } catch (e) {

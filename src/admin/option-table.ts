@@ -2,13 +2,64 @@
 import type { OptionSpec } from "./argv.js";
 
 export type OptionTag =
-  | "A" | "E" | "D" | "C" | "L" | "l" | "Z" | "a" | "e" | "d" | "set" | "h" | "v" | "R" | "S"
-  | "start-daemon" | "stop-daemon"
-  | "t" | "u" | "sctp-service" | "f" | "s" | "p" | "M" | "r" | "m" | "i" | "g" | "w" | "x" | "y"
-  | "n" | "c" | "mcast-interface" | "syncid" | "timeout" | "daemon" | "stats" | "rate"
-  | "thresholds" | "persistent-conn" | "nosort" | "sort" | "X" | "6" | "o" | "pe" | "b"
-  | "mcast-group" | "mcast-port" | "mcast-ttl" | "sync-maxlen"
-  | "tun-info" | "tun-type" | "tun-port" | "tun-nocsum" | "tun-csum" | "tun-remcsum";
+  | "A"
+  | "E"
+  | "D"
+  | "C"
+  | "L"
+  | "l"
+  | "Z"
+  | "a"
+  | "e"
+  | "d"
+  | "set"
+  | "h"
+  | "v"
+  | "R"
+  | "S"
+  | "start-daemon"
+  | "stop-daemon"
+  | "t"
+  | "u"
+  | "sctp-service"
+  | "f"
+  | "s"
+  | "p"
+  | "M"
+  | "r"
+  | "m"
+  | "i"
+  | "g"
+  | "w"
+  | "x"
+  | "y"
+  | "n"
+  | "c"
+  | "mcast-interface"
+  | "syncid"
+  | "timeout"
+  | "daemon"
+  | "stats"
+  | "rate"
+  | "thresholds"
+  | "persistent-conn"
+  | "nosort"
+  | "sort"
+  | "X"
+  | "6"
+  | "o"
+  | "pe"
+  | "b"
+  | "mcast-group"
+  | "mcast-port"
+  | "mcast-ttl"
+  | "sync-maxlen"
+  | "tun-info"
+  | "tun-type"
+  | "tun-port"
+  | "tun-nocsum"
+  | "tun-csum"
+  | "tun-remcsum";
 
 const none = "none" as const;
 const required = "required" as const;
@@ -77,11 +128,39 @@ export const IPVSADM_OPTIONS: readonly OptionSpec<OptionTag>[] = [
 
 /** ipvsadm's option names (optnames[]), indexed by its OPTC_ numbers. */
 export const OPTION_NAMES = [
-  "numeric", "connection", "service-address", "scheduler", "persistent", "netmask",
-  "real-server", "forwarding-method", "weight", "u-threshold", "l-threshold",
-  "mcast-interface", "timeout", "daemon", "stats", "rate", "thresholds", "persistent-conn",
-  "nosort", "syncid", "exact", "ops", "pe", "sched-flags", "mcast-group", "mcast-port",
-  "mcast-ttl", "sync-maxlen", "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
+  "numeric",
+  "connection",
+  "service-address",
+  "scheduler",
+  "persistent",
+  "netmask",
+  "real-server",
+  "forwarding-method",
+  "weight",
+  "u-threshold",
+  "l-threshold",
+  "mcast-interface",
+  "timeout",
+  "daemon",
+  "stats",
+  "rate",
+  "thresholds",
+  "persistent-conn",
+  "nosort",
+  "syncid",
+  "exact",
+  "ops",
+  "pe",
+  "sched-flags",
+  "mcast-group",
+  "mcast-port",
+  "mcast-ttl",
+  "sync-maxlen",
+  "tun-info",
+  "tun-type",
+  "tun-port",
+  "tun-nocsum",
+  "tun-csum",
   "tun-remcsum",
 ] as const;
 
@@ -89,9 +168,20 @@ export type OptionName = (typeof OPTION_NAMES)[number];
 
 /** ipvsadm's command names (cmdnames[]), used in its messages. */
 export type CommandName =
-  | "add-service" | "edit-service" | "delete-service" | "flush" | "list" | "add-server"
-  | "delete-server" | "edit-server" | "set" | "start-daemon" | "stop-daemon" | "restore"
-  | "save" | "zero";
+  | "add-service"
+  | "edit-service"
+  | "delete-service"
+  | "flush"
+  | "list"
+  | "add-server"
+  | "delete-server"
+  | "edit-server"
+  | "set"
+  | "start-daemon"
+  | "stop-daemon"
+  | "restore"
+  | "save"
+  | "zero";
 
 /**
  * commands_v_options, one 34-character row per command, columns in OPTION_NAMES order:
@@ -99,20 +189,20 @@ export type CommandName =
  */
 const X10 = "xxxxxxxxxx";
 export const COMMAND_OPTION_RULES: Readonly<Record<CommandName, string>> = {
-  "add-service": "xx+   " + "xxxxxxxxxxxxxxx" + "   " + X10,
-  "edit-service": "xx+   " + "xxxxxxxxxxxxxxx" + "   " + X10,
-  "delete-service": "xx+" + "x".repeat(31),
+  "add-service": `xx+   xxxxxxxxxxxxxxx   ${X10}`,
+  "edit-service": `xx+   xxxxxxxxxxxxxxx   ${X10}`,
+  "delete-service": `xx+${"x".repeat(31)}`,
   flush: "x".repeat(34),
   list: " 11" + "xxxxxxxxx" + "11" + "       " + "xxxxxxx" + " " + "xxxxx",
-  "add-server": "xx+xxx+    " + "x".repeat(18) + "     ",
-  "delete-server": "xx+xxx+" + "x".repeat(27),
-  "edit-server": "xx+xxx+    " + "x".repeat(18) + "     ",
+  "add-server": `xx+xxx+    ${"x".repeat(18)}     `,
+  "delete-server": `xx+xxx+${"x".repeat(27)}`,
+  "edit-server": `xx+xxx+    ${"x".repeat(18)}     `,
   set: "x".repeat(34),
-  "start-daemon": "x".repeat(11) + " " + "x".repeat(7) + " " + "xxxx" + "    " + "xxxxxx",
-  "stop-daemon": "x".repeat(19) + " " + "x".repeat(14),
+  "start-daemon": `${"x".repeat(11)} ${"x".repeat(7)} xxxx    xxxxxx`,
+  "stop-daemon": `${"x".repeat(19)} ${"x".repeat(14)}`,
   restore: "x".repeat(34),
-  save: " " + "x".repeat(33),
-  zero: "xx " + "x".repeat(31),
+  save: ` ${"x".repeat(33)}`,
+  zero: `xx ${"x".repeat(31)}`,
 };
 
 /** tunnel_types_v_options: columns tun-port, tun-nocsum, tun-csum, tun-remcsum. */

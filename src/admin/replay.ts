@@ -52,7 +52,9 @@ export function replay(options: ReplayOptions): ReplayResult {
 
   const out: PcapFrame[] = [];
   const drops = new Map<string, number>();
-  let forwarded = 0, replied = 0, passed = 0;
+  let forwarded = 0,
+    replied = 0,
+    passed = 0;
   const records = pcap.records;
   let lastTick = -Infinity;
   for (let start = 0; start < records.length; ) {
@@ -87,6 +89,12 @@ export function replay(options: ReplayOptions): ReplayResult {
   const stats = formatListing(balancer.listing(), { ...DEFAULT_LIST_FORMAT, numeric: true, stats: true });
   return {
     output: writePcap(pcap.linkType, out, { nanosecond: pcap.nanosecond }),
-    frames: records.length, forwarded, replied, passed, drops, stats, balancer,
+    frames: records.length,
+    forwarded,
+    replied,
+    passed,
+    drops,
+    stats,
+    balancer,
   };
 }

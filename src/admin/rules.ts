@@ -60,7 +60,7 @@ export function parseRules(text: string, options: RulesOptions = {}): RuleSet {
 }
 
 function applyLine(services: MutableService[], words: readonly string[], options: RulesOptions): void {
-  let command;
+  let command: ReturnType<typeof parseCommand>;
   try {
     command = parseCommand(words, { program: "ipvsadm", ...(options.portNames ? { portNames: options.portNames } : {}) });
   } catch (error) {

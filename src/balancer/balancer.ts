@@ -3,20 +3,23 @@
 // so that every ipvsadm operation is validated whole against the model before the data
 // plane changes, and a rejected call changes nothing.
 
-import { Desc, LinkType, type DropReason, type Verdict } from "../core/abi.js";
+import { Desc, type LinkType, type DropReason, type Verdict } from "../core/abi.js";
 import { ACTION_SIZE, encodeAction, encodeAddress, encodeMac, type ForwardAction } from "../core/actions.js";
 import { PacketCore } from "../core/packet-core.js";
 import { instantiateWasm, type WasmMemory } from "../core/wasm.js";
 import { ServiceTable } from "../sched/service-table.js";
 import { SchedulerConfigError } from "../sched/errors.js";
-import {
-  ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceKey,
-  type ServiceWithDestinations,
-} from "../config/types.js";
+import { ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceKey, type ServiceWithDestinations } from "../config/types.js";
 import type { ConnectionSnapshot, DestinationSnapshot, ListingSnapshot, ServiceSnapshot, Timeouts } from "./snapshots.js";
 import {
-  canonicalAddress, familyOfKey, normaliseDestination, normaliseService, normaliseServiceKey,
-  persistencePrefix, serviceKeyText, PROTOCOL_NUMBER,
+  canonicalAddress,
+  familyOfKey,
+  normaliseDestination,
+  normaliseService,
+  normaliseServiceKey,
+  persistencePrefix,
+  serviceKeyText,
+  PROTOCOL_NUMBER,
 } from "./validate.js";
 import { readConnection, readStatsBlock, type ConnectionRecord } from "./memory-readers.js";
 
@@ -163,7 +166,10 @@ export class Balancer {
       this.mem().set(encodeMac(d.mac, "director.mac"), p);
       this.f.ownMacSet();
     }
-    for (const [family, mac] of [[4, d.gatewayMac4], [6, d.gatewayMac6]] as const) {
+    for (const [family, mac] of [
+      [4, d.gatewayMac4],
+      [6, d.gatewayMac6],
+    ] as const) {
       if (!mac) continue;
       this.mem().set(encodeMac(mac, `director.gatewayMac${family}`), p);
       this.f.gatewayMacSet(family);
@@ -195,7 +201,10 @@ export class Balancer {
   /** The kernel's "Scheduler or persistence engine not found" for an unknown name. */
   private checkScheduler(name: string): void {
     if (!this.scheduler.schedulers().some((s) => s.name === name)) {
-      const known = this.scheduler.schedulers().map((s) => s.name).join(", ");
+      const known = this.scheduler
+        .schedulers()
+        .map((s) => s.name)
+        .join(", ");
       throw new ConfigError(`scheduler: "${name}" is not a built-in or registered scheduler (${known})`, "ENOENT");
     }
   }
@@ -279,8 +288,13 @@ export class Balancer {
     void serviceFamily;
     const t = config.tunnel!;
     return {
-      kind: "tunnel", type: t.type, remote: config.address, local, port: t.port,
-      checksum: t.checksum !== "nocsum", remoteChecksum: t.checksum === "remcsum",
+      kind: "tunnel",
+      type: t.type,
+      remote: config.address,
+      local,
+      port: t.port,
+      checksum: t.checksum !== "nocsum",
+      remoteChecksum: t.checksum === "remcsum",
       mtu: this.director.tunnelMtu,
     };
   }
@@ -298,9 +312,15 @@ export class Balancer {
       throw new ConfigError(`Destination already exists: ${c.address}:${c.port} in ${serviceKeyText(entry.config.key)}`, "EEXIST");
     }
     const record = this.wrap(() => encodeAction(this.actionFor(c, familyOfKey(entry.config.key))));
-    const id = this.wrap(() => this.scheduler.addDestination(entry.id, {
-      address: c.address, port: c.port, weight: c.weight, upperThreshold: c.upperThreshold, lowerThreshold: c.lowerThreshold,
-    }));
+    const id = this.wrap(() =>
+      this.scheduler.addDestination(entry.id, {
+        address: c.address,
+        port: c.port,
+        weight: c.weight,
+        upperThreshold: c.upperThreshold,
+        lowerThreshold: c.lowerThreshold,
+      }),
+    );
     this.writeAction(id, record);
     entry.dests.push({ id, config: c });
     return id;
@@ -545,8 +565,13 @@ export class Balancer {
    */
   applyRules(ruleSet: RuleSet): void {
     const scratch = new Balancer({
-      connections: 1, maxServices: this.scheduler.maxServices, maxDestinations: this.scheduler.maxDestinations,
-      slots: 1, slotCapacity: 128, director: this.director, destinationsPerService: this.scheduler.destinationsPerService,
+      connections: 1,
+      maxServices: this.scheduler.maxServices,
+      maxDestinations: this.scheduler.maxDestinations,
+      slots: 1,
+      slotCapacity: 128,
+      director: this.director,
+      destinationsPerService: this.scheduler.destinationsPerService,
       maglevMaxSize: this.scheduler.maglevMaxSize,
     });
     const apply = (b: Balancer, s: ServiceWithDestinations) => {

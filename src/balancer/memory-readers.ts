@@ -16,8 +16,11 @@ export function readStatsBlock(mem: Uint8Array, at: number): { stats: TrafficCou
   return {
     stats: { conns: u(0), inpkts: u(8), outpkts: u(16), inbytes: u(24), outbytes: u(32) },
     rates: {
-      cps: rate(avg(80)), inpps: rate(avg(88)), outpps: rate(avg(96)),
-      inbps: byteRate(avg(104)), outbps: byteRate(avg(112)),
+      cps: rate(avg(80)),
+      inpps: rate(avg(88)),
+      outpps: rate(avg(96)),
+      inbps: byteRate(avg(104)),
+      outbps: byteRate(avg(112)),
     },
   };
 }
@@ -25,8 +28,20 @@ export function readStatsBlock(mem: Uint8Array, at: number): { stats: TrafficCou
 // Connection record fields (assembly/conn/conn-table.ts): a 64-byte hot part and a 32-byte
 // cold part; records come in pairs of 192 bytes [hot 2k][hot 2k+1][cold 2k][cold 2k+1].
 const C = {
-  proto: 0, family: 1, state: 2, method: 3, cport: 4, vport: 6, caddr: 8, vaddr: 24,
-  dport: 40, flags: 42, timeout: 48, dest: 52, service: 56, inpkts: 60,
+  proto: 0,
+  family: 1,
+  state: 2,
+  method: 3,
+  cport: 4,
+  vport: 6,
+  caddr: 8,
+  vaddr: 24,
+  dport: 40,
+  flags: 42,
+  timeout: 48,
+  dest: 52,
+  service: 56,
+  inpkts: 60,
 } as const;
 const CC = { daddr: 0, template: 16, ncontrol: 20, fwmark: 24 } as const;
 export const CONN_RECORD_SIZE = 96;
@@ -40,8 +55,17 @@ const F_TEMPLATE = 2;
 const F_INACTIVE = 4;
 
 export const TCP_STATE_NAMES = [
-  "NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE", "CLOSE_WAIT",
-  "LAST_ACK", "LISTEN", "SYNACK",
+  "NONE",
+  "ESTABLISHED",
+  "SYN_SENT",
+  "SYN_RECV",
+  "FIN_WAIT",
+  "TIME_WAIT",
+  "CLOSE",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "LISTEN",
+  "SYNACK",
 ] as const;
 
 const PROTOCOL_NAMES: Record<number, ConnectionSnapshot["protocol"]> = { 6: "tcp", 17: "udp", 132: "sctp", 0: "ip" };
@@ -89,9 +113,10 @@ export function readConnection(mem: Uint8Array, base: number, index: number, exp
     snapshot: {
       protocol,
       client: { address: addr(C.caddr), port: v.getUint16(C.cport, true) },
-      virtual: template && proto === 0
-        ? { address: String(new DataView(mem.buffer, at + C.vaddr, 4).getUint32(0, false)), port: v.getUint16(C.vport, true) }
-        : { address: addr(C.vaddr), port: v.getUint16(C.vport, true) },
+      virtual:
+        template && proto === 0
+          ? { address: String(new DataView(mem.buffer, at + C.vaddr, 4).getUint32(0, false)), port: v.getUint16(C.vport, true) }
+          : { address: addr(C.vaddr), port: v.getUint16(C.vport, true) },
       destination: { address: formatAddress(mem.subarray(cold + CC.daddr, cold + CC.daddr + 16), family), port: v.getUint16(C.dport, true) },
       state,
       expires: Math.ceil(expiresMs / 1000),

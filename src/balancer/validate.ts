@@ -4,9 +4,7 @@
 
 import { encodeAddress } from "../core/actions.js";
 import { formatAddress } from "../sched/flow.js";
-import {
-  ConfigError, type DestinationConfig, type Persistence, type ServiceConfig, type ServiceKey,
-} from "../config/types.js";
+import { ConfigError, type DestinationConfig, type Persistence, type ServiceConfig, type ServiceKey } from "../config/types.js";
 
 /** ipvsadm's MAX_TIMEOUT: 31 days, in seconds. */
 export const MAX_PERSISTENCE_TIMEOUT = 86400 * 31;
@@ -33,7 +31,7 @@ export function canonicalAddress(text: unknown, field: string): { text: string; 
 
 /** A service key with its address canonical; throws ConfigError. */
 export function normaliseServiceKey(key: ServiceKey): ServiceKey {
-  if (key === null || typeof key !== "object") throw new ConfigError("key: expected { kind: \"address\", ... } or { kind: \"fwmark\", ... }");
+  if (key === null || typeof key !== "object") throw new ConfigError('key: expected { kind: "address", ... } or { kind: "fwmark", ... }');
   if (key.kind === "address") {
     if (!PROTOCOLS.includes(key.protocol)) {
       throw new ConfigError(`key.protocol: ${JSON.stringify(key.protocol)} is not one of tcp, udp, sctp`);
@@ -70,7 +68,7 @@ export function persistencePrefix(persistence: Persistence, family: 4 | 6): numb
   const { family: f, bytes } = canonicalAddress(mask, "persistence.netmask");
   if (f !== 4) throw new ConfigError(`persistence.netmask: "${mask}" is not an IPv4 netmask`);
   const value = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
-  const prefix = 32 - Math.log2(((~value) >>> 0) + 1);
+  const prefix = 32 - Math.log2((~value >>> 0) + 1);
   if (!Number.isInteger(prefix)) throw new ConfigError(`persistence.netmask: "${mask}" is not a contiguous netmask like 255.255.255.0`);
   return prefix;
 }
@@ -93,7 +91,10 @@ export function normaliseService(config: ServiceConfig): ServiceConfig {
   }
   if (config.onePacket !== undefined && typeof config.onePacket !== "boolean") throw new ConfigError("onePacket: expected true or false");
   return {
-    key, scheduler: config.scheduler, schedulerFlags: [...flags], onePacket: config.onePacket ?? false,
+    key,
+    scheduler: config.scheduler,
+    schedulerFlags: [...flags],
+    onePacket: config.onePacket ?? false,
     ...(persistence ? { persistence } : {}),
     ...(config.persistenceEngine ? { persistenceEngine: config.persistenceEngine } : {}),
   };
@@ -123,9 +124,11 @@ export function normaliseDestination(config: DestinationConfig, serviceFamily: 4
     return out;
   }
   const tunnel = config.tunnel ?? { type: "ipip", checksum: "nocsum" };
-  if (!["ipip", "gue", "gre"].includes(tunnel.type)) throw new ConfigError(`destination.tunnel.type: ${JSON.stringify(tunnel.type)} is not one of ipip, gue, gre`);
+  if (!["ipip", "gue", "gre"].includes(tunnel.type))
+    throw new ConfigError(`destination.tunnel.type: ${JSON.stringify(tunnel.type)} is not one of ipip, gue, gre`);
   const checksum = tunnel.checksum ?? "nocsum";
-  if (!["nocsum", "csum", "remcsum"].includes(checksum)) throw new ConfigError(`destination.tunnel.checksum: ${JSON.stringify(checksum)} is not one of nocsum, csum, remcsum`);
+  if (!["nocsum", "csum", "remcsum"].includes(checksum))
+    throw new ConfigError(`destination.tunnel.checksum: ${JSON.stringify(checksum)} is not one of nocsum, csum, remcsum`);
   if (tunnel.type === "ipip" && checksum !== "nocsum") throw new ConfigError("destination.tunnel.checksum: ipip has no checksum option (only gue and gre)");
   if (tunnel.type === "gre" && checksum === "remcsum") throw new ConfigError("destination.tunnel.checksum: remcsum applies to gue only");
   if (tunnel.type === "gue") {

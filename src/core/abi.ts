@@ -42,10 +42,26 @@ export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
 /** Lower-case names of the drop reasons, by code (for reports and logs). */
 export const DROP_REASON_NAMES: readonly string[] = [
-  "none", "truncated", "bad-version", "bad-header-length", "bad-total-length",
-  "bad-ip-checksum", "bad-l4-header", "ext-header-chain", "ttl-expired", "fragment",
-  "no-headroom", "unsupported", "not-ip", "bad-action", "too-big", "no-destination",
-  "no-flow", "table-full", "icmp-suppressed", "bad-l4-checksum",
+  "none",
+  "truncated",
+  "bad-version",
+  "bad-header-length",
+  "bad-total-length",
+  "bad-ip-checksum",
+  "bad-l4-header",
+  "ext-header-chain",
+  "ttl-expired",
+  "fragment",
+  "no-headroom",
+  "unsupported",
+  "not-ip",
+  "bad-action",
+  "too-big",
+  "no-destination",
+  "no-flow",
+  "table-full",
+  "icmp-suppressed",
+  "bad-l4-checksum",
 ];
 
 /** What the first byte of a packet slot is. */

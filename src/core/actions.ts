@@ -74,7 +74,7 @@ export function encodeAddress(text: string, field: string): { family: 4 | 6; byt
     return { family: 4, bytes };
   }
   if (version === 6) {
-    let [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
+    const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
     const parse = (s: string | undefined): number[] => {
       if (!s) return [];
       const out: number[] = [];
@@ -141,7 +141,12 @@ export function encodeAction(action: ForwardAction): Uint8Array {
     case "nat-snat":
     case "icmp-nat-in":
     case "icmp-nat-out": {
-      const kinds = { "nat-dnat": ActionKind.NatDnat, "nat-snat": ActionKind.NatSnat, "icmp-nat-in": ActionKind.IcmpNatIn, "icmp-nat-out": ActionKind.IcmpNatOut };
+      const kinds = {
+        "nat-dnat": ActionKind.NatDnat,
+        "nat-snat": ActionKind.NatSnat,
+        "icmp-nat-in": ActionKind.IcmpNatIn,
+        "icmp-nat-out": ActionKind.IcmpNatOut,
+      };
       rec[A.kind] = kinds[action.kind];
       rec[A.family] = addr(action.address, A.addr, "address");
       view.setUint16(A.port, checkPort(action.port, "port"), true);

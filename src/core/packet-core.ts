@@ -1,7 +1,7 @@
 // One initialised data-plane instance: the wasm exports plus typed views of its slots.
 // Everything else (forwarding, schedulers, the datapath) is built on a PacketCore.
 
-import { ABI_VERSION, DropReason, LinkType } from "./abi.js";
+import { ABI_VERSION, type DropReason, LinkType } from "./abi.js";
 import { ACTION_SIZE, encodeAction, type ForwardAction } from "./actions.js";
 import type { SlotResult } from "./packet-slots.js";
 import { PacketSlots } from "./packet-slots.js";

@@ -1,7 +1,7 @@
 // The host's view of the packet slots and their descriptors in wasm memory. Adapters
 // receive straight into slots, the data plane rewrites in place, adapters send from them.
 
-import { Desc, DESC_SIZE, HEADROOM, LinkType, type Verdict, type DropReason } from "./abi.js";
+import { Desc, DESC_SIZE, HEADROOM, type LinkType, type Verdict, type DropReason } from "./abi.js";
 import type { LvsWasmExports } from "./wasm.js";
 
 /** Where a packet ended up after the data plane saw it. */

@@ -8,8 +8,17 @@
 import { createLab, startHttpServer, type Lab } from "../lab/index.js";
 import { disableTxChecksumOffload } from "../runtime/ethernet.js";
 import {
-  fourRequests, lvsadm, lvsdCounters, printOutput, section, serviceStats, shell, startLvsd, waitForLvsdLog,
-  type DemoLog, type RunningLvsd,
+  fourRequests,
+  lvsadm,
+  lvsdCounters,
+  printOutput,
+  section,
+  serviceStats,
+  shell,
+  startLvsd,
+  waitForLvsdLog,
+  type DemoLog,
+  type RunningLvsd,
 } from "./support.js";
 
 export async function run(log: DemoLog): Promise<void> {
@@ -22,7 +31,9 @@ export async function run(log: DemoLog): Promise<void> {
     const [rs1, rs2] = lab.realServers;
     log(`client    ${lab.client.eth0.ipv4.padEnd(15)} default via ${lab.client.gateway4}`);
     log(`director  ${lab.director.front.ipv4.padEnd(15)} eth0 ${lab.director.front.mac}, client side`);
-    log(`          ${lab.director.back.ipv4.padEnd(15)} eth1 ${lab.director.back.mac}, real-server side; VIP ${vip} on eth1 too (as a kernel-IPVS director has it)`);
+    log(
+      `          ${lab.director.back.ipv4.padEnd(15)} eth1 ${lab.director.back.mac}, real-server side; VIP ${vip} on eth1 too (as a kernel-IPVS director has it)`,
+    );
     for (const rs of [rs1, rs2]) log(`${rs.name.padEnd(9)} ${rs.eth0.ipv4.padEnd(15)} eth0 ${rs.eth0.mac}; VIP ${vip}/32 on lo, arp_ignore=1 arp_announce=2`);
     log(`VIP       ${vip}`);
     log(`(namespaces ${lab.id}-*)`);

@@ -20,7 +20,8 @@ export async function run(log: DemoLog): Promise<void> {
     log(`client    ${lab.client.eth0.ipv4.padEnd(14)} default via ${lab.client.gateway4}`);
     log(`director  ${lab.director.front.ipv4.padEnd(14)} eth0, client side`);
     log(`          ${lab.director.back.ipv4.padEnd(14)} eth1, real-server side (ip_forward=1)`);
-    for (const rs of [rs1, rs2]) log(`${rs.name.padEnd(9)} ${rs.eth0.ipv4.padEnd(14)} default via ${rs.gateway4} (replies must come back through the director)`);
+    for (const rs of [rs1, rs2])
+      log(`${rs.name.padEnd(9)} ${rs.eth0.ipv4.padEnd(14)} default via ${rs.gateway4} (replies must come back through the director)`);
     log(`VIP       ${vip.padEnd(14)} the virtual service's address: the client sends to the director's MAC`);
     log(`(namespaces ${lab.id}-*)`);
 

@@ -93,13 +93,20 @@ export interface LvsadmResult {
 /** Runs the real lvsadm CLI against `socket` (no printing). */
 export function lvsadmRaw(socket: string, args: readonly string[], input = ""): Promise<LvsadmResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ["--import", TSX_LOADER, LVSADM_CLI, ...args], {
-      env: { ...process.env, LVS_WASM_SOCKET: socket }, timeout: 30_000, encoding: "utf8",
-    }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-      if (code === null) reject(new Error(`lvsadm ${args.join(" ")}: ${error?.message ?? "killed"}`));
-      else resolve({ stdout, stderr, code });
-    });
+    const child = execFile(
+      process.execPath,
+      ["--import", TSX_LOADER, LVSADM_CLI, ...args],
+      {
+        env: { ...process.env, LVS_WASM_SOCKET: socket },
+        timeout: 30_000,
+        encoding: "utf8",
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
+        if (code === null) reject(new Error(`lvsadm ${args.join(" ")}: ${error?.message ?? "killed"}`));
+        else resolve({ stdout, stderr, code });
+      },
+    );
     child.stdin?.end(input);
   });
 }
@@ -108,7 +115,12 @@ export function lvsadmRaw(socket: string, args: readonly string[], input = ""): 
  * Runs lvsadm, printing `[director]# lvsadm ARGS` and its output; throws when it fails
  * (unless `allowFailure`).
  */
-export async function lvsadm(socket: string, log: DemoLog, args: readonly string[], options: { allowFailure?: boolean; host?: string } = {}): Promise<LvsadmResult> {
+export async function lvsadm(
+  socket: string,
+  log: DemoLog,
+  args: readonly string[],
+  options: { allowFailure?: boolean; host?: string } = {},
+): Promise<LvsadmResult> {
   log(`[${options.host ?? "director"}]# lvsadm ${args.join(" ")}`);
   const r = await lvsadmRaw(socket, args);
   if (r.stdout) printOutput(log, r.stdout);
@@ -154,11 +166,15 @@ export async function fourRequests(lab: Lab, vip: string, log: DemoLog): Promise
  */
 export async function waitForLvsdLog(daemon: RunningLvsd, pattern: RegExp, from = 0, timeoutMs = 5000): Promise<RegExpMatchArray> {
   let match: RegExpMatchArray | null = null;
-  await waitFor(`lvsd to log ${String(pattern)}`, () => {
-    if (daemon.process.hasExited) throw new Error(`lvsd exited:\n${daemon.log()}`);
-    match = daemon.log().slice(from).match(pattern);
-    return match !== null;
-  }, timeoutMs);
+  await waitFor(
+    `lvsd to log ${String(pattern)}`,
+    () => {
+      if (daemon.process.hasExited) throw new Error(`lvsd exited:\n${daemon.log()}`);
+      match = daemon.log().slice(from).match(pattern);
+      return match !== null;
+    },
+    timeoutMs,
+  );
   return match!;
 }
 

@@ -12,8 +12,17 @@ import { fileURLToPath } from "node:url";
 import { createLab, startHttpServer, type Lab, type LabProcess } from "../lab/index.js";
 import { tunHostCommands } from "../runtime/tun-director.js";
 import {
-  fourRequests, lvsadm, lvsdCounters, printOutput, section, serviceStats, shell, startLvsd, TSX_LOADER,
-  type DemoLog, type RunningLvsd,
+  fourRequests,
+  lvsadm,
+  lvsdCounters,
+  printOutput,
+  section,
+  serviceStats,
+  shell,
+  startLvsd,
+  TSX_LOADER,
+  type DemoLog,
+  type RunningLvsd,
 } from "./support.js";
 
 const AGENT_CLI = fileURLToPath(new URL("../runtime/rs-agent-cli.ts", import.meta.url));
@@ -36,7 +45,11 @@ export async function run(log: DemoLog): Promise<void> {
     log(`(namespaces ${lab.id}-*)`);
     log("[rs1]# ip link add tunl9 type ipip    (is there an ipip module?)");
     const probe = await lab.exec("rs1", "ip", ["link", "add", "tunl9", "type", "ipip"], { allowFailure: true });
-    log(probe.code === 0 ? "   yes: the kernel could decapsulate itself (docs/tun-mode.md); the agent is used anyway" : `   ${probe.stderr.trim().split("\n")[0] || "no"}: the kernel cannot decapsulate, so the agent does`);
+    log(
+      probe.code === 0
+        ? "   yes: the kernel could decapsulate itself (docs/tun-mode.md); the agent is used anyway"
+        : `   ${probe.stderr.trim().split("\n")[0] || "no"}: the kernel cannot decapsulate, so the agent does`,
+    );
 
     section(log, "2. Real servers: a web server and lvs-rs-agent on each");
     await Promise.all([startHttpServer(lab, rs1.name), startHttpServer(lab, rs2.name)]);

@@ -19,11 +19,40 @@
 import { LinkType } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 import {
-  AF_PACKET, check, ETH_P_ALL, getIntOption, interfaceIndex, interfaceMac, IoError, IOVEC_SIZE, libc, MMSGHDR_SIZE,
-  MSG_DONTWAIT, MSG_TRUNC, MSGHDR, PACKET_ADD_MEMBERSHIP, PACKET_FANOUT, PACKET_FANOUT_CPU, PACKET_FANOUT_FLAG_DEFRAG,
-  PACKET_FANOUT_HASH, PACKET_FANOUT_LB, PACKET_IGNORE_OUTGOING, PACKET_MR_PROMISC, pollOne, setIntOption, SO_RCVBUF,
-  SO_RCVBUFFORCE, SO_SNDBUF, SO_SNDBUFFORCE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, sockaddrLl, SOCKADDR_LL_SIZE,
-  SOL_PACKET, SOL_SOCKET,
+  AF_PACKET,
+  check,
+  ETH_P_ALL,
+  getIntOption,
+  interfaceIndex,
+  interfaceMac,
+  IoError,
+  IOVEC_SIZE,
+  libc,
+  MMSGHDR_SIZE,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  MSGHDR,
+  PACKET_ADD_MEMBERSHIP,
+  PACKET_FANOUT,
+  PACKET_FANOUT_CPU,
+  PACKET_FANOUT_FLAG_DEFRAG,
+  PACKET_FANOUT_HASH,
+  PACKET_FANOUT_LB,
+  PACKET_IGNORE_OUTGOING,
+  PACKET_MR_PROMISC,
+  pollOne,
+  setIntOption,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  sockaddrLl,
+  SOCKADDR_LL_SIZE,
+  SOL_PACKET,
+  SOL_SOCKET,
 } from "./libc.js";
 import { withNetns } from "./netns.js";
 import { emptyIoStats, type PacketIO } from "./packet-io.js";
@@ -83,7 +112,13 @@ export class AfPacketSocket implements PacketIO {
   private vectorSlots: PacketSlots | undefined;
   private closed = false;
 
-  private constructor(readonly name: string, readonly fd: number, ifindex: number, mac: string, rcvbuf: number) {
+  private constructor(
+    readonly name: string,
+    readonly fd: number,
+    ifindex: number,
+    mac: string,
+    rcvbuf: number,
+  ) {
     this.ifindex = ifindex;
     this.mac = mac;
     this.receiveBuffer = rcvbuf;
@@ -123,8 +158,14 @@ export class AfPacketSocket implements PacketIO {
           const mode = f.mode ?? "hash";
           const type = mode === "hash" ? PACKET_FANOUT_HASH : mode === "lb" ? PACKET_FANOUT_LB : PACKET_FANOUT_CPU;
           const flags = (f.defrag ?? mode === "hash") ? PACKET_FANOUT_FLAG_DEFRAG : 0;
-          setIntOption(fd, SOL_PACKET, PACKET_FANOUT, f.group | ((type | flags) << 16), `joining fanout group ${f.group}`,
-            "every socket of a group needs the same mode and flags, on the same interface");
+          setIntOption(
+            fd,
+            SOL_PACKET,
+            PACKET_FANOUT,
+            f.group | ((type | flags) << 16),
+            `joining fanout group ${f.group}`,
+            "every socket of a group needs the same mode and flags, on the same interface",
+          );
         }
         const granted = getIntOption(fd, SOL_SOCKET, SO_RCVBUF, "reading SO_RCVBUF");
         return new AfPacketSocket(name, fd, ifindex, mac, granted);

@@ -20,6 +20,7 @@ export function withNetns<T>(name: string | undefined, fn: () => T): T {
     } finally {
       if (c.setns(saved, CLONE_NEWNET) < 0) {
         // Staying in the wrong namespace would silently misplace every later socket.
+        // biome-ignore lint/correctness/noUnsafeFinally: this error must replace any other: the process is unsafe now
         throw new Error(`could not return to the original network namespace after ${name}: the process is in an unsafe state`);
       }
     }

@@ -95,7 +95,10 @@ export class MemoryPacketIO implements PacketIO {
   private readonly queue: Uint8Array[] = [];
   private closed = false;
 
-  constructor(readonly name: string, readonly linkType: LinkType = LinkType.RawIp) {}
+  constructor(
+    readonly name: string,
+    readonly linkType: LinkType = LinkType.RawIp,
+  ) {}
 
   /** Queues packets to be received. */
   inject(...packets: Uint8Array[]): void {

@@ -10,8 +10,19 @@
 import { LinkType } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 import {
-  check, configureInterface, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, ifreq, IoError, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR,
-  pollOne, TUNSETIFF,
+  check,
+  configureInterface,
+  IFF_MULTI_QUEUE,
+  IFF_NO_PI,
+  IFF_TUN,
+  ifreq,
+  IoError,
+  libc,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDWR,
+  pollOne,
+  TUNSETIFF,
 } from "./libc.js";
 import { withNetns } from "./netns.js";
 import { emptyIoStats, type PacketIO } from "./packet-io.js";
@@ -40,7 +51,11 @@ export class TunDevice implements PacketIO {
   readonly stats = emptyIoStats();
   private closed = false;
 
-  private constructor(readonly name: string, readonly fd: number, readonly netns: string | undefined) {}
+  private constructor(
+    readonly name: string,
+    readonly fd: number,
+    readonly netns: string | undefined,
+  ) {}
 
   /** Opens (creating if needed) a TUN device, or one more queue of a multi-queue device. */
   static open(options: TunOptions = {}): TunDevice {
@@ -50,16 +65,26 @@ export class TunDevice implements PacketIO {
       throw new RangeError(`TUN mtu ${options.mtu} is not an integer in 68..65535`);
     }
     return withNetns(options.netns, () => {
-      const fd = check(c.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC), "opening /dev/net/tun", "run as root, and check that /dev/net/tun exists (modprobe tun)");
+      const fd = check(
+        c.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC),
+        "opening /dev/net/tun",
+        "run as root, and check that /dev/net/tun exists (modprobe tun)",
+      );
       try {
         const req = ifreq(name);
         req.writeInt16LE(IFF_TUN | IFF_NO_PI | (options.multiQueue ? IFF_MULTI_QUEUE : 0), 16);
         const rc = c.ioctl(fd, TUNSETIFF, c.address(req));
         if (rc < 0) {
           const errno = c.errno();
-          throw new IoError(errno, `creating TUN device ${name}`, errno === 22
-            ? "an existing device of that name differs (TAP, or single-queue vs multi-queue)"
-            : errno === 1 ? "run as root (CAP_NET_ADMIN)" : undefined);
+          throw new IoError(
+            errno,
+            `creating TUN device ${name}`,
+            errno === 22
+              ? "an existing device of that name differs (TAP, or single-queue vs multi-queue)"
+              : errno === 1
+                ? "run as root (CAP_NET_ADMIN)"
+                : undefined,
+          );
         }
         const actual = req.toString("latin1", 0, 16).replace(/\0.*$/s, "");
         if (options.mtu !== undefined) configureInterface(actual, { mtu: options.mtu });

@@ -99,19 +99,39 @@ const CURL_MARK = "\n@@lvsw-curl@@";
 /** GETs `url` from `from`. Throws when curl fails (refused, timeout, ...); any HTTP status is a result. */
 export async function curl(lab: Lab, from: HostName, url: string, options: CurlOptions = {}): Promise<CurlResult> {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const r = await lab.exec(from, "curl", [
-    "-sS", "--max-time", String(timeoutMs / 1000), "--noproxy", "*",
-    "-o", options.discardBody ? "/dev/null" : "-",
-    "-w", `${CURL_MARK}%{http_code} %{time_total} %{size_download} %{speed_download} %{remote_ip} %{remote_port} %{local_ip} %{local_port}`,
-    ...(options.args ?? []), url,
-  ], { timeoutMs: timeoutMs + 5000 });
+  const r = await lab.exec(
+    from,
+    "curl",
+    [
+      "-sS",
+      "--max-time",
+      String(timeoutMs / 1000),
+      "--noproxy",
+      "*",
+      "-o",
+      options.discardBody ? "/dev/null" : "-",
+      "-w",
+      `${CURL_MARK}%{http_code} %{time_total} %{size_download} %{speed_download} %{remote_ip} %{remote_port} %{local_ip} %{local_port}`,
+      ...(options.args ?? []),
+      url,
+    ],
+    { timeoutMs: timeoutMs + 5000 },
+  );
   const at = r.stdout.lastIndexOf(CURL_MARK);
   if (at < 0) throw new Error(`curl ${url}: no write-out in ${JSON.stringify(r.stdout.slice(-500))}`);
-  const [status, time, size, speed, rip, rport, lip, lport] = r.stdout.slice(at + CURL_MARK.length).trim().split(" ");
-  const bracket = (a: string | undefined) => (a?.includes(":") ? `[${a}]` : a ?? "");
+  const [status, time, size, speed, rip, rport, lip, lport] = r.stdout
+    .slice(at + CURL_MARK.length)
+    .trim()
+    .split(" ");
+  const bracket = (a: string | undefined) => (a?.includes(":") ? `[${a}]` : (a ?? ""));
   return {
-    status: Number(status), body: r.stdout.slice(0, at), timeTotal: Number(time), sizeDownload: Number(size),
-    speedDownload: Number(speed), remote: `${bracket(rip)}:${rport}`, local: `${bracket(lip)}:${lport}`,
+    status: Number(status),
+    body: r.stdout.slice(0, at),
+    timeTotal: Number(time),
+    sizeDownload: Number(size),
+    speedDownload: Number(speed),
+    remote: `${bracket(rip)}:${rport}`,
+    local: `${bracket(lip)}:${lport}`,
   };
 }
 
@@ -127,7 +147,14 @@ s.send(Buffer.from(payload), port, address);
 `;
 
 /** Sends one datagram from `from` and returns the first reply (throws after timeoutMs). */
-export async function udpRequest(lab: Lab, from: HostName, address: string, port: number, payload = "ping", timeoutMs = 2000): Promise<{ reply: string; from: string; port: number }> {
+export async function udpRequest(
+  lab: Lab,
+  from: HostName,
+  address: string,
+  port: number,
+  payload = "ping",
+  timeoutMs = 2000,
+): Promise<{ reply: string; from: string; port: number }> {
   const r = await lab.exec(from, process.execPath, ["-e", NODE_UDP_REQUEST, address, String(port), payload, String(timeoutMs)], {
     timeoutMs: timeoutMs + 5000,
   });
@@ -176,17 +203,34 @@ export async function wrk(lab: Lab, from: HostName, url: string, options: WrkOpt
   try {
     const script = join(dir, "done.lua");
     writeFileSync(script, WRK_DONE);
-    const r = await lab.exec(from, "wrk", [
-      "-t", String(options.threads ?? 1), "-c", String(options.connections ?? 10), "-d", `${durationS}s`,
-      "--timeout", `${options.requestTimeoutS ?? 2}s`, "-s", script,
-      ...(options.connectionClose ? ["-H", "Connection: close"] : []), url,
-    ], { timeoutMs: (durationS + 15) * 1000 });
+    const r = await lab.exec(
+      from,
+      "wrk",
+      [
+        "-t",
+        String(options.threads ?? 1),
+        "-c",
+        String(options.connections ?? 10),
+        "-d",
+        `${durationS}s`,
+        "--timeout",
+        `${options.requestTimeoutS ?? 2}s`,
+        "-s",
+        script,
+        ...(options.connectionClose ? ["-H", "Connection: close"] : []),
+        url,
+      ],
+      { timeoutMs: (durationS + 15) * 1000 },
+    );
     const m = /@@lvsw-wrk@@(\{.*\})/.exec(r.stdout);
     if (!m) throw new Error(`wrk ${url}: no summary in output:\n${r.stdout}${r.stderr}`);
     const j = JSON.parse(m[1]!) as Record<string, number>;
     const d = j.duration! / 1e6;
     return {
-      requests: j.requests!, durationS: d, requestsPerSec: d > 0 ? j.requests! / d : 0, bytes: j.bytes!,
+      requests: j.requests!,
+      durationS: d,
+      requestsPerSec: d > 0 ? j.requests! / d : 0,
+      bytes: j.bytes!,
       errors: { connect: j.connect!, read: j.read!, write: j.write!, status: j.status!, timeout: j.timeout! },
       latencyUs: { mean: j.mean!, p50: j.p50!, p90: j.p90!, p99: j.p99!, max: j.max! },
     };
@@ -224,10 +268,12 @@ export interface Iperf3Result {
  */
 export async function iperf3(lab: Lab, from: HostName, server: string, options: Iperf3Options = {}): Promise<Iperf3Result> {
   const durationS = options.durationS ?? 2;
-  const r = await lab.exec(from, "iperf3", [
-    "-c", server, "-p", String(options.port ?? 5201), "-t", String(durationS), "-J",
-    "-P", String(options.parallel ?? 1), ...(options.reverse ? ["-R"] : []),
-  ], { timeoutMs: (durationS + 15) * 1000, allowFailure: true });
+  const r = await lab.exec(
+    from,
+    "iperf3",
+    ["-c", server, "-p", String(options.port ?? 5201), "-t", String(durationS), "-J", "-P", String(options.parallel ?? 1), ...(options.reverse ? ["-R"] : [])],
+    { timeoutMs: (durationS + 15) * 1000, allowFailure: true },
+  );
   let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { bits_per_second: number; retransmits?: number } } };
   try {
     j = JSON.parse(r.stdout) as typeof j;

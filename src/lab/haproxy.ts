@@ -34,13 +34,9 @@ export interface Haproxy {
 }
 
 function listen(name: string, bind: string, port: number, balance: string, servers: readonly string[], serverPort: number): string {
-  return [
-    `listen ${name}`,
-    `  bind ${bind}:${port}`,
-    `  balance ${balance}`,
-    ...servers.map((s, i) => `  server rs${i + 1} ${s}:${serverPort}`),
-    "",
-  ].join("\n");
+  return [`listen ${name}`, `  bind ${bind}:${port}`, `  balance ${balance}`, ...servers.map((s, i) => `  server rs${i + 1} ${s}:${serverPort}`), ""].join(
+    "\n",
+  );
 }
 
 /** haproxy refuses to start when maxconn needs more descriptors than the hard limit. */

@@ -5,8 +5,18 @@
 
 export { createLab, withLab, ADDRESSES, LabCommandError } from "./topology.js";
 export type {
-  Lab, LabOptions, LabMode, HostName, Segment, LabInterface, LabHost, ClientHost, DirectorHost, RealServerHost,
-  SegmentInfo, AddressPair,
+  Lab,
+  LabOptions,
+  LabMode,
+  HostName,
+  Segment,
+  LabInterface,
+  LabHost,
+  ClientHost,
+  DirectorHost,
+  RealServerHost,
+  SegmentInfo,
+  AddressPair,
 } from "./topology.js";
 export { cleanupStaleLabs, listLabNamespaces, liveLabs, destroyAllLabsSync, ownerPid, LAB_PREFIX } from "./registry.js";
 export type { CleanupOptions } from "./registry.js";

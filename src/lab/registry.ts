@@ -116,7 +116,7 @@ export function deleteNamespacesSync(namespaces: readonly string[]): void {
     }
   }
   // One `ip` for all of them; -force keeps going past names that are already gone.
-  trySync("ip", ["-force", "-batch", "-"], namespaces.map((ns) => `netns del ${ns}`).join("\n") + "\n");
+  trySync("ip", ["-force", "-batch", "-"], `${namespaces.map((ns) => `netns del ${ns}`).join("\n")}\n`);
 }
 
 export interface CleanupOptions {

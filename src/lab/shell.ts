@@ -46,12 +46,16 @@ export function runSync(file: string, args: readonly string[], input?: string, t
     });
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string; status?: number | null; signal?: NodeJS.Signals | null; message: string };
-    throw new LabCommandError([file, ...args], {
-      stdout: err.stdout ?? "",
-      stderr: err.stderr ?? err.message,
-      code: err.status ?? null,
-      signal: err.signal ?? null,
-    }, "command failed");
+    throw new LabCommandError(
+      [file, ...args],
+      {
+        stdout: err.stdout ?? "",
+        stderr: err.stderr ?? err.message,
+        code: err.status ?? null,
+        signal: err.signal ?? null,
+      },
+      "command failed",
+    );
   }
 }
 
@@ -71,30 +75,35 @@ export const inFlight = new Set<ChildProcess>();
 export function run(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
   const argv = [file, ...args];
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args as string[], {
-      encoding: "utf8",
-      timeout: options.timeoutMs ?? 15_000,
-      killSignal: "SIGKILL",
-      maxBuffer: 256 * 1024 * 1024,
-    }, (error, stdout, stderr) => {
-      inFlight.delete(child);
-      const e = error as (Error & { code?: unknown; killed?: boolean; signal?: NodeJS.Signals | null }) | null;
-      const result: ExecResult = {
-        stdout,
-        stderr,
-        code: e ? (typeof e.code === "number" ? e.code : null) : 0,
-        signal: e?.signal ?? null,
-      };
-      if (e && (e.killed || result.signal !== null) && !options.allowFailure) {
-        reject(new LabCommandError(argv, result, `timed out after ${options.timeoutMs ?? 15_000} ms or killed`));
-      } else if (e && typeof e.code === "string") {
-        reject(new LabCommandError(argv, result, `could not start (${e.code})`));
-      } else if (e && !options.allowFailure) {
-        reject(new LabCommandError(argv, result, `exit status ${String(result.code)}`));
-      } else {
-        resolve(result);
-      }
-    });
+    const child = execFile(
+      file,
+      args as string[],
+      {
+        encoding: "utf8",
+        timeout: options.timeoutMs ?? 15_000,
+        killSignal: "SIGKILL",
+        maxBuffer: 256 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        inFlight.delete(child);
+        const e = error as (Error & { code?: unknown; killed?: boolean; signal?: NodeJS.Signals | null }) | null;
+        const result: ExecResult = {
+          stdout,
+          stderr,
+          code: e ? (typeof e.code === "number" ? e.code : null) : 0,
+          signal: e?.signal ?? null,
+        };
+        if (e && (e.killed || result.signal !== null) && !options.allowFailure) {
+          reject(new LabCommandError(argv, result, `timed out after ${options.timeoutMs ?? 15_000} ms or killed`));
+        } else if (e && typeof e.code === "string") {
+          reject(new LabCommandError(argv, result, `could not start (${e.code})`));
+        } else if (e && !options.allowFailure) {
+          reject(new LabCommandError(argv, result, `exit status ${String(result.code)}`));
+        } else {
+          resolve(result);
+        }
+      },
+    );
     inFlight.add(child);
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();

@@ -247,9 +247,11 @@ class LabImpl implements Lab, Teardown {
   }
 
   describe(): string {
-    const lines = [`lab ${this.id} mode=${this.mode}${this.ipv6 ? " ipv6" : ""}` +
-      (this.vip ? ` vip=${this.vip.v4}${this.vip.v6 ? ` ${this.vip.v6}` : ""}${this.vipOnDirector ? " (on director)" : ""}` : "") +
-      ` target=${this.target.v4}`];
+    const lines = [
+      `lab ${this.id} mode=${this.mode}${this.ipv6 ? " ipv6" : ""}` +
+        (this.vip ? ` vip=${this.vip.v4}${this.vip.v6 ? ` ${this.vip.v6}` : ""}${this.vipOnDirector ? " (on director)" : ""}` : "") +
+        ` target=${this.target.v4}`,
+    ];
     for (const h of this.hosts.values()) {
       lines.push(`  ${h.name.padEnd(9)} ns=${h.ns}${h.gateway4 ? ` gw=${h.gateway4}` : ""}`);
       for (const i of h.interfaces) {
@@ -312,18 +314,25 @@ class LabImpl implements Lab, Teardown {
     registerLab(this);
 
     await step("namespaces", () => {
-      runSync("ip", ["-batch", "-"], allNs.map((ns) => `netns add ${ns}`).join("\n") + "\n");
+      runSync("ip", ["-batch", "-"], `${allNs.map((ns) => `netns add ${ns}`).join("\n")}\n`);
     });
 
     await step("lan", () => {
-      writeSysctlsSync(lanNs, [["net.ipv6.conf.all.disable_ipv6", 1], ["net.ipv6.conf.default.disable_ipv6", 1]]);
-      runSync("ip", ["-n", lanNs, "-batch", "-"], [
-        "link set lo up",
-        "link add br0 type bridge stp_state 0 mcast_snooping 0",
-        "link add br1 type bridge stp_state 0 mcast_snooping 0",
-        "link set br0 up",
-        "link set br1 up",
-      ].join("\n") + "\n");
+      writeSysctlsSync(lanNs, [
+        ["net.ipv6.conf.all.disable_ipv6", 1],
+        ["net.ipv6.conf.default.disable_ipv6", 1],
+      ]);
+      runSync(
+        "ip",
+        ["-n", lanNs, "-batch", "-"],
+        `${[
+          "link set lo up",
+          "link add br0 type bridge stp_state 0 mcast_snooping 0",
+          "link add br1 type bridge stp_state 0 mcast_snooping 0",
+          "link set br0 up",
+          "link set br1 up",
+        ].join("\n")}\n`,
+      );
     });
 
     for (const plan of plans) {
@@ -339,18 +348,21 @@ class LabImpl implements Lab, Teardown {
           cmds.push(`link set ${i.name} up`);
         }
         for (const a of plan.loAddresses) cmds.push(`addr add ${a} dev lo${a.includes(":") ? " nodad" : ""}`);
-        runSync("ip", ["-n", ns, "-batch", "-"], cmds.join("\n") + "\n");
-        runSync("ip", ["-n", lanNs, "-batch", "-"], plan.interfaces.map((i) =>
-          `link set ${i.bridgePort} master ${i.segment === "front" ? "br0" : "br1"} up`).join("\n") + "\n");
+        runSync("ip", ["-n", ns, "-batch", "-"], `${cmds.join("\n")}\n`);
+        runSync(
+          "ip",
+          ["-n", lanNs, "-batch", "-"],
+          `${plan.interfaces.map((i) => `link set ${i.bridgePort} master ${i.segment === "front" ? "br0" : "br1"} up`).join("\n")}\n`,
+        );
         const routes: string[] = [];
         if (plan.gateway4) routes.push(`route add default via ${plan.gateway4}`);
         if (plan.gateway6) routes.push(`route add ::/0 via ${plan.gateway6}`);
         routes.push(...plan.extraRoutes, ...plan.extraCommands);
-        if (routes.length > 0) runSync("ip", ["-n", ns, "-batch", "-"], routes.join("\n") + "\n");
+        if (routes.length > 0) runSync("ip", ["-n", ns, "-batch", "-"], `${routes.join("\n")}\n`);
       });
       this.publish(plan, ns);
     }
-    this.hosts.set("lan", this.lan = { name: "lan", role: "lan", ns: lanNs, interfaces: [], gateway4: null, gateway6: null });
+    this.hosts.set("lan", (this.lan = { name: "lan", role: "lan", ns: lanNs, interfaces: [], gateway4: null, gateway6: null }));
     await options.onStep?.("done");
   }
 
@@ -378,7 +390,14 @@ class LabImpl implements Lab, Teardown {
     const v6 = this.ipv6;
     const mode = this.mode;
     const iface = (host: HostName, name: string, segment: Segment, hostByte: number, ifIndex: number, a: { v4: string; v6: string }): LabInterface => ({
-      name, host, segment, mac: mac(hostByte, ifIndex), ipv4: a.v4, prefix4: 24, ipv6: v6 ? a.v6 : null, prefix6: 64,
+      name,
+      host,
+      segment,
+      mac: mac(hostByte, ifIndex),
+      ipv4: a.v4,
+      prefix4: 24,
+      ipv6: v6 ? a.v6 : null,
+      prefix6: 64,
       bridgePort: `${host}-${name}`,
     });
 
@@ -389,19 +408,31 @@ class LabImpl implements Lab, Teardown {
 
     // Every host: no IPv6 at all unless asked (quiet captures); no DAD delays when asked.
     const common: Array<readonly [string, string | number]> = v6
-      ? [["net.ipv6.conf.all.accept_dad", 0], ["net.ipv6.conf.default.accept_dad", 0],
-         ["net.ipv6.conf.all.disable_ipv6", 0], ["net.ipv6.conf.default.disable_ipv6", 0]]
-      : [["net.ipv6.conf.all.disable_ipv6", 1], ["net.ipv6.conf.default.disable_ipv6", 1]];
+      ? [
+          ["net.ipv6.conf.all.accept_dad", 0],
+          ["net.ipv6.conf.default.accept_dad", 0],
+          ["net.ipv6.conf.all.disable_ipv6", 0],
+          ["net.ipv6.conf.default.disable_ipv6", 0],
+        ]
+      : [
+          ["net.ipv6.conf.all.disable_ipv6", 1],
+          ["net.ipv6.conf.default.disable_ipv6", 1],
+        ];
 
     const plans: HostPlan[] = [];
 
     // The client: connection-per-request load needs many ports and fast TIME_WAIT reuse.
     const clientPlan: HostPlan = {
-      name: "client", role: "client", hostByte: 0x01,
+      name: "client",
+      role: "client",
+      hostByte: 0x01,
       interfaces: [iface("client", "eth0", "front", 0x01, 0, ADDRESSES.client)],
-      gateway4: ADDRESSES.directorFront.v4, gateway6: v6 ? ADDRESSES.directorFront.v6 : null,
+      gateway4: ADDRESSES.directorFront.v4,
+      gateway6: v6 ? ADDRESSES.directorFront.v6 : null,
       sysctls: [...common, ["net.ipv4.ip_local_port_range", "1024 65535"], ["net.ipv4.tcp_tw_reuse", 1]],
-      loAddresses: [], extraRoutes: [], extraCommands: [],
+      loAddresses: [],
+      extraRoutes: [],
+      extraCommands: [],
     };
     if (vip && !this.vipOnDirector && mode !== "dr") {
       // The VIP is on the client's own subnet but nobody's kernel owns it: send its frames
@@ -418,16 +449,26 @@ class LabImpl implements Lab, Teardown {
     const directorSysctls: Array<readonly [string, string | number]> = [
       ...common,
       ["net.ipv4.ip_forward", 1],
-      ["net.ipv4.conf.all.send_redirects", 0], ["net.ipv4.conf.default.send_redirects", 0],
-      ["net.ipv4.conf.all.rp_filter", 0], ["net.ipv4.conf.default.rp_filter", 0], ["net.ipv4.conf.lo.rp_filter", 0],
+      ["net.ipv4.conf.all.send_redirects", 0],
+      ["net.ipv4.conf.default.send_redirects", 0],
+      ["net.ipv4.conf.all.rp_filter", 0],
+      ["net.ipv4.conf.default.rp_filter", 0],
+      ["net.ipv4.conf.lo.rp_filter", 0],
       ["net.ipv4.conf.all.accept_local", mode === "dr" || mode === "tun" ? 1 : 0],
       ["net.ipv4.ip_local_port_range", "1024 65535"],
       ...(v6 ? [["net.ipv6.conf.all.forwarding", 1] as const] : []),
     ];
     const directorPlan = (name: "director" | "backup", hostByte: number, front: { v4: string; v6: string }, back: { v4: string; v6: string }): HostPlan => ({
-      name, role: name, hostByte,
+      name,
+      role: name,
+      hostByte,
       interfaces: [iface(name, "eth0", "front", hostByte, 0, front), iface(name, "eth1", "back", hostByte, 1, back)],
-      gateway4: null, gateway6: null, sysctls: directorSysctls, loAddresses: [], extraRoutes: [], extraCommands: [],
+      gateway4: null,
+      gateway6: null,
+      sysctls: directorSysctls,
+      loAddresses: [],
+      extraRoutes: [],
+      extraCommands: [],
     });
     const director = directorPlan("director", 0x02, ADDRESSES.directorFront, ADDRESSES.directorBack);
     if (vip && this.vipOnDirector) {
@@ -447,8 +488,10 @@ class LabImpl implements Lab, Teardown {
       const loAddresses: string[] = [];
       if (mode === "dr" || mode === "tun") {
         sysctls.push(
-          ["net.ipv4.conf.all.arp_ignore", 1], ["net.ipv4.conf.default.arp_ignore", 1],
-          ["net.ipv4.conf.all.arp_announce", 2], ["net.ipv4.conf.default.arp_announce", 2],
+          ["net.ipv4.conf.all.arp_ignore", 1],
+          ["net.ipv4.conf.default.arp_ignore", 1],
+          ["net.ipv4.conf.all.arp_announce", 2],
+          ["net.ipv4.conf.default.arp_announce", 2],
         );
         loAddresses.push(`${vip!.v4}/32`);
         if (v6) loAddresses.push(`${vip!.v6}/128`);
@@ -457,10 +500,16 @@ class LabImpl implements Lab, Teardown {
         sysctls.push(["net.ipv4.conf.all.rp_filter", 0], ["net.ipv4.conf.default.rp_filter", 0], ["net.ipv4.conf.lo.rp_filter", 0]);
       }
       plans.push({
-        name, role: "rs", hostByte: 0x10 + i,
+        name,
+        role: "rs",
+        hostByte: 0x10 + i,
         interfaces: [iface(name, "eth0", "back", 0x10 + i, 0, ADDRESSES.realServer(i))],
-        gateway4: ADDRESSES.directorBack.v4, gateway6: v6 ? ADDRESSES.directorBack.v6 : null,
-        sysctls, loAddresses, extraRoutes: [], extraCommands: [],
+        gateway4: ADDRESSES.directorBack.v4,
+        gateway6: v6 ? ADDRESSES.directorBack.v6 : null,
+        sysctls,
+        loAddresses,
+        extraRoutes: [],
+        extraCommands: [],
       });
     }
     return plans;

@@ -1,9 +1,6 @@
 // Reads classic pcap files of either byte order and either timestamp resolution.
 
-import {
-  PCAP_GLOBAL_HEADER_BYTES, PCAP_MAGIC_MICROS, PCAP_MAGIC_NANOS, PCAP_RECORD_HEADER_BYTES,
-  PcapFormatError, type PcapRecord,
-} from "./format.js";
+import { PCAP_GLOBAL_HEADER_BYTES, PCAP_MAGIC_MICROS, PCAP_MAGIC_NANOS, PCAP_RECORD_HEADER_BYTES, PcapFormatError, type PcapRecord } from "./format.js";
 
 export interface PcapFile {
   /** The link type number from the file header (see PcapLinkType). */
@@ -29,9 +26,7 @@ export function readPcap(bytes: Uint8Array): PcapFile {
   } else {
     const magicBE = view.getUint32(0, false);
     if (magicBE !== PCAP_MAGIC_MICROS && magicBE !== PCAP_MAGIC_NANOS) {
-      throw new PcapFormatError(
-        `not a classic pcap file: magic 0x${magicLE.toString(16)} (pcapng is not supported; convert with editcap -F pcap)`,
-      );
+      throw new PcapFormatError(`not a classic pcap file: magic 0x${magicLE.toString(16)} (pcapng is not supported; convert with editcap -F pcap)`);
     }
     little = false;
     nanosecond = magicBE === PCAP_MAGIC_NANOS;

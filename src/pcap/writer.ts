@@ -1,9 +1,6 @@
 // Writes classic little-endian pcap files (microsecond or nanosecond timestamps).
 
-import {
-  PCAP_GLOBAL_HEADER_BYTES, PCAP_MAGIC_MICROS, PCAP_MAGIC_NANOS, PCAP_RECORD_HEADER_BYTES,
-  type PcapLinkType,
-} from "./format.js";
+import { PCAP_GLOBAL_HEADER_BYTES, PCAP_MAGIC_MICROS, PCAP_MAGIC_NANOS, PCAP_RECORD_HEADER_BYTES, type PcapLinkType } from "./format.js";
 
 export interface PcapWriteOptions {
   /** Write nanosecond timestamps (magic 0xa1b23c4d). Default false: microseconds. */
@@ -19,11 +16,7 @@ export interface PcapFrame {
 }
 
 /** Serialises frames into one pcap file image. */
-export function writePcap(
-  linkType: PcapLinkType | number,
-  frames: Iterable<PcapFrame | Uint8Array>,
-  options: PcapWriteOptions = {},
-): Uint8Array {
+export function writePcap(linkType: PcapLinkType | number, frames: Iterable<PcapFrame | Uint8Array>, options: PcapWriteOptions = {}): Uint8Array {
   const nanosecond = options.nanosecond ?? false;
   const list = [...frames].map((f) => (f instanceof Uint8Array ? { data: f } : f));
   const total = PCAP_GLOBAL_HEADER_BYTES + list.reduce((n, f) => n + PCAP_RECORD_HEADER_BYTES + f.data.length, 0);

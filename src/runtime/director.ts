@@ -127,7 +127,15 @@ export class Director {
   readonly balancer: Balancer;
   readonly io: readonly PacketIO[];
   readonly stats: DirectorStats = {
-    batches: 0, received: 0, forwarded: 0, replied: 0, passed: 0, dropped: 0, sendFailures: 0, neighbourMisses: 0, drops: {},
+    batches: 0,
+    received: 0,
+    forwarded: 0,
+    replied: 0,
+    passed: 0,
+    dropped: 0,
+    sendFailures: 0,
+    neighbourMisses: 0,
+    drops: {},
   };
   private readonly batch: number;
   private readonly tickMs: number;
@@ -156,13 +164,15 @@ export class Director {
     this.clock = options.clock ?? (() => performance.now());
     this.pass = options.pass ?? "drop";
     this.neighbours = options.neighbours;
-    this.routes = (options.routes ?? []).map((r) => {
-      const target = typeof r.io === "number" ? r.io : this.io.indexOf(r.io);
-      if (!Number.isInteger(target) || target < 0 || target >= this.io.length) {
-        throw new RangeError(`route ${r.prefix}: its adapter is not one of the director's io`);
-      }
-      return { ...parsePrefix(r.prefix), target };
-    }).sort((a, b) => b.length - a.length);
+    this.routes = (options.routes ?? [])
+      .map((r) => {
+        const target = typeof r.io === "number" ? r.io : this.io.indexOf(r.io);
+        if (!Number.isInteger(target) || target < 0 || target >= this.io.length) {
+          throw new RangeError(`route ${r.prefix}: its adapter is not one of the director's io`);
+        }
+        return { ...parsePrefix(r.prefix), target };
+      })
+      .sort((a, b) => b.length - a.length);
     this.outIndex = this.io.map(() => new Int32Array(this.batch));
     this.outCount = new Int32Array(this.io.length);
   }

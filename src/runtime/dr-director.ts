@@ -57,7 +57,10 @@ export interface DrDirector {
 
 /** Splits a command line on blanks (ipvsadm arguments never need quoting). */
 function words(line: string): string[] {
-  return line.trim().split(/\s+/).filter((w) => w.length > 0);
+  return line
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w.length > 0);
 }
 
 /** Runs one ipvsadm-syntax command line against a balancer, as lvsadm would. */
@@ -96,7 +99,11 @@ export async function startDrDirector(options: DrDirectorOptions): Promise<DrDir
   });
   const [client, server = client] = daemon.ports;
   return {
-    balancer: daemon.balancer, director: daemon.director, daemon, client, server,
+    balancer: daemon.balancer,
+    director: daemon.director,
+    daemon,
+    client,
+    server,
     ipvsadm: (line) => {
       const r = runIpvsadm(daemon.balancer, line);
       daemon.probeNeighbours();

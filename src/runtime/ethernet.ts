@@ -40,7 +40,10 @@ export class EthernetPort implements PacketIO {
   readonly mac: string;
   private readonly macBytes: Uint8Array;
 
-  constructor(readonly socket: AfPacketSocket, readonly serverSide: boolean) {
+  constructor(
+    readonly socket: AfPacketSocket,
+    readonly serverSide: boolean,
+  ) {
     this.linkType = socket.linkType;
     this.name = socket.name;
     this.fd = socket.fd;
@@ -111,21 +114,32 @@ export class VipArp implements NeighbourResolver {
   private vipsKey: string | null = null;
   private readonly routes: Array<{ net: number; mask: number; length: number; port: EthernetPort }>;
 
-  constructor(private readonly balancer: Balancer, private readonly ports: readonly EthernetPort[], routes: readonly PortRoute[] = []) {
+  constructor(
+    private readonly balancer: Balancer,
+    private readonly ports: readonly EthernetPort[],
+    routes: readonly PortRoute[] = [],
+  ) {
     this.hook = (packet, from, slot) => this.responder(from)?.hook(packet, from, slot) ?? "drop";
-    this.routes = routes.flatMap((r) => {
-      const [addr, len] = r.prefix.split("/");
-      if (addr.includes(":")) return [];
-      const length = len === undefined ? 32 : Number(len);
-      const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
-      return [{ net: (ipv4Number(addr) & mask) >>> 0, mask, length, port: r.port }];
-    }).sort((a, b) => b.length - a.length);
+    this.routes = routes
+      .flatMap((r) => {
+        const [addr, len] = r.prefix.split("/");
+        if (addr.includes(":")) return [];
+        const length = len === undefined ? 32 : Number(len);
+        const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
+        return [{ net: (ipv4Number(addr) & mask) >>> 0, mask, length, port: r.port }];
+      })
+      .sort((a, b) => b.length - a.length);
   }
 
   /** The IPv4 virtual addresses of the running configuration, sorted. */
   vips(): string[] {
-    return [...new Set(this.balancer.rules().services.flatMap((s) =>
-      s.service.key.kind === "address" && !s.service.key.address.includes(":") ? [s.service.key.address] : []))].sort();
+    return [
+      ...new Set(
+        this.balancer
+          .rules()
+          .services.flatMap((s) => (s.service.key.kind === "address" && !s.service.key.address.includes(":") ? [s.service.key.address] : [])),
+      ),
+    ].sort();
   }
 
   private responder(from: PacketIO): ArpResponder | undefined {
@@ -149,7 +163,7 @@ export class VipArp implements NeighbourResolver {
   /** The port IPv4 address `address` routes to, or undefined (no route). */
   portFor(address: string): EthernetPort | undefined {
     const n = ipv4Number(address);
-    return this.routes.find((r) => ((n & r.mask) >>> 0) === r.net)?.port;
+    return this.routes.find((r) => (n & r.mask) >>> 0 === r.net)?.port;
   }
 
   resolve(address: string, family: 4 | 6, from: PacketIO): void {
@@ -170,8 +184,24 @@ async function inNetns(netns: string | undefined, cmd: string, args: readonly st
 export function isolateVipsCommands(device: string, vips: readonly string[]): string[][] {
   return [
     ["tc", "qdisc", "replace", "dev", device, "clsact"],
-    ["tc", "filter", "replace", "dev", device, "ingress", "pref", "49", "handle", "1", "protocol", "ip",
-      "bpf", "bytecode", tcBytecode(tcDropIpv4Destinations(vips)), "direct-action"],
+    [
+      "tc",
+      "filter",
+      "replace",
+      "dev",
+      device,
+      "ingress",
+      "pref",
+      "49",
+      "handle",
+      "1",
+      "protocol",
+      "ip",
+      "bpf",
+      "bytecode",
+      tcBytecode(tcDropIpv4Destinations(vips)),
+      "direct-action",
+    ],
   ];
 }
 

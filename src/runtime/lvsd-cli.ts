@@ -12,7 +12,7 @@ import { LvsdHost, isLvsdWorker, runLvsdWorker } from "./lvsd-worker.js";
 const log = (line: string) => process.stderr.write(`lvsd: ${line}\n`);
 
 async function main(argv: string[]): Promise<number> {
-  let options;
+  let options: ReturnType<typeof parseLvsdArgs>;
   try {
     options = parseLvsdArgs(argv);
   } catch (e) {
@@ -64,7 +64,7 @@ if (isLvsdWorker()) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: unknown) => {
-      log(`fatal: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      log(`fatal: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       process.exit(1);
     },
   );

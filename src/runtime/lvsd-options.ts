@@ -191,10 +191,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (tun && interfaces.length > 0) throw new ConfigError("--tun and --af-packet exclude each other: one kind of adapter per director");
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
-  if (routes.length > 0 && interfaces.length === 0) throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
+  if (routes.length > 0 && interfaces.length === 0)
+    throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
   if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
   if (serverSide !== undefined && interfaces.length < 2) throw new ConfigError("--server-side needs a second --af-packet interface for the clients");
-  if (isolate.length > 0 && interfaces.length === 0) throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
+  if (isolate.length > 0 && interfaces.length === 0)
+    throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
   if (tunnelMtu !== undefined && !tunnelSource4 && !tunnelSource6) throw new ConfigError("--tunnel-mtu needs --tunnel-source4 or --tunnel-source6");
   const tunnel = {
     ...(tunnelSource4 ? { tunnelSource4 } : {}),
@@ -209,7 +211,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}) }]
     : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}) }));
   return {
-    help: false, adapters, routes,
+    help: false,
+    adapters,
+    routes,
     ...(rulesFile ? { rulesFile } : {}),
     ...(socketPath ? { socketPath } : {}),
     ...(serverSide !== undefined ? { serverSide } : {}),

@@ -83,7 +83,6 @@ export async function runLvsdWorker(): Promise<void> {
   post({ kind: "ready" });
 }
 
-
 /**
  * The main side: the worker, the control socket relaying to it, and the requests the
  * signals make. Same socket protocol and permissions as src/admin/control-server.ts.
@@ -98,8 +97,11 @@ export class LvsdHost {
   readonly running: Promise<void>;
   private settle!: { resolve: () => void; reject: (e: Error) => void };
 
-  private constructor(private readonly worker: Worker, socketPath: string | false | undefined, private readonly log: (line: string) => void) {
-    this.socketPath = socketPath === false ? null : socketPath ?? defaultSocketPath();
+  private constructor(
+    private readonly worker: Worker,
+    socketPath: string | false | undefined,
+  ) {
+    this.socketPath = socketPath === false ? null : (socketPath ?? defaultSocketPath());
     this.running = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
@@ -116,9 +118,12 @@ export class LvsdHost {
     // Run from source (lvsd-cli.ts under tsx): a worker does not inherit tsx's module hooks
     // on Node 20, so it registers them itself before importing the entry.
     const worker = entry.pathname.endsWith(".ts")
-      ? new Worker(`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`, { eval: true, workerData: data })
+      ? new Worker(
+          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`,
+          { eval: true, workerData: data },
+        )
       : new Worker(entry, { workerData: data });
-    const host = new LvsdHost(worker, socketPath, log);
+    const host = new LvsdHost(worker, socketPath);
     await new Promise<void>((resolve, reject) => {
       worker.on("message", (m: FromWorker) => {
         if (m.kind === "log") log(m.line);
@@ -196,5 +201,4 @@ export class LvsdHost {
     })();
     return this.stopping;
   }
-
 }

@@ -8,14 +8,11 @@
 // Every event is one line through `log` (lvsd-cli.ts writes them to stderr).
 
 import { readFileSync } from "node:fs";
-import { isIPv4, isIPv6 } from "node:net";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
-import { normaliseServiceKey, serviceKeyText } from "../balancer/validate.js";
-import { ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceWithDestinations } from "../config/types.js";
+import { ConfigError, type RuleSet } from "../config/types.js";
 import { answer, serveControl, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
-import { formatSave } from "../admin/format.js";
 import { parseRules } from "../admin/rules.js";
 import { TunDevice } from "../io/tun.js";
 import { KernelNeighbours } from "./neighbours.js";
@@ -50,14 +47,19 @@ export class Lvsd {
   private readonly log: (line: string) => void;
   private readonly clock: () => number;
 
-  private constructor(private readonly options: LvsdOptions, io: PacketIO[], balancer: Balancer, director: Director) {
+  private constructor(
+    private readonly options: LvsdOptions,
+    io: PacketIO[],
+    balancer: Balancer,
+    director: Director,
+  ) {
     this.io = io;
     this.ports = io.filter((x): x is EthernetPort => x instanceof EthernetPort);
     this.balancer = balancer;
     this.director = director;
     this.log = options.log ?? stderrLog;
     this.clock = options.clock ?? (() => performance.now());
-    this.socketPath = options.socketPath === false ? null : options.socketPath ?? defaultSocketPath();
+    this.socketPath = options.socketPath === false ? null : (options.socketPath ?? defaultSocketPath());
   }
 
   /**
@@ -85,9 +87,10 @@ export class Lvsd {
     const undo: Array<() => Promise<void>> = [];
     try {
       for (const spec of specs) {
-        const io = spec.kind === "tun"
-          ? TunDevice.open({ name: spec.name, netns: spec.netns, mtu: spec.mtu })
-          : openEthernetPort({ interface: spec.interface, netns: spec.netns, serverSide: spec.interface === options.serverSide });
+        const io =
+          spec.kind === "tun"
+            ? TunDevice.open({ name: spec.name, netns: spec.netns, mtu: spec.mtu })
+            : openEthernetPort({ interface: spec.interface, netns: spec.netns, serverSide: spec.interface === options.serverSide });
         opened.push(io);
         log(`adapter ${describeAdapter(spec, io)}`);
       }
@@ -101,19 +104,22 @@ export class Lvsd {
         ...(ports.length > 0 ? { director: { mac: (server ?? ports[0]).mac, ...options.balancer?.director } } : {}),
       };
       let pages = "4 KiB pages (--no-huge-pages)";
-      const prepareMemory = options.hugePages === false
-        ? balancerOptions.prepareMemory
-        : (memory: WasmMemory) => {
-          balancerOptions.prepareMemory?.(memory);
-          const advice = adviseHugePages(memory);
-          pages = advice.applied ? "huge pages advised" : `4 KiB pages (${advice.reason})`;
-        };
+      const prepareMemory =
+        options.hugePages === false
+          ? balancerOptions.prepareMemory
+          : (memory: WasmMemory) => {
+              balancerOptions.prepareMemory?.(memory);
+              const advice = adviseHugePages(memory);
+              pages = advice.applied ? "huge pages advised" : `4 KiB pages (${advice.reason})`;
+            };
       const balancer = new Balancer({ ...balancerOptions, prepareMemory });
       log(`balancer: ${balancer.connectionCapacity} connections, ${balancer.slots.count} packet slots, ${pages}`);
       const tunnel = balancerOptions.director;
       if (tunnel?.tunnelSource4 || tunnel?.tunnelSource6) {
-        log(`tunnels: outer source ${[tunnel.tunnelSource4, tunnel.tunnelSource6].filter(Boolean).join(", ")}` +
-          (tunnel.tunnelMtu !== undefined ? `, tunnel MTU ${tunnel.tunnelMtu} (DF packets that no longer fit get ICMP fragmentation-needed)` : ""));
+        log(
+          `tunnels: outer source ${[tunnel.tunnelSource4, tunnel.tunnelSource6].filter(Boolean).join(", ")}` +
+            (tunnel.tunnelMtu !== undefined ? `, tunnel MTU ${tunnel.tunnelMtu} (DF packets that no longer fit get ICMP fragmentation-needed)` : ""),
+        );
       }
       const routes: DirectorRoute[] = (options.routes ?? []).map((r) => {
         const target = io.find((x) => x.name === r.adapter);
@@ -131,14 +137,23 @@ export class Lvsd {
       if (ports.length > 0) {
         // Ethernet: answer ARP for the IPv4 virtual addresses, learn neighbours, and copy
         // the kernel's neighbour table (real servers' MACs) into the balancer.
-        arp = new VipArp(balancer, ports, routes.flatMap((r) => (r.io instanceof EthernetPort ? [{ prefix: r.prefix, port: r.io }] : [])));
+        arp = new VipArp(
+          balancer,
+          ports,
+          routes.flatMap((r) => (r.io instanceof EthernetPort ? [{ prefix: r.prefix, port: r.io }] : [])),
+        );
         neighbours = new KernelNeighbours({ balancer, netns: specs.find((a) => a.kind === "af-packet")?.netns, prober: arp });
         pass = arp.hook;
         resolver = neighbours;
       }
       const director = new Director({
-        balancer, io, routes, batch: options.batch === undefined ? undefined : Math.min(options.batch, balancer.slots.count),
-        tickMs: options.tickMs, clock, ...(pass ? { pass } : {}),
+        balancer,
+        io,
+        routes,
+        batch: options.batch === undefined ? undefined : Math.min(options.batch, balancer.slots.count),
+        tickMs: options.tickMs,
+        clock,
+        ...(pass ? { pass } : {}),
         ...(resolver ? { neighbours: resolver } : {}),
       });
       const isolated = options.isolateVips ?? [];
@@ -257,9 +272,14 @@ export class Lvsd {
       }
     }
     return {
-      servicesAdded: counts["-A"], servicesRemoved: counts["-D"], servicesEdited: counts["-E"],
-      destinationsAdded: counts["-a"], destinationsRemoved: counts["-d"], destinationsEdited: counts["-e"],
-      failed, changes: changes.map((c) => c.line),
+      servicesAdded: counts["-A"],
+      servicesRemoved: counts["-D"],
+      servicesEdited: counts["-E"],
+      destinationsAdded: counts["-a"],
+      destinationsRemoved: counts["-d"],
+      destinationsEdited: counts["-e"],
+      failed,
+      changes: changes.map((c) => c.line),
     };
   }
 
@@ -286,10 +306,15 @@ export class Lvsd {
   /** One line of counters: packets, drops by reason, adapter errors. */
   statsLine(): string {
     const s = this.director.stats;
-    const drops = Object.entries(s.drops).sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r}=${n}`).join(" ");
-    return `packets received ${s.received}, forwarded ${s.forwarded}, replied ${s.replied}, passed ${s.passed}, ` +
+    const drops = Object.entries(s.drops)
+      .sort((a, b) => b[1] - a[1])
+      .map(([r, n]) => `${r}=${n}`)
+      .join(" ");
+    return (
+      `packets received ${s.received}, forwarded ${s.forwarded}, replied ${s.replied}, passed ${s.passed}, ` +
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
-      `connections ${this.balancer.connectionCount}`;
+      `connections ${this.balancer.connectionCount}`
+    );
   }
 
   /** Stops the loop, removes the VIP isolation, closes the control socket and the adapters. Idempotent. */
@@ -326,9 +351,13 @@ function readRules(file: string): RuleSet {
 /** Checks a rule set against a scratch balancer of the same shape: a refusal changes nothing. */
 function validateOn(balancer: Balancer, wanted: RuleSet, options: BalancerOptions | undefined): void {
   const scratch = new Balancer({
-    connections: 1, slots: 1, slotCapacity: 128,
-    maxServices: balancer.scheduler.maxServices, maxDestinations: balancer.scheduler.maxDestinations,
-    destinationsPerService: balancer.scheduler.destinationsPerService, maglevMaxSize: balancer.scheduler.maglevMaxSize,
+    connections: 1,
+    slots: 1,
+    slotCapacity: 128,
+    maxServices: balancer.scheduler.maxServices,
+    maxDestinations: balancer.scheduler.maxDestinations,
+    destinationsPerService: balancer.scheduler.destinationsPerService,
+    maglevMaxSize: balancer.scheduler.maglevMaxSize,
     director: options?.director,
   });
   for (const s of wanted.services) {

@@ -54,7 +54,13 @@ export class KernelNeighbours implements NeighbourResolver {
   /** Reads the kernel table once and copies new or changed entries; returns how many changed. */
   refresh(): Promise<number> {
     if (this.inFlight) return this.inFlight;
-    const args = [...(this.options.netns ? ["-n", this.options.netns] : []), "-j", "neigh", "show", ...(this.options.device ? ["dev", this.options.device] : [])];
+    const args = [
+      ...(this.options.netns ? ["-n", this.options.netns] : []),
+      "-j",
+      "neigh",
+      "show",
+      ...(this.options.device ? ["dev", this.options.device] : []),
+    ];
     this.inFlight = new Promise<number>((resolve, reject) => {
       execFile("ip", args, { timeout: 5000 }, (err, stdout) => {
         if (err) return reject(new Error(`reading the neighbour table (ip ${args.join(" ")}): ${err.message}`));

@@ -65,8 +65,10 @@ async function main(argv: string[]): Promise<number> {
   log("ready");
   const counters = () => {
     const s = agent.stats;
-    return `received ${s.received}, decapsulated ${s.decapsulated}, passed ${s.passed}, dropped ${s.dropped}` +
-      `${Object.keys(s.drops).length ? ` ${JSON.stringify(s.drops)}` : ""}, write failures ${s.writeFailures}`;
+    return (
+      `received ${s.received}, decapsulated ${s.decapsulated}, passed ${s.passed}, dropped ${s.dropped}` +
+      `${Object.keys(s.drops).length ? ` ${JSON.stringify(s.drops)}` : ""}, write failures ${s.writeFailures}`
+    );
   };
   return new Promise<number>((resolve) => {
     let stopping = false;

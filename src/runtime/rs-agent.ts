@@ -21,8 +21,24 @@ import { DESC_SIZE, DROP_REASON_NAMES, LinkType, Verdict } from "../core/abi.js"
 import { PacketCore } from "../core/packet-core.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 import {
-  AF_INET, check, IoError, IOVEC_SIZE, libc, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, MSGHDR, pollReadable, SO_RCVBUF,
-  SO_RCVBUFFORCE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, setIntOption,
+  AF_INET,
+  check,
+  IoError,
+  IOVEC_SIZE,
+  libc,
+  MMSGHDR_SIZE,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  MSGHDR,
+  pollReadable,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  SOL_SOCKET,
+  setIntOption,
 } from "../io/libc.js";
 import { withNetns } from "../io/netns.js";
 import { emptyIoStats, type PacketIO } from "../io/packet-io.js";
@@ -47,12 +63,19 @@ export class RawIpSocket implements PacketIO {
   private vectors: { slots: PacketSlots; base: bigint; msgs: Buffer; addr: bigint } | undefined;
   private closed = false;
 
-  private constructor(readonly name: string, readonly fd: number) {}
+  private constructor(
+    readonly name: string,
+    readonly fd: number,
+  ) {}
 
   static open(protocol: number, options: { netns?: string; receiveBuffer?: number; name?: string } = {}): RawIpSocket {
     const c = libc();
     return withNetns(options.netns, () => {
-      const fd = check(c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol), `opening a raw socket for IP protocol ${protocol}`, "run as root (CAP_NET_RAW)");
+      const fd = check(
+        c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol),
+        `opening a raw socket for IP protocol ${protocol}`,
+        "run as root (CAP_NET_RAW)",
+      );
       try {
         const size = options.receiveBuffer ?? 4 << 20;
         if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, c.address(Buffer.from(Int32Array.of(size).buffer)), 4) < 0) {
@@ -252,7 +275,11 @@ export async function startRsAgent(options: RsAgentOptions = {}): Promise<RsAgen
     loop.catch(() => {}); // reported through `running`; never an unhandled rejection
     let stopped = false;
     return {
-      device, stats, sockets, runOnce, running: loop,
+      device,
+      stats,
+      sockets,
+      runOnce,
+      running: loop,
       async stop() {
         if (stopped) return;
         stopped = true;

@@ -35,7 +35,9 @@ function serviceLine(service: ServiceConfig): string {
 
 /** The ipvsadm save line of one destination ("-a -t ... -r ... -m -w 1"). */
 function destinationLine(service: ServiceConfig, dest: DestinationConfig): string {
-  const text = formatSave([{ service, destinations: [dest] }], { numeric: true }).trimEnd().split("\n");
+  const text = formatSave([{ service, destinations: [dest] }], { numeric: true })
+    .trimEnd()
+    .split("\n");
   return text[text.length - 1];
 }
 

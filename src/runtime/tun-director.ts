@@ -87,7 +87,10 @@ export async function startTunDirector(options: TunDirectorOptions): Promise<Tun
     throw e;
   }
   return {
-    balancer: daemon.balancer, director: daemon.director, daemon, device: daemon.io[0] as TunDevice,
+    balancer: daemon.balancer,
+    director: daemon.director,
+    daemon,
+    device: daemon.io[0] as TunDevice,
     ipvsadm: (line) => runIpvsadm(daemon.balancer, line),
     stop: () => daemon.stop(), // the device and its routes go with the last fd
   };

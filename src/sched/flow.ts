@@ -49,9 +49,7 @@ function port(p: number | undefined, field: string): number {
 /** Writes a flow key at byte offset `at` of `mem`. */
 export function writeFlowKey(mem: Uint8Array, at: number, flow: FlowKey): void {
   const c = parseAddress(flow.clientAddress, "clientAddress");
-  const v = flow.virtualAddress === undefined
-    ? { family: c.family, bytes: new Uint8Array(16) }
-    : parseAddress(flow.virtualAddress, "virtualAddress");
+  const v = flow.virtualAddress === undefined ? { family: c.family, bytes: new Uint8Array(16) } : parseAddress(flow.virtualAddress, "virtualAddress");
   if (v.family !== c.family) throw new SchedulerConfigError("virtualAddress: must be the same family as clientAddress");
   mem.set(c.bytes, at);
   mem.set(v.bytes, at + 16);
@@ -67,12 +65,19 @@ export function formatAddress(bytes: Uint8Array, family: number): string {
   const words: string[] = [];
   for (let i = 0; i < 16; i += 2) words.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
   // compress the longest run of zero words (RFC 5952)
-  let best = -1, bestLen = 0;
+  let best = -1,
+    bestLen = 0;
   for (let i = 0; i < 8; ) {
-    if (words[i] !== "0") { i++; continue; }
+    if (words[i] !== "0") {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && words[j] === "0") j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   if (best < 0) return words.join(":");

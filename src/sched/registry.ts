@@ -58,9 +58,7 @@ export interface CustomScheduler {
 }
 
 /** The kernel's scheduler names (the data plane's registry may add more). */
-export const KERNEL_SCHEDULERS = [
-  "rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "lblc", "lblcr", "mh",
-] as const;
+export const KERNEL_SCHEDULERS = ["rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "lblc", "lblcr", "mh"] as const;
 
 const byName = new Map<string, CustomScheduler>();
 const byHandle = new Map<number, CustomScheduler>();

@@ -5,9 +5,7 @@
 import { instantiateWasm, wasmHostHooks, type LvsWasmExports } from "../core/wasm.js";
 import { SchedulerConfigError, checkCode } from "./errors.js";
 import { FLOW_KEY_BYTES, formatAddress, parseAddress, readFlowKey, writeFlowKey, type FlowKey } from "./flow.js";
-import {
-  customScheduler, customSchedulerByHandle, customSchedulerNames, type DestinationState, type ScheduleContext,
-} from "./registry.js";
+import { customScheduler, customSchedulerByHandle, customSchedulerNames, type DestinationState, type ScheduleContext } from "./registry.js";
 
 export interface ServiceTableOptions {
   /** Default 64. */
@@ -62,16 +60,28 @@ export interface SchedulerInfo {
   readonly custom: boolean;
 }
 
-interface Fn {
-  (...args: number[]): number;
-}
+type Fn = (...args: number[]) => number;
 
 const GENERIC_FLAGS = ["flag-1", "flag-2", "flag-3"];
 const MH_LIST_ORDER = 0x100;
 export const KERNEL_MAGLEV_SIZE = 4093;
 
 // Destination record fields (assembly/sched/table.ts).
-const D = { service: 0, weight: 4, lastWeight: 8, flags: 12, active: 16, inactive: 20, persist: 24, upper: 28, lower: 32, port: 36, family: 38, pos: 40, addr: 48 };
+const D = {
+  service: 0,
+  weight: 4,
+  lastWeight: 8,
+  flags: 12,
+  active: 16,
+  inactive: 20,
+  persist: 24,
+  upper: 28,
+  lower: 32,
+  port: 36,
+  family: 38,
+  pos: 40,
+  addr: 48,
+};
 const S = { inUse: 0, sched: 4, flags: 8, nDests: 12, param: 16, mhSize: 20 };
 
 function int(v: number | undefined, dflt: number, field: string, lo: number, hi: number, hint = ""): number {
@@ -139,10 +149,13 @@ export class ServiceTable {
   private readNames(): SchedulerInfo[] {
     const n = this.f.schedNames();
     const text = Buffer.from(this.mem().subarray(this.f.schedNamesPtr(), this.f.schedNamesPtr() + n)).toString("latin1");
-    return text.split("\n").filter(Boolean).map((line, id) => {
-      const [name, flags] = line.split("\t");
-      return { name, id, flagNames: flags ? flags.split(",") : [], custom: false };
-    });
+    return text
+      .split("\n")
+      .filter(Boolean)
+      .map((line, id) => {
+        const [name, flags] = line.split("\t");
+        return { name, id, flagNames: flags ? flags.split(",") : [], custom: false };
+      });
   }
 
   /** Every scheduler name usable now: the data plane's, then the registered TypeScript ones. */
@@ -162,7 +175,9 @@ export class ServiceTable {
     if (b) return { ...b, handle: 0 };
     const c = customScheduler(name);
     if (c) return { name, id: this.hostId, flagNames: c.flagNames, custom: true, handle: c.handle };
-    const names = this.schedulers().map((s) => s.name).join(", ");
+    const names = this.schedulers()
+      .map((s) => s.name)
+      .join(", ");
     throw new SchedulerConfigError(`scheduler: ${JSON.stringify(name)} is not a scheduler: use one of ${names}, or registerScheduler() it`);
   }
 
@@ -174,9 +189,7 @@ export class ServiceTable {
       const named = allowed.indexOf(flag);
       const generic = GENERIC_FLAGS.indexOf(flag);
       if (named < 0 && generic < 0) {
-        throw new SchedulerConfigError(
-          `flags: "${flag}" is not a flag of scheduler ${sched.name}: use ${[...allowed, ...GENERIC_FLAGS].join(", ")}`,
-        );
+        throw new SchedulerConfigError(`flags: "${flag}" is not a flag of scheduler ${sched.name}: use ${[...allowed, ...GENERIC_FLAGS].join(", ")}`);
       }
       flags |= 1 << (named >= 0 ? named : generic);
     }
@@ -279,7 +292,8 @@ export class ServiceTable {
 
   /** A destination's current state (position -1 once removed). */
   destination(dest: number): DestinationState & { service: number } {
-    if (!Number.isInteger(dest) || dest < 0 || dest >= this.maxDestinations) throw new SchedulerConfigError(`destination: ${JSON.stringify(dest)} is not a destination id`);
+    if (!Number.isInteger(dest) || dest < 0 || dest >= this.maxDestinations)
+      throw new SchedulerConfigError(`destination: ${JSON.stringify(dest)} is not a destination id`);
     const v = this.destView(dest);
     const service = v.getUint32(D.service, true);
     if (service === 0xffffffff) throw new SchedulerConfigError(`destination: ${dest} is not an existing destination id`);

@@ -58,7 +58,8 @@ export function destinationSetArb(c: DestinationSetConstraints = {}): fc.Arbitra
   return fc
     .uniqueArray(addressArb(family), { minLength, maxLength })
     .chain((addresses) =>
-      fc.array(one, { minLength: addresses.length, maxLength: addresses.length })
+      fc
+        .array(one, { minLength: addresses.length, maxLength: addresses.length })
         .map((specs) => specs.map((s, i): DestinationSpec => ({ address: addresses[i], ...s }))),
     );
 }

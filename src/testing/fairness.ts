@@ -18,7 +18,7 @@ function gcd(a: number, b: number): number {
 
 /** Destinations that can take new flows: weight > 0 and not overloaded. */
 function eligibleWeights(d: Distribution): number[] {
-  return d.destinations.map((x) => ((x.weight ?? 1) > 0 && !x.overloaded ? x.weight ?? 1 : 0));
+  return d.destinations.map((x) => ((x.weight ?? 1) > 0 && !x.overloaded ? (x.weight ?? 1) : 0));
 }
 
 /**
@@ -123,7 +123,10 @@ export function maglevDisruption(before: ArrayLike<number>, after: ArrayLike<num
  * (default 0.05) of the table's other entries.
  */
 export function assertMaglevDisruption(
-  before: ArrayLike<number>, after: ArrayLike<number>, removed: number, options: { maxOtherFraction?: number } = {},
+  before: ArrayLike<number>,
+  after: ArrayLike<number>,
+  removed: number,
+  options: { maxOtherFraction?: number } = {},
 ): MaglevDisruption {
   const r = maglevDisruption(before, after, removed);
   const bound = options.maxOtherFraction ?? 0.05;

@@ -4,14 +4,22 @@
 export type { DestinationSpec } from "./destinations.js";
 export { weightsOf } from "./destinations.js";
 export {
-  addressArb, destinationSetArb, activeDestinationSetArb, flowKeyArb,
+  addressArb,
+  destinationSetArb,
+  activeDestinationSetArb,
+  flowKeyArb,
 } from "./arbitraries.js";
 export type { DestinationSetConstraints, FlowKeyConstraints } from "./arbitraries.js";
 export { runScheduler, maglevTable, defaultFlows, withService, testingTable } from "./run.js";
 export type { RunOptions, Distribution } from "./run.js";
 export {
-  FairnessError, assertProportional, assertWrrCycles, assertMaglevBalance, assertMaglevDisruption,
-  maglevDisruption, maglevCounts,
+  FairnessError,
+  assertProportional,
+  assertWrrCycles,
+  assertMaglevBalance,
+  assertMaglevDisruption,
+  maglevDisruption,
+  maglevCounts,
 } from "./fairness.js";
 export type { MaglevDisruption } from "./fairness.js";
 export { referencePick, schedulerCost, overhead } from "./oracle.js";

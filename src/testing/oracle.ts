@@ -16,12 +16,18 @@ export const overhead = (d: DestinationSpec) => act(d) * 256 + (d.inactiveConnec
 export function schedulerCost(name: StatelessScheduler, d: DestinationSpec): [number, number] | null {
   if (over(d)) return null;
   switch (name) {
-    case "lc": return w(d) === 0 ? null : [overhead(d), 1];
-    case "wlc": return w(d) <= 0 ? null : [overhead(d), w(d)];
-    case "sed": return w(d) <= 0 ? null : [act(d) + 1, w(d)];
-    case "nq": return w(d) === 0 ? null : [act(d) === 0 ? 0 : act(d) + 1, w(d)];
-    case "fo": return w(d) <= 0 ? null : [1, w(d)];
-    case "ovf": return w(d) === 0 || act(d) > w(d) ? null : [1, w(d)];
+    case "lc":
+      return w(d) === 0 ? null : [overhead(d), 1];
+    case "wlc":
+      return w(d) <= 0 ? null : [overhead(d), w(d)];
+    case "sed":
+      return w(d) <= 0 ? null : [act(d) + 1, w(d)];
+    case "nq":
+      return w(d) === 0 ? null : [act(d) === 0 ? 0 : act(d) + 1, w(d)];
+    case "fo":
+      return w(d) <= 0 ? null : [1, w(d)];
+    case "ovf":
+      return w(d) === 0 || act(d) > w(d) ? null : [1, w(d)];
   }
 }
 

@@ -72,9 +72,7 @@ export function buildPacket(spec: PacketSpec): Uint8Array {
     put16(p, l4 + 4, l4len);
   }
   p.set(payload, l4 + (spec.protocol === "tcp" ? 20 : 8));
-  const pseudo = src.family === 4
-    ? sum(p, 12, 20, proto + l4len)
-    : sum(p, 8, 40, proto + l4len);
+  const pseudo = src.family === 4 ? sum(p, 12, 20, proto + l4len) : sum(p, 8, 40, proto + l4len);
   let c = ~sum(p, l4, p.length, pseudo) & 0xffff;
   if (c === 0 && spec.protocol === "udp") c = 0xffff;
   put16(p, l4 + (spec.protocol === "tcp" ? 16 : 6), c);
@@ -87,7 +85,7 @@ export function withEthernet(packet: Uint8Array, eth: EthernetSpec): Uint8Array 
   const mac = (s: string) => s.split(":").map((x) => parseInt(x, 16));
   out.set(mac(eth.dst), 0);
   out.set(mac(eth.src), 6);
-  put16(out, 12, (packet[0] >> 4) === 6 ? 0x86dd : 0x0800);
+  put16(out, 12, packet[0] >> 4 === 6 ? 0x86dd : 0x0800);
   out.set(packet, 14);
   return out;
 }

@@ -51,8 +51,13 @@ let customSeq = 0;
 export function testingTable(maglevSize = 4093): ServiceTable {
   if (!shared || shared.maglevMaxSize < maglevSize) {
     shared = new ServiceTable({
-      maxServices: 8, maxDestinations: 4096, destinationsPerService: 4096, maglevTables: 2,
-      maglevMaxSize: Math.max(65537, maglevSize), cacheEntries: 20000, batchKeys: 4096,
+      maxServices: 8,
+      maxDestinations: 4096,
+      destinationsPerService: 4096,
+      maglevTables: 2,
+      maglevMaxSize: Math.max(65537, maglevSize),
+      cacheEntries: 20000,
+      batchKeys: 4096,
     });
   }
   return shared;
@@ -65,9 +70,7 @@ export function defaultFlows(n: number, family: 4 | 6 = 4): FlowKey[] {
   for (let i = 0; i < n; i++) {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     const y = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) >>> 0;
-    const c = family === 4
-      ? `10.${(y >>> 16) & 255}.${(y >>> 8) & 255}.${y & 255}`
-      : `2001:db8::${(y >>> 16).toString(16)}:${(y & 0xffff).toString(16)}`;
+    const c = family === 4 ? `10.${(y >>> 16) & 255}.${(y >>> 8) & 255}.${y & 255}` : `2001:db8::${(y >>> 16).toString(16)}:${(y & 0xffff).toString(16)}`;
     const v = family === 4 ? `192.0.2.${x >>> 24}` : `2001:db8:1::${(x >>> 24).toString(16)}`;
     flows[i] = { clientAddress: c, clientPort: 1024 + (x % 60000), virtualAddress: v, virtualPort: 80, protocol: "tcp" };
   }
@@ -89,15 +92,21 @@ export function withService<T>(
   try {
     for (const d of destinations) {
       ids.push(
-      table.addDestination(service, {
-        address: d.address, port: d.port ?? 80, weight: d.weight ?? 1,
-        upperThreshold: d.upperThreshold ?? 0, lowerThreshold: d.lowerThreshold ?? 0,
-      }));
+        table.addDestination(service, {
+          address: d.address,
+          port: d.port ?? 80,
+          weight: d.weight ?? 1,
+          upperThreshold: d.upperThreshold ?? 0,
+          lowerThreshold: d.lowerThreshold ?? 0,
+        }),
+      );
     }
     destinations.forEach((d, i) =>
       table.setLoad(ids[i], {
-        active: d.activeConnections ?? 0, inactive: d.inactiveConnections ?? 0,
-        persistent: d.persistentConnections ?? 0, overloaded: d.overloaded ?? false,
+        active: d.activeConnections ?? 0,
+        inactive: d.inactiveConnections ?? 0,
+        persistent: d.persistentConnections ?? 0,
+        overloaded: d.overloaded ?? false,
       }),
     );
     if (!incremental) table.editService(service, { scheduler, flags: options.flags, ...mhOpts });
@@ -112,12 +121,8 @@ export function withService<T>(
 }
 
 /** Runs `scheduler` (a name, or a custom function) over the flows and counts the picks. */
-export function runScheduler(
-  scheduler: string | CustomSchedulerFn,
-  destinations: readonly DestinationSpec[],
-  options: RunOptions = {},
-): Distribution {
-  let name = typeof scheduler === "string" ? scheduler : `kit-custom-${++customSeq}`;
+export function runScheduler(scheduler: string | CustomSchedulerFn, destinations: readonly DestinationSpec[], options: RunOptions = {}): Distribution {
+  const name = typeof scheduler === "string" ? scheduler : `kit-custom-${++customSeq}`;
   if (typeof scheduler === "function") registerScheduler(name, scheduler);
   try {
     const flows = typeof options.flows === "object" ? options.flows : defaultFlows(options.flows ?? 10000);
@@ -137,7 +142,9 @@ export function runScheduler(
       }
       const counts = new Array(destinations.length).fill(0);
       let none = 0;
-      for (const p of picks) if (p < 0) none++; else counts[p]++;
+      for (const p of picks)
+        if (p < 0) none++;
+        else counts[p]++;
       return { scheduler: name, picks, counts, none, total: flows.length, destinations };
     });
   } finally {
@@ -146,10 +153,7 @@ export function runScheduler(
 }
 
 /** The Maglev lookup table for `destinations`: per slot, an index into `destinations` (-1 empty). */
-export function maglevTable(
-  destinations: readonly DestinationSpec[],
-  options: { size?: number; order?: "sorted" | "list" } = {},
-): Int32Array {
+export function maglevTable(destinations: readonly DestinationSpec[], options: { size?: number; order?: "sorted" | "list" } = {}): Int32Array {
   const size = options.size ?? 4093;
   return withService("mh", destinations, { maglevSize: size, maglevOrder: options.order }, (table, service, ids) => {
     const index = new Map(ids.map((id, i) => [id, i]));

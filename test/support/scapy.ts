@@ -21,7 +21,10 @@ export function scapyBuild(expressions: readonly string[]): Uint8Array[] {
     encoding: "utf8",
     maxBuffer: 256 * 1024 * 1024,
   });
-  const lines = out.trim().split("\n").filter((l) => /^[0-9a-f]*$/.test(l));
+  const lines = out
+    .trim()
+    .split("\n")
+    .filter((l) => /^[0-9a-f]*$/.test(l));
   if (lines.length !== expressions.length) {
     throw new Error(`scapy returned ${lines.length} packets for ${expressions.length} expressions:\n${out.slice(0, 2000)}`);
   }

@@ -22,9 +22,7 @@ export function missingTool(name: string): string | null {
       execFileSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" });
     }
   } catch {
-    why = name === "scapy"
-      ? "scapy is not installed for /usr/bin/python3 (apt-get install python3-scapy)"
-      : `${name} is not installed`;
+    why = name === "scapy" ? "scapy is not installed for /usr/bin/python3 (apt-get install python3-scapy)" : `${name} is not installed`;
   }
   cache.set(name, why);
   return why;

@@ -62,11 +62,20 @@ export function tsharkDissect(linkType: number, frames: readonly Uint8Array[], o
     const out = execFileSync(
       "tshark",
       [
-        "-n", "-r", file, "-T", "json", "--no-duplicate-keys",
-        "-X", `lua_script:${GUE_LUA}`,
-        "-o", "ip.check_checksum:TRUE",
-        "-o", "tcp.check_checksum:TRUE",
-        "-o", "udp.check_checksum:TRUE",
+        "-n",
+        "-r",
+        file,
+        "-T",
+        "json",
+        "--no-duplicate-keys",
+        "-X",
+        `lua_script:${GUE_LUA}`,
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
         // Wireshark < 4.2 has no such preference (and rejects the run); its GRE dissector
         // verifies a present checksum anyway.
         ...(tsharkHasPref("gre.check_checksum") ? ["-o", "gre.check_checksum:TRUE"] : []),
@@ -107,9 +116,6 @@ export function assertFrameValid(frame: DissectedFrame, label: string): void {
   const bad = checksumStatuses(frame).filter(([, s]) => s === "0");
   const malformed = frame.expert.filter((m) => /malformed|bad checksum|incorrect|invalid/i.test(m));
   if (bad.length > 0 || malformed.length > 0 || frame.protocols.includes("_ws.malformed")) {
-    throw new Error(
-      `${label}: tshark rejects the frame (${frame.protocols}): ` +
-        JSON.stringify({ badChecksums: bad, expert: frame.expert }),
-    );
+    throw new Error(`${label}: tshark rejects the frame (${frame.protocols}): ${JSON.stringify({ badChecksums: bad, expert: frame.expert })}`);
   }
 }
