@@ -34,6 +34,12 @@ export interface DirectorAddressing {
   readonly tunnelSource6?: string;
   /** Egress MTU for tunnelled packets: larger DF packets get ICMP fragmentation-needed. Default: no check. */
   readonly tunnelMtu?: number;
+  /**
+   * Why direct routing (ipvsadm -g) cannot work here, e.g. "needs an Ethernet adapter ..."
+   * for a director over a TUN device, which carries no MAC addresses: a -g destination is
+   * then refused with this reason. Default: allowed.
+   */
+  readonly directRoutingUnavailable?: string;
 }
 
 export interface BalancerOptions {
@@ -277,6 +283,8 @@ export class Balancer {
   private actionFor(config: DestinationConfig, serviceFamily: 4 | 6): ForwardAction {
     if (config.method === "masq") return { kind: "nat-dnat", address: config.address, port: config.port };
     if (config.method === "route") {
+      const why = this.director.directRoutingUnavailable;
+      if (why) throw new ConfigError(`destination ${config.address}: direct routing (-g) ${why}`);
       // MACs come from the neighbour table at forwarding time.
       return { kind: "dr", destinationMac: "00:00:00:00:00:00", sourceMac: "00:00:00:00:00:00" };
     }
