@@ -26,7 +26,7 @@ const NO_IO = {} as PacketIO;
 function setup(vips: readonly string[] = [VIP6], probeSource?: string) {
   const sent: Uint8Array[] = [];
   const balancer = new Balancer({ connections: 16 });
-  const nd = new NdResponder({ balancer, vips, io: { mac: OUR_MAC, sendFrame: (f) => (sent.push(f.slice()), true) }, ...(probeSource ? { probeSource } : {}) });
+  const nd = new NdResponder({ balancer, vips, io: { mac: OUR_MAC, sendFrame: (f) => sent.push(f.slice()) > 0 }, ...(probeSource ? { probeSource } : {}) });
   return { balancer, nd, sent };
 }
 
@@ -152,7 +152,7 @@ test("VipArp: ND answers for the IPv6 VIPs of the configuration on client ports 
       name,
       mac,
       serverSide,
-      sendFrame: (f: Uint8Array) => (sent.push([name, f.slice()]), true),
+      sendFrame: (f: Uint8Array) => sent.push([name, f.slice()]) > 0,
     }) as unknown as import("../src/runtime/ethernet.js").EthernetPort;
   const client = port("eth0", OUR_MAC, false);
   const server = port("eth1", "02:00:00:00:02:01", true);
