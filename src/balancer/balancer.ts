@@ -237,6 +237,9 @@ export class Balancer {
       throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`, "EEXIST");
     }
     this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    // A new service starts from zero counters, as the kernel's (kzalloc) does, even when
+    // it reuses the slot of one deleted before.
+    this.f.statsZeroService(id);
     const entry: ServiceEntry = { id, config: c, dests: [] };
     this.services.push(entry);
     this.serviceById.set(id, entry);
