@@ -151,16 +151,19 @@ describe("every forwarding method over every adapter (lvsd, lvsadm, curl; IPv4 a
 
     for (const family of FAMILIES) {
       test(`DR over a TUN device, IPv${family}: refused by lvsadm with one line naming why`, async () => {
-        await lvsadm(["-A", "-t", bracket(vip[family], 80), "-s", "rr"]);
-        const r = await lvsadmRaw(lvsd!.socket, ["-a", "-t", bracket(vip[family], 80), "-r", bracket(rs[family][0], 80), "-g"]);
-        assert.notEqual(r.code, 0, "lvsadm -a ... -g fails");
-        assert.match(
-          r.stderr,
-          /^destination \S+: direct routing \(-g\) needs an Ethernet adapter \(lvsd --af-packet\): a TUN device carries no MAC addresses[^\n]*\n$/,
-        );
-        assert.doesNotMatch(await lvsadm(["-Ln"]), /Route/, "no DR destination was added");
-        await lvsadm(["-C"]);
-        RESULTS.push(`DR / TUN device / IPv${family}: refused (${r.stderr.trim()})`);
+        try {
+          await lvsadm(["-A", "-t", bracket(vip[family], 80), "-s", "rr"]);
+          const r = await lvsadmRaw(lvsd!.socket, ["-a", "-t", bracket(vip[family], 80), "-r", bracket(rs[family][0], 80), "-g"]);
+          assert.notEqual(r.code, 0, "lvsadm -a ... -g fails");
+          assert.match(
+            r.stderr,
+            /^destination \S+: direct routing \(-g\) needs an Ethernet adapter \(lvsd --af-packet\): a TUN device carries no MAC addresses[^\n]*\n$/,
+          );
+          assert.doesNotMatch(await lvsadm(["-Ln"]), /Route/, "no DR destination was added");
+          RESULTS.push(`DR / TUN device / IPv${family}: refused (${r.stderr.trim()})`);
+        } finally {
+          await lvsadm(["-C"]);
+        }
       });
     }
 
@@ -170,7 +173,10 @@ describe("every forwarding method over every adapter (lvsd, lvsadm, curl; IPv4 a
       const rules = join(dir, "rules");
       writeFileSync(rules, `-A -t ${bracket(vip[6], 80)} -s rr\n-a -t ${bracket(vip[6], 80)} -r ${bracket(rs[6][0], 80)} -g -w 1\n`);
       const proc = lab.spawn("director", process.execPath, ["--import", TSX_LOADER, LVSD_CLI, "--tun", "lvs9", "--rules", rules, "--socket", join(dir, "s")]);
+      // Bounded: an lvsd that wrongly starts is killed, and the assertions below say so.
+      const timer = setTimeout(() => proc.killSync(), 30_000);
       const { code } = await proc.exited;
+      clearTimeout(timer);
       assert.equal(code, 1);
       const lines = proc
         .output()
@@ -216,11 +222,14 @@ describe("every forwarding method over every adapter (lvsd, lvsadm, curl; IPv4 a
         ]);
       });
       after(async () => {
-        await stopLvsd();
-        await sysctl("director", [
-          ["net.ipv4.ip_forward", 1],
-          ["net.ipv6.conf.all.forwarding", 1],
-        ]);
+        try {
+          await stopLvsd();
+        } finally {
+          await sysctl("director", [
+            ["net.ipv4.ip_forward", 1],
+            ["net.ipv6.conf.all.forwarding", 1],
+          ]);
+        }
       });
 
       for (const family of FAMILIES) {
