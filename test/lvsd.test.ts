@@ -234,7 +234,7 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     [["--af-packet", "a", "--af-packet", "b", "--server-side", "c"], /^--server-side c: not one of the --af-packet interfaces$/],
     [["--af-packet", "a", "--server-side", "a"], /needs a second --af-packet interface/],
     [["--tun", "a", "--isolate-vip", "10.0.0.1"], /--isolate-vip applies to --af-packet only/],
-    [["--af-packet", "a", "--isolate-vip", "10.0.0"], /^--isolate-vip 10\.0\.0: expected an IPv4 address$/],
+    [["--af-packet", "a", "--isolate-vip", "10.0.0"], /^--isolate-vip 10\.0\.0: expected an IPv4 or IPv6 address$/],
     [["--tun", "a", "--tunnel-source4", "fd00::1"], /^--tunnel-source4 fd00::1: expected an IPv4 address$/],
     [["--tun", "a", "--tunnel-source6", "10.0.0.1"], /expected an IPv6 address/],
     [["--tun", "a", "--tunnel-mtu", "1400"], /--tunnel-mtu needs --tunnel-source4 or --tunnel-source6/],

@@ -34,6 +34,12 @@ export interface DirectorAddressing {
   readonly tunnelSource6?: string;
   /** Egress MTU for tunnelled packets: larger DF packets get ICMP fragmentation-needed. Default: no check. */
   readonly tunnelMtu?: number;
+  /**
+   * Why direct routing (ipvsadm -g) cannot work here, e.g. "needs an Ethernet adapter ..."
+   * for a director over a TUN device, which carries no MAC addresses: a -g destination is
+   * then refused with this reason. Default: allowed.
+   */
+  readonly directRoutingUnavailable?: string;
 }
 
 export interface BalancerOptions {
@@ -231,6 +237,9 @@ export class Balancer {
       throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`, "EEXIST");
     }
     this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    // A new service starts from zero counters, as the kernel's (kzalloc) does, even when
+    // it reuses the slot of one deleted before.
+    this.f.statsZeroService(id);
     const entry: ServiceEntry = { id, config: c, dests: [] };
     this.services.push(entry);
     this.serviceById.set(id, entry);
@@ -277,6 +286,8 @@ export class Balancer {
   private actionFor(config: DestinationConfig, serviceFamily: 4 | 6): ForwardAction {
     if (config.method === "masq") return { kind: "nat-dnat", address: config.address, port: config.port };
     if (config.method === "route") {
+      const why = this.director.directRoutingUnavailable;
+      if (why) throw new ConfigError(`destination ${config.address}: direct routing (-g) ${why}`);
       // MACs come from the neighbour table at forwarding time.
       return { kind: "dr", destinationMac: "00:00:00:00:00:00", sourceMac: "00:00:00:00:00:00" };
     }

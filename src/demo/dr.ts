@@ -47,7 +47,7 @@ export async function run(log: DemoLog): Promise<void> {
     // real NIC would have completed; relayed unchanged, the real server would drop them.
     log("[client]# ethtool -K eth0 tx off    (lab only, done with the ethtool ioctl: veth frames relayed unchanged need whole checksums)");
     disableTxChecksumOffload(lab.ns("client"), "eth0");
-    log("--server-side eth1: that socket reads ARP only and forwarded frames leave by it;");
+    log("--server-side eth1: that socket reads ARP and IPv6 ND only and forwarded frames leave by it;");
     log(`--isolate-vip ${vip}: the director's kernel owns the VIP and would answer the SYN with a RST,`);
     log("so a tc ingress filter on eth0 drops VIP packets after the AF_PACKET tap has seen them.");
     daemon = await startLvsd(lab, ["--af-packet", "eth0", "--af-packet", "eth1", "--server-side", "eth1", "--isolate-vip", vip], { log });

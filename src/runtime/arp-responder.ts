@@ -1,8 +1,8 @@
 // ARP for an AF_PACKET director: answers "who has VIP?" for the configured virtual IPv4
 // addresses (so clients and routers find the VIP without the kernel owning it), learns the
 // MAC of every ARP sender into the balancer's neighbour table, and sends probes for next
-// hops the datapath could not resolve. IPv4 only; IPv6 neighbour discovery is not done here
-// (use static neighbours or the kernel table, see neighbours.ts).
+// hops the datapath could not resolve. IPv4 only; IPv6 neighbour discovery is its sibling
+// nd-responder.ts, chained as `next`.
 //
 // Use it as the director's pass hook (ARP is not IP, so the datapath passes it to the host):
 //   const arp = new ArpResponder({ balancer, vips: ["10.0.0.100"], io: sock });

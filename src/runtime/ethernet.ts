@@ -4,11 +4,13 @@
 //   EthernetPort     an AF_PACKET socket whose every sent frame carries the sending
 //                    interface's own MAC as its source (the balancer has one director MAC;
 //                    a frame leaving eth1 must not carry eth0's)
-//   openEthernetPort opens one; `serverSide` attaches the ARP-only socket filter (the real
+//   openEthernetPort opens one; `serverSide` attaches the ARP-and-ND-only socket filter (the real
 //                    servers' replies cross that interface toward their gateway: none of
 //                    the balancer's business, nor worth a wake-up and a copy each)
-//   VipArp           ARP on every port: answers "who has VIP" on the client-side ports,
-//                    learns every sender's MAC, probes next hops on the port they route to
+//   VipArp           ARP and IPv6 neighbour discovery on every port: answers "who has
+//                    VIP" (ARP) and neighbour solicitations for the VIPs on the client-side
+//                    ports, learns every sender's MAC, probes next hops on the port they
+//                    route to (an ARP request, or a neighbour solicitation)
 //   isolateVips      the tc ingress drop that hides VIP packets from the director's own
 //                    kernel after the AF_PACKET tap has seen them
 //   disableTxChecksumOffload   the lab-only veth fix (docs/tun-mode.md)
@@ -20,11 +22,13 @@ import type { PacketSlots } from "../core/packet-slots.js";
 import type { Balancer } from "../balancer/balancer.js";
 import { AfPacketSocket } from "../io/af-packet.js";
 import { ArpResponder } from "./arp-responder.js";
+import { NdResponder } from "./nd-responder.js";
+import { encodeAddress } from "../core/actions.js";
 import { check, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC, ifreq } from "../io/libc.js";
 import { withNetns } from "../io/netns.js";
 import type { PacketIO, PacketIOStats } from "../io/packet-io.js";
 import type { NeighbourResolver, PassHook } from "./director.js";
-import { attachFilter, etherTypeOnly, ipv4Number, tcBytecode, tcDropIpv4Destinations } from "./socket-filter.js";
+import { attachFilter, arpAndNeighbourDiscovery, tcBytecode, tcDropIpv4Destinations, tcDropIpv6Destinations } from "./socket-filter.js";
 
 const run = promisify(execFile);
 
@@ -81,13 +85,14 @@ export class EthernetPort implements PacketIO {
 }
 
 /**
- * Opens an AF_PACKET socket on `interface`. A server-side port reads ARP only (a classic BPF
- * socket filter) and gets a larger receive buffer for the ARP bursts of many real servers.
+ * Opens an AF_PACKET socket on `interface`. A server-side port reads ARP and IPv6 neighbour
+ * discovery only (a classic BPF socket filter) and gets a larger receive buffer for the
+ * bursts of many real servers.
  */
 export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean }): EthernetPort {
   const socket = AfPacketSocket.open({ interface: options.interface, netns: options.netns, ...(options.serverSide ? { receiveBuffer: 1 << 20 } : {}) });
   try {
-    if (options.serverSide) attachFilter(socket.fd, etherTypeOnly(0x0806), `AF_PACKET ${options.interface}`);
+    if (options.serverSide) attachFilter(socket.fd, arpAndNeighbourDiscovery(), `AF_PACKET ${options.interface}`);
   } catch (e) {
     socket.close();
     throw e;
@@ -95,24 +100,43 @@ export function openEthernetPort(options: { interface: string; netns?: string; s
   return new EthernetPort(socket, options.serverSide === true);
 }
 
-/** An IPv4 route of the director: packets to `prefix` leave by `port`. */
+/** A route of the director (IPv4 or IPv6): packets to `prefix` leave by `port`. */
 export interface PortRoute {
   readonly prefix: string;
   readonly port: EthernetPort;
 }
 
+interface ParsedPortRoute {
+  readonly family: 4 | 6;
+  readonly bytes: Uint8Array;
+  readonly length: number;
+  readonly port: EthernetPort;
+}
+
+function prefixMatches(address: Uint8Array, route: ParsedPortRoute): boolean {
+  let bits = route.length;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((address[i] & mask) !== (route.bytes[i] & mask)) return false;
+  }
+  return true;
+}
+
 /**
- * ARP for the director's ports. Client-side ports answer for the IPv4 virtual addresses of
- * the running configuration (re-read when it changes); server-side ports answer for none.
- * Every port learns the senders' MACs into the balancer. A next hop is probed on the port
- * it routes to (longest prefix of `routes`), else on the port the packet came in on.
+ * ARP and IPv6 neighbour discovery for the director's ports. Client-side ports answer for
+ * the virtual addresses of the running configuration (ARP for the IPv4 ones, neighbour
+ * advertisements for the IPv6 ones; re-read when the configuration changes); server-side
+ * ports answer for none. Every port learns the senders' MACs into the balancer. A next hop
+ * is probed on the port it routes to (longest prefix of `routes`), else on the port the
+ * packet came in on.
  */
 export class VipArp implements NeighbourResolver {
   readonly hook: PassHook;
   private responders = new Map<PacketIO, ArpResponder>();
+  private discovery = new Map<PacketIO, NdResponder>();
   private readonly earlier = new Map<string, string>();
   private vipsKey: string | null = null;
-  private readonly routes: Array<{ net: number; mask: number; length: number; port: EthernetPort }>;
+  private readonly routes: ParsedPortRoute[];
 
   constructor(
     private readonly balancer: Balancer,
@@ -121,55 +145,67 @@ export class VipArp implements NeighbourResolver {
   ) {
     this.hook = (packet, from, slot) => this.responder(from)?.hook(packet, from, slot) ?? "drop";
     this.routes = routes
-      .flatMap((r) => {
+      .map((r) => {
         const [addr, len] = r.prefix.split("/");
-        if (addr.includes(":")) return [];
-        const length = len === undefined ? 32 : Number(len);
-        const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
-        return [{ net: (ipv4Number(addr) & mask) >>> 0, mask, length, port: r.port }];
+        const { family, bytes } = encodeAddress(addr, `route ${r.prefix}`);
+        return { family, bytes, length: len === undefined ? (family === 4 ? 32 : 128) : Number(len), port: r.port };
       })
       .sort((a, b) => b.length - a.length);
   }
 
+  /** The virtual addresses of the running configuration, IPv4 then IPv6, each sorted. */
+  private virtualAddresses(): { v4: string[]; v6: string[] } {
+    const all = new Set(this.balancer.rules().services.flatMap((s) => (s.service.key.kind === "address" ? [s.service.key.address] : [])));
+    const v4 = [...all].filter((a) => !a.includes(":")).sort();
+    const v6 = [...all].filter((a) => a.includes(":")).sort();
+    return { v4, v6 };
+  }
+
   /** The IPv4 virtual addresses of the running configuration, sorted. */
   vips(): string[] {
-    return [
-      ...new Set(
-        this.balancer
-          .rules()
-          .services.flatMap((s) => (s.service.key.kind === "address" && !s.service.key.address.includes(":") ? [s.service.key.address] : [])),
-      ),
-    ].sort();
+    return this.virtualAddresses().v4;
+  }
+
+  /** The IPv6 virtual addresses of the running configuration, sorted. */
+  vips6(): string[] {
+    return this.virtualAddresses().v6;
   }
 
   private responder(from: PacketIO): ArpResponder | undefined {
-    const vips = this.vips();
-    const key = vips.join(",");
+    const { v4, v6 } = this.virtualAddresses();
+    const key = `${v4.join(",")}/${v6.join(",")}`;
     if (key !== this.vipsKey) {
       this.vipsKey = key;
       for (const [a, m] of this.learned()) this.earlier.set(a, m);
-      this.responders = new Map(this.ports.map((p) => [p, new ArpResponder({ balancer: this.balancer, vips: p.serverSide ? [] : vips, io: p })] as const));
+      this.discovery = new Map(this.ports.map((p) => [p, new NdResponder({ balancer: this.balancer, vips: p.serverSide ? [] : v6, io: p })] as const));
+      this.responders = new Map(
+        this.ports.map(
+          (p) => [p, new ArpResponder({ balancer: this.balancer, vips: p.serverSide ? [] : v4, io: p, next: this.discovery.get(p)!.hook })] as const,
+        ),
+      );
     }
     return this.responders.get(from);
   }
 
-  /** Every address learnt from ARP so far, with its MAC. */
+  /** Every address learnt from ARP or neighbour discovery so far, with its MAC. */
   learned(): Map<string, string> {
     const all = new Map(this.earlier);
     for (const r of this.responders.values()) for (const [a, m] of r.learned) all.set(a, m);
+    for (const r of this.discovery.values()) for (const [a, m] of r.learned) all.set(a, m);
     return all;
   }
 
-  /** The port IPv4 address `address` routes to, or undefined (no route). */
+  /** The port `address` (IPv4 or IPv6) routes to, or undefined (no route). */
   portFor(address: string): EthernetPort | undefined {
-    const n = ipv4Number(address);
-    return this.routes.find((r) => (n & r.mask) >>> 0 === r.net)?.port;
+    const { family, bytes } = encodeAddress(address, "next hop");
+    return this.routes.find((r) => r.family === family && prefixMatches(bytes, r))?.port;
   }
 
   resolve(address: string, family: 4 | 6, from: PacketIO): void {
-    if (family !== 4) return;
     const port = this.portFor(address) ?? from;
-    this.responder(port)?.resolve(address, 4);
+    this.responder(port);
+    if (family === 4) this.responders.get(port)?.resolve(address, 4);
+    else this.discovery.get(port)?.resolve(address, 6);
   }
 }
 
@@ -180,34 +216,38 @@ async function inNetns(netns: string | undefined, cmd: string, args: readonly st
   return stdout;
 }
 
-/** The tc commands isolateVips runs, as an operator would type them. */
+/** The tc commands isolateVips runs, as an operator would type them (IPv4 and IPv6 addresses). */
 export function isolateVipsCommands(device: string, vips: readonly string[]): string[][] {
+  const v4 = vips.filter((v) => !v.includes(":"));
+  const v6 = vips.filter((v) => v.includes(":"));
+  const filter = (pref: string, protocol: string, bytecode: string) => [
+    "tc",
+    "filter",
+    "replace",
+    "dev",
+    device,
+    "ingress",
+    "pref",
+    pref,
+    "handle",
+    "1",
+    "protocol",
+    protocol,
+    "bpf",
+    "bytecode",
+    bytecode,
+    "direct-action",
+  ];
   return [
     ["tc", "qdisc", "replace", "dev", device, "clsact"],
-    [
-      "tc",
-      "filter",
-      "replace",
-      "dev",
-      device,
-      "ingress",
-      "pref",
-      "49",
-      "handle",
-      "1",
-      "protocol",
-      "ip",
-      "bpf",
-      "bytecode",
-      tcBytecode(tcDropIpv4Destinations(vips)),
-      "direct-action",
-    ],
+    ...(v4.length > 0 ? [filter("49", "ip", tcBytecode(tcDropIpv4Destinations(v4)))] : []),
+    ...(v6.length > 0 ? [filter("50", "ipv6", tcBytecode(tcDropIpv6Destinations(v6)))] : []),
   ];
 }
 
 /**
- * Installs (or replaces) a tc clsact ingress filter on `device` that drops IPv4 packets to
- * `vips` after the AF_PACKET taps have seen them. Returns the undo (`tc qdisc del dev
+ * Installs (or replaces) tc clsact ingress filters on `device` that drop IPv4 and IPv6
+ * packets to `vips` after the AF_PACKET taps have seen them. Returns the undo (`tc qdisc del dev
  * DEVICE clsact`).
  */
 export async function isolateVips(netns: string | undefined, device: string, vips: readonly string[]): Promise<() => Promise<void>> {

@@ -23,17 +23,17 @@ export interface LvsdOptions {
   readonly routes?: ReadonlyArray<{ readonly prefix: string; readonly adapter: string }>;
   /**
    * AF_PACKET: the interface the real servers are on (a DR director's server side). Its
-   * socket reads ARP only (a socket filter), answers ARP for no VIP, and forwarded packets
+   * socket reads ARP and IPv6 neighbour discovery only (a socket filter), answers for no VIP, and forwarded packets
    * leave by it unless a more specific route says otherwise (0.0.0.0/0 and ::/0 to it).
    */
   readonly serverSide?: string;
   /**
-   * AF_PACKET: IPv4 addresses hidden from the director's own kernel by a tc ingress drop on
+   * AF_PACKET: IPv4 and IPv6 addresses hidden from the director's own kernel by a tc ingress drop on
    * every interface but the server side, after the AF_PACKET tap (docs/tun-mode.md).
    * Removed at stop.
    */
   readonly isolateVips?: readonly string[];
-  /** AF_PACKET: probe unresolved real servers by ARP every this many ms (default 1000). */
+  /** AF_PACKET: probe unresolved real servers by ARP / neighbour solicitation every this many ms (default 1000). */
   readonly neighbourProbeMs?: number;
   readonly balancer?: BalancerOptions;
   /**
@@ -67,12 +67,12 @@ servers; see docs/daemon.md for deploying each.
   --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
                         leaving IF carry IF's MAC
   --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
-  --server-side IF      the real servers' interface (DR): its socket reads ARP only,
-                        answers ARP for no VIP, and forwarded packets leave by it unless a
-                        --route says otherwise
-  --isolate-vip ADDR    hide IPv4 ADDR from this host's kernel with a tc ingress drop on
-                        every --af-packet interface but the server side (repeatable;
-                        removed at exit)
+  --server-side IF      the real servers' interface (DR, TUN): its socket reads ARP and
+                        IPv6 neighbour discovery only, answers for no VIP, and forwarded
+                        packets leave by it unless a --route says otherwise
+  --isolate-vip ADDR    hide ADDR (IPv4 or IPv6) from this host's kernel with a tc
+                        ingress drop on every --af-packet interface but the server side
+                        (repeatable; removed at exit)
   --tunnel-source4 ADDR outer IPv4 source of tunnelled packets (-i real servers): this
                         host's address on the real servers' network
   --tunnel-source6 ADDR the same for IPv6 real servers
@@ -154,9 +154,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         if (serverSide !== undefined) throw new ConfigError("--server-side is given once (the real servers' interface)");
         serverSide = value();
         break;
-      case "--isolate-vip":
-        isolate.push(ipv4(value(), name));
+      case "--isolate-vip": {
+        const v = value();
+        if (!isIPv4(v) && !isIPv6(v)) throw new ConfigError(`--isolate-vip ${v}: expected an IPv4 or IPv6 address`);
+        isolate.push(v);
         break;
+      }
       case "--tunnel-source4":
         tunnelSource4 = ipv4(value(), name);
         break;

@@ -19,6 +19,7 @@ import { KernelNeighbours } from "./neighbours.js";
 import { adviseHugePages } from "../io/huge-pages.js";
 import type { WasmMemory } from "../core/wasm.js";
 import type { PacketIO } from "../io/packet-io.js";
+import { LinkType } from "../core/abi.js";
 import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
 import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
@@ -27,6 +28,10 @@ import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
 // ---------------------------------------------------------------------------- the daemon
 
 const stderrLog = (line: string) => process.stderr.write(`lvsd: ${line}\n`);
+
+/** Why lvsd over TUN devices only refuses -g destinations (docs/daemon.md, "What works over which adapter"). */
+export const NO_DR_OVER_RAW_IP =
+  "needs an Ethernet adapter (lvsd --af-packet): a TUN device carries no MAC addresses, and a DR packet, still addressed to the VIP, would be routed back into the device";
 
 export class Lvsd {
   readonly balancer: Balancer;
@@ -102,6 +107,7 @@ export class Lvsd {
       const balancerOptions: BalancerOptions = {
         ...options.balancer,
         ...(ports.length > 0 ? { director: { mac: (server ?? ports[0]).mac, ...options.balancer?.director } } : {}),
+        ...(io.every((x) => x.linkType === LinkType.RawIp) ? { director: { ...options.balancer?.director, directRoutingUnavailable: NO_DR_OVER_RAW_IP } } : {}),
       };
       let pages = "4 KiB pages (--no-huge-pages)";
       const prepareMemory =
@@ -128,14 +134,16 @@ export class Lvsd {
       });
       if (server) {
         routes.push({ prefix: "0.0.0.0/0", io: server }, { prefix: "::/0", io: server });
-        log(`server side ${server.name}: reads ARP only, answers ARP for no VIP; forwarded packets leave by it unless a --route says otherwise`);
+        log(
+          `server side ${server.name}: reads ARP and neighbour discovery only, answers for no VIP; forwarded packets leave by it unless a --route says otherwise`,
+        );
       }
       let pass: PassHook | undefined;
       let resolver: NeighbourResolver | undefined;
       let neighbours: KernelNeighbours | null = null;
       let arp: VipArp | null = null;
       if (ports.length > 0) {
-        // Ethernet: answer ARP for the IPv4 virtual addresses, learn neighbours, and copy
+        // Ethernet: answer ARP and neighbour solicitations for the virtual addresses, learn neighbours, and copy
         // the kernel's neighbour table (real servers' MACs) into the balancer.
         arp = new VipArp(
           balancer,
@@ -164,7 +172,8 @@ export class Lvsd {
           log(`isolate ${isolated.join(", ")} on ${spec.interface}: tc ingress drop after the AF_PACKET tap (the kernel never sees them)`);
         }
       }
-      const daemon = new Lvsd(options, io, balancer, director);
+      // The daemon validates rule sets against the director addressing it runs with.
+      const daemon = new Lvsd({ ...options, balancer: { ...options.balancer, director: balancerOptions.director } }, io, balancer, director);
       daemon.neighbours = neighbours;
       daemon.arp = arp;
       daemon.undo.push(...undo.splice(0));
@@ -232,8 +241,8 @@ export class Lvsd {
   }
 
   /**
-   * AF_PACKET: probes by ARP (on the port each routes to) the IPv4 real servers whose MAC
-   * is not known yet, and logs each one the first time its MAC is known
+   * AF_PACKET: probes by ARP or neighbour solicitation (on the port each routes to) the real
+   * servers whose MAC is not known yet, and logs each one the first time its MAC is known
    * ("neighbour 192.168.10.11 is at 02:..:11 (eth1)"), so that the first connection to a
    * new real server does not wait for a retransmission.
    */
@@ -243,11 +252,10 @@ export class Lvsd {
     const known = this.knownNeighbours();
     const addresses = new Set(this.balancer.rules().services.flatMap((s) => s.destinations.map((d) => d.address)));
     for (const a of addresses) {
-      if (a.includes(":")) continue;
       const mac = known.get(a);
       const port = arp.portFor(a) ?? this.ports[0];
       if (mac === undefined) {
-        arp.resolve(a, 4, port);
+        arp.resolve(a, a.includes(":") ? 6 : 4, port);
       } else if (!this.announced.has(a)) {
         this.announced.add(a);
         this.log(`neighbour ${a} is at ${mac} (${port.name})`);
@@ -379,5 +387,5 @@ function describeAdapter(spec: AdapterSpec, io: PacketIO): string {
   const where = spec.netns ? ` in netns ${spec.netns}` : "";
   return spec.kind === "tun"
     ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)`
-    : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP only" : ""})`;
+    : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP and ND only" : ""})`;
 }

@@ -6,7 +6,7 @@
 
 import { startRsAgent, type AgentTunnel } from "./rs-agent.js";
 
-const USAGE = `Usage: lvs-rs-agent [--tun-type ipip|gre|gue]... [--tun-port PORT] [--device NAME] [--netns NAME]
+const USAGE = `Usage: lvs-rs-agent [--tun-type ipip|gre|gue]... [--tun-port PORT] [--ipv6] [--device NAME] [--netns NAME]
 The LVS-TUN real-server agent for kernels without the ipip / fou / gre modules: receives
 the director's tunnelled packets (raw sockets), decapsulates them with the lvs-wasm data
 plane and writes the inner packets into TUN device NAME (default lvsrs0, rp_filter 0).
@@ -14,6 +14,7 @@ Hold the VIP on lo with arp_ignore=1 and arp_announce=2 as for any LVS real serv
 
   --tun-type T    accept ipip (default), gre or gue; repeat or separate with commas
   --tun-port PORT the GUE port (the director's --tun-port), required with gue
+  --ipv6          also take IPv6 ipip tunnels (ip6ip6, 4in6: raw IPv6 sockets)
   --device NAME   the TUN device (default lvsrs0)
   --netns NAME    run inside network namespace NAME
   -h, --help      this text
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
   let port: number | undefined;
   let device: string | undefined;
   let netns: string | undefined;
+  let ipv6 = false;
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].startsWith("--") && argv[i].includes("=") ? argv[i].split(/=(.*)/s, 2) : [argv[i], undefined];
     const value = () => {
@@ -50,6 +52,9 @@ async function main(argv: string[]): Promise<number> {
         port = Number(value());
         if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--tun-port must be 1..65535`);
         break;
+      case "--ipv6":
+        ipv6 = true;
+        break;
       case "--device":
         device = value();
         break;
@@ -60,8 +65,10 @@ async function main(argv: string[]): Promise<number> {
         throw new Error(`unknown argument ${flag} (see --help)`);
     }
   }
-  const agent = await startRsAgent({ tunnels: tunnels.length ? tunnels : ["ipip"], guePort: port, device, netns });
-  log(`decapsulating ${(tunnels.length ? tunnels : ["ipip"]).join(", ")}${port ? ` (GUE port ${port})` : ""} into ${agent.device.name}`);
+  const agent = await startRsAgent({ tunnels: tunnels.length ? tunnels : ["ipip"], guePort: port, device, netns, ipv6 });
+  log(
+    `decapsulating ${(tunnels.length ? tunnels : ["ipip"]).join(", ")}${ipv6 ? " (IPv4 and IPv6)" : ""}${port ? ` (GUE port ${port})` : ""} into ${agent.device.name}`,
+  );
   log("ready");
   const counters = () => {
     const s = agent.stats;

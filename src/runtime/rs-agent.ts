@@ -50,12 +50,16 @@ const EAGAIN = 11;
 const IPPROTO_IPIP = 4;
 const IPPROTO_UDP = 17;
 const IPPROTO_GRE = 47;
+const IPPROTO_IPV6 = 41;
+const AF_INET6 = 10;
 
 export type AgentTunnel = "ipip" | "gre" | "gue";
 
 /**
- * A raw IPv4 socket of one protocol as a (receive-only) PacketIO: whole IP packets, outer
- * header included (LinkType.RawIp), read with recvmmsg straight into packet slots.
+ * A raw IP socket of one protocol as a (receive-only) PacketIO (LinkType.RawIp), read with
+ * recvmmsg straight into packet slots. IPv4: whole packets, outer header included. IPv6
+ * (`family: 6`): the kernel strips the IPv6 header, so what arrives is the payload, for a
+ * tunnel protocol the inner packet itself (`innerOnly`).
  */
 export class RawIpSocket implements PacketIO {
   readonly linkType = LinkType.RawIp;
@@ -66,13 +70,16 @@ export class RawIpSocket implements PacketIO {
   private constructor(
     readonly name: string,
     readonly fd: number,
+    /** True for IPv6 sockets: each packet read is the payload, without the IPv6 header. */
+    readonly innerOnly = false,
   ) {}
 
-  static open(protocol: number, options: { netns?: string; receiveBuffer?: number; name?: string } = {}): RawIpSocket {
+  static open(protocol: number, options: { netns?: string; receiveBuffer?: number; name?: string; family?: 4 | 6 } = {}): RawIpSocket {
     const c = libc();
+    const v6 = options.family === 6;
     return withNetns(options.netns, () => {
       const fd = check(
-        c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol),
+        c.socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol),
         `opening a raw socket for IP protocol ${protocol}`,
         "run as root (CAP_NET_RAW)",
       );
@@ -81,7 +88,7 @@ export class RawIpSocket implements PacketIO {
         if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, c.address(Buffer.from(Int32Array.of(size).buffer)), 4) < 0) {
           setIntOption(fd, SOL_SOCKET, SO_RCVBUF, size, "setting SO_RCVBUF");
         }
-        return new RawIpSocket(options.name ?? `raw-ip-${protocol}`, fd);
+        return new RawIpSocket(options.name ?? `raw-ip${v6 ? "6" : ""}-${protocol}`, fd, v6);
       } catch (e) {
         c.close(fd);
         throw e;
@@ -152,6 +159,12 @@ export interface RsAgentOptions {
   readonly device?: string;
   /** Packets per batch (slots of the data plane). Default 64. */
   readonly batch?: number;
+  /**
+   * Also take IPv6 tunnels of type ipip (an outer IPv6 header before an IPv6 or IPv4
+   * packet: raw IPv6 sockets for protocols 41 and 4, which the kernel hands the inner
+   * packet). Default false.
+   */
+  readonly ipv6?: boolean;
 }
 
 export interface RsAgentStats {
@@ -198,13 +211,17 @@ export async function startRsAgent(options: RsAgentOptions = {}): Promise<RsAgen
     closers.push(() => device.close());
     sysctlInNetns(netns, `net.ipv4.conf.${device.name}.rp_filter`, "0");
     const sockets: RawIpSocket[] = [];
-    const open = (proto: number, name: string) => {
-      const s = RawIpSocket.open(proto, { netns, name });
+    const open = (proto: number, name: string, family: 4 | 6 = 4) => {
+      const s = RawIpSocket.open(proto, { netns, name, family });
       closers.push(() => s.close());
       sockets.push(s);
       return s;
     };
     if (tunnels.includes("ipip")) open(IPPROTO_IPIP, "ipip");
+    if (tunnels.includes("ipip") && options.ipv6) {
+      open(IPPROTO_IPV6, "ip6ip6", 6);
+      open(IPPROTO_IPIP, "ip4ip6", 6);
+    }
     if (tunnels.includes("gre")) open(IPPROTO_GRE, "gre");
     if (tunnels.includes("gue")) {
       const raw = open(IPPROTO_UDP, `gue:${guePort}`);
@@ -237,11 +254,25 @@ export async function startRsAgent(options: RsAgentOptions = {}): Promise<RsAgen
       const n = socket.receive(slots, 0, batch);
       if (n === 0) return 0;
       stats.received += n;
-      // Every descriptor's action is 0 after receive: the decap record.
-      core.applyBatch(0, n);
       const u32 = new Uint32Array(slots.bytes.buffer, slots.bytes.byteOffset, slots.bytes.byteLength >>> 2);
       let k = 0;
-      for (let s = 0; s < n; s++) {
+      if (socket.innerOnly) {
+        // The kernel has stripped the outer IPv6 header: forward what is an IP packet.
+        for (let s = 0; s < n; s++) {
+          const d = (slots.descBase + s * DESC_SIZE) >>> 2;
+          const version = u32[d + 1] > 0 ? slots.bytes[slots.slotAddress(s) + u32[d]] >> 4 : 0;
+          if (version === 4 || version === 6) {
+            out[k++] = s;
+          } else {
+            stats.dropped++;
+            stats.drops["not-ip"] = (stats.drops["not-ip"] ?? 0) + 1;
+          }
+        }
+      } else {
+        // Every descriptor's action is 0 after receive: the decap record.
+        core.applyBatch(0, n);
+      }
+      for (let s = 0; s < n && !socket.innerOnly; s++) {
         const d = (slots.descBase + s * DESC_SIZE) >>> 2;
         const verdict = u32[d + 4];
         if (verdict === Verdict.Forward) out[k++] = s;

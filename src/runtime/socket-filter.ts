@@ -6,6 +6,7 @@
 //
 // A program is a list of [code, jt, jf, k] instructions (struct sock_filter, 8 bytes each).
 
+import { encodeAddress } from "../core/actions.js";
 import { check, libc, SOL_SOCKET } from "../io/libc.js";
 
 export type BpfInstruction = readonly [code: number, jt: number, jf: number, k: number];
@@ -15,6 +16,7 @@ const SO_ATTACH_FILTER = 26;
 // Opcodes used below (linux/filter.h).
 const LD_H_ABS = 0x28; // ldh [k]
 const LD_W_ABS = 0x20; // ld [k]
+const LD_B_ABS = 0x30; // ldb [k]
 const LDX_MSH = 0xb1; // ldxb 4*([k]&0xf)
 const LD_H_IND = 0x48; // ldh [x + k]
 const JEQ_K = 0x15; // jeq #k, jt, jf
@@ -54,6 +56,25 @@ export function etherTypeOnly(etherType: number): BpfInstruction[] {
 }
 
 /**
+ * ARP frames, and IPv6 neighbour solicitations and advertisements (ICMPv6 135 / 136 right
+ * after the IPv6 header, as ND is sent): what a DR director's server-side port reads.
+ */
+export function arpAndNeighbourDiscovery(): BpfInstruction[] {
+  return [
+    [LD_H_ABS, 0, 0, 12], // EtherType
+    [JEQ_K, 6, 0, 0x0806], // ARP: accept
+    [JEQ_K, 0, 6, 0x86dd], // not IPv6: reject
+    [LD_B_ABS, 0, 0, 14 + 6], // next header
+    [JEQ_K, 0, 4, 58], // not ICMPv6: reject
+    [LD_B_ABS, 0, 0, 14 + 40], // ICMPv6 type
+    [JEQ_K, 1, 0, 135], // neighbour solicitation
+    [JEQ_K, 0, 1, 136], // neighbour advertisement
+    [RET_K, 0, 0, ACCEPT],
+    [RET_K, 0, 0, 0],
+  ];
+}
+
+/**
  * For a raw IPv4 socket of protocol UDP (offsets from the IP header): datagrams to `port`
  * only, first fragments or whole datagrams.
  */
@@ -84,6 +105,36 @@ export function tcDropIpv4Destinations(addresses: readonly string[]): BpfInstruc
   prog.push([RET_K, 0, 0, 0xffffffff]); // TC_ACT_UNSPEC
   prog.push([RET_K, 0, 0, 2]); // TC_ACT_SHOT
   return prog;
+}
+
+/**
+ * The IPv6 counterpart of tcDropIpv4Destinations, for a `protocol ipv6` filter:
+ * TC_ACT_SHOT for IPv6 packets to one of `addresses`, TC_ACT_UNSPEC for the rest.
+ */
+export function tcDropIpv6Destinations(addresses: readonly string[]): BpfInstruction[] {
+  const n = addresses.length;
+  if (n === 0 || n > 32) throw new RangeError("tcDropIpv6Destinations: 1..32 addresses");
+  const prog: BpfInstruction[] = [];
+  addresses.forEach((a, i) => {
+    const words = ipv6Words(a);
+    // Eight instructions per address: a mismatch jumps to the next address's block.
+    for (let w = 0; w < 4; w++) {
+      prog.push([LD_W_ABS, 0, 0, 14 + 24 + 4 * w]);
+      if (w < 3) prog.push([JEQ_K, 0, 6 - 2 * w, words[w]]);
+      else prog.push([JEQ_K, 8 * (n - i) - 7, 0, words[w]]); // all four equal: jump to the drop
+    }
+  });
+  prog.push([RET_K, 0, 0, 0xffffffff]); // TC_ACT_UNSPEC
+  prog.push([RET_K, 0, 0, 2]); // TC_ACT_SHOT
+  return prog;
+}
+
+/** "fd00::100" as four host-order 32-bit numbers. */
+export function ipv6Words(text: string): [number, number, number, number] {
+  const { family, bytes } = encodeAddress(text, "IPv6 address");
+  if (family !== 6) throw new RangeError(`"${text}" is not an IPv6 address`);
+  const word = (i: number) => ((bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) | bytes[i + 3]) >>> 0;
+  return [word(0), word(4), word(8), word(12)];
 }
 
 /** The program as tc's `bpf bytecode` argument: "count,code jt jf k,...". */
