@@ -18,7 +18,9 @@ import { TunDevice } from "../io/tun.js";
 import { KernelNeighbours } from "./neighbours.js";
 import { adviseHugePages } from "../io/huge-pages.js";
 import type { WasmMemory } from "../core/wasm.js";
-import type { PacketIO } from "../io/packet-io.js";
+import { emptyIoStats, type PacketIO, type PacketIOStats } from "../io/packet-io.js";
+import { balancerSnapshot } from "../metrics/balancer-snapshot.js";
+import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
 import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
@@ -315,6 +317,15 @@ export class Lvsd {
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
       `connections ${this.balancer.connectionCount}`
     );
+  }
+
+  /** The counters the metrics read: listing, totals, datapath, adapters, table fill. */
+  metricsSnapshot(): MetricsSnapshot {
+    const d = this.director.stats;
+    return balancerSnapshot(this.balancer, {
+      datapath: { ...d, drops: { ...d.drops } },
+      adapters: this.io.map((x) => ({ name: x.name, ...((x as { stats?: PacketIOStats }).stats ?? emptyIoStats()) })),
+    });
   }
 
   /** Stops the loop, removes the VIP isolation, closes the control socket and the adapters. Idempotent. */
