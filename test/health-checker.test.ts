@@ -1,0 +1,241 @@
+// The HealthChecker from the TypeScript API, on a Balancer in this process, without root:
+// keepalived's retry counting, quorum with hysteresis and the sorry server, MISC_CHECK
+// misc_dynamic weights from a real program's exit status, HTTP_GET's status and digest
+// against a real HTTP server on loopback, inhibit_on_failure, and a reconfigure that keeps
+// unchanged servers' state. The same in namespaces with nginx and lvsd is
+// test/e2e-health.test.ts.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { Balancer } from "../src/balancer/balancer.js";
+import { CheckState } from "../src/health/check-state.js";
+import { HealthChecker } from "../src/health/health-checker.js";
+import type { CheckSpec, CheckTimers, HealthConfig, RealServerSpec } from "../src/health/spec.js";
+import type { ServiceConfig } from "../src/config/types.js";
+import { waitFor } from "../src/demo/support.js";
+
+const SERVICE: ServiceConfig = {
+  key: { kind: "address", protocol: "tcp", address: "10.0.0.100", port: 80 },
+  scheduler: "wlc",
+  schedulerFlags: [],
+  onePacket: false,
+};
+const FAST: CheckTimers = { delayLoop: 30, connectTimeout: 500, retry: 0, delayBeforeRetry: 10, warmup: 0, alpha: false };
+
+function rs(address: string, checks: CheckSpec[], extra: Partial<RealServerSpec> = {}, weight = 1): RealServerSpec {
+  return { destination: { address, port: 80, method: "masq", weight, upperThreshold: 0, lowerThreshold: 0 }, checks, inhibitOnFailure: false, ...extra };
+}
+const tcp = (address: string, timers: Partial<CheckTimers> = {}): CheckSpec => ({ type: "TCP_CHECK", ...FAST, ...timers, address, port: 80 });
+
+/** "address weight" of every destination of the service, in table order. */
+function table(b: Balancer): string[] {
+  return b.listing().services.flatMap((s) => s.destinations.map((d) => `${d.config.address} ${d.config.weight}`));
+}
+
+test("CheckState: keepalived's counting — the first failure decides, then retry extra attempts delay_before_retry apart, a success resets; alpha starts down", () => {
+  const s = new CheckState({ delayLoop: 1000, retry: 2, delayBeforeRetry: 100, alpha: false });
+  assert.equal(s.up, true);
+  assert.deepEqual(s.record(true), { delay: 1000, transition: null, retrying: 0 });
+  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 1 }, "first failure of an up checker: retry");
+  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 2 });
+  assert.deepEqual(s.record(false), { delay: 1000, transition: "down", retrying: 0 }, "retry + 1 failures in a row: down");
+  assert.deepEqual(s.record(true), { delay: 1000, transition: "up", retrying: 0 });
+  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 1 });
+  assert.deepEqual(s.record(true), { delay: 1000, transition: null, retrying: 0 }, "a success resets the count");
+  const first = new CheckState({ delayLoop: 1000, retry: 3, delayBeforeRetry: 100, alpha: false });
+  assert.equal(first.record(false).transition, "down", "before the first result the counter is full: one failure is enough");
+  const alpha = new CheckState({ delayLoop: 1000, retry: 1, delayBeforeRetry: 100, alpha: true });
+  assert.equal(alpha.up, false);
+  assert.equal(alpha.record(true).transition, "up");
+});
+
+test("quorum with hysteresis: below quorum - hysteresis the sorry server replaces the real servers; at quorum + hysteresis they come back", async () => {
+  const healthy = new Map([
+    ["10.1.0.1", true],
+    ["10.1.0.2", true],
+    ["10.1.0.3", true],
+  ]);
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const lines: string[] = [];
+  const checker = HealthChecker.forBalancer(b, {
+    log: (l) => lines.push(l),
+    probe: async (spec) => ({ ok: "address" in spec && healthy.get(spec.address) === true, detail: "fake" }),
+  });
+  const config: HealthConfig = {
+    virtualServers: [
+      {
+        services: [SERVICE],
+        realServers: ["10.1.0.1", "10.1.0.2", "10.1.0.3"].map((a) => rs(a, [tcp(a)])),
+        quorum: 2,
+        hysteresis: 1,
+        sorryServer: { destination: { address: "10.9.9.9", port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 }, inhibit: false },
+      },
+    ],
+  };
+  await checker.start(config);
+  try {
+    assert.deepEqual(table(b), ["10.1.0.1 1", "10.1.0.2 1", "10.1.0.3 1"]);
+    // Live weight 2: quorum 2 - hysteresis 1 = 1 still holds.
+    healthy.set("10.1.0.1", false);
+    await waitFor("10.1.0.1 removed", () => table(b).length === 2);
+    assert.deepEqual(table(b), ["10.1.0.2 1", "10.1.0.3 1"]);
+    // Live weight 1: still >= 1.
+    healthy.set("10.1.0.2", false);
+    await waitFor("10.1.0.2 removed", () => table(b).length === 1);
+    await checker.settled();
+    assert.deepEqual(table(b), ["10.1.0.3 1"]);
+    assert.equal(checker.status()[0].quorumUp, true);
+    // Live weight 0 < 2 - 1: quorum lost, the sorry server in.
+    healthy.set("10.1.0.3", false);
+    await waitFor("sorry server in", () => table(b).includes("10.9.9.9 1"));
+    await checker.settled();
+    assert.deepEqual(table(b), ["10.9.9.9 1"], "only the sorry server");
+    // Recovery to weight 2 is below quorum + hysteresis = 3: the sorry server stays.
+    healthy.set("10.1.0.1", true);
+    healthy.set("10.1.0.2", true);
+    await waitFor("two servers alive", () => checker.status()[0].realServers.filter((r) => r.alive).length === 2);
+    await new Promise((r) => setTimeout(r, 100));
+    await checker.settled();
+    assert.deepEqual(table(b), ["10.9.9.9 1"], "weight 2 < quorum 2 + hysteresis 1: the sorry server stays");
+    healthy.set("10.1.0.3", true);
+    await waitFor("quorum back", () => !table(b).includes("10.9.9.9 1"));
+    await checker.settled();
+    assert.deepEqual(table(b).sort(), ["10.1.0.1 1", "10.1.0.2 1", "10.1.0.3 1"]);
+    assert.ok(
+      lines.some((l) => /lost quorum \(live weight 0 < 2-1\); sorry server 10\.9\.9\.9:80 in, real servers out/.test(l)),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => /gained quorum \(live weight 3 >= 2\+1\); sorry server 10\.9\.9\.9:80 out/.test(l)),
+      lines.join("\n"),
+    );
+  } finally {
+    checker.stop();
+  }
+});
+
+test("MISC_CHECK misc_dynamic: exit status 2..255 sets the weight to status - 2, 0 keeps it, 1 takes the server down (inhibit_on_failure: weight 0, kept)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "misc-check-"));
+  const status = join(dir, "status");
+  const script = join(dir, "check.sh");
+  writeFileSync(script, `#!/bin/sh\nexit $(cat ${status})\n`);
+  chmodSync(script, 0o755);
+  writeFileSync(status, "0");
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const lines: string[] = [];
+  const checker = HealthChecker.forBalancer(b, { log: (l) => lines.push(l) });
+  const misc: CheckSpec = { type: "MISC_CHECK", ...FAST, command: [script], timeout: 2000, dynamic: true };
+  await checker.start({
+    virtualServers: [{ services: [SERVICE], realServers: [rs("10.1.0.1", [misc], { inhibitOnFailure: true }, 5)], quorum: 1, hysteresis: 0 }],
+  });
+  try {
+    assert.deepEqual(table(b), ["10.1.0.1 5"]);
+    writeFileSync(status, "12");
+    await waitFor("weight 10", () => table(b)[0] === "10.1.0.1 10");
+    writeFileSync(status, "2");
+    await waitFor("weight 0 by exit 2", () => table(b)[0] === "10.1.0.1 0");
+    assert.equal(checker.status()[0].realServers[0].alive, true, "exit 2 is a success with weight 0");
+    writeFileSync(status, "0");
+    await waitFor("configured weight back", () => table(b)[0] === "10.1.0.1 5");
+    writeFileSync(status, "1");
+    await waitFor("down", () => checker.status()[0].realServers[0].alive === false);
+    await checker.settled();
+    assert.deepEqual(table(b), ["10.1.0.1 0"], "inhibit_on_failure: in the table at weight 0");
+    assert.ok(
+      lines.some((l) =>
+        /MISC_CHECK \[.*check\.sh\] of real server 10\.1\.0\.1:80 \(TCP 10\.0\.0\.100:80\): down: .*exited with status 1; weight 0 \(inhibit_on_failure\)/.test(
+          l,
+        ),
+      ),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => /weight 5 -> 10/.test(l)),
+      lines.join("\n"),
+    );
+  } finally {
+    checker.stop();
+  }
+});
+
+test("HTTP_GET: a wrong status or a changed digest takes the server down, the right answer brings it back; keepalived's request line and Host", async () => {
+  let body = "healthy\n";
+  let code = 200;
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url} HTTP/${req.httpVersion} ${req.headers["user-agent"]} ${req.headers.host}`);
+    res.writeHead(code, { "content-type": "text/plain" }).end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  const digest = createHash("md5").update("healthy\n").digest("hex");
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const lines: string[] = [];
+  const checker = HealthChecker.forBalancer(b, { log: (l) => lines.push(l) });
+  const http: CheckSpec = {
+    type: "HTTP_GET",
+    ...FAST,
+    address: "127.0.0.1",
+    port,
+    httpProtocol: "1.0",
+    urls: [{ path: "/health", digest, statusCodes: [[200, 299]] }],
+  };
+  await checker.start({ virtualServers: [{ services: [SERVICE], realServers: [rs("10.1.0.1", [http])], quorum: 1, hysteresis: 0 }] });
+  try {
+    await waitFor("a request", () => requests.length > 0);
+    assert.equal(requests[0], `GET /health HTTP/1.0 KeepAliveClient 127.0.0.1:${port}`);
+    code = 503;
+    await waitFor("down on 503", () => table(b).length === 0);
+    code = 200;
+    await waitFor("up again", () => table(b).length === 1);
+    body = "changed\n";
+    await waitFor("down on digest", () => table(b).length === 0);
+    assert.ok(
+      lines.some((l) => /HTTP_GET 127\.0\.0\.1:\d+ of real server 10\.1\.0\.1:80 \(TCP 10\.0\.0\.100:80\): down: \/health: status 503; removed/.test(l)),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => new RegExp(`down: /health: digest ${createHash("md5").update("changed\n").digest("hex")}, expected ${digest}; removed`).test(l)),
+      lines.join("\n"),
+    );
+  } finally {
+    checker.stop();
+    server.close();
+  }
+});
+
+test("reconfigure: unchanged servers keep their state (a down server stays down, no re-add), a changed weight is one -e, a removed server one -d", async () => {
+  const healthy = new Map([
+    ["10.1.0.1", true],
+    ["10.1.0.2", false],
+  ]);
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const commands: string[] = [];
+  const checker = HealthChecker.forBalancer(b, {
+    log: () => {},
+    probe: async (spec) => ({ ok: "address" in spec && healthy.get(spec.address) === true, detail: "fake" }),
+  });
+  checker.on((e) => {
+    if (e.type === "table") commands.push(e.argv.join(" "));
+  });
+  const config = (w: number, servers: string[]): HealthConfig => ({
+    virtualServers: [{ services: [SERVICE], realServers: servers.map((a) => rs(a, [tcp(a)], {}, a === "10.1.0.1" ? w : 1)), quorum: 1, hysteresis: 0 }],
+  });
+  await checker.start(config(1, ["10.1.0.1", "10.1.0.2", "10.1.0.3"]));
+  try {
+    await waitFor("10.1.0.2 down", () => !table(b).includes("10.1.0.2 1"));
+    await waitFor("10.1.0.3 down", () => !table(b).includes("10.1.0.3 1"));
+    commands.length = 0;
+    const summary = await checker.reconfigure(config(4, ["10.1.0.1", "10.1.0.2"]));
+    assert.deepEqual(summary, { kept: 2, added: 0, changed: 0, removed: 1 });
+    assert.deepEqual(commands, ["-e -t 10.0.0.100:80 -r 10.1.0.1:80 -m -w 4"], "10.1.0.2 stays down (not re-added); 10.1.0.3 was not in the table");
+    assert.deepEqual(table(b), ["10.1.0.1 4"]);
+  } finally {
+    checker.stop();
+  }
+});
