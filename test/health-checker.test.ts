@@ -99,7 +99,10 @@ test("quorum with hysteresis: below quorum - hysteresis the sorry server replace
     healthy.set("10.1.0.1", true);
     healthy.set("10.1.0.2", true);
     await waitFor("two servers alive", () => checker.status()[0].realServers.filter((r) => r.alive).length === 2);
-    await new Promise((r) => setTimeout(r, 100));
+    // Two more rounds of every check after that: the state they lead to is stable.
+    const runs = () => checker.status()[0].realServers.map((r) => r.checks[0].runs);
+    const before = runs();
+    await waitFor("two more rounds", () => runs().every((n, i) => n >= before[i] + 2));
     await checker.settled();
     assert.deepEqual(table(b), ["10.9.9.9 1"], "weight 2 < quorum 2 + hysteresis 1: the sorry server stays");
     healthy.set("10.1.0.3", true);
