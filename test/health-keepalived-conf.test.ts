@@ -10,7 +10,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Balancer } from "../src/balancer/balancer.js";
-import { formatListing } from "../src/admin/format.js";
+import { DEFAULT_LIST_FORMAT, formatListing } from "../src/admin/format.js";
 import { HealthChecker } from "../src/health/health-checker.js";
 import { KeepalivedConfError } from "../src/health/keepalived-conf/diagnostics.js";
 import { readKeepalivedConf } from "../src/health/keepalived-conf/read.js";
@@ -151,7 +151,7 @@ test("a keepalived.conf in the style of keepalived's samples: defaults and inher
     [[{ kind: "address", protocol: "tcp", address: "10.0.0.100", port: 80 }, "rr", { timeout: 50, netmask: "255.255.255.255" }]],
   );
   assert.deepEqual(nat.sorryServer?.destination, { address: "192.168.10.200", port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
-  const http = nat.realServers[0].checks[0] as Extract<CheckSpec, { type: "HTTP_GET" }>;
+  const http = nat.realServers[0].checks[0] as Extract<CheckSpec, { type: "HTTP_GET" | "SSL_GET" }>;
   assert.equal(http.type, "HTTP_GET");
   // delay_loop from the virtual server, the rest from the checker; warmup defaults to delay_loop.
   assert.deepEqual(
@@ -207,7 +207,7 @@ test("the sample's effect on a Balancer is the -Ln keepalived would program: alp
   const checker = HealthChecker.forBalancer(balancer, { probe: () => new Promise(() => {}), log: () => {} });
   await checker.start(conf.config);
   try {
-    assert.equal(formatListing(balancer.listing(), { ...defaultFormat, numeric: true }), EXPECTED_LN);
+    assert.equal(formatListing(balancer.listing(), { ...DEFAULT_LIST_FORMAT, numeric: true }), EXPECTED_LN);
   } finally {
     checker.stop();
   }
