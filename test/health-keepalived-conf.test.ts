@@ -213,17 +213,6 @@ test("the sample's effect on a Balancer is the -Ln keepalived would program: alp
   }
 });
 
-const defaultFormat = {
-  numeric: true,
-  exact: false,
-  stats: false,
-  rate: false,
-  thresholds: false,
-  persistentConn: false,
-  sortByKey: true,
-  nosort: false,
-  tun: false,
-};
 
 test("errors refuse the whole file with its file:line; warnings do not", () => {
   const broken = (name: string, text: string) => {
