@@ -40,13 +40,13 @@ function table(b: Balancer): string[] {
 test("CheckState: keepalived's counting — the first failure decides, then retry extra attempts delay_before_retry apart, a success resets; alpha starts down", () => {
   const s = new CheckState({ delayLoop: 1000, retry: 2, delayBeforeRetry: 100, alpha: false });
   assert.equal(s.up, true);
-  assert.deepEqual(s.record(true), { delay: 1000, transition: null, retrying: 0 });
-  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 1 }, "first failure of an up checker: retry");
-  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 2 });
-  assert.deepEqual(s.record(false), { delay: 1000, transition: "down", retrying: 0 }, "retry + 1 failures in a row: down");
-  assert.deepEqual(s.record(true), { delay: 1000, transition: "up", retrying: 0 });
-  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 1 });
-  assert.deepEqual(s.record(true), { delay: 1000, transition: null, retrying: 0 }, "a success resets the count");
+  assert.deepEqual(s.record(true), { delay: 1000, transition: null, retrying: 0, failuresInRow: 0 });
+  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 1, failuresInRow: 1 }, "first failure of an up checker: retry");
+  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 2, failuresInRow: 2 });
+  assert.deepEqual(s.record(false), { delay: 1000, transition: "down", retrying: 0, failuresInRow: 3 }, "retry + 1 failures in a row: down");
+  assert.deepEqual(s.record(true), { delay: 1000, transition: "up", retrying: 0, failuresInRow: 0 });
+  assert.deepEqual(s.record(false), { delay: 100, transition: null, retrying: 1, failuresInRow: 1 });
+  assert.deepEqual(s.record(true), { delay: 1000, transition: null, retrying: 0, failuresInRow: 0 }, "a success resets the count");
   const first = new CheckState({ delayLoop: 1000, retry: 3, delayBeforeRetry: 100, alpha: false });
   assert.equal(first.record(false).transition, "down", "before the first result the counter is full: one failure is enough");
   const alpha = new CheckState({ delayLoop: 1000, retry: 1, delayBeforeRetry: 100, alpha: true });

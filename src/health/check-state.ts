@@ -18,12 +18,15 @@ export interface CheckOutcome {
   readonly transition: "up" | "down" | null;
   /** Failures in a row so far, when this failure did not decide (a retry follows). */
   readonly retrying: number;
+  /** Failed attempts in a row, this one included (0 after a success). */
+  readonly failuresInRow: number;
 }
 
 export class CheckState {
   up: boolean;
   hasRun = false;
   private retryIt: number;
+  private failuresInRow = 0;
 
   constructor(private readonly timers: Pick<CheckTimers, "delayLoop" | "retry" | "delayBeforeRetry" | "alpha">) {
     this.up = !timers.alpha;
@@ -36,6 +39,7 @@ export class CheckState {
     let transition: CheckOutcome["transition"] = null;
     let delay: number;
     let retrying = 0;
+    this.failuresInRow = ok ? 0 : this.failuresInRow + 1;
     if (ok || this.retryIt >= t.retry) {
       delay = t.delayLoop;
       this.retryIt = 0;
@@ -48,6 +52,6 @@ export class CheckState {
       retrying = this.retryIt;
     }
     this.hasRun = true;
-    return { delay, transition, retrying };
+    return { delay, transition, retrying, failuresInRow: this.failuresInRow };
   }
 }

@@ -345,7 +345,7 @@ export class HealthChecker {
         this.log(`${c.spec.type} of real server ${rs.name} (${vs.label}): ${result.detail}: weight ${before} -> ${rs.weight}`);
       }
     }
-    if (outcome.transition) this.transition(vs, rs, c, outcome.transition, result);
+    if (outcome.transition) this.transition(vs, rs, c, outcome.transition, result, outcome.failuresInRow);
     if (outcome.transition || weightChanged) {
       this.updateQuorum(vs, false);
       this.requestSync();
@@ -353,10 +353,11 @@ export class HealthChecker {
     this.schedule(vs, rs, c, outcome.delay);
   }
 
-  private transition(vs: VirtualServerRun, rs: RealServerRun, c: CheckRun, to: "up" | "down", result: ProbeResult): void {
+  private transition(vs: VirtualServerRun, rs: RealServerRun, c: CheckRun, to: "up" | "down", result: ProbeResult, failuresInRow: number): void {
     const wasAlive = rs.alive;
     rs.alive = rs.checks.every((x) => x.state.up);
-    const retries = to === "down" && c.spec.retry > 0 && c.state.hasRun ? ` after ${c.spec.retry} ${c.spec.retry === 1 ? "retry" : "retries"}` : "";
+    const retried = failuresInRow - 1;
+    const retries = to === "down" && retried > 0 ? ` after ${retried} ${retried === 1 ? "retry" : "retries"}` : "";
     let effect = "";
     if (wasAlive !== rs.alive) {
       rs.lastTransition = Date.now();
