@@ -213,7 +213,6 @@ test("the sample's effect on a Balancer is the -Ln keepalived would program: alp
   }
 });
 
-
 test("errors refuse the whole file with its file:line; warnings do not", () => {
   const broken = (name: string, text: string) => {
     const path = file(name, text);
