@@ -6,7 +6,8 @@
 // test/e2e-health.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +19,7 @@ import { HealthChecker } from "../src/health/health-checker.js";
 import type { CheckSpec, CheckTimers, HealthConfig, RealServerSpec } from "../src/health/spec.js";
 import type { ServiceConfig } from "../src/config/types.js";
 import { waitFor } from "../src/demo/support.js";
+import { skipUnless } from "./support/tools.js";
 
 const SERVICE: ServiceConfig = {
   key: { kind: "address", protocol: "tcp", address: "10.0.0.100", port: 80 },
@@ -238,6 +240,115 @@ test("reconfigure: unchanged servers keep their state (a down server stays down,
     assert.deepEqual(summary, { kept: 2, added: 0, changed: 0, removed: 1 });
     assert.deepEqual(commands, ["-e -t 10.0.0.100:80 -r 10.1.0.1:80 -m -w 4"], "10.1.0.2 stays down (not re-added); 10.1.0.3 was not in the table");
     assert.deepEqual(table(b), ["10.1.0.1 4"]);
+  } finally {
+    checker.stop();
+  }
+});
+
+test("DNS_CHECK: an answer with the query's id and rcode 0 succeeds; rcode 3 (NXDOMAIN) or silence fails", async () => {
+  const { createSocket } = await import("node:dgram");
+  let rcode = 0;
+  let answer = true;
+  const seen: string[] = [];
+  const dns = createSocket("udp4");
+  dns.on("message", (msg, from) => {
+    // The question's name, as labels: "example.org".
+    const labels: string[] = [];
+    for (let at = 12; msg[at] !== 0; at += msg[at] + 1) labels.push(msg.subarray(at + 1, at + 1 + msg[at]).toString());
+    seen.push(`${labels.join(".")} type ${msg.readUInt16BE(msg.length - 4)} rd ${(msg.readUInt16BE(2) >> 8) & 1}`);
+    if (!answer) return;
+    const reply = Buffer.from(msg);
+    reply.writeUInt16BE(0x8180 | rcode, 2);
+    dns.send(reply, from.port, from.address);
+  });
+  await new Promise<void>((r) => dns.bind(0, "127.0.0.1", r));
+  const port = dns.address().port;
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const checker = HealthChecker.forBalancer(b, { log: () => {} });
+  const check: CheckSpec = { type: "DNS_CHECK", ...FAST, connectTimeout: 200, address: "127.0.0.1", port, queryType: "A", name: "example.org" };
+  await checker.start({ virtualServers: [{ services: [SERVICE], realServers: [rs("10.1.0.1", [check])], quorum: 1, hysteresis: 0 }] });
+  try {
+    await waitFor("a query", () => seen.length > 0);
+    assert.equal(seen[0], "example.org type 1 rd 1");
+    assert.deepEqual(table(b), ["10.1.0.1 1"]);
+    rcode = 3;
+    await waitFor("down on NXDOMAIN", () => table(b).length === 0);
+    rcode = 0;
+    await waitFor("up", () => table(b).length === 1);
+    answer = false;
+    await waitFor("down on silence", () => table(b).length === 0);
+    assert.match(checker.status()[0].realServers[0].checks[0].lastDetail, /no answer within 200 ms/);
+  } finally {
+    checker.stop();
+    dns.close();
+  }
+});
+
+test("SSL_GET: HTTP over TLS (a self-signed certificate is accepted, as keepalived without an SSL block); a wrong status fails", {
+  skip: skipUnless("openssl"),
+}, async () => {
+  const { createServer: createHttpsServer } = await import("node:https");
+  const dir = mkdtempSync(join(tmpdir(), "ssl-get-"));
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=rs1"],
+    { stdio: "ignore" },
+  );
+  let code = 200;
+  const server = createHttpsServer({ key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) }, (_req, res) =>
+    res.writeHead(code).end("ok\n"),
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const checker = HealthChecker.forBalancer(b, { log: () => {} });
+  const check: CheckSpec = { type: "SSL_GET", ...FAST, address: "127.0.0.1", port, httpProtocol: "1.1", urls: [{ path: "/", statusCodes: [[200, 200]] }] };
+  await checker.start({ virtualServers: [{ services: [SERVICE], realServers: [rs("10.1.0.1", [check])], quorum: 1, hysteresis: 0 }] });
+  try {
+    await waitFor("a passing check", () => checker.status()[0].realServers[0].checks[0].runs > 0);
+    assert.equal(checker.status()[0].realServers[0].checks[0].lastDetail, "/: ok");
+    code = 500;
+    await waitFor("down on 500", () => table(b).length === 0);
+  } finally {
+    checker.stop();
+    server.close();
+  }
+});
+
+test("notify_down / notify_up run on each change; warmup delays the first check by random x warmup", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "notify-"));
+  const events = join(dir, "events");
+  writeFileSync(events, "");
+  let healthy = true;
+  const firstAt: number[] = [];
+  const started = performance.now();
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const checker = HealthChecker.forBalancer(b, {
+    log: () => {},
+    random: () => 0.5,
+    probe: async () => {
+      if (firstAt.length === 0) firstAt.push(performance.now() - started);
+      return { ok: healthy, detail: "fake" };
+    },
+  });
+  const sh = (word: string) => ["/bin/sh", "-c", `echo ${word} >> ${events}`];
+  await checker.start({
+    virtualServers: [
+      {
+        services: [SERVICE],
+        realServers: [rs("10.1.0.1", [tcp("10.1.0.1", { warmup: 300 })], { notifyUp: sh("up"), notifyDown: sh("down") })],
+        quorum: 1,
+        hysteresis: 0,
+      },
+    ],
+  });
+  try {
+    await waitFor("first check", () => firstAt.length > 0);
+    assert.ok(firstAt[0] >= 140, `first check after ${firstAt[0].toFixed(0)} ms, warmup 300 x 0.5`);
+    healthy = false;
+    await waitFor("notify_down ran", () => readFileSync(events, "utf8") === "down\n");
+    healthy = true;
+    await waitFor("notify_up ran", () => readFileSync(events, "utf8") === "down\nup\n");
   } finally {
     checker.stop();
   }

@@ -301,3 +301,22 @@ test("include: a pattern in the file name pulls the files in, in order, relative
   ]);
   assert.deepEqual([tcp.delayLoop, tcp.connectTimeout, tcp.retry, tcp.delayBeforeRetry, tcp.warmup, tcp.alpha], [60_000, 5000, 1, 1000, 60_000, false]);
 });
+
+test("lvsd --keepalived with a broken file: exit 1 with the file:line error before any device is opened; --keepalived excludes --rules", async () => {
+  const { execFile } = await import("node:child_process");
+  const cli = new URL("../src/runtime/lvsd-cli.ts", import.meta.url).pathname;
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, ["--import", "tsx", cli, ...args], { timeout: 30_000 }, (error, _stdout, stderr) => {
+        resolve({ code: error ? Number(error.code) : 0, stderr });
+      });
+    });
+  const broken = file("cli-broken.conf", "virtual_server 10.0.0.100 80 {\n  protocol TCP\n  real_server 10.1.0.1 80 {\n    PING_CHECK {\n    }\n  }\n}\n");
+  const r = await run(["--tun", "lvsw-never-opened", "--socket", join(dir, "never.sock"), "--keepalived", broken]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^lvsd: cannot start: .*cli-broken\.conf:4: error: PING_CHECK: lvs-wasm does not run this checker/m);
+  assert.doesNotMatch(r.stderr, /adapter|balancer:/, "nothing was opened or built");
+  const both = await run(["--tun", "x", "--keepalived", broken, "--rules", broken]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--keepalived and --rules exclude each other/);
+});
