@@ -8,7 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -246,7 +248,6 @@ test("reconfigure: unchanged servers keep their state (a down server stays down,
 });
 
 test("DNS_CHECK: an answer with the query's id and rcode 0 succeeds; rcode 3 (NXDOMAIN) or silence fails", async () => {
-  const { createSocket } = await import("node:dgram");
   let rcode = 0;
   let answer = true;
   const seen: string[] = [];
@@ -287,7 +288,6 @@ test("DNS_CHECK: an answer with the query's id and rcode 0 succeeds; rcode 3 (NX
 test("SSL_GET: HTTP over TLS (a self-signed certificate is accepted, as keepalived without an SSL block); a wrong status fails", {
   skip: skipUnless("openssl"),
 }, async () => {
-  const { createServer: createHttpsServer } = await import("node:https");
   const dir = mkdtempSync(join(tmpdir(), "ssl-get-"));
   execFileSync(
     "openssl",

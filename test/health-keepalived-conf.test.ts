@@ -6,6 +6,7 @@
 // a broken file is refused whole; include pulls files in.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -303,7 +304,6 @@ test("include: a pattern in the file name pulls the files in, in order, relative
 });
 
 test("lvsd --keepalived with a broken file: exit 1 with the file:line error before any device is opened; --keepalived excludes --rules", async () => {
-  const { execFile } = await import("node:child_process");
   const cli = new URL("../src/runtime/lvsd-cli.ts", import.meta.url).pathname;
   const run = (args: string[]) =>
     new Promise<{ code: number; stderr: string }>((resolve) => {

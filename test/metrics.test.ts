@@ -7,6 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MemoryPacketIO } from "../src/io/packet-io.js";
+import { Lvsd } from "../src/runtime/lvsd.js";
+import { waitFor } from "../src/demo/support.js";
 import { Balancer } from "../src/balancer/balancer.js";
 import { LvsMetrics } from "../src/metrics/lvs-metrics.js";
 import { parseMetricsAddress, serveMetrics } from "../src/metrics/metrics-server.js";
@@ -122,5 +129,41 @@ test("--metrics HOST:PORT: IPv4, [IPv6], names; anything else is a one-line erro
   assert.deepEqual(parseMetricsAddress("localhost:80"), { host: "localhost", port: 80 });
   for (const bad of ["9101", "127.0.0.1", "::1:9101", "[nothost]:1", "127.0.0.1:70000", ":9101"]) {
     assert.throws(() => parseMetricsAddress(bad), /--metrics .*: expected HOST:PORT/, bad);
+  }
+});
+
+test("Lvsd in-process with a keepalived.conf and metrics: the checks program the table, the endpoint serves it, stop() closes it", async () => {
+  const rs = createServer((s) => s.destroy());
+  await new Promise<void>((r) => rs.listen(0, "127.0.0.1", r));
+  const port = (rs.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), "lvsd-keepalived-"));
+  const conf = join(dir, "keepalived.conf");
+  writeFileSync(
+    conf,
+    `virtual_server 10.0.0.100 80 {\n  lb_algo rr\n  protocol TCP\n  delay_loop 0.1\n  warmup 0\n  real_server 127.0.0.1 ${port} {\n    TCP_CHECK {\n      retry 0\n    }\n  }\n  real_server 127.0.0.2 ${port} {\n    TCP_CHECK {\n      retry 0\n      connect_timeout 0.5\n    }\n  }\n}\n`,
+  );
+  const lines: string[] = [];
+  const daemon = await Lvsd.start({
+    io: [new MemoryPacketIO("mem0")],
+    socketPath: false,
+    keepalivedFile: conf,
+    metrics: { host: "127.0.0.1", port: 0 },
+    log: (l) => lines.push(l),
+  });
+  try {
+    // 127.0.0.2:port has no listener: its check fails and it leaves the table.
+    await waitFor("127.0.0.2 removed", () => !daemon.command({ argv: ["-Ln"] }).stdout.includes("127.0.0.2"));
+    assert.match(daemon.command({ argv: ["-Ln"] }).stdout, new RegExp(`-> 127\\.0\\.0\\.1:${port} +Masq +1 `));
+    const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(lines.join("\n"))?.[1];
+    assert.ok(url, lines.join("\n"));
+    const text = await (await fetch(url)).text();
+    assert.equal(sample(text, "node_ipvs_backend_weight", { remote_address: "127.0.0.1", remote_port: String(port) }), "1");
+    assert.equal(sample(text, "lvs_wasm_health_real_server_up", { remote_address: "127.0.0.2" }), "0");
+    assert.equal(sample(text, "lvs_wasm_adapter_received_packets_total", { adapter: "mem0" }), "0");
+    await daemon.stop();
+    await assert.rejects(fetch(url), "the endpoint is closed");
+  } finally {
+    await daemon.stop();
+    rs.close();
   }
 });

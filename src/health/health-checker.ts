@@ -227,10 +227,12 @@ export class HealthChecker {
       this.stopChecks(rs);
     }
     const previous = new Set(this.vss.flatMap((v) => [...v.servers.values()]));
+    const quorumBefore = new Map(this.vss.map((v) => [v.names.join(","), v.quorumUp] as const));
     this.vss = next;
     for (const vs of this.vss) {
-      vs.quorumUp = true;
-      this.updateQuorum(vs, true);
+      // A virtual server that stays keeps its quorum state (and so its sorry server).
+      vs.quorumUp = quorumBefore.get(vs.names.join(",")) ?? true;
+      this.updateQuorum(vs, !quorumBefore.has(vs.names.join(",")));
     }
     await this.sync();
     for (const vs of this.vss) for (const rs of vs.servers.values()) if (!previous.has(rs)) this.startChecks(vs, rs);

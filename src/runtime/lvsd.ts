@@ -21,6 +21,7 @@ import type { WasmMemory } from "../core/wasm.js";
 import { emptyIoStats, type PacketIO, type PacketIOStats } from "../io/packet-io.js";
 import { balancerSnapshot } from "../metrics/balancer-snapshot.js";
 import type { MetricsSnapshot } from "../metrics/snapshot.js";
+import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
 import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
 import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
@@ -46,6 +47,8 @@ export class Lvsd {
   private readonly announced = new Set<string>();
   private readonly undo: Array<() => Promise<void>> = [];
   private stopped = false;
+  /** Health checks (keepalivedFile) and the metrics endpoint, when asked for. */
+  controlPlane: ControlPlane | null = null;
   private readonly log: (line: string) => void;
   private readonly clock: () => number;
 
@@ -74,6 +77,9 @@ export class Lvsd {
     const clock = options.clock ?? (() => performance.now());
     // Read and parse the rules before touching devices: a bad file fails fast.
     const initial = options.rulesFile ? readRules(options.rulesFile) : null;
+    if (options.keepalivedFile && options.rulesFile)
+      throw new ConfigError("a keepalived.conf and a rules file exclude each other: one file owns the virtual services");
+    const keepalived = options.keepalivedFile ? loadKeepalivedConf(options.keepalivedFile, log) : null;
     const specs = options.adapters ?? [];
     const afNames = specs.flatMap((a) => (a.kind === "af-packet" ? [a.interface] : []));
     if (options.serverSide !== undefined && !afNames.includes(options.serverSide)) {
@@ -189,7 +195,14 @@ export class Lvsd {
         daemon.loop.catch((e: unknown) => {
           log(`director loop failed: ${e instanceof Error ? e.message : String(e)}`);
         });
+        if (keepalived || options.metrics) {
+          // Health checks and metrics in this thread (lvsd's CLI runs them on its main thread instead).
+          const plane = { command: async (r: { argv: readonly string[] }) => daemon.command(r), metricsSnapshot: async () => daemon.metricsSnapshot() };
+          daemon.controlPlane = await ControlPlane.start(plane, { keepalivedFile: options.keepalivedFile, metrics: options.metrics, log }, keepalived);
+        }
       } catch (e) {
+        await daemon.controlPlane?.stop();
+        await director.stop();
         clearInterval(daemon.probeTimer);
         neighbours?.stop();
         await daemon.control?.close();
@@ -290,6 +303,10 @@ export class Lvsd {
    * or validate changes nothing; the error is logged and returned as null.
    */
   reload(): ReloadSummary | null {
+    if (this.options.keepalivedFile) {
+      void this.controlPlane?.reload();
+      return null;
+    }
     const file = this.options.rulesFile;
     if (!file) {
       this.log("reload: no rules file (start with --rules FILE); nothing to do");
@@ -332,6 +349,7 @@ export class Lvsd {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.controlPlane?.stop();
     clearInterval(this.probeTimer);
     this.neighbours?.stop();
     await this.director.stop();

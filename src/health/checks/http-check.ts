@@ -10,6 +10,9 @@ import { connect as tlsConnect } from "node:tls";
 import type { CheckSpec, HttpUrlSpec } from "../spec.js";
 import { errorText, type ProbeResult } from "./probe.js";
 
+/** A health page larger than this is a failure (the whole answer is held to hash it). */
+const MAX_RESPONSE_BYTES = 16 << 20;
+
 type HttpSpec = Extract<CheckSpec, { type: "HTTP_GET" | "SSL_GET" }>;
 
 /** The request keepalived sends for one url. */
@@ -78,7 +81,12 @@ function fetchRaw(spec: HttpSpec, url: HttpUrlSpec, deadline: number): Promise<B
     };
     const timer = setTimeout(() => finish(new Error(`no complete answer within the connect_timeout`)), Math.max(0, deadline - Date.now()));
     socket.once(spec.type === "SSL_GET" ? "secureConnect" : "connect", () => socket.write(httpRequest(spec, url)));
-    socket.on("data", (d: Buffer) => chunks.push(d));
+    let size = 0;
+    socket.on("data", (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_RESPONSE_BYTES) finish(new Error(`answer larger than ${MAX_RESPONSE_BYTES >> 20} MiB`));
+      else chunks.push(d);
+    });
     socket.once("end", () => finish(null));
     socket.once("error", (e) => finish(e));
   });
