@@ -388,6 +388,12 @@ virtual_server ${VIP} 83 {
     const added = lvsd.log().slice(before);
     assert.match(added, /reconfigured: real servers kept 8, added 0, changed 0, removed 0/);
     await waitFor("weight 4", async () => (await weights(82)).join() === `${RS[2]} 4`, 5000);
+    const changes = lvsd
+      .log()
+      .slice(before)
+      .split("\n")
+      .filter((l) => /^lvsd: lvsadm -[aedADE] /.test(l));
+    assert.deepEqual(changes, [`lvsd: lvsadm -e -t ${VIP}:82 -r ${RS[2]}:80 -m -w 4: ok`], "one command: the changed server's weight");
     writeFileSync(confFile, `${keepalivedConf(join(dir, "misc-check.sh"), 9)}\nvirtual_server ${VIP} 84 {\n  protocol TCP\n  bogus_option 1\n}\n`);
     const mark = lvsd.log().length;
     process.kill(lvsd.process.pid, "SIGHUP");
