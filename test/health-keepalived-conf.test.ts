@@ -316,6 +316,7 @@ test("lvsd --keepalived with a broken file: exit 1 with the file:line error befo
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /^lvsd: cannot start: .*cli-broken\.conf:4: error: PING_CHECK: lvs-wasm does not run this checker/m);
   assert.doesNotMatch(r.stderr, /adapter|balancer:/, "nothing was opened or built");
+  assert.match(r.stderr, /^lvsd: keepalived\.conf: .*cli-broken\.conf:4: error: PING_CHECK/m, "every diagnostic is listed too");
   const both = await run(["--tun", "x", "--keepalived", broken, "--rules", broken]);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /--keepalived and --rules exclude each other/);

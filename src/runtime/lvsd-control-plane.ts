@@ -26,7 +26,14 @@ export interface ControlPlaneOptions {
 
 /** Reads keepalived.conf and logs its warnings; throws KeepalivedConfError (nothing applied). */
 export function loadKeepalivedConf(file: string, log: (line: string) => void): KeepalivedConf {
-  const conf = readKeepalivedConf(file);
+  let conf: KeepalivedConf;
+  try {
+    conf = readKeepalivedConf(file);
+  } catch (e) {
+    // Every problem of a refused file, one line each, before the one-line refusal.
+    if (e instanceof KeepalivedConfError) for (const d of e.diagnostics) log(`keepalived.conf: ${formatDiagnostic(d)}`);
+    throw e;
+  }
   for (const d of conf.diagnostics) log(`keepalived.conf: ${formatDiagnostic(d)}`);
   const servers = conf.config.virtualServers.reduce((n, v) => n + v.realServers.length, 0);
   const services = conf.config.virtualServers.reduce((n, v) => n + v.services.length, 0);
