@@ -353,3 +353,32 @@ test("notify_down / notify_up run on each change; warmup delays the first check 
     checker.stop();
   }
 });
+
+test("alpha: a server starts out of the table until its first success; sorry_server_inhibit keeps the sorry server at weight 0 while quorum holds", async () => {
+  let healthy = false;
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const checker = HealthChecker.forBalancer(b, { log: () => {}, probe: async () => ({ ok: healthy, detail: "fake" }) });
+  await checker.start({
+    virtualServers: [
+      {
+        services: [SERVICE],
+        realServers: [rs("10.1.0.1", [tcp("10.1.0.1", { alpha: true, warmup: 0 })])],
+        quorum: 1,
+        hysteresis: 0,
+        sorryServer: { destination: { address: "10.9.9.9", port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 }, inhibit: true },
+      },
+    ],
+  });
+  try {
+    // Alpha: down from the start, so quorum is down and the sorry server serves.
+    assert.deepEqual(table(b), ["10.9.9.9 1"]);
+    await waitFor("a failing check", () => checker.status()[0].realServers[0].checks[0].runs > 0);
+    assert.deepEqual(table(b), ["10.9.9.9 1"], "a failure keeps an alpha server out");
+    healthy = true;
+    await waitFor("the server in", () => table(b).includes("10.1.0.1 1"));
+    await checker.settled();
+    assert.deepEqual(table(b).sort(), ["10.1.0.1 1", "10.9.9.9 0"], "sorry_server_inhibit: the sorry server stays at weight 0");
+  } finally {
+    checker.stop();
+  }
+});
