@@ -242,6 +242,18 @@ test("reconfigure: unchanged servers keep their state (a down server stays down,
     assert.deepEqual(summary, { kept: 2, added: 0, changed: 0, removed: 1 });
     assert.deepEqual(commands, ["-e -t 10.0.0.100:80 -r 10.1.0.1:80 -m -w 4"], "10.1.0.2 stays down (not re-added); 10.1.0.3 was not in the table");
     assert.deepEqual(table(b), ["10.1.0.1 4"]);
+    // A kept server's checks now count for the new configuration: its failure loses the
+    // new virtual server's quorum and brings in the sorry server it names.
+    await checker.reconfigure({
+      virtualServers: [
+        {
+          ...config(4, ["10.1.0.1", "10.1.0.2"]).virtualServers[0],
+          sorryServer: { destination: { address: "10.9.9.9", port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 }, inhibit: false },
+        },
+      ],
+    });
+    healthy.set("10.1.0.1", false);
+    await waitFor("sorry server in", () => table(b).join() === "10.9.9.9 1");
   } finally {
     checker.stop();
   }

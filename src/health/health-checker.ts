@@ -109,6 +109,8 @@ class CheckRun {
 
 class RealServerRun {
   lastTransition = Date.now();
+  /** The virtual server it belongs to now (a reload that keeps the server gives it a new one). */
+  owner!: VirtualServerRun;
   readonly checks: CheckRun[];
   alive: boolean;
 
@@ -190,7 +192,7 @@ export class HealthChecker {
     this.vss = config.virtualServers.map((spec) => this.buildVs(spec, new Map()));
     for (const vs of this.vss) this.updateQuorum(vs, true);
     await this.sync();
-    for (const vs of this.vss) for (const rs of vs.servers.values()) this.startChecks(vs, rs);
+    for (const vs of this.vss) for (const rs of vs.servers.values()) this.startChecks(rs);
   }
 
   /**
@@ -235,7 +237,7 @@ export class HealthChecker {
       this.updateQuorum(vs, !quorumBefore.has(vs.names.join(",")));
     }
     await this.sync();
-    for (const vs of this.vss) for (const rs of vs.servers.values()) if (!previous.has(rs)) this.startChecks(vs, rs);
+    for (const vs of this.vss) for (const rs of vs.servers.values()) if (!previous.has(rs)) this.startChecks(rs);
     this.log(`reconfigured: real servers kept ${summary.kept}, added ${summary.added}, changed ${summary.changed}, removed ${summary.removed}`);
     return summary;
   }
@@ -287,7 +289,9 @@ export class HealthChecker {
     const vs = new VirtualServerRun(spec);
     for (const rs of spec.realServers) {
       const id = destId(rs.destination);
-      vs.servers.set(id, reuse.get(id) ?? new RealServerRun(rs, identityOf(rs)));
+      const run = reuse.get(id) ?? new RealServerRun(rs, identityOf(rs));
+      run.owner = vs;
+      vs.servers.set(id, run);
     }
     return vs;
   }
@@ -296,10 +300,10 @@ export class HealthChecker {
     for (const l of this.listeners) l(e);
   }
 
-  private startChecks(vs: VirtualServerRun, rs: RealServerRun): void {
+  private startChecks(rs: RealServerRun): void {
     for (const c of rs.checks) {
       const first = c.spec.warmup > 0 ? Math.floor(this.random() * c.spec.warmup) : 0;
-      this.schedule(vs, rs, c, first);
+      this.schedule(rs, c, first);
     }
   }
 
@@ -310,13 +314,13 @@ export class HealthChecker {
     }
   }
 
-  private schedule(vs: VirtualServerRun, rs: RealServerRun, c: CheckRun, delay: number): void {
+  private schedule(rs: RealServerRun, c: CheckRun, delay: number): void {
     if (c.stopped || this.stopped) return;
-    c.timer = setTimeout(() => void this.attempt(vs, rs, c), delay);
+    c.timer = setTimeout(() => void this.attempt(rs, c), delay);
     c.timer.unref();
   }
 
-  private async attempt(vs: VirtualServerRun, rs: RealServerRun, c: CheckRun): Promise<void> {
+  private async attempt(rs: RealServerRun, c: CheckRun): Promise<void> {
     const began = performance.now();
     let result: ProbeResult;
     try {
@@ -325,6 +329,7 @@ export class HealthChecker {
       result = { ok: false, detail: e instanceof Error ? e.message : String(e) };
     }
     if (c.stopped || this.stopped) return;
+    const vs = rs.owner;
     c.lastLatencyMs = performance.now() - began;
     c.runs++;
     if (!result.ok) c.failures++;
@@ -352,7 +357,7 @@ export class HealthChecker {
       this.updateQuorum(vs, false);
       this.requestSync();
     }
-    this.schedule(vs, rs, c, outcome.delay);
+    this.schedule(rs, c, outcome.delay);
   }
 
   private transition(vs: VirtualServerRun, rs: RealServerRun, c: CheckRun, to: "up" | "down", result: ProbeResult, failuresInRow: number): void {
