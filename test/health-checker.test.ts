@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -390,6 +390,30 @@ test("alpha: a server starts out of the table until its first success; sorry_ser
     await waitFor("the server in", () => table(b).includes("10.1.0.1 1"));
     await checker.settled();
     assert.deepEqual(table(b).sort(), ["10.1.0.1 1", "10.9.9.9 0"], "sorry_server_inhibit: the sorry server stays at weight 0");
+  } finally {
+    checker.stop();
+  }
+});
+
+test("TCP_CHECK connect_ip / connect_port / bindto / bind_port: the check connects where it is told, from where it is told", async () => {
+  const peers: string[] = [];
+  const server = createTcpServer((s) => {
+    peers.push(`${s.remoteAddress}`);
+    s.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.3", r));
+  const port = (server.address() as AddressInfo).port;
+  const b = new Balancer({ connections: 1024, slots: 4 });
+  const checker = HealthChecker.forBalancer(b, { log: () => {} });
+  // The real server is 10.1.0.1:80; its check goes to 127.0.0.3:port from 127.0.0.5.
+  const check: CheckSpec = { type: "TCP_CHECK", ...FAST, address: "127.0.0.3", port, bindto: "127.0.0.5" };
+  await checker.start({ virtualServers: [{ services: [SERVICE], realServers: [rs("10.1.0.1", [check])], quorum: 1, hysteresis: 0 }] });
+  try {
+    await waitFor("a connection", () => peers.length > 0);
+    assert.equal(peers[0], "127.0.0.5");
+    assert.deepEqual(table(b), ["10.1.0.1 1"]);
+    server.close();
+    await waitFor("down once nothing listens", () => table(b).length === 0);
   } finally {
     checker.stop();
   }
