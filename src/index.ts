@@ -63,6 +63,7 @@ export type { RsAgent, RsAgentOptions, RsAgentStats, AgentTunnel } from "./runti
 // Health checks with keepalived's semantics and the keepalived.conf reader (issue #14).
 export {
   HealthChecker,
+  HttpCheckState,
   CheckState,
   KEEPALIVED_DEFAULTS,
   worstDetectionMs,

@@ -315,6 +315,9 @@ virtual_server ${VIP} 83 {
   });
 
   test("HTTP_GET + inhibit_on_failure: a changed page (digest) or a missing one (404) -> weight 0; a connection held on it is still answered; restored -> weight 1", async () => {
+    // RS2's nginx was stopped by the test before, which failed this check too: after a failure
+    // keepalived's HTTP_GET needs every url to pass again (two successes) before it is back.
+    await waitFor("VIP:81 whole", async () => (await weights(81)).join(",") === `${RS[0]} 1,${RS[1]} 1`, 10_000);
     // A connection held open to VIP:81; rr sends the first one to RS1, the second to RS2.
     const first = lab.spawn("client", process.execPath, ["-e", HOLDER, VIP, "81"]);
     await first.waitForOutput(/answer RS\d/);
@@ -324,21 +327,21 @@ virtual_server ${VIP} 83 {
     const onRs2 = heldOn(first) === "RS2" ? first : second;
     assert.equal(heldOn(onRs2), "RS2");
     writeFileSync(join(dir, "rs2", "www", "health.html"), "something else\n");
-    await waitFor("RS2 at weight 0", async () => (await weights(81)).includes(`${RS[1]} 0`), 5000);
+    await waitFor("RS2 at weight 0", async () => (await weights(81)).includes(`${RS[1]} 0`), 10_000);
     assert.deepEqual(await weights(81), [`${RS[0]} 1`, `${RS[1]} 0`], "inhibited, not removed");
     assert.match(
       lvsd.log(),
       /HTTP_GET .* of real server .*:80 \(TCP .*:81\): down: \/health\.html: digest [0-9a-f]{32}, expected [0-9a-f]{32}; weight 0 \(inhibit_on_failure\)/,
     );
     process.kill(onRs2.pid, "SIGUSR2");
-    await onRs2.waitForOutput(/answer RS2[\s\S]*answer RS2/, 5000);
+    await onRs2.waitForOutput(/answer RS2[\s\S]*answer RS2/, 10_000);
     assert.deepEqual(await answers(81, 3), ["RS1", "RS1", "RS1"], "new connections avoid the weight-0 server");
     rmSync(join(dir, "rs1", "www", "health.html"));
-    await waitFor("RS1 at weight 0 (404)", async () => (await weights(81)).includes(`${RS[0]} 0`), 5000);
+    await waitFor("RS1 at weight 0 (404)", async () => (await weights(81)).includes(`${RS[0]} 0`), 10_000);
     assert.match(lvsd.log(), /down: \/health\.html: status 404; weight 0 \(inhibit_on_failure\)/);
     writeFileSync(join(dir, "rs1", "www", "health.html"), PAGE);
     writeFileSync(join(dir, "rs2", "www", "health.html"), PAGE);
-    await waitFor("both back", async () => (await weights(81)).join(",") === `${RS[0]} 1,${RS[1]} 1`, 5000);
+    await waitFor("both back", async () => (await weights(81)).join(",") === `${RS[0]} 1,${RS[1]} 1`, 10_000);
     assert.doesNotMatch(onRs2.output(), /closed/, "the held connection was never cut");
     await Promise.all([first.stop(), second.stop()]);
   });

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { Balancer } from "../src/balancer/balancer.js";
 import { CheckState } from "../src/health/check-state.js";
+import { HttpCheckState } from "../src/health/http-check-state.js";
 import { HealthChecker } from "../src/health/health-checker.js";
 import type { CheckSpec, CheckTimers, HealthConfig, RealServerSpec } from "../src/health/spec.js";
 import type { ServiceConfig } from "../src/config/types.js";
@@ -56,6 +57,31 @@ test("CheckState: keepalived's counting — the first failure decides, then retr
   const alpha = new CheckState({ delayLoop: 1000, retry: 1, delayBeforeRetry: 100, alpha: true });
   assert.equal(alpha.up, false);
   assert.equal(alpha.record(true).transition, "up");
+});
+
+test("HttpCheckState: keepalived's HTTP_GET order — one url per attempt; the failed url is retried, then asked every max(delay_before_retry, delay_loop); on recovery every url again from the first", () => {
+  const s = new HttpCheckState({ delayLoop: 1000, retry: 1, delayBeforeRetry: 300, alpha: false }, 2);
+  const step = (ok: boolean) => {
+    const asked = s.url;
+    const o = s.record(ok);
+    return `${asked}:${ok ? "ok" : "fail"} -> ${o.transition ?? "-"} +${o.delay}`;
+  };
+  assert.deepEqual(
+    [step(true), step(true), step(true), step(false), step(false), step(false), step(true), step(true), step(true)],
+    [
+      "0:ok -> - +1000",
+      "1:ok -> - +1000",
+      "0:ok -> - +1000",
+      "1:fail -> - +300", // retry the same url
+      "1:fail -> down +1000", // retry + 1 failures: down, url 1 remembered
+      "1:fail -> - +1000", // down: the failed url every max(300, 1000)
+      "1:ok -> - +1000", // it answers: start over from the first url
+      "0:ok -> - +1000",
+      "1:ok -> up +1000", // every url passed: up
+    ],
+  );
+  const fast = new HttpCheckState({ delayLoop: 1000, retry: 0, delayBeforeRetry: 300, alpha: true }, 2, true);
+  assert.deepEqual([fast.record(true).delay, fast.record(true).transition], [0, "up"], "fast_recovery: no delay_loop between urls before the first result");
 });
 
 test("quorum with hysteresis: below quorum - hysteresis the sorry server replaces the real servers; at quorum + hysteresis they come back", async () => {

@@ -16,6 +16,7 @@ import type { DestinationConfig, ServiceConfig } from "../config/types.js";
 import { answer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import { CheckState } from "./check-state.js";
+import { HttpCheckState } from "./http-check-state.js";
 import { runProbe } from "./checks/index.js";
 import { hostPort, type ProbeResult } from "./checks/probe.js";
 import { emptyTable, tableCommands, tableLines, type TableEntry, type TableLines } from "./desired-table.js";
@@ -91,7 +92,7 @@ const stderrLog = (line: string) => process.stderr.write(`health: ${line}\n`);
 const realWeight = (w: number) => Math.max(0, Math.min(65535, w));
 
 class CheckRun {
-  readonly state: CheckState;
+  readonly state: CheckState | HttpCheckState;
   timer: NodeJS.Timeout | undefined;
   runs = 0;
   failures = 0;
@@ -103,7 +104,16 @@ class CheckRun {
   stopped = false;
 
   constructor(readonly spec: CheckSpec) {
-    this.state = new CheckState(spec);
+    this.state = spec.type === "HTTP_GET" || spec.type === "SSL_GET" ? new HttpCheckState(spec, spec.urls.length, spec.fastRecovery) : new CheckState(spec);
+  }
+
+  /** What one attempt asks: HTTP checks one url per attempt, in turn (keepalived's order). */
+  attemptSpec(): CheckSpec {
+    const { spec, state } = this;
+    if ((spec.type === "HTTP_GET" || spec.type === "SSL_GET") && state instanceof HttpCheckState && spec.urls.length > 1) {
+      return { ...spec, urls: [spec.urls[state.url]] };
+    }
+    return spec;
   }
 }
 
@@ -324,7 +334,7 @@ export class HealthChecker {
     const began = performance.now();
     let result: ProbeResult;
     try {
-      result = await this.probe(c.spec);
+      result = await this.probe(c.attemptSpec());
     } catch (e) {
       result = { ok: false, detail: e instanceof Error ? e.message : String(e) };
     }

@@ -12,6 +12,7 @@ export type {
 export { KEEPALIVED_DEFAULTS, worstDetectionMs } from "./spec.js";
 export type { CheckSpec, CheckTarget, CheckTimers, CheckType, HealthConfig, HttpUrlSpec, RealServerSpec, SorryServerSpec, VirtualServerSpec } from "./spec.js";
 export { CheckState } from "./check-state.js";
+export { HttpCheckState } from "./http-check-state.js";
 export type { CheckOutcome } from "./check-state.js";
 export { runProbe } from "./checks/index.js";
 export type { ProbeResult } from "./checks/index.js";

@@ -48,6 +48,8 @@ export type CheckSpec =
       readonly httpProtocol: "1.0" | "1.0C" | "1.1";
       /** SSL_GET: send SNI (enable_sni). */
       readonly enableSni?: boolean;
+      /** Check the urls back to back, without delay_loop between them, while not up (fast_recovery). */
+      readonly fastRecovery?: boolean;
     } & CheckTimers &
       CheckTarget)
   | ({

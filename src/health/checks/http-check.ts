@@ -1,9 +1,9 @@
 // HTTP_GET and SSL_GET: keepalived's request ("GET path HTTP/1.x", User-Agent
 // KeepAliveClient, Host: virtualhost or address:port), then the status code checked against
 // the accepted ranges (default 200-299) and, when a digest is configured, the MD5 of the
-// body compared with it. The whole exchange must finish within connect_timeout. Every url
-// of the checker is asked in order and all must pass (keepalived asks one url per
-// delay_loop in turn; the difference is written down in docs/health.md).
+// body compared with it. The whole exchange must finish within connect_timeout. The health
+// checker hands this one url per attempt, in turn (http-check-state.ts); given several,
+// it asks them in order and all must pass.
 import { createHash } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";

@@ -536,6 +536,7 @@ class Reader {
     const urls: HttpUrlSpec[] = [];
     let httpProtocol: "1.0" | "1.0C" | "1.1" = "1.0";
     let enableSni = false;
+    let fastRecovery = false;
     let command: string[] | undefined;
     let miscTimeout: number | undefined;
     let dynamic = false;
@@ -557,8 +558,7 @@ class Reader {
         if (v === "1.0" || v === "1.0C" || v === "1.1") httpProtocol = v;
         else if (v !== undefined) this.error(o, `http_protocol ${v}: expected 1.0, 1.0C or 1.1`);
       } else if (type === "SSL_GET" && k === "enable_sni") enableSni = true;
-      else if ((type === "HTTP_GET" || type === "SSL_GET") && k === "fast_recovery")
-        this.warn(o, "fast_recovery: every url is asked on each check already (see docs/health.md)");
+      else if ((type === "HTTP_GET" || type === "SSL_GET") && k === "fast_recovery") fastRecovery = this.bool(o) ?? fastRecovery;
       else if (type === "MISC_CHECK" && k === "misc_path") command = this.command(o);
       else if (type === "MISC_CHECK" && k === "misc_timeout") miscTimeout = ((v) => (v === undefined ? undefined : v * 1000))(this.integer(o, 0, 0x7fffffff));
       else if (type === "MISC_CHECK" && k === "misc_dynamic") dynamic = true;
@@ -604,6 +604,7 @@ class Reader {
           httpProtocol,
           ...(m.virtualhost ? { virtualhost: m.virtualhost } : {}),
           ...(enableSni ? { enableSni } : {}),
+          ...(fastRecovery ? { fastRecovery } : {}),
         };
       case "MISC_CHECK":
         if (!command || command.length === 0) {
