@@ -60,3 +60,40 @@ export { diffRules } from "./runtime/rule-diff.js";
 export type { RuleChange, ReloadSummary } from "./runtime/rule-diff.js";
 export { startRsAgent } from "./runtime/rs-agent.js";
 export type { RsAgent, RsAgentOptions, RsAgentStats, AgentTunnel } from "./runtime/rs-agent.js";
+// Health checks with keepalived's semantics and the keepalived.conf reader (issue #14).
+export {
+  HealthChecker,
+  HttpCheckState,
+  CheckState,
+  KEEPALIVED_DEFAULTS,
+  worstDetectionMs,
+  runProbe,
+  readKeepalivedConf,
+  KeepalivedConfError,
+  formatDiagnostic,
+} from "./health/index.js";
+export type {
+  HealthCheckerOptions,
+  HealthCommandTarget,
+  HealthEvent,
+  HealthReloadSummary,
+  CheckStatus,
+  RealServerStatus,
+  VirtualServerStatus,
+  CheckSpec,
+  CheckTarget,
+  CheckTimers,
+  CheckType,
+  HealthConfig,
+  HttpUrlSpec,
+  RealServerSpec,
+  SorryServerSpec,
+  VirtualServerSpec,
+  CheckOutcome,
+  ProbeResult,
+  KeepalivedConf,
+  Diagnostic,
+} from "./health/index.js";
+// Prometheus metrics: node_exporter's ipvs names and lvs-wasm's own (issue #14).
+export { LvsMetrics, serviceLabels, serveMetrics, parseMetricsAddress, balancerSnapshot } from "./metrics/index.js";
+export type { LvsMetricsSources, MetricsServer, MetricsEndpoint, MetricsSnapshot, HealthSnapshot, DatapathCounters, AdapterCounters } from "./metrics/index.js";

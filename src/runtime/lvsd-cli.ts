@@ -2,12 +2,16 @@
 // lvsd: the lvs-wasm director daemon (see docs/daemon.md). Parses the command line, starts
 // the data plane (src/runtime/lvsd.ts) on a worker thread (src/runtime/lvsd-worker.ts:
 // this same module is the worker's entry), serves the control socket on the main thread,
-// and wires the signals: SIGHUP reloads the rules file, SIGUSR1 logs the counters, SIGTERM
+// runs the keepalived.conf health checks and the metrics endpoint on the main thread
+// (src/runtime/lvsd-control-plane.ts), and wires the signals: SIGHUP reloads the rules file
+// (or keepalived.conf), SIGUSR1 logs the counters, SIGTERM
 // / SIGINT stop cleanly with exit status 0. Every event is one line on stderr.
 
 import { ConfigError } from "../config/types.js";
 import { LVSD_USAGE, parseLvsdArgs } from "./lvsd-options.js";
 import { LvsdHost, isLvsdWorker, runLvsdWorker } from "./lvsd-worker.js";
+import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
+import type { KeepalivedConf } from "../health/keepalived-conf/read.js";
 
 const log = (line: string) => process.stderr.write(`lvsd: ${line}\n`);
 
@@ -27,18 +31,35 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   log(`starting (pid ${process.pid})`);
-  const { help: _help, ...daemonOptions } = options;
+  const { help: _help, keepalivedFile, metrics, ...daemonOptions } = options;
+  // keepalived.conf is read before anything starts: a broken file applies nothing.
+  let keepalived: KeepalivedConf | null = null;
+  try {
+    keepalived = keepalivedFile ? loadKeepalivedConf(keepalivedFile, log) : null;
+  } catch (e) {
+    log(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
   let daemon: LvsdHost;
+  let control: ControlPlane;
   try {
     daemon = await LvsdHost.start(new URL(import.meta.url), daemonOptions, log);
   } catch (e) {
     log(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
+  try {
+    control = await ControlPlane.start(daemon, { keepalivedFile, metrics, log }, keepalived);
+  } catch (e) {
+    log(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
+    await daemon.stop();
+    return 1;
+  }
   let stopping: Promise<number> | null = null;
   const stop = (why: string, code: number): Promise<number> => {
     stopping ??= (async () => {
       log(`stopping (${why})`);
+      await control.stop();
       await daemon.stop();
       log("stopped");
       return code;
@@ -48,7 +69,8 @@ async function main(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     process.on("SIGHUP", () => {
       log("SIGHUP: reloading");
-      void daemon.reload();
+      if (keepalivedFile) void control.reload();
+      else void daemon.reload();
     });
     process.on("SIGUSR1", () => void daemon.statsLine().then(log));
     process.on("SIGTERM", () => void stop("SIGTERM", 0).then(resolve));

@@ -5,6 +5,7 @@ import { isIPv4, isIPv6 } from "node:net";
 import type { BalancerOptions } from "../balancer/balancer.js";
 import { ConfigError } from "../config/types.js";
 import type { PacketIO } from "../io/packet-io.js";
+import { parseMetricsAddress } from "../metrics/metrics-server.js";
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
   | { readonly kind: "tun"; readonly name: string; readonly netns?: string; readonly mtu?: number }
@@ -49,6 +50,13 @@ export interface LvsdOptions {
   readonly log?: (line: string) => void;
   /** Milliseconds, monotonic (tests). Default performance.now(). */
   readonly clock?: () => number;
+  /**
+   * keepalived.conf whose virtual servers and health checks lvsd runs (--keepalived FILE;
+   * docs/health.md). The checks run on lvsd's main thread; SIGHUP re-reads the file.
+   */
+  readonly keepalivedFile?: string;
+  /** Serve Prometheus metrics here (--metrics HOST:PORT; docs/metrics.md). Nothing listens without it. */
+  readonly metrics?: { readonly host: string; readonly port: number };
 }
 
 export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
@@ -56,7 +64,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
-            [--no-huge-pages]
+            [--no-huge-pages] [--keepalived FILE] [--metrics HOST:PORT]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -86,6 +94,11 @@ servers; see docs/daemon.md for deploying each.
   --connections N       connection table size (default 65536)
   --no-huge-pages       do not advise transparent huge pages for the tables (by default
                         lvsd does, where the kernel allows it)
+  --keepalived FILE     run the virtual servers and health checks of keepalived.conf
+                        FILE (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, DNS_CHECK; see
+                        docs/health.md); SIGHUP re-reads it. Excludes --rules
+  --metrics HOST:PORT   serve Prometheus metrics on http://HOST:PORT/metrics (e.g.
+                        127.0.0.1:9101; see docs/metrics.md)
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -111,6 +124,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let tunnelSource4: string | undefined;
   let tunnelSource6: string | undefined;
   let tunnelMtu: number | undefined;
+  let keepalivedFile: string | undefined;
+  let metrics: { host: string; port: number } | undefined;
   const ipv4 = (text: string, name: string): string => {
     if (!isIPv4(text)) throw new ConfigError(`${name} ${text}: expected an IPv4 address`);
     return text;
@@ -187,10 +202,17 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--no-huge-pages":
         hugePages = false;
         break;
+      case "--keepalived":
+        keepalivedFile = value();
+        break;
+      case "--metrics":
+        metrics = parseMetricsAddress(value());
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
   }
+  if (keepalivedFile && rulesFile) throw new ConfigError("--keepalived and --rules exclude each other: one file owns the virtual services");
   if (tun && interfaces.length > 0) throw new ConfigError("--tun and --af-packet exclude each other: one kind of adapter per director");
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
@@ -223,5 +245,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
     ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
     ...(hugePages ? {} : { hugePages: false }),
+    ...(keepalivedFile ? { keepalivedFile } : {}),
+    ...(metrics ? { metrics } : {}),
   };
 }

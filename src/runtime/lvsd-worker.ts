@@ -19,15 +19,16 @@ import { Worker, parentPort, workerData } from "node:worker_threads";
 import type { CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { serveControlWith, type ControlServer } from "../admin/control-server.js";
+import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { Lvsd } from "./lvsd.js";
 import type { LvsdOptions } from "./lvsd-options.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
-export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath">;
+export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath" | "keepalivedFile" | "metrics">;
 
 type ToWorker =
   | { readonly id: number; readonly kind: "command"; readonly request: unknown }
-  | { readonly id: number; readonly kind: "reload" | "stats" | "stop" };
+  | { readonly id: number; readonly kind: "reload" | "stats" | "stop" | "metrics" };
 
 type FromWorker =
   | { readonly kind: "log"; readonly line: string }
@@ -71,6 +72,9 @@ export async function runLvsdWorker(): Promise<void> {
         break;
       case "stats":
         reply(daemon.statsLine());
+        break;
+      case "metrics":
+        reply(daemon.metricsSnapshot());
         break;
       case "stop":
         void daemon.stop().then(() => {
@@ -167,7 +171,7 @@ export class LvsdHost {
     return host;
   }
 
-  private request(m: { kind: "command"; request: unknown } | { kind: "reload" | "stats" | "stop" }): Promise<unknown> {
+  private request(m: { kind: "command"; request: unknown } | { kind: "reload" | "stats" | "stop" | "metrics" }): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
@@ -188,6 +192,11 @@ export class LvsdHost {
   /** SIGUSR1: the counters line. */
   async statsLine(): Promise<string> {
     return (await this.request({ kind: "stats" })) as string;
+  }
+
+  /** The data plane's counters, for the metrics (src/metrics). */
+  async metricsSnapshot(): Promise<MetricsSnapshot> {
+    return (await this.request({ kind: "metrics" })) as MetricsSnapshot;
   }
 
   /** Closes the socket, stops the worker's daemon (it logs the counters) and waits for its exit. */

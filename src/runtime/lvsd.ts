@@ -18,8 +18,11 @@ import { TunDevice } from "../io/tun.js";
 import { KernelNeighbours } from "./neighbours.js";
 import { adviseHugePages } from "../io/huge-pages.js";
 import type { WasmMemory } from "../core/wasm.js";
-import type { PacketIO } from "../io/packet-io.js";
+import { emptyIoStats, type PacketIO, type PacketIOStats } from "../io/packet-io.js";
 import { LinkType } from "../core/abi.js";
+import { balancerSnapshot } from "../metrics/balancer-snapshot.js";
+import type { MetricsSnapshot } from "../metrics/snapshot.js";
+import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
 import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
 import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
@@ -49,6 +52,8 @@ export class Lvsd {
   private readonly announced = new Set<string>();
   private readonly undo: Array<() => Promise<void>> = [];
   private stopped = false;
+  /** Health checks (keepalivedFile) and the metrics endpoint, when asked for. */
+  controlPlane: ControlPlane | null = null;
   private readonly log: (line: string) => void;
   private readonly clock: () => number;
 
@@ -77,6 +82,9 @@ export class Lvsd {
     const clock = options.clock ?? (() => performance.now());
     // Read and parse the rules before touching devices: a bad file fails fast.
     const initial = options.rulesFile ? readRules(options.rulesFile) : null;
+    if (options.keepalivedFile && options.rulesFile)
+      throw new ConfigError("a keepalived.conf and a rules file exclude each other: one file owns the virtual services");
+    const keepalived = options.keepalivedFile ? loadKeepalivedConf(options.keepalivedFile, log) : null;
     const specs = options.adapters ?? [];
     const afNames = specs.flatMap((a) => (a.kind === "af-packet" ? [a.interface] : []));
     if (options.serverSide !== undefined && !afNames.includes(options.serverSide)) {
@@ -196,7 +204,14 @@ export class Lvsd {
         daemon.loop.catch((e: unknown) => {
           log(`director loop failed: ${e instanceof Error ? e.message : String(e)}`);
         });
+        if (keepalived || options.metrics) {
+          // Health checks and metrics in this thread (lvsd's CLI runs them on its main thread instead).
+          const plane = { command: async (r: { argv: readonly string[] }) => daemon.command(r), metricsSnapshot: async () => daemon.metricsSnapshot() };
+          daemon.controlPlane = await ControlPlane.start(plane, { keepalivedFile: options.keepalivedFile, metrics: options.metrics, log }, keepalived);
+        }
       } catch (e) {
+        await daemon.controlPlane?.stop();
+        await director.stop();
         clearInterval(daemon.probeTimer);
         neighbours?.stop();
         await daemon.control?.close();
@@ -296,6 +311,10 @@ export class Lvsd {
    * or validate changes nothing; the error is logged and returned as null.
    */
   reload(): ReloadSummary | null {
+    if (this.options.keepalivedFile) {
+      void this.controlPlane?.reload();
+      return null;
+    }
     const file = this.options.rulesFile;
     if (!file) {
       this.log("reload: no rules file (start with --rules FILE); nothing to do");
@@ -325,10 +344,20 @@ export class Lvsd {
     );
   }
 
+  /** The counters the metrics read: listing, totals, datapath, adapters, table fill. */
+  metricsSnapshot(): MetricsSnapshot {
+    const d = this.director.stats;
+    return balancerSnapshot(this.balancer, {
+      datapath: { ...d, drops: { ...d.drops } },
+      adapters: this.io.map((x) => ({ name: x.name, ...((x as { stats?: PacketIOStats }).stats ?? emptyIoStats()) })),
+    });
+  }
+
   /** Stops the loop, removes the VIP isolation, closes the control socket and the adapters. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.controlPlane?.stop();
     clearInterval(this.probeTimer);
     this.neighbours?.stop();
     await this.director.stop();
