@@ -60,3 +60,6 @@ export { diffRules } from "./runtime/rule-diff.js";
 export type { RuleChange, ReloadSummary } from "./runtime/rule-diff.js";
 export { startRsAgent } from "./runtime/rs-agent.js";
 export type { RsAgent, RsAgentOptions, RsAgentStats, AgentTunnel } from "./runtime/rs-agent.js";
+// Connection sync (issue 15).
+export * from "./sync/index.js";
+export type { SyncRecord, SyncImportResult } from "./balancer/sync-records.js";
