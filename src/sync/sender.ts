@@ -54,7 +54,7 @@ export class SyncSender {
     this.builder = new SyncMessageBuilder(options.syncId, options.maxLength ?? DEFAULT_MAXLEN);
     this.stopListening = balancer.onSync((records, lost) => this.queue(records, lost));
     const flushMs = options.flushMs ?? FLUSH_MS;
-    this.timer = setInterval(() => this.flushIfOlder(flushMs), Math.max(10, Math.min(1000, flushMs / 2)));
+    this.timer = setInterval(() => this.poll(), Math.max(10, Math.min(1000, flushMs / 2)));
     this.timer.unref();
   }
 
@@ -72,8 +72,9 @@ export class SyncSender {
     }
   }
 
-  private flushIfOlder(ms: number): void {
-    if (!this.builder.empty && this.options.clock() - this.firstUse >= ms) this.emit();
+  /** Sends the message being built if its first connection has waited flushMs (a timer calls this). */
+  poll(): void {
+    if (!this.builder.empty && this.options.clock() - this.firstUse >= (this.options.flushMs ?? FLUSH_MS)) this.emit();
   }
 
   /** Sends the message being built now (tests, and a master stepping down). */
