@@ -131,8 +131,12 @@ export class VipArp implements NeighbourResolver {
       .sort((a, b) => b.length - a.length);
   }
 
-  /** The IPv4 virtual addresses of the running configuration, sorted. */
+  /** False on a standby director: ARP for the VIPs is left to the active one. */
+  answering = true;
+
+  /** The IPv4 virtual addresses of the running configuration, sorted (none while not answering). */
   vips(): string[] {
+    if (!this.answering) return [];
     return [
       ...new Set(
         this.balancer

@@ -45,6 +45,11 @@ export interface LvsdOptions {
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
+  /**
+   * Start as a keepalived pair's standby: forward nothing and answer no ARP for the VIPs
+   * until `lvsadm --start-daemon master` (docs/sync.md).
+   */
+  readonly standby?: boolean;
   /** One line per event. Default: stderr with an "lvsd: " prefix. */
   readonly log?: (line: string) => void;
   /** Milliseconds, monotonic (tests). Default performance.now(). */
@@ -56,7 +61,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
-            [--no-huge-pages]
+            [--no-huge-pages] [--standby]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -86,6 +91,9 @@ servers; see docs/daemon.md for deploying each.
   --connections N       connection table size (default 65536)
   --no-huge-pages       do not advise transparent huge pages for the tables (by default
                         lvsd does, where the kernel allows it)
+  --standby             start as the standby of a keepalived pair: forward nothing and
+                        answer no ARP for the VIPs until lvsadm --start-daemon master
+                        (docs/sync.md)
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -104,6 +112,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let socketPath: string | undefined;
   let connections: number | undefined;
   let hugePages = true;
+  let standby = false;
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -184,6 +193,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--no-huge-pages":
         hugePages = false;
         break;
+      case "--standby":
+        standby = true;
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -220,5 +232,6 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
     ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
     ...(hugePages ? {} : { hugePages: false }),
+    ...(standby ? { standby: true } : {}),
   };
 }
