@@ -345,8 +345,24 @@ export class Lvsd {
     return (
       `packets received ${s.received}, forwarded ${s.forwarded}, replied ${s.replied}, passed ${s.passed}, ` +
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
-      `connections ${this.balancer.connectionCount}`
+      `connections ${this.balancer.connectionCount}${this.syncStatsText()}`
     );
+  }
+
+  /** "; sync master: ..., backup: ..." for the running sync daemons. */
+  private syncStatsText(): string {
+    const { master, backup } = this.sync.stats();
+    const parts: string[] = [];
+    if (master)
+      parts.push(`sync master: ${master.connections} connections in ${master.messages} messages, lost ${master.lostInRing + master.droppedQueueFull}`);
+    if (backup) {
+      const refused = Object.values(backup.rejected).reduce((a, n) => a + n, 0) + backup.foreign;
+      const imported = Object.entries(backup.imported)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ");
+      parts.push(`sync backup: ${backup.messages} messages (${refused} refused, ${backup.truncated} cut short), ${imported}`);
+    }
+    return parts.length > 0 ? `; ${parts.join("; ")}` : "";
   }
 
   /** Stops the loop, removes the VIP isolation, closes the control socket and the adapters. Idempotent. */
