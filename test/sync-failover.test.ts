@@ -143,7 +143,7 @@ async function startDirector(p: Pair, d: Director, preemptDelay: number): Promis
   const adapters =
     p.lab.mode === "dr"
       ? ["--af-packet", "eth0", "--af-packet", "eth1", "--server-side", "eth1"]
-      : ["--af-packet", "eth0", "--af-packet", "eth1", "--route", "192.168.10.0/24=eth1"];
+      : ["--af-packet", "eth0", "--af-packet", "eth1", "--route", "192.168.10.0/24=eth1", "--route", "10.0.0.0/24=eth0"];
   const lvsd = await startLvsd(p.lab, [...adapters, "--isolate-vip", p.vip, "--standby", "--rules", rules], { host: d });
   p.lvsd[d] = lvsd;
   for (const r of p.lab.realServers) await waitForLvsdLog(lvsd, new RegExp(`neighbour ${r.eth0.ipv4.replace(/\./g, "\\.")} is at`), 0, 10_000);
@@ -321,4 +321,8 @@ test("failover DR: the backup takes over on SIGKILL of the master's lvsd and kee
   timeout: 180_000,
 }, async () => {
   await failover("dr");
+});
+
+test("failover NAT: the VIP and the real servers' gateway move; both directions of the synced flows continue on the backup", { skip, timeout: 180_000 }, async () => {
+  await failover("nat");
 });
