@@ -310,3 +310,21 @@ test("backup: messages packed by Python from the kernel's struct layout create t
     ],
   );
 });
+
+test("table refresh (beyond the kernel): an idle established connection is queued again once ageMs has passed", () => {
+  const b = director();
+  const records: SyncRecord[] = [];
+  b.onSync((r) => records.push(...r));
+  for (const f of ["S", "A", "PA"]) b.processPacket(tcp("172.16.3.1", 44000, VIP, 80, f), LinkType.RawIp, 1000);
+  // A flow still in SYN_RECV is not one the kernel would carry.
+  b.processPacket(tcp("172.16.3.2", 44001, VIP, 80, "S"), LinkType.RawIp, 1000);
+  assert.equal(records.length, 1, "the kernel's rules: the third packet");
+  assert.equal(b.refreshSync(1500, 1000, 4096), 0, "queued 500 ms ago: not yet");
+  assert.equal(b.refreshSync(2000, 1000, 4096), 1, "1000 ms later: queued again");
+  assert.equal(records.at(-1)?.client.port, 44000);
+  assert.equal(b.refreshSync(2100, 1000, 4096), 0);
+  // The budget bounds the records looked at; the cursor carries on from there.
+  let total = 0;
+  for (let i = 0; i < 8; i++) total += b.refreshSync(4000, 1000, 512);
+  assert.equal(total, 1, "the whole table (4096 records) walked in 512-record steps finds it once");
+});

@@ -7,13 +7,14 @@
 // the kernel drops sync buffers past sync_qlen_max.
 //
 // The kernel keeps two fields per connection for this (old_state, sync_endtime); our
-// records have no spare bytes, so they live in a side array of 8 bytes per record,
-// carved at start-up: [u32 sync end time (ms, low 2 bits = retries)][u8 state last synced].
+// records have no spare bytes, so they live in a side array of 12 bytes per record,
+// carved at start-up: [u32 sync end time (ms, low 2 bits = retries)][u32 last queued]
+// [u8 state last synced].
 
 import {
   connPtr, connCold, connCapacity, NONE, C_PROTO, C_FAMILY, C_STATE, C_METHOD, C_CPORT, C_VPORT,
   C_DPORT, C_FLAGS, C_TIMEOUT, C_CADDR, C_VADDR, C_DEST, C_SERVICE, C_INPKTS, CC_DADDR, CC_FWMARK,
-  CC_TEMPLATE, F_TEMPLATE,
+  CC_TEMPLATE, F_TEMPLATE, F_IN_USE, C_EXPIRES,
 } from "../conn/conn-table";
 import { S_ESTABLISHED, S_FIN_WAIT, S_CLOSE, S_CLOSE_WAIT, S_TIME_WAIT } from "../conn/tcp-states";
 import { PROTO_TCP } from "../net/constants";
@@ -38,9 +39,10 @@ export const SR_DEST: u32 = 68; // u32
 export const SR_SERVICE: u32 = 72; // u32
 export const SR_INDEX: u32 = 76; // u32 record index
 
-const SIDE_SIZE: u32 = 8;
+const SIDE_SIZE: u32 = 12;
 const SIDE_END: u32 = 0;
-const SIDE_OLD_STATE: u32 = 4;
+const SIDE_LAST: u32 = 4; // u32 ms: when the record was last queued (the table refresh's clock)
+const SIDE_OLD_STATE: u32 = 8;
 
 let ring: usize = 0;
 let ringCapacity: u32 = 0;
@@ -99,6 +101,7 @@ export function syncForget(i: u32, state: u32): void {
   if (side == 0) return;
   const s = sidePtr(i);
   store<u32>(s + SIDE_END, 0);
+  store<u32>(s + SIDE_LAST, pushNow - 0x40000000); // long ago: the refresh may take it
   store<u8>(s + SIDE_OLD_STATE, <u8>state);
 }
 
@@ -174,7 +177,39 @@ function push(i: u32): void {
   store<u32>(r + SR_DEST, load<u32>(c + C_DEST));
   store<u32>(r + SR_SERVICE, load<u32>(c + C_SERVICE));
   store<u32>(r + SR_INDEX, i);
+  store<u32>(sidePtr(i) + SIDE_LAST, pushNow);
   ringCount++;
+}
+
+/** The time of the call that is pushing (for SIDE_LAST). */
+let pushNow: u32 = 0;
+let sweepCursor: u32 = 0;
+
+/**
+ * The table refresh (not in the kernel, which syncs a connection only when its packets
+ * say so): queues, from a cursor that wraps, the live entries a sync would carry (TCP in a
+ * synced state, the other protocols, templates) not queued for `ageMs`, looking at most at
+ * `budget` records and filling at most half the ring. A backup that starts late, or comes
+ * back, so learns the idle connections too. Returns the number queued.
+ */
+export function syncSweep(now: u32, ageMs: u32, budget: u32): u32 {
+  if (!syncMaster || connCapacity == 0) return 0;
+  pushNow = now;
+  let queued: u32 = 0;
+  const room = ringCapacity >> 1;
+  for (let n: u32 = 0; n < budget && n < connCapacity && ringCount < room; n++) {
+    const i = sweepCursor;
+    sweepCursor = sweepCursor + 1 >= connCapacity ? 0 : sweepCursor + 1;
+    const c = connPtr(i);
+    const flags = <u32>load<u16>(c + C_FLAGS);
+    if ((flags & F_IN_USE) == 0) continue;
+    if ((flags & F_TEMPLATE) == 0 && <u32>load<u8>(c + C_PROTO) == PROTO_TCP && ((1 << <u32>load<u8>(c + C_STATE)) & TCP_SYNCED_STATES) == 0) continue;
+    if (<i32>(load<u32>(c + C_EXPIRES) - now) <= 0) continue;
+    if (<i32>(now - load<u32>(sidePtr(i) + SIDE_LAST)) < <i32>ageMs) continue;
+    push(i);
+    queued++;
+  }
+  return queued;
 }
 
 /**
@@ -183,6 +218,7 @@ function push(i: u32): void {
  * own packet count goes up by one each time (the kernel's in_pkts of a template).
  */
 export function syncConsider(i: u32, pkts: u32, now: u32): void {
+  pushNow = now;
   if (needed(i, pkts, now)) push(i);
   const t = load<u32>(connCold(i) + CC_TEMPLATE);
   if (t == NONE) return;

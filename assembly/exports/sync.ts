@@ -3,7 +3,7 @@
 
 import { paramsBase } from "../layout";
 import {
-  initSync, setSyncMaster, setSyncParams, syncRing, syncCount, syncDropped, syncClear,
+  initSync, setSyncMaster, syncSweep, setSyncParams, syncRing, syncCount, syncDropped, syncClear,
   SYNC_RECORD_SIZE,
 } from "../datapath/sync";
 import { importConn, importedIndex } from "../datapath/sync-import";
@@ -37,3 +37,5 @@ export function syncImport(
 }
 /** Record index of the last import's entry, or 0xffffffff. */
 export function syncImportedIndex(): u32 { return importedIndex; }
+/** Queues live entries not synced for ageMs (the table refresh); at most `budget` looked at. */
+export function syncRefresh(now: u32, ageMs: u32, budget: u32): u32 { return syncSweep(now, ageMs, budget); }

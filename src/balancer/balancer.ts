@@ -517,6 +517,19 @@ export class Balancer {
     this.f.syncParamsSet(p.threshold, p.period, refresh, retries);
   }
 
+  /**
+   * The table refresh (beyond the kernel): queues for the sync listeners the live entries a
+   * sync carries that were not queued for `ageMs`, looking at up to `budget` records from a
+   * cursor that wraps. Idle connections so reach a backup that started late or came back.
+   * Returns how many were queued.
+   */
+  refreshSync(nowMs: number, ageMs: number, budget: number): number {
+    if (this.syncListeners.size === 0) return 0;
+    const n = this.f.syncRefresh(nowMs >>> 0, ageMs >>> 0, budget >>> 0) >>> 0;
+    this.drainSync();
+    return n;
+  }
+
   private drainSync(): void {
     const n = this.f.syncPending() >>> 0;
     const lost = this.f.syncLost() >>> 0;

@@ -68,6 +68,7 @@ export class Lvsd {
       balancer,
       clock: () => Math.floor(this.clock()),
       log: this.log,
+      refreshMs: options.syncRefreshMs,
       onChange: (running) => this.setStandby(running),
     });
     this.setStandby([]);

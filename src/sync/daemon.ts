@@ -39,6 +39,8 @@ export interface SyncDaemonsOptions {
   readonly log?: (line: string) => void;
   /** Longest a connection waits in a partly filled message (ms); the kernel's is 2000. */
   readonly flushMs?: number;
+  /** A master re-sends every live connection at least this often (ms; 0: the kernel's rules only). */
+  readonly refreshMs?: number;
   /** Called after every start or stop (lvsd switches its standby state here). */
   readonly onChange?: (running: readonly RunningSyncDaemon[]) => void;
 }
@@ -137,6 +139,7 @@ export class SyncDaemons {
         syncId: config.syncId,
         maxLength: Math.max(config.syncMaxlen, 80),
         flushMs: this.options.flushMs,
+        refreshMs: this.options.refreshMs,
         clock: this.options.clock,
         send: (m, done) => socket.send(m, config.mcastPort, config.mcastGroup, () => done()),
       });

@@ -19,6 +19,11 @@ export interface SyncSenderOptions {
   readonly flushMs?: number;
   /** Messages waiting for the socket before new ones are dropped (sync_qlen_max). */
   readonly qlenMax?: number;
+  /**
+   * Re-send every live connection at least this often (ms; 0, the default, is the kernel's
+   * behaviour: a connection is sent only when its packets qualify). See docs/sync.md.
+   */
+  readonly refreshMs?: number;
   /** Millisecond clock. */
   readonly clock: () => number;
   /** Sends one message; call done() once the socket has taken it. */
@@ -56,7 +61,15 @@ export class SyncSender {
     const flushMs = options.flushMs ?? FLUSH_MS;
     this.timer = setInterval(() => this.poll(), Math.max(10, Math.min(1000, flushMs / 2)));
     this.timer.unref();
+    const refresh = options.refreshMs ?? 0;
+    if (refresh > 0) {
+      // A quarter of the table per quarter period: every entry within refreshMs.
+      const budget = Math.ceil(balancer.connectionCapacity / 4);
+      this.refreshTimer = setInterval(() => balancer.refreshSync(Math.floor(options.clock()), refresh, budget), Math.max(50, refresh / 4));
+      this.refreshTimer.unref();
+    }
   }
+  private refreshTimer: NodeJS.Timeout | undefined;
 
   private queue(records: readonly SyncRecord[], lost: number): void {
     this.stats.lostInRing += lost;
@@ -99,6 +112,7 @@ export class SyncSender {
   /** Stops listening; the message being built is dropped, as the kernel's is. */
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.refreshTimer);
     this.stopListening();
   }
 }
