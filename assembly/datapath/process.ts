@@ -368,8 +368,11 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
   emit(EV_FLOW_CREATED, c, destId, svc);
   advance(c, proto, nat ? DIR_INPUT : DIR_INPUT_ONLY);
   store<u32>(cp + C_INPKTS, 1);
-  syncForget(c, S_NONE);
-  if (syncMaster) syncConsider(c, 1, now);
+  if (syncMaster) {
+    // Only a master reads the per-record sync state: nothing to touch otherwise.
+    syncForget(c, S_NONE);
+    syncConsider(c, 1, now);
+  }
   countPacket(svc, destId, pIpLen, true);
   aux |= AUX_NEW_FLOW;
   return transmit(pkt, destId, connDport);

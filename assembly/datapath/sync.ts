@@ -19,6 +19,7 @@ import {
 import { S_ESTABLISHED, S_FIN_WAIT, S_CLOSE, S_CLOSE_WAIT, S_TIME_WAIT } from "../conn/tcp-states";
 import { PROTO_TCP } from "../net/constants";
 import { actionPtr, actionCount, A_KIND } from "../forward/action";
+import { serviceFlags, SVCF_PERSISTENT } from "./services";
 
 /** Bytes of one snapshot in the ring (layout in docs/sync.md, "The sync ring"). */
 export const SYNC_RECORD_SIZE: u32 = 80;
@@ -219,7 +220,18 @@ export function syncSweep(now: u32, ageMs: u32, budget: u32): u32 {
  */
 export function syncConsider(i: u32, pkts: u32, now: u32): void {
   pushNow = now;
-  if (needed(i, pkts, now)) push(i);
+  const c = connPtr(i);
+  // The common packet decides on the hot line alone: the kernel's rules can only say yes
+  // here for a TCP state other than ESTABLISHED (a forced sync), on the period's packet, or
+  // with a refresh period; only then are the side array and the cold line read.
+  const tcp = <u32>load<u8>(c + C_PROTO) == PROTO_TCP && (<u32>load<u16>(c + C_FLAGS) & F_TEMPLATE) == 0;
+  const state = <u32>load<u8>(c + C_STATE);
+  if (tcp && ((1 << state) & TCP_SYNCED_STATES) == 0) {
+    // not a state the kernel sends
+  } else if ((tcp && state != S_ESTABLISHED) || refreshMs > 0 || (period > 0 ? pkts % period == threshold : pkts == threshold)) {
+    if (needed(i, pkts, now)) push(i);
+  }
+  if ((serviceFlags(load<u32>(c + C_SERVICE)) & SVCF_PERSISTENT) == 0) return;
   const t = load<u32>(connCold(i) + CC_TEMPLATE);
   if (t == NONE) return;
   const tp = connPtr(t);

@@ -39,25 +39,63 @@ export const SYNC_FLAG = { template: F_TEMPLATE, inactive: F_INACTIVE } as const
 /** Action kinds (assembly/forward/action.ts) to forwarding methods. */
 const METHOD_OF_KIND: Record<number, ForwardMethod> = { 1: "masq", 3: "route", 4: "tunnel" };
 
-/** Reads the snapshot at byte offset `at`. */
-export function readSyncRecord(mem: Uint8Array, at: number): SyncRecord {
-  const v = new DataView(mem.buffer, mem.byteOffset + at, SYNC_RECORD_BYTES);
-  const family = v.getUint8(1) === 6 ? 6 : 4;
-  const flags = v.getUint16(10, true);
-  const addr = (o: number) => formatAddress(mem.subarray(at + o, at + o + 16), family);
-  return {
-    protocol: v.getUint8(0),
-    family,
-    state: v.getUint8(2),
-    method: METHOD_OF_KIND[v.getUint8(3)] ?? "masq",
-    client: { address: addr(20), port: v.getUint16(4, true) },
-    virtual: { address: addr(36), port: v.getUint16(6, true) },
-    destination: { address: addr(52), port: v.getUint16(8, true) },
-    template: (flags & F_TEMPLATE) !== 0,
-    inactive: (flags & F_INACTIVE) !== 0,
-    fwmark: v.getUint32(16, true),
-    timeoutMs: v.getUint32(12, true),
-  };
+/** Addresses as bytes (4 or 16), beside the text: what the wire encoder writes. */
+export interface SyncRecordBytes {
+  readonly client: Uint8Array;
+  readonly virtual: Uint8Array;
+  readonly destination: Uint8Array;
+}
+
+/**
+ * A snapshot read from the ring: the 80 bytes are copied once; the address texts are made
+ * only when asked for (a sync sender needs the bytes alone, and formatting three addresses
+ * per connection would cost more than everything else it does).
+ */
+class RingRecord implements SyncRecord {
+  readonly protocol: number;
+  readonly family: 4 | 6;
+  readonly state: number;
+  readonly method: ForwardMethod;
+  readonly template: boolean;
+  readonly inactive: boolean;
+  readonly fwmark: number;
+  readonly timeoutMs: number;
+  readonly bytes: SyncRecordBytes;
+  private readonly ports: DataView;
+
+  constructor(raw: Uint8Array) {
+    const v = new DataView(raw.buffer, raw.byteOffset, SYNC_RECORD_BYTES);
+    this.ports = v;
+    this.protocol = v.getUint8(0);
+    this.family = v.getUint8(1) === 6 ? 6 : 4;
+    this.state = v.getUint8(2);
+    this.method = METHOD_OF_KIND[v.getUint8(3)] ?? "masq";
+    const flags = v.getUint16(10, true);
+    this.template = (flags & F_TEMPLATE) !== 0;
+    this.inactive = (flags & F_INACTIVE) !== 0;
+    this.timeoutMs = v.getUint32(12, true);
+    this.fwmark = v.getUint32(16, true);
+    const len = this.family === 6 ? 16 : 4;
+    this.bytes = { client: raw.subarray(20, 20 + len), virtual: raw.subarray(36, 36 + len), destination: raw.subarray(52, 52 + len) };
+  }
+  get client() {
+    return { address: formatAddress(this.bytes.client, this.family), port: this.ports.getUint16(4, true) };
+  }
+  get virtual() {
+    return { address: formatAddress(this.bytes.virtual, this.family), port: this.ports.getUint16(6, true) };
+  }
+  get destination() {
+    return { address: formatAddress(this.bytes.destination, this.family), port: this.ports.getUint16(8, true) };
+  }
+  toJSON(): SyncRecord {
+    const { protocol, family, client, virtual, destination, state, template, inactive, method, fwmark, timeoutMs } = this;
+    return { protocol, family, client, virtual, destination, state, template, inactive, method, fwmark, timeoutMs };
+  }
+}
+
+/** Reads the snapshot at byte offset `at` (a copy: the ring is reused). */
+export function readSyncRecord(mem: Uint8Array, at: number): SyncRecord & { readonly bytes: SyncRecordBytes } {
+  return new RingRecord(mem.slice(at, at + SYNC_RECORD_BYTES));
 }
 
 interface ServiceLike {

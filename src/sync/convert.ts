@@ -3,7 +3,7 @@
 // per-protocol state numbers, seconds).
 
 import type { ForwardMethod } from "../config/types.js";
-import type { SyncRecord } from "../balancer/sync-records.js";
+import type { SyncRecord, SyncRecordBytes } from "../balancer/sync-records.js";
 import { encodeAddress } from "../core/actions.js";
 import { formatAddress } from "../sched/flow.js";
 import { ConnFlag, type SyncConnection } from "./wire.js";
@@ -22,7 +22,7 @@ const FWD_FLAGS: Record<ForwardMethod, number> = {
  * the other protocols have one state, which the kernel numbers 0. Templates carry the
  * destination's flags and INACTIVE, as the kernel's do (ip_vs_bind_dest).
  */
-export function toSyncConnection(r: SyncRecord): SyncConnection {
+export function toSyncConnection(r: SyncRecord & { readonly bytes?: SyncRecordBytes }): SyncConnection {
   let flags = FWD_FLAGS[r.method];
   if (r.template) flags |= ConnFlag.Template | ConnFlag.Inactive;
   else if (r.inactive) flags |= ConnFlag.Inactive;
@@ -37,9 +37,10 @@ export function toSyncConnection(r: SyncRecord): SyncConnection {
     dport: r.destination.port,
     fwmark: r.fwmark >>> 0,
     timeout: Math.floor(r.timeoutMs / 1000),
-    caddr: addressBytes(r.client.address, r.family),
-    vaddr: addressBytes(r.virtual.address, r.family),
-    daddr: addressBytes(r.destination.address, r.family),
+    // A record read from the data plane's ring carries its addresses as bytes already.
+    caddr: r.bytes?.client ?? addressBytes(r.client.address, r.family),
+    vaddr: r.bytes?.virtual ?? addressBytes(r.virtual.address, r.family),
+    daddr: r.bytes?.destination ?? addressBytes(r.destination.address, r.family),
   };
 }
 
