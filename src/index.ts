@@ -97,3 +97,6 @@ export type {
 // Prometheus metrics: node_exporter's ipvs names and lvs-wasm's own (issue #14).
 export { LvsMetrics, serviceLabels, serveMetrics, parseMetricsAddress, balancerSnapshot } from "./metrics/index.js";
 export type { LvsMetricsSources, MetricsServer, MetricsEndpoint, MetricsSnapshot, HealthSnapshot, DatapathCounters, AdapterCounters } from "./metrics/index.js";
+// Connection sync (issue 15).
+export * from "./sync/index.js";
+export type { SyncRecord, SyncImportResult } from "./balancer/sync-records.js";

@@ -56,6 +56,7 @@ import { bindConn, applyStateChange, dropConn } from "./accounting";
 import { emit, EV_FLOW_CREATED } from "./events";
 import { natDnatTtl4 } from "./nat-fast";
 import { flowKey, scratchAction, connReuse, expireNodestConn } from "./config";
+import { syncMaster, syncConsider, syncForget } from "./sync";
 
 /** Descriptor aux bits set on the way out. */
 export const AUX_NEEDS_NEIGHBOUR: u32 = 1; // Ethernet output but no MAC known for the next hop
@@ -270,7 +271,9 @@ function clientPacket(pkt: usize, c: u32, proto: u32): u32 {
   }
   const flags = <u32>load<u16>(cp + C_FLAGS);
   advance(c, proto, (flags & F_NOOUTPUT) != 0 ? DIR_INPUT_ONLY : DIR_INPUT);
-  store<u32>(cp + C_INPKTS, load<u32>(cp + C_INPKTS) + 1);
+  const pkts = load<u32>(cp + C_INPKTS) + 1;
+  store<u32>(cp + C_INPKTS, pkts);
+  if (syncMaster) syncConsider(c, pkts, now);
   countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, true);
   return transmit(pkt, d, <u32>load<u16>(cp + C_DPORT));
 }
@@ -365,6 +368,11 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
   emit(EV_FLOW_CREATED, c, destId, svc);
   advance(c, proto, nat ? DIR_INPUT : DIR_INPUT_ONLY);
   store<u32>(cp + C_INPKTS, 1);
+  if (syncMaster) {
+    // Only a master reads the per-record sync state: nothing to touch otherwise.
+    syncForget(c, S_NONE);
+    syncConsider(c, 1, now);
+  }
   countPacket(svc, destId, pIpLen, true);
   aux |= AUX_NEW_FLOW;
   return transmit(pkt, destId, connDport);

@@ -4,7 +4,7 @@
 
 import type { Balancer } from "../balancer/balancer.js";
 import { ConfigError, type ConfigErrorCode } from "../config/types.js";
-import type { LvsCommand } from "./command.js";
+import type { LvsCommand, SyncDaemonConfig, SyncRole } from "./command.js";
 import {
   formatConnections,
   formatDaemons,
@@ -31,6 +31,11 @@ export interface ExecutionContext {
   readonly now: () => number;
   /** Running sync daemons, for --daemon. */
   readonly daemons?: () => readonly SyncDaemonSnapshot[];
+  /** Starts and stops sync daemons (--start-daemon, --stop-daemon); absent: not available. */
+  readonly syncControl?: {
+    start(config: SyncDaemonConfig): void;
+    stop(role: SyncRole): void;
+  };
   readonly program?: string;
   readonly format?: FormatOptions;
 }
@@ -46,6 +51,8 @@ const KERNEL_WORDS: Partial<Record<LvsCommand["kind"], Partial<Record<ConfigErro
   "delete-dest": { ESRCH: "Service not defined", ENOENT: "No such destination" },
   list: { ESRCH: "No such service" },
   restore: {},
+  "start-daemon": { EEXIST: "Daemon has already run", ENODEV: "No such device" },
+  "stop-daemon": { ESRCH: "No daemon is running" },
 };
 
 const ok = (stdout = ""): CommandResult => ({ stdout, stderr: "", exitCode: 0 });
@@ -122,8 +129,13 @@ function run(ctx: ExecutionContext, cmd: LvsCommand, stdin: string): CommandResu
       b.applyRules(parseRules(stdin));
       return ok();
     case "start-daemon":
+      if (!ctx.syncControl) return refused("Connection synchronisation daemons are not available here (lvsd runs them)");
+      ctx.syncControl.start(cmd.daemon);
+      return ok();
     case "stop-daemon":
-      return refused("Connection synchronisation daemons are not available in this lvs-wasm version");
+      if (!ctx.syncControl) return refused("Connection synchronisation daemons are not available here (lvsd runs them)");
+      ctx.syncControl.stop(cmd.role);
+      return ok();
     case "help":
       return ok(formatUsage(ctx.program ?? "lvsadm"));
     case "version":

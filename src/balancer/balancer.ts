@@ -22,6 +22,7 @@ import {
   PROTOCOL_NUMBER,
 } from "./validate.js";
 import { readConnection, readStatsBlock, type ConnectionRecord } from "./memory-readers.js";
+import { findSyncTarget, IMPORT_RESULTS, readSyncRecord, SYNC_FLAG, SYNC_RECORD_BYTES, type SyncImportResult, type SyncRecord } from "./sync-records.js";
 
 export interface DirectorAddressing {
   /** Our MAC: the source of every Ethernet frame we send. */
@@ -106,6 +107,8 @@ interface ServiceEntry {
 
 type Fn = (...args: number[]) => number;
 const STATE = { established: 1, finWait: 4, udp: 11 } as const;
+/** Snapshots the sync ring holds between two drains (a batch queues at most two per packet). */
+const SYNC_RING_CAPACITY = 1024;
 const EVENT_TYPES = ["", "flow-created", "flow-expired", "destination-overloaded", "destination-underloaded"] as const;
 
 export class Balancer {
@@ -118,6 +121,7 @@ export class Balancer {
   private readonly listeners = new Set<BalancerEventListener>();
   private readonly serviceById = new Map<number, ServiceEntry>();
   private sweepCursorBudget: number;
+  private readonly syncListeners = new Set<(records: readonly SyncRecord[], lost: number) => void>();
 
   constructor(options: BalancerOptions = {}) {
     const maxDests = options.maxDestinations ?? 4096;
@@ -154,6 +158,7 @@ export class Balancer {
     const rc = this.f.datapathInit(options.neighbours ?? 1024, 4096);
     if (rc !== 0) throw new Error(`datapathInit failed with code ${rc}`);
     this.f.datapathSwitches(options.expireNodestConn ? 1 : 0, options.expireQuiescentTemplate ? 1 : 0, options.connReuse === false ? 0 : 1);
+    if (this.f.syncInit(SYNC_RING_CAPACITY) !== 0) throw new Error("syncInit failed");
     this.sweepCursorBudget = Math.max(1024, Math.ceil(capacity / 8));
     this.director = options.director ?? {};
     this.applyDirector(this.director);
@@ -419,6 +424,7 @@ export class Balancer {
   process(count: number, nowMs: number): number {
     const n = this.f.process(0, count, nowMs >>> 0);
     this.drainEvents();
+    if (this.syncListeners.size > 0) this.drainSync();
     return n;
   }
 
@@ -487,6 +493,97 @@ export class Balancer {
     }
     this.f.eventsReset();
     for (const e of events) for (const l of this.listeners) l(e);
+  }
+
+  // -------------------------------------------------------- connection sync
+
+  /**
+   * Listens to the connections a sync master sends: after each process() call, the
+   * connections and templates that qualified under the kernel's rules (sync_threshold,
+   * sync_period, state changes; see setSyncParameters), and how many were lost because the
+   * ring was full. The data plane queues them only while someone listens. Returns a
+   * function that stops listening.
+   */
+  onSync(listener: (records: readonly SyncRecord[], lost: number) => void): () => void {
+    this.syncListeners.add(listener);
+    this.f.syncMasterSet(1);
+    return () => {
+      this.syncListeners.delete(listener);
+      if (this.syncListeners.size === 0) this.f.syncMasterSet(0);
+    };
+  }
+
+  /**
+   * The kernel's sync sysctls: sync_threshold and sync_period (default 3 50),
+   * sync_refresh_period (default 0; given here in ms) and sync_retries (0..3, default 0).
+   */
+  setSyncParameters(p: { threshold: number; period: number; refreshPeriodMs?: number; retries?: number }): void {
+    const int = (v: number, hi: number) => Number.isInteger(v) && v >= 0 && v <= hi;
+    const refresh = p.refreshPeriodMs ?? 0;
+    const retries = p.retries ?? 0;
+    if (!int(p.threshold, 0xffffffff) || !int(p.period, 0xffffffff) || !int(refresh, 0xffffffff) || !int(retries, 3)) {
+      throw new ConfigError("sync parameters: threshold, period and refresh period are non-negative integers, retries 0..3");
+    }
+    if (p.period > 0 && p.threshold >= p.period) throw new ConfigError(`sync_threshold ${p.threshold} must be below sync_period ${p.period}`);
+    this.f.syncParamsSet(p.threshold, p.period, refresh, retries);
+  }
+
+  /**
+   * The table refresh (beyond the kernel): queues for the sync listeners the live entries a
+   * sync carries that were not queued for `ageMs`, looking at up to `budget` records from a
+   * cursor that wraps. Idle connections so reach a backup that started late or came back.
+   * Returns how many were queued.
+   */
+  refreshSync(nowMs: number, ageMs: number, budget: number): number {
+    if (this.syncListeners.size === 0) return 0;
+    const n = this.f.syncRefresh(nowMs >>> 0, ageMs >>> 0, budget >>> 0) >>> 0;
+    this.drainSync();
+    return n;
+  }
+
+  private drainSync(): void {
+    const n = this.f.syncPending() >>> 0;
+    const lost = this.f.syncLost() >>> 0;
+    if (n === 0 && lost === 0) return;
+    const base = this.f.regionSync() >>> 0;
+    const records: SyncRecord[] = [];
+    for (let i = 0; i < n; i++) records.push(readSyncRecord(this.mem(), base + i * SYNC_RECORD_BYTES));
+    this.f.syncReset();
+    for (const l of this.syncListeners) l(records, lost);
+  }
+
+  /**
+   * A backup's import of one synced connection or template (the kernel's ip_vs_proc_conn):
+   * creates it on the real server the record names, or refreshes its state, flags and
+   * timer. The service and real server must be configured here as on the master
+   * ("no-destination" otherwise). Never throws for a record that names nothing known.
+   */
+  importConnection(r: SyncRecord, nowMs: number): SyncImportResult {
+    const target = findSyncTarget(this.services, r);
+    if (!target) return "no-destination";
+    const p = this.params();
+    const mem = this.mem();
+    mem.fill(0, p, p + 48);
+    mem.set(encodeAddress(r.client.address, "client address").bytes, p);
+    mem.set(encodeAddress(r.virtual.address, "virtual address").bytes, p + 16);
+    mem.set(encodeAddress(r.destination.address, "destination address").bytes, p + 32);
+    const flags = (r.template ? SYNC_FLAG.template : 0) | (r.inactive ? SYNC_FLAG.inactive : 0);
+    const code = this.f.syncImport(
+      target.service.id,
+      target.destination.id,
+      r.protocol,
+      r.family,
+      r.client.port,
+      r.virtual.port,
+      r.destination.port,
+      flags,
+      r.state,
+      Math.min(r.timeoutMs, 0x7fffffff) >>> 0,
+      r.fwmark >>> 0,
+      nowMs >>> 0,
+    );
+    this.drainEvents();
+    return IMPORT_RESULTS[code] ?? "no-destination";
   }
 
   // ---------------------------------------------------------------- listings

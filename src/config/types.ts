@@ -74,7 +74,7 @@ export interface RuleSet {
  * service, EEXIST already exists, ENOENT no such destination / scheduler not found.
  * lvsadm turns it into ipvsadm's exact words for the operation.
  */
-export type ConfigErrorCode = "ESRCH" | "EEXIST" | "ENOENT";
+export type ConfigErrorCode = "ESRCH" | "EEXIST" | "ENOENT" | "ENODEV";
 
 /** A configuration error: which field, what was wrong, what would be right. */
 export class ConfigError extends Error {

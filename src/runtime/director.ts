@@ -221,6 +221,7 @@ export class Director {
     const n = from.receive(slots, 0, this.batch, 0);
     if (n === 0) return 0;
     const now = this.clock();
+    if (this.standby) return this.standbyStep(from, n, now);
     b.process(n, Math.floor(now));
     const st = this.stats;
     st.batches++;
@@ -271,6 +272,37 @@ export class Director {
       if (count === 0) continue;
       const sent = this.io[a].send(slots, outIndex[a], count);
       st.sendFailures += count - sent;
+    }
+    this.maybeTick(now);
+    return n;
+  }
+
+  /**
+   * A backup director (a keepalived pair's standby): while true, no IP packet is processed
+   * or forwarded (dropped as "standby"); the rest (ARP) still goes to the pass hook.
+   * Connections synced from the master wait in the table, and forwarding resumes the
+   * moment this turns false. Timers keep running, so synced entries expire on time.
+   */
+  standby = false;
+
+  private standbyStep(from: PacketIO, n: number, now: number): number {
+    const slots = this.balancer.slots;
+    const mem = slots.bytes;
+    const u32 = new Uint32Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 2);
+    this.stats.batches++;
+    this.stats.received += n;
+    for (let s = 0; s < n; s++) {
+      const d = (slots.descBase + s * DESC_SIZE) >>> 2;
+      const start = slots.slotAddress(s) + u32[d];
+      const length = u32[d + 1];
+      if (l3Offset(mem, start, length, u32[d + 2]) >= 0 || typeof this.pass !== "function") {
+        this.drop("standby");
+        continue;
+      }
+      this.stats.passed++;
+      const decision = this.pass(mem.subarray(start, start + length), from, s);
+      if (decision === "forward") from.send(slots, [s], 1);
+      else if (decision !== "consumed") this.drop("pass");
     }
     this.maybeTick(now);
     return n;

@@ -153,8 +153,12 @@ export class VipArp implements NeighbourResolver {
       .sort((a, b) => b.length - a.length);
   }
 
-  /** The virtual addresses of the running configuration, IPv4 then IPv6, each sorted. */
+  /** False on a standby director: ARP and ND for the VIPs are left to the active one. */
+  answering = true;
+
+  /** The virtual addresses of the running configuration, IPv4 then IPv6, each sorted (none while not answering). */
   private virtualAddresses(): { v4: string[]; v6: string[] } {
+    if (!this.answering) return { v4: [], v6: [] };
     const all = new Set(this.balancer.rules().services.flatMap((s) => (s.service.key.kind === "address" ? [s.service.key.address] : [])));
     const v4 = [...all].filter((a) => !a.includes(":")).sort();
     const v6 = [...all].filter((a) => a.includes(":")).sort();

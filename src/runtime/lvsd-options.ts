@@ -46,6 +46,17 @@ export interface LvsdOptions {
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
+  /**
+   * Start as a keepalived pair's standby: forward nothing and answer no ARP for the VIPs
+   * until `lvsadm --start-daemon master` (docs/sync.md).
+   */
+  readonly standby?: boolean;
+  /**
+   * A sync master re-sends every live connection at least this often (ms), so that a
+   * backup that starts late or comes back learns the idle ones too. 0 (default): only
+   * what the kernel's rules send.
+   */
+  readonly syncRefreshMs?: number;
   /** One line per event. Default: stderr with an "lvsd: " prefix. */
   readonly log?: (line: string) => void;
   /** Milliseconds, monotonic (tests). Default performance.now(). */
@@ -65,6 +76,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
             [--no-huge-pages] [--keepalived FILE] [--metrics HOST:PORT]
+            [--standby] [--sync-refresh SECONDS]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -99,6 +111,12 @@ servers; see docs/daemon.md for deploying each.
                         docs/health.md); SIGHUP re-reads it. Excludes --rules
   --metrics HOST:PORT   serve Prometheus metrics on http://HOST:PORT/metrics (e.g.
                         127.0.0.1:9101; see docs/metrics.md)
+  --standby             start as the standby of a keepalived pair: forward nothing and
+                        answer no ARP for the VIPs until lvsadm --start-daemon master
+                        (docs/sync.md)
+  --sync-refresh S      as sync master, re-send every live connection at least every S
+                        seconds (default 0: only what the kernel's rules send), so that a
+                        backup that comes back learns the idle ones too
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -117,6 +135,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let socketPath: string | undefined;
   let connections: number | undefined;
   let hugePages = true;
+  let standby = false;
+  let syncRefreshMs = 0;
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -208,6 +228,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--metrics":
         metrics = parseMetricsAddress(value());
         break;
+      case "--standby":
+        standby = true;
+        break;
+      case "--sync-refresh":
+        syncRefreshMs = integer(value(), 0, 86400) * 1000;
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -247,5 +273,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(hugePages ? {} : { hugePages: false }),
     ...(keepalivedFile ? { keepalivedFile } : {}),
     ...(metrics ? { metrics } : {}),
+    ...(standby ? { standby: true } : {}),
+    ...(syncRefreshMs > 0 ? { syncRefreshMs } : {}),
   };
 }

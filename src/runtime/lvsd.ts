@@ -12,6 +12,7 @@ import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
 import { ConfigError, type RuleSet } from "../config/types.js";
 import { answer, serveControl, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
+import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { parseRules } from "../admin/rules.js";
 import { TunDevice } from "../io/tun.js";
@@ -27,6 +28,7 @@ import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } f
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
 import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
 import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
+import { SyncDaemons, type RunningSyncDaemon } from "../sync/daemon.js";
 
 // ---------------------------------------------------------------------------- the daemon
 
@@ -56,6 +58,8 @@ export class Lvsd {
   controlPlane: ControlPlane | null = null;
   private readonly log: (line: string) => void;
   private readonly clock: () => number;
+  /** Connection sync daemons (lvsadm --start-daemon); they also set the standby state. */
+  readonly sync: SyncDaemons;
 
   private constructor(
     private readonly options: LvsdOptions,
@@ -70,6 +74,29 @@ export class Lvsd {
     this.log = options.log ?? stderrLog;
     this.clock = options.clock ?? (() => performance.now());
     this.socketPath = options.socketPath === false ? null : (options.socketPath ?? defaultSocketPath());
+    this.sync = new SyncDaemons({
+      balancer,
+      clock: () => Math.floor(this.clock()),
+      log: this.log,
+      refreshMs: options.syncRefreshMs,
+      onChange: (running) => this.setStandby(running),
+    });
+    this.setStandby([]);
+  }
+
+  /**
+   * A keepalived pair: standby (forward nothing, answer no ARP for the VIPs) while a backup
+   * sync daemon runs and no master does, or, started with --standby, until a master does.
+   * keepalived's notify scripts switch the role with lvsadm (docs/sync.md).
+   */
+  private setStandby(running: readonly RunningSyncDaemon[]): void {
+    const master = running.some((d) => d.role === "master");
+    const backup = running.some((d) => d.role === "backup");
+    const standby = !master && (backup || this.options.standby === true);
+    if (standby === this.director.standby) return;
+    this.director.standby = standby;
+    if (this.arp) this.arp.answering = !standby;
+    this.log(standby ? "standby: forwarding nothing, answering no ARP for the VIPs" : "active: forwarding for the VIPs");
   }
 
   /**
@@ -228,7 +255,13 @@ export class Lvsd {
 
   /** What lvsadm commands run against. */
   private context() {
-    return { balancer: this.balancer, now: () => Math.floor(this.clock()), program: "lvsadm" } as const;
+    return {
+      balancer: this.balancer,
+      now: () => Math.floor(this.clock()),
+      program: "lvsadm",
+      daemons: () => this.sync.list(),
+      syncControl: { start: (c: SyncDaemonConfig) => void this.sync.start(c), stop: (r: SyncRole) => this.sync.stop(r) },
+    } as const;
   }
 
   /** Logs a configuration command's outcome; it may have added a real server: look for its MAC now. */
@@ -340,7 +373,7 @@ export class Lvsd {
     return (
       `packets received ${s.received}, forwarded ${s.forwarded}, replied ${s.replied}, passed ${s.passed}, ` +
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
-      `connections ${this.balancer.connectionCount}`
+      `connections ${this.balancer.connectionCount}${this.syncStatsText()}`
     );
   }
 
@@ -353,6 +386,22 @@ export class Lvsd {
     });
   }
 
+  /** "; sync master: ..., backup: ..." for the running sync daemons. */
+  private syncStatsText(): string {
+    const { master, backup } = this.sync.stats();
+    const parts: string[] = [];
+    if (master)
+      parts.push(`sync master: ${master.connections} connections in ${master.messages} messages, lost ${master.lostInRing + master.droppedQueueFull}`);
+    if (backup) {
+      const refused = Object.values(backup.rejected).reduce((a, n) => a + n, 0) + backup.foreign;
+      const imported = Object.entries(backup.imported)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ");
+      parts.push(`sync backup: ${backup.messages} messages (${refused} refused, ${backup.truncated} cut short), ${imported}`);
+    }
+    return parts.length > 0 ? `; ${parts.join("; ")}` : "";
+  }
+
   /** Stops the loop, removes the VIP isolation, closes the control socket and the adapters. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -360,6 +409,7 @@ export class Lvsd {
     await this.controlPlane?.stop();
     clearInterval(this.probeTimer);
     this.neighbours?.stop();
+    this.sync.close();
     await this.director.stop();
     await this.loop?.catch(() => {});
     await this.control?.close();

@@ -1,0 +1,93 @@
+// Connection sync, backup side: the kernel's ip_vs_proc_conn (net/netfilter/ipvs/
+// ip_vs_sync.c, Linux 6.x) for one decoded sync connection. The host has already found the
+// service and destination the message names (ip_vs_find_dest) and turned the wire's state,
+// flags and timeout into ours; this creates the entry, or refreshes the one that exists, so
+// that the flow is forwarded the moment packets arrive here.
+
+import {
+  lookupIn, insertConn, connPtr, connCold, touchConn, connExpired, NONE, C_DEST, C_SERVICE,
+  C_STATE, C_FLAGS, C_METHOD, C_DPORT, C_INPKTS, CC_DADDR, CC_FWMARK, CC_TEMPLATE, F_TEMPLATE,
+  F_INACTIVE, F_NOOUTPUT,
+} from "../conn/conn-table";
+import { eq16 } from "../net/bytes";
+import { stateTimeout, S_UDP } from "../conn/tcp-states";
+import { PROTO_TCP } from "../net/constants";
+import { actionPtr, actionCount, A_KIND, ACTION_NAT_DNAT } from "../forward/action";
+import { connSetActive } from "../sched/table";
+import { bindConn, dropConn } from "./accounting";
+import { syncForget, syncThreshold } from "./sync";
+
+export const IMPORT_CREATED: u32 = 0;
+export const IMPORT_UPDATED: u32 = 1;
+/** An expiration message for a connection already replaced: ignored, as the kernel does. */
+export const IMPORT_STALE: u32 = 2;
+export const IMPORT_NO_DESTINATION: u32 = 3;
+export const IMPORT_TABLE_FULL: u32 = 4;
+
+/** Index of the entry the last import created or updated (NONE otherwise). */
+export let importedIndex: u32 = NONE;
+
+@inline function sameAddr(family: u32, a: usize, b: usize): bool {
+  return family == 4 ? load<u32>(a) == load<u32>(b) : eq16(a, b);
+}
+
+/**
+ * Imports one connection or template: <proto, caddr:cport -> vaddr:vport> (addresses of
+ * `family` at caddr and vaddr) to daddr:dport on destination d of service svc, in `state`
+ * with our F_INACTIVE / F_TEMPLATE in `flags`, for `timeoutMs` from `now`.
+ */
+export function importConn(
+  svc: u32, d: u32, proto: u32, family: u32, caddr: usize, cport: u32, vaddr: usize, vport: u32,
+  daddr: usize, dport: u32, flags: u32, state: u32, timeoutMs: u32, fwmark: u32, now: u32,
+): u32 {
+  importedIndex = NONE;
+  if (d >= actionCount || load<u8>(actionPtr(d) + A_KIND) == 0) return IMPORT_NO_DESTINATION;
+  const template = (flags & F_TEMPLATE) != 0;
+  const inactive = (flags & F_INACTIVE) != 0;
+  let c = lookupIn(proto, family, caddr, cport, vaddr, vport, template);
+  if (c != NONE && connExpired(c, now)) {
+    dropConn(c);
+    c = NONE;
+  }
+  if (c != NONE && !template) {
+    const p = connPtr(c);
+    if (<u32>load<u16>(p + C_DPORT) != dport || !sameAddr(family, connCold(c) + CC_DADDR, daddr)) {
+      // The client's port was reused for a flow to another real server.
+      if (inactive) return IMPORT_STALE;
+      dropConn(c);
+      c = NONE;
+    }
+  }
+  let result = IMPORT_UPDATED;
+  if (c == NONE) {
+    const kind = <u32>load<u8>(actionPtr(d) + A_KIND);
+    const nat = kind == ACTION_NAT_DNAT;
+    const base = template ? F_TEMPLATE : F_INACTIVE | (nat ? 0 : F_NOOUTPUT);
+    c = insertConn(proto, family, caddr, cport, vaddr, vport, daddr, dport, base, nat && !template);
+    if (c == NONE) return IMPORT_TABLE_FULL;
+    const p = connPtr(c);
+    store<u32>(p + C_DEST, d);
+    store<u32>(p + C_SERVICE, svc);
+    store<u8>(p + C_METHOD, <u8>kind);
+    store<u32>(connCold(c) + CC_FWMARK, fwmark);
+    store<u32>(connCold(c) + CC_TEMPLATE, NONE);
+    bindConn(c, d, svc);
+    result = IMPORT_CREATED;
+  }
+  const p = connPtr(c);
+  if (!template) {
+    // The kernel moves the destination's active / inactive counts with the flag it is sent.
+    const had = <u32>load<u16>(p + C_FLAGS);
+    if (((had & F_INACTIVE) != 0) != inactive) {
+      store<u16>(p + C_FLAGS, <u16>(inactive ? had | F_INACTIVE : had & ~F_INACTIVE));
+      connSetActive(load<u32>(p + C_DEST), !inactive);
+    }
+  }
+  store<u8>(p + C_STATE, <u8>state);
+  store<u32>(p + C_INPKTS, syncThreshold());
+  // No timeout sent (v0 messages): the state's own, or 3 minutes for a template.
+  touchConn(c, now, timeoutMs != 0 ? timeoutMs : template ? 180_000 : stateTimeout(proto == PROTO_TCP ? state : S_UDP));
+  syncForget(c, state);
+  importedIndex = c;
+  return result;
+}
