@@ -322,7 +322,8 @@ export class Balancer {
       }),
     );
     this.writeAction(id, record);
-    entry.dests.push({ id, config: c });
+    // Newest first, as the kernel's list (and what --nosort prints).
+    entry.dests.unshift({ id, config: c });
     return id;
   }
 
@@ -549,12 +550,13 @@ export class Balancer {
 
   // ------------------------------------------------------------------- rules
 
-  /** The configuration as a rule set (what `ipvsadm -S` saves). */
+  /** The configuration as a rule set (what `ipvsadm -S` saves); destinations in the order they were added. */
   rules(): RuleSet {
     return {
       services: this.services.map((s) => ({
         service: s.config,
-        destinations: s.dests.map((d) => ({ ...d.config, weight: this.scheduler.destination(d.id).weight })),
+        // In the order they were added (oldest first), so applying the rules rebuilds the same list.
+        destinations: s.dests.map((d) => ({ ...d.config, weight: this.scheduler.destination(d.id).weight })).reverse(),
       })),
     };
   }
