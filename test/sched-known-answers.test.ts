@@ -11,7 +11,13 @@ const table = new ServiceTable({ maxServices: 16, maxDestinations: 2048, destina
 // The kernel links a new destination at the head of its list (list_add_rcu in
 // __ip_vs_update_dest), so the helper adds the last letter first: the list then reads A, B,
 // C... from the head. With `added: true` it adds A, B, C... in that order (list C, B, A).
-function service(scheduler: string, weights: number[], extra: { flags?: string[]; maglevSize?: number; maglevOrder?: "list" | "sorted" } = {}, edit = false, added = false) {
+function service(
+  scheduler: string,
+  weights: number[],
+  extra: { flags?: string[]; maglevSize?: number; maglevOrder?: "list" | "sorted" } = {},
+  edit = false,
+  added = false,
+) {
   const s = table.createService(edit ? { scheduler: "wlc" } : { scheduler, ...extra });
   const ids: number[] = new Array(weights.length);
   const order = weights.map((_, i) => i);

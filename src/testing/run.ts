@@ -94,15 +94,13 @@ export function withService<T>(
     // to first leaves the list in the order given.
     for (let i = destinations.length - 1; i >= 0; i--) {
       const d = destinations[i];
-      ids[i] = (
-        table.addDestination(service, {
-          address: d.address,
-          port: d.port ?? 80,
-          weight: d.weight ?? 1,
-          upperThreshold: d.upperThreshold ?? 0,
-          lowerThreshold: d.lowerThreshold ?? 0,
-        })
-      );
+      ids[i] = table.addDestination(service, {
+        address: d.address,
+        port: d.port ?? 80,
+        weight: d.weight ?? 1,
+        upperThreshold: d.upperThreshold ?? 0,
+        lowerThreshold: d.lowerThreshold ?? 0,
+      });
     }
     destinations.forEach((d, i) =>
       table.setLoad(ids[i], {
