@@ -55,9 +55,7 @@ export const IPVS_SYSCTLS: Readonly<Record<IpvsSysctlName, Spec>> = {
 };
 
 /** The kernel's defaults. */
-export const DEFAULT_SYSCTLS: IpvsSysctls = Object.fromEntries(
-  Object.entries(IPVS_SYSCTLS).map(([name, s]) => [name, s.fallback]),
-) as unknown as IpvsSysctls;
+export const DEFAULT_SYSCTLS: IpvsSysctls = Object.fromEntries(Object.entries(IPVS_SYSCTLS).map(([name, s]) => [name, s.fallback])) as unknown as IpvsSysctls;
 
 /** Checks a name and value; throws a one-line ConfigError. */
 export function checkSysctl(name: string, value: unknown): { name: IpvsSysctlName; id: number; value: number } {
