@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ServiceTable, type FlowKey } from "../src/index.js";
+import { Balancer, ServiceTable, executeCommand, parseCommand, type FlowKey } from "../src/index.js";
 import { hash32, ipv4ToInt, mhOffsetSkip, maglevFill } from "./support/kernel-hash.js";
 
 interface KDest {
@@ -409,4 +409,25 @@ test("the classic walkthrough order, by the model: rr over RS1 then RS2 added an
   const r = both("rr", [{ k: "add", w: 1 }, { k: "add", w: 1 }, ...Array.from({ length: 4 }, (_, f) => ({ k: "pick" as const, f }))]);
   assert.deepEqual(r.model, [ADDRESSES[1], ADDRESSES[0], ADDRESSES[1], ADDRESSES[0]]);
   assert.deepEqual(r.real, r.model);
+});
+
+test("lvsadm over a Balancer: -Ln sorts, --nosort prints the kernel's list (newest first), -S sorts; rules() replays the same list", () => {
+  const b = new Balancer({ connections: 16 });
+  const ctx = { balancer: b, now: () => 0 };
+  const run = (argv: string[]) => executeCommand(ctx, parseCommand(argv)).stdout;
+  run(["-A", "-t", "10.0.0.100:80", "-s", "rr"]);
+  for (const rs of ["192.168.10.11", "192.168.10.13", "192.168.10.12"]) run(["-a", "-t", "10.0.0.100:80", "-r", `${rs}:80`, "-m"]);
+  const order = (text: string) => [...text.matchAll(/-> (192\.168\.10\.\d+):80/g)].map((m) => m[1].slice(-2));
+  assert.deepEqual(order(run(["-L", "-n"])), ["11", "12", "13"]);
+  assert.deepEqual(order(run(["-L", "-n", "--nosort"])), ["12", "13", "11"]);
+  assert.deepEqual(
+    [...run(["-S", "-n"]).matchAll(/-r 192\.168\.10\.(\d+)/g)].map((m) => m[1]),
+    ["11", "12", "13"],
+  );
+  const copy = new Balancer({ connections: 16 });
+  copy.applyRules(b.rules());
+  assert.deepEqual(
+    copy.listing().services[0].destinations.map((d) => d.config.address),
+    b.listing().services[0].destinations.map((d) => d.config.address),
+  );
 });
