@@ -196,7 +196,9 @@ test("drop_packet: mode 3 refuses one new connection in every am_droprate; mode 
   assert.equal(after[15], Verdict.Drop);
 });
 
-test("drop_entry: in force, the once-a-second timer drops half-open entries from a random 1/32 of the table, never established ones", { skip }, () => {
+test("drop_entry: in force, the once-a-second timer drops half-open entries from a random 1/32 of the table, established ones only after 60 s idle", {
+  skip,
+}, () => {
   const send = sender("masq", [...range(46000, 40).map((p) => tcp(p, "S")), ...range(47000, 10).flatMap((p) => [tcp(p, "S"), tcp(p, "A")])]);
   const run = (dropEntry: number) => {
     const b = balancer("masq", { sysctls: { drop_entry: dropEntry } });
@@ -205,15 +207,23 @@ test("drop_entry: in force, the once-a-second timer drops half-open entries from
       send(b, tcp(p, "S"));
       send(b, tcp(p, "A")); // ESTABLISHED
     }
+    const count = (now: number) => {
+      const states = b.connections(now).map((c) => c.state);
+      return { halfOpen: states.filter((s) => s === "SYN_RECV").length, established: states.filter((s) => s === "ESTABLISHED").length };
+    };
     for (let s = 1; s <= 30; s++) b.tick(s * 1000);
-    const states = b.connections(30_000).map((c) => c.state);
-    return { halfOpen: states.filter((s) => s === "SYN_RECV").length, established: states.filter((s) => s === "ESTABLISHED").length };
+    const at30 = count(30_000);
+    // then, idle for more than 60 s, established entries with few packets go too
+    // (todrop_entry: 2 packets from the client, every 2nd time one is picked)
+    for (let s = 31; s <= 150; s++) b.tick(s * 1000);
+    return { at30, at150: count(150_000).established };
   };
-  assert.deepEqual(run(0), { halfOpen: 40, established: 10 });
+  assert.deepEqual(run(0), { at30: { halfOpen: 40, established: 10 }, at150: 10 });
   const on = run(3);
-  assert.equal(on.established, 10);
-  assert.ok(on.halfOpen < 40, `some half-open entries dropped: ${on.halfOpen} left`);
-  assert.ok(on.halfOpen >= 40 - 2 * 30, "at most 64 >> 5 = 2 probes a second");
+  assert.equal(on.at30.established, 10, "busy within the last 60 s: kept");
+  assert.ok(on.at30.halfOpen < 40, `some half-open entries dropped: ${on.at30.halfOpen} left`);
+  assert.ok(on.at30.halfOpen >= 40 - 2 * 30, "at most 64 >> 5 = 2 probes a second");
+  assert.ok(on.at150 < 10, `idle established entries dropped too: ${on.at150} left`);
 });
 
 test("conn_reuse_mode: 0 keeps a SYN on a TIME_WAIT connection, 1 reschedules it, 3 also a DR FIN_WAIT one", { skip }, () => {

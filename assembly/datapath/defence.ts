@@ -5,8 +5,11 @@
 // way). Modes 0 (off), 1 (on when short of room, and the mode becomes 2), 2 (on while
 // short, back to 1 when not), 3 (always on), for drop_entry, drop_packet and secure_tcp.
 
-import { connCapacity, connUsed, connPtr, connCold, connExpired, C_FLAGS, C_PROTO, C_STATE, CC_NCONTROL, F_IN_USE, F_TEMPLATE } from "../conn/conn-table";
-import { useSecureTcpTable, S_SYN_RECV, S_SYNACK } from "../conn/tcp-states";
+import {
+  connCapacity, connUsed, connPtr, connCold, connExpired, C_FLAGS, C_PROTO, C_STATE, C_EXPIRES, C_TIMEOUT, C_INPKTS,
+  CC_NCONTROL, F_IN_USE, F_TEMPLATE,
+} from "../conn/conn-table";
+import { useSecureTcpTable, S_SYN_RECV, S_SYNACK, S_ESTABLISHED } from "../conn/tcp-states";
 import { PROTO_TCP } from "../net/constants";
 import { dropConn } from "./accounting";
 
@@ -89,10 +92,30 @@ export function toDrop(): bool {
   return true;
 }
 
+// todrop_entry's per-packet-count rates and counters: an entry that has seen i (0..8)
+// packets from the client is dropped every i-th time it is picked (never with 0).
+const todropCounter = new StaticArray<i32>(9);
+
+/** todrop_entry: idle at least 60 s, and at most 8 packets from the client, at its rate. */
+function toDropEntry(i: u32, now: u32): bool {
+  const c = connPtr(i);
+  const lastTouched = load<u32>(c + C_EXPIRES) - load<u32>(c + C_TIMEOUT);
+  if (<i32>(now - lastTouched) < 60_000) return false;
+  const n = load<u32>(c + C_INPKTS);
+  if (n > 8 || n == 0) return false;
+  const k = <i32>n;
+  const left = unchecked(todropCounter[k]) - 1;
+  unchecked((todropCounter[k] = left));
+  if (left > 0) return false;
+  unchecked((todropCounter[k] = k));
+  return true;
+}
+
 /**
  * The kernel's defence timer, once a second: re-evaluate the level, and with drop_entry in
- * force drop half-open TCP entries (SYN_RECV, SYNACK) from a random 1/32 of the table.
- * Returns the entries dropped.
+ * force look at a random 1/32 of the table (ip_vs_random_dropentry; the kernel picks hash
+ * buckets, we pick records): TCP entries half open (SYN_RECV, SYNACK) are dropped, and
+ * ESTABLISHED ones and those of other protocols by todrop_entry. Returns the entries dropped.
  */
 export function defenceTick(now: u32): u32 {
   if (updatedOnce && now - lastUpdate < 1000) return 0;
@@ -111,10 +134,13 @@ export function defenceTick(now: u32): u32 {
     const flags = <u32>load<u16>(c + C_FLAGS);
     if ((flags & F_IN_USE) == 0 || (flags & F_TEMPLATE) != 0) continue;
     if (load<u32>(connCold(i) + CC_NCONTROL) != 0) continue;
-    if (<u32>load<u8>(c + C_PROTO) != PROTO_TCP) continue;
-    const st = <u32>load<u8>(c + C_STATE);
-    if (st != S_SYN_RECV && st != S_SYNACK) continue;
     if (connExpired(i, now)) continue; // the sweep's business
+    if (<u32>load<u8>(c + C_PROTO) == PROTO_TCP) {
+      const st = <u32>load<u8>(c + C_STATE);
+      if (st == S_ESTABLISHED) {
+        if (!toDropEntry(i, now)) continue;
+      } else if (st != S_SYN_RECV && st != S_SYNACK) continue;
+    } else if (!toDropEntry(i, now)) continue;
     dropConn(i);
     dropped++;
   }
