@@ -5,11 +5,23 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Balancer, LinkType, Verdict, DropReason, DEFAULT_SYSCTLS, parseSysctlAssignment, type ServiceKey, type BalancerOptions } from "../src/index.js";
+import {
+  Balancer,
+  LinkType,
+  Verdict,
+  DropReason,
+  DEFAULT_SYSCTLS,
+  PcapLinkType,
+  parseSysctlAssignment,
+  type ServiceKey,
+  type BalancerOptions,
+} from "../src/index.js";
+import { tsharkDissect, assertFrameValid } from "./support/tshark.js";
 import { scapyBuild } from "./support/scapy.js";
 import { skipUnless } from "./support/tools.js";
 
 const skip = skipUnless("scapy");
+const skipTshark = skipUnless("scapy", "tshark");
 const VIP = "192.168.227.128";
 const RS1 = "192.168.253.143";
 const RS2 = "192.168.253.144";
@@ -122,7 +134,7 @@ test("sloppy_sctp: only INIT creates an SCTP connection, any chunk but ABORT wit
   assert.equal(sloppy.processPacket(abort, LinkType.Ethernet, 0, 7).verdict, Verdict.Pass, "ABORT never");
 });
 
-test("schedule_icmp: an ICMP error quoting VIP -> client traffic this director never saw is scheduled as the client's flow", { skip }, () => {
+test("schedule_icmp: an ICMP error quoting VIP -> client traffic this director never saw is scheduled as the client's flow", { skip: skipTshark }, () => {
   // A router tells the VIP that the client's path needs smaller packets; the reply it quotes
   // came from a real server directly (DR), or from another director behind ECMP.
   const icmp = `${ETH}/IP(src='10.99.0.1',dst='${VIP}')/ICMP(type=3,code=4,nexthopmtu=1400)/IP(src='${VIP}',dst='${CLIENT}')/TCP(sport=80,dport=40005,flags='A')`;
@@ -142,6 +154,15 @@ test("schedule_icmp: an ICMP error quoting VIP -> client traffic this director n
   assert.equal(next.verdict, Verdict.Forward);
   assert.equal(on.connectionCount, 1);
   assert.equal(on.connections(1)[0].destination.address, RS2);
+
+  // NAT: the error goes to the real server, about the packet as the real server sent it
+  const nat = balancer("masq", { sysctls: { schedule_icmp: 1 } }, [RS1, RS2]);
+  const natOut = nat.processPacket(frame.subarray(14), LinkType.RawIp, 0);
+  assert.equal(natOut.verdict, Verdict.Forward);
+  assert.equal(natOut.packet.subarray(16, 20).join("."), RS2, "outer destination: the real server");
+  assert.equal(natOut.packet.subarray(40, 44).join("."), RS2, "quoted source: the real server, not the VIP");
+  const [dissected] = tsharkDissect(PcapLinkType.Raw, [natOut.packet]);
+  assertFrameValid(dissected, "the ICMP error rewritten for the real server");
 });
 
 test("secure_tcp: while in force a client's ACK does not promote SYN_RECV (tcp_states_dos); mode 1 turns it on when the table is short of room", {
