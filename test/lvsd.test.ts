@@ -69,8 +69,8 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
     [
       "# the classic example",
       "-A -t 10.0.0.100:80 -s rr",
-      "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1",
       "-a -t 10.0.0.100:80 -r 192.168.10.12:80 -m -w 1",
+      "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1",
       "-A -u 10.0.0.100:53 -s rr",
       "",
     ].join("\n"),
@@ -83,7 +83,7 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
       lines.join("\n"),
     );
 
-    // A flow: the SYN goes to RS1 (rr).
+    // A flow: the SYN goes to RS1 (rr: added last, so at the head of the kernel's list).
     const syn = buildPacket({ protocol: "tcp", src: "10.0.0.2", dst: "10.0.0.100", sport: 40000, dport: 80, flags: "S" });
     io.inject(syn);
     assert.ok(await until(() => io.sent.length === 1, 2000), "the SYN was forwarded");
@@ -255,4 +255,48 @@ test("lvsd as a program: --help on stdout, a usage error in one line with exit 2
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: lvsd \(--tun NAME/);
   assert.deepEqual([bad.code, bad.stdout, bad.stderr], [2, "", "lvsd: an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)\n"]);
+});
+
+test("lvsd --sysctl NAME=VALUE reaches the balancer (a mid-stream ACK is balanced with sloppy_tcp), lvsadm sysctl reads and sets them at run time; bad ones are one-line refusals", async () => {
+  const parsed = parseLvsdArgs(["--tun", "lvs0", "--sysctl", "sloppy_tcp=1", "--sysctl=net.ipv4.vs.schedule_icmp=1"]);
+  assert.ok(!parsed.help);
+  assert.deepEqual(parsed.balancer, { sysctls: { sloppy_tcp: 1, schedule_icmp: 1 } });
+  assert.throws(() => parseLvsdArgs(["--tun", "lvs0", "--sysctl", "sloppy_tcp=5"]), /^ConfigError: sysctl sloppy_tcp: 5 is not an integer in 0\.\.1$/);
+  assert.throws(() => parseLvsdArgs(["--tun", "lvs0", "--sysctl", "bogus=1"]), /sysctl: unknown name "bogus"/);
+  assert.throws(() => parseLvsdArgs(["--tun", "lvs0", "--sysctl", "sloppy_tcp"]), /is not NAME=VALUE/);
+
+  const dir = mkdtempSync(join(tmpdir(), "lvsd-sysctl-"));
+  const rules = join(dir, "rules");
+  writeFileSync(rules, "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1\n");
+  const io = new MemoryPacketIO("mem0");
+  const socket = join(dir, "lvsd.sock");
+  const lines: string[] = [];
+  const daemon = await Lvsd.start({
+    rulesFile: rules,
+    socketPath: socket,
+    io: [io],
+    balancer: { connections: 64, slots: 4, ...parsed.balancer },
+    log: (l) => lines.push(l),
+  });
+  try {
+    assert.equal(daemon.balancer.sysctls().sloppy_tcp, 1);
+    io.inject(buildPacket({ protocol: "tcp", src: "10.0.0.1", dst: "10.0.0.100", sport: 40000, dport: 80, flags: "PA" }));
+    assert.ok(await until(() => io.sent.length === 1, 2000), "the mid-stream ACK was balanced");
+
+    // lvsadm sysctl over the control socket: list, set (all or nothing), refuse in one line
+    const list = await sendCommand(socket, ["sysctl"]);
+    assert.equal(list.exitCode, 0);
+    assert.match(list.stdout, /^net\.ipv4\.vs\.sloppy_tcp = 1$/m);
+    assert.match(list.stdout, /^net\.ipv4\.vs\.amemthresh = 1024$/m);
+    const set = await sendCommand(socket, ["sysctl", "sloppy_tcp=0", "secure_tcp=3"]);
+    assert.deepEqual([set.exitCode, set.stdout], [0, "net.ipv4.vs.sloppy_tcp = 0\nnet.ipv4.vs.secure_tcp = 3\n"]);
+    assert.deepEqual([daemon.balancer.sysctls().sloppy_tcp, daemon.balancer.sysctls().secure_tcp], [0, 3]);
+    const bad = await sendCommand(socket, ["sysctl", "sloppy_tcp=1", "drop_packet=9"]);
+    assert.deepEqual([bad.exitCode, bad.stderr], [2, "lvsadm: sysctl drop_packet: 9 is not an integer in 0..3\n"]);
+    assert.equal(daemon.balancer.sysctls().sloppy_tcp, 0, "nothing of a refused command was set");
+    assert.ok(lines.includes("lvsadm sysctl sloppy_tcp=0 secure_tcp=3: ok"), lines.join("\n"));
+  } finally {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:net";
 import { parseCommand } from "./command.js";
 import { CommandError } from "./errors.js";
 import { executeCommand, type CommandResult, type ExecutionContext } from "./execute.js";
+import { SYSCTL_SUBCOMMAND, runSysctlCommand } from "./sysctl-command.js";
 
 export interface ControlServer {
   readonly path: string;
@@ -24,6 +25,11 @@ export function answer(ctx: ExecutionContext, request: unknown, log?: (line: str
     return { stdout: "", stderr: 'lvsd: bad request: expected {"argv": [strings], "stdin": string}\n', exitCode: 2 };
   }
   const argv = r.argv as string[];
+  if (argv[0] === SYSCTL_SUBCOMMAND) {
+    const result = runSysctlCommand(ctx.balancer, argv.slice(1));
+    if (log && argv.length > 1) log(`lvsadm ${argv.join(" ")}: ${result.exitCode === 0 ? "ok" : result.stderr.trim()}`);
+    return result;
+  }
   try {
     const cmd = parseCommand(argv, { program: ctx.program ?? "lvsadm" });
     const result = executeCommand(ctx, cmd, typeof r.stdin === "string" ? r.stdin : "", { json: r.json === true });

@@ -11,6 +11,7 @@ import { sendCommand, defaultSocketPath } from "./control-client.js";
 import { ConfigError } from "../config/types.js";
 import { formatUsage, formatVersion } from "./usage.js";
 import { extractJsonFlag } from "./json-output.js";
+import { SYSCTL_SUBCOMMAND } from "./sysctl-command.js";
 
 const REPLAY_HELP = `Usage: lvsadm replay --rules RULES --in IN.pcap --out OUT.pcap [--neigh IP=MAC]...
                      [--director-mac MAC] [--gateway-mac MAC] [--tunnel-source IP]... [--tunnel-mtu N]
@@ -68,6 +69,13 @@ function replayMain(args: string[]): number {
 async function main(args: string[]): Promise<number> {
   if (args[0] === "replay") return replayMain(args.slice(1));
   const { argv, json } = extractJsonFlag(args);
+  if (argv[0] === SYSCTL_SUBCOMMAND) {
+    // not ipvsadm's: the director's IPVS sysctls, read or set over the control socket
+    const reply = await sendCommand(process.env.LVS_WASM_SOCKET ?? defaultSocketPath(), argv, "", 10_000, false);
+    process.stdout.write(reply.stdout);
+    process.stderr.write(reply.stderr);
+    return reply.exitCode;
+  }
   let cmd: ReturnType<typeof parseCommand>;
   try {
     cmd = parseCommand(argv, { program: "lvsadm" });

@@ -3,6 +3,7 @@
 // itself (lvsd.ts) never reads argv.
 import { isIPv4, isIPv6 } from "node:net";
 import type { BalancerOptions } from "../balancer/balancer.js";
+import { parseSysctlAssignment } from "../balancer/sysctls.js";
 import { ConfigError } from "../config/types.js";
 import type { PacketIO } from "../io/packet-io.js";
 import { parseMetricsAddress } from "../metrics/metrics-server.js";
@@ -76,7 +77,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
             [--no-huge-pages] [--keepalived FILE] [--metrics HOST:PORT]
-            [--standby] [--sync-refresh SECONDS]
+            [--standby] [--sync-refresh SECONDS] [--sysctl NAME=VALUE]...
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -117,6 +118,11 @@ servers; see docs/daemon.md for deploying each.
   --sync-refresh S      as sync master, re-send every live connection at least every S
                         seconds (default 0: only what the kernel's rules send), so that a
                         backup that comes back learns the idle ones too
+  --sysctl NAME=VALUE   an IPVS sysctl (net.ipv4.vs.NAME) that changes decisions
+                        (repeatable): sloppy_tcp, sloppy_sctp, schedule_icmp, secure_tcp,
+                        drop_entry, drop_packet, amemthresh, am_droprate,
+                        expire_nodest_conn, expire_quiescent_template, conn_reuse_mode;
+                        the kernel's defaults otherwise (docs/balancer.md, "Sysctls")
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -146,6 +152,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let tunnelMtu: number | undefined;
   let keepalivedFile: string | undefined;
   let metrics: { host: string; port: number } | undefined;
+  const sysctls: Record<string, number> = {};
   const ipv4 = (text: string, name: string): string => {
     if (!isIPv4(text)) throw new ConfigError(`${name} ${text}: expected an IPv4 address`);
     return text;
@@ -234,6 +241,11 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--sync-refresh":
         syncRefreshMs = integer(value(), 0, 86400) * 1000;
         break;
+      case "--sysctl": {
+        const { name: sysctl, value: v } = parseSysctlAssignment(value());
+        sysctls[sysctl] = v;
+        break;
+      }
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -257,6 +269,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   const balancer = {
     ...(connections ? { connections } : {}),
     ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
+    ...(Object.keys(sysctls).length > 0 ? { sysctls } : {}),
   };
   const adapters: AdapterSpec[] = tun
     ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}) }]
