@@ -38,8 +38,12 @@ function rs(address: string, checks: CheckSpec[], extra: Partial<RealServerSpec>
 const tcp = (address: string, timers: Partial<CheckTimers> = {}): CheckSpec => ({ type: "TCP_CHECK", ...FAST, ...timers, address, port: 80 });
 
 /** "address weight" of every destination of the service, in table order. */
+/** The table as "address weight" lines, sorted (a listing itself is newest first). */
 function table(b: Balancer): string[] {
-  return b.listing().services.flatMap((s) => s.destinations.map((d) => `${d.config.address} ${d.config.weight}`));
+  return b
+    .listing()
+    .services.flatMap((s) => s.destinations.map((d) => `${d.config.address} ${d.config.weight}`))
+    .sort();
 }
 
 test("CheckState: keepalived's counting — the first failure decides, then retry extra attempts delay_before_retry apart, a success resets; alpha starts down", () => {

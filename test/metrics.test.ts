@@ -48,7 +48,7 @@ test("LvsMetrics over HTTP: node_exporter's names and labels, values equal to th
     b.processPacket(buildPacket({ protocol: "tcp", src: "192.0.2.1", dst: "10.0.0.100", sport: 40000 + i, dport: 80, flags: "S" }), LinkType.RawIp, 1000);
   }
   const listing = b.listing();
-  const dest1 = listing.services[0].destinations[0];
+  const dest1 = listing.services[0].destinations.find((d) => d.config.address === "10.1.0.1")!;
   const metrics = new LvsMetrics({
     snapshot: () =>
       balancerSnapshot(b, {
