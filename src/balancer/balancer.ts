@@ -112,6 +112,7 @@ export class Balancer {
   private readonly listeners = new Set<BalancerEventListener>();
   private readonly serviceById = new Map<number, ServiceEntry>();
   private sweepCursorBudget: number;
+  private configurationVersion = 0;
 
   constructor(options: BalancerOptions = {}) {
     const maxDests = options.maxDestinations ?? 4096;
@@ -234,6 +235,7 @@ export class Balancer {
     const entry: ServiceEntry = { id, config: c, dests: [] };
     this.services.push(entry);
     this.serviceById.set(id, entry);
+    this.configurationVersion++;
   }
 
   private registerKey(id: number, key: ServiceKey): boolean {
@@ -256,6 +258,7 @@ export class Balancer {
     this.wrap(() => this.scheduler.editService(entry.id, this.schedulerOptions(c)));
     this.f.servicePersistenceSet(entry.id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
     entry.config = c;
+    this.configurationVersion++;
   }
 
   /** ipvsadm -D. Connections of its destinations live on until they expire (as in the kernel). */
@@ -265,6 +268,7 @@ export class Balancer {
     this.f.serviceKeyRemove(entry.id);
     this.services.splice(this.services.indexOf(entry), 1);
     this.serviceById.delete(entry.id);
+    this.configurationVersion++;
   }
 
   /** ipvsadm -C. */
@@ -323,6 +327,7 @@ export class Balancer {
     );
     this.writeAction(id, record);
     entry.dests.push({ id, config: c });
+    this.configurationVersion++;
     return id;
   }
 
@@ -346,6 +351,7 @@ export class Balancer {
     this.wrap(() => this.scheduler.editDestination(d.id, { weight: c.weight, upperThreshold: c.upperThreshold, lowerThreshold: c.lowerThreshold }));
     this.writeAction(d.id, record);
     d.config = c;
+    this.configurationVersion++;
   }
 
   /**
@@ -357,6 +363,7 @@ export class Balancer {
     const d = this.findDest(entry, ref.address, ref.port);
     this.scheduler.removeDestination(d.id);
     entry.dests.splice(entry.dests.indexOf(d), 1);
+    this.configurationVersion++;
   }
 
   // ---------------------------------------------------------------- timeouts
@@ -548,6 +555,14 @@ export class Balancer {
   }
 
   // ------------------------------------------------------------------- rules
+
+  /**
+   * Grows by one with every change to services or destinations (add, edit, delete, in any
+   * way: lvsadm, a reload, a health checker). Watchers compare it instead of diffing rules.
+   */
+  get configVersion(): number {
+    return this.configurationVersion;
+  }
 
   /** The configuration as a rule set (what `ipvsadm -S` saves). */
   rules(): RuleSet {

@@ -42,6 +42,11 @@ export interface LvsdOptions {
    * effort, logged either way.
    */
   readonly hugePages?: boolean;
+  /**
+   * Keep a kernel route per servable VIP for a routing daemon to announce (ECMP scale-out,
+   * docs/scale-out.md); `lvsadm drain` withdraws them. Off unless given.
+   */
+  readonly announce?: { readonly device?: string; readonly table?: number; readonly protocol?: number };
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
@@ -57,6 +62,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
             [--no-huge-pages]
+            [--announce [--announce-table N] [--announce-protocol N] [--announce-device NAME]]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -86,6 +92,14 @@ servers; see docs/daemon.md for deploying each.
   --connections N       connection table size (default 65536)
   --no-huge-pages       do not advise transparent huge pages for the tables (by default
                         lvsd does, where the kernel allows it)
+  --announce            keep a route for every VIP with a live destination in table
+                        201, proto 201, via an anchor TUN device that dies with lvsd,
+                        for BIRD to announce by BGP (docs/scale-out.md); lvsadm drain
+                        withdraws them
+  --announce-table N    the routes' table (default 201)
+  --announce-protocol N the routes' protocol number, for BIRD's krt_source filter
+                        (default 201)
+  --announce-device NAME  the anchor device (default lvs-announce)
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -104,6 +118,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let socketPath: string | undefined;
   let connections: number | undefined;
   let hugePages = true;
+  let announceOn = false;
+  const announce: { device?: string; table?: number; protocol?: number } = {};
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -184,6 +200,18 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--no-huge-pages":
         hugePages = false;
         break;
+      case "--announce":
+        announceOn = true;
+        break;
+      case "--announce-table":
+        announce.table = integer(value(), 1, 252);
+        break;
+      case "--announce-protocol":
+        announce.protocol = integer(value(), 1, 252);
+        break;
+      case "--announce-device":
+        announce.device = value();
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -198,6 +226,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (isolate.length > 0 && interfaces.length === 0)
     throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
   if (tunnelMtu !== undefined && !tunnelSource4 && !tunnelSource6) throw new ConfigError("--tunnel-mtu needs --tunnel-source4 or --tunnel-source6");
+  if (!announceOn && Object.keys(announce).length > 0) throw new ConfigError("--announce-table, --announce-protocol and --announce-device need --announce");
   const tunnel = {
     ...(tunnelSource4 ? { tunnelSource4 } : {}),
     ...(tunnelSource6 ? { tunnelSource6 } : {}),
@@ -220,5 +249,6 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
     ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
     ...(hugePages ? {} : { hugePages: false }),
+    ...(announceOn ? { announce } : {}),
   };
 }
