@@ -87,7 +87,7 @@ export class EcmpCluster {
       // One arm: frames for the VIP arrive on eth0 and leave by it to a real server's MAC.
       adapter = ["--af-packet", "eth0"];
     }
-    const lvsd = await startLvsd(lab, [...adapter, "--announce", "--sysctl", "sloppy_tcp=1"], { host, log: this.options.log });
+    const lvsd = await startLvsd(lab, [...adapter, "--announce"], { host, log: this.options.log });
     if (this.options.method === "tun") for (const [cmd, ...args] of tunHostCommands("lvs0", [vip])) await lab.exec(host, cmd, args);
     const flag = this.options.method === "tun" ? "-i" : "-g";
     const commands = [
@@ -109,10 +109,16 @@ export class EcmpCluster {
     await Promise.all(this.agents.splice(0).map((a) => a.stop().catch(() => {})));
   }
 
-  /** SIGKILL to the director's lvsd and BIRD at once: a machine that dies. */
-  async killDirector(index: number): Promise<void> {
+  /**
+   * A director dies. "machine": its link goes dark first (as a dead machine sends nothing,
+   * not even the FIN that would close its BGP session), then SIGKILL to lvsd and BIRD; the
+   * router notices when its hold timer runs out. "process": SIGKILL alone; the kernel then
+   * closes the BGP session and deletes lvsd's anchor, and the router learns at once.
+   */
+  async killDirector(index: number, how: "machine" | "process" = "machine"): Promise<void> {
     const d = this.directors.get(index);
     if (!d) throw new RangeError(`director d${index} is not running`);
+    if (how === "machine") await this.lab.exec("lan", "ip", ["link", "set", `d${index}-eth0`, "down"]);
     await Promise.all([d.lvsd.process.stop("SIGKILL"), d.bird.kill()]);
     this.directors.delete(index);
   }

@@ -37,7 +37,7 @@ protocol kernel {
 }
 template bgp director {
   local ${o.routerId} as ${o.localAs};
-  hold time ${t.holdTime}; keepalive time ${t.keepaliveTime}; connect retry time 1;
+  hold time ${t.holdTime}; keepalive time ${t.keepaliveTime}; connect delay time 1; connect retry time 1;
   ipv4 { import all; export none; };
 }
 ${o.neighbours.map((n) => `protocol bgp ${n.name} from director { neighbor ${n.address} as ${n.as}; }`).join("\n")}
@@ -69,7 +69,7 @@ protocol kernel lvsd_routes {
 protocol bgp fabric {
   local ${o.routerId} as ${o.localAs};
   neighbor ${o.routerAddress} as ${o.routerAs};
-  hold time ${t.holdTime}; keepalive time ${t.keepaliveTime}; connect retry time 1;
+  hold time ${t.holdTime}; keepalive time ${t.keepaliveTime}; connect delay time 1; connect retry time 1;
   ipv4 { import none; export all; next hop self; };
 }
 `;
