@@ -1,8 +1,9 @@
 // Model-based test: random sequences of configuration changes, packets and clock steps
 // drive the Balancer and a plain TypeScript model of IPVS side by side; their observable
 // state (verdicts, chosen servers, connection states and expiry, counters) never differs.
-// The model is written from the kernel's rules (ip_vs_proto_tcp.c tables, wlc), not from
-// our AssemblyScript.
+// The model is written from the kernel's rules (Linux 6.x ip_vs_proto_tcp.c: tcp_states and
+// tcp_state_active_table; wlc over the newest-first destination list), not from our
+// AssemblyScript.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -36,12 +37,12 @@ const row = (s: string) =>
         SA: "SYNACK",
       })[x] as S,
   );
-// net/netfilter/ipvs/ip_vs_proto_tcp.c, tcp_states[], columns sNO .. sSA
+// Linux 6.x net/netfilter/ipvs/ip_vs_proto_tcp.c, tcp_states[], columns sNO .. sSA
 const TABLE = {
   input: {
     syn: row("SR ES ES SR SR SR SR SR SR SR SR"),
     fin: row("CL CW SS TW TW TW CL CW LA LI TW"),
-    ack: row("CL ES SS ES FW TW CL CW CL LI ES"),
+    ack: row("ES ES SS ES FW TW CL CW CL LI ES"),
     rst: row("CL CL CL SR CL CL CL CL LA LI SR"),
   },
   output: {
@@ -64,6 +65,9 @@ const TIMEOUT: Record<S, number> = {
   LISTEN: 120,
   SYNACK: 120,
 };
+
+// tcp_state_active_table: pre-established states count as active too.
+const ACTIVE = new Set<S>(["ESTABLISHED", "SYN_SENT", "SYN_RECV", "SYNACK"]);
 
 function next(dir: "input" | "output", flags: string, state: S): S {
   const key = flags.includes("R") ? "rst" : flags.includes("S") ? "syn" : flags.includes("F") ? "fin" : flags.includes("A") ? "ack" : null;
@@ -91,8 +95,8 @@ class Model {
   stats = { conns: 0, inpkts: 0, outpkts: 0 };
 
   private setState(c: MConn, s: S) {
-    const wasActive = c.state === "ESTABLISHED";
-    const isActive = s === "ESTABLISHED";
+    const wasActive = ACTIVE.has(c.state);
+    const isActive = ACTIVE.has(s);
     if (wasActive && !isActive) {
       c.dest.active--;
       c.dest.inactive++;
@@ -106,7 +110,7 @@ class Model {
   }
   private drop(port: number) {
     const c = this.conns.get(port)!;
-    if (c.state === "ESTABLISHED") c.dest.active--;
+    if (ACTIVE.has(c.state)) c.dest.active--;
     else c.dest.inactive--;
     this.conns.delete(port);
   }
@@ -202,7 +206,7 @@ class AddDest implements Cmd {
   }
   run(m: Model, r: Real) {
     r.b.addDestination(KEY, { address: this.address, port: 80, method: "masq", weight: this.weight, upperThreshold: 0, lowerThreshold: 0 });
-    m.dests.push({ address: this.address, weight: this.weight, active: 0, inactive: 0, listed: true });
+    m.dests.unshift({ address: this.address, weight: this.weight, active: 0, inactive: 0, listed: true }); // newest first
     observe(m, r);
   }
   toString() {

@@ -63,10 +63,67 @@ test("DR / TUN use INPUT-ONLY: a client FIN from ESTABLISHED goes to FIN_WAIT, n
   assert.equal(w.tcpTransition(IN_ONLY, FINACK, S.FW), S.FW);
   assert.equal(w.tcpTransition(IN_ONLY, RST, S.SA), S.CL);
   assert.equal(w.tcpTransition(IN, RST, S.SA), S.SR);
-  // Kernel source facts our reference page had differently:
-  assert.equal(w.tcpTransition(IN, ACK, S.NO), S.CL, "a bare ACK for an unknown flow closes");
+  // Linux 6.x: an ack from NONE is ESTABLISHED (what lets sloppy_tcp pick up a flow mid-stream)
+  assert.equal(w.tcpTransition(IN, ACK, S.NO), S.ES, "an ACK from NONE establishes");
+  assert.equal(w.tcpTransition(IN_ONLY, ACK, S.NO), S.ES);
   assert.equal(w.tcpTransition(IN, 0, S.ES), S.CL, "no flag at all: CLOSE");
   assert.equal(w.tcpTransition(IN, RST | SYN, S.ES), S.CL, "rst counts first");
+});
+
+// Transcribed from Linux 6.x net/netfilter/ipvs/ip_vs_proto_tcp.c (tcp_states and
+// tcp_states_dos, unchanged through the 6.x series), rows syn fin ack rst per direction,
+// columns sNO sES sSS sSR sFW sTW sCL sCW sLA sLI sSA.
+const KERNEL_TABLES: Record<"tcp_states" | "tcp_states_dos", string[]> = {
+  tcp_states: [
+    // INPUT
+    "sSR sES sES sSR sSR sSR sSR sSR sSR sSR sSR",
+    "sCL sCW sSS sTW sTW sTW sCL sCW sLA sLI sTW",
+    "sES sES sSS sES sFW sTW sCL sCW sCL sLI sES",
+    "sCL sCL sCL sSR sCL sCL sCL sCL sLA sLI sSR",
+    // OUTPUT
+    "sSS sES sSS sSR sSS sSS sSS sSS sSS sLI sSR",
+    "sTW sFW sSS sTW sFW sTW sCL sTW sLA sLI sTW",
+    "sES sES sSS sES sFW sTW sCL sCW sLA sES sES",
+    "sCL sCL sSS sCL sCL sTW sCL sCL sCL sCL sCL",
+    // INPUT-ONLY
+    "sSR sES sES sSR sSR sSR sSR sSR sSR sSR sSR",
+    "sCL sFW sSS sTW sFW sTW sCL sCW sLA sLI sTW",
+    "sES sES sSS sES sFW sTW sCL sCW sCL sLI sES",
+    "sCL sCL sCL sSR sCL sCL sCL sCL sLA sLI sCL",
+  ],
+  tcp_states_dos: [
+    // INPUT
+    "sSR sES sES sSR sSR sSR sSR sSR sSR sSR sSA",
+    "sCL sCW sSS sTW sTW sTW sCL sCW sLA sLI sSA",
+    "sES sES sSS sSR sFW sTW sCL sCW sCL sLI sSA",
+    "sCL sCL sCL sSR sCL sCL sCL sCL sLA sLI sCL",
+    // OUTPUT
+    "sSS sES sSS sSA sSS sSS sSS sSS sSS sLI sSA",
+    "sTW sFW sSS sTW sFW sTW sCL sTW sLA sLI sTW",
+    "sES sES sSS sES sFW sTW sCL sCW sLA sES sES",
+    "sCL sCL sSS sCL sCL sTW sCL sCL sCL sCL sCL",
+    // INPUT-ONLY
+    "sSA sES sES sSR sSA sSA sSA sSA sSA sSA sSA",
+    "sCL sFW sSS sTW sFW sTW sCL sCW sLA sLI sTW",
+    "sES sES sSS sES sFW sTW sCL sCW sCL sLI sES",
+    "sCL sCL sCL sSR sCL sCL sCL sCL sLA sLI sCL",
+  ],
+};
+
+test("every transition of tcp_states and tcp_states_dos (secure_tcp) is the Linux 6.x kernel's", () => {
+  const { w } = makeCore(4);
+  const flagOfRow = [SYN, 0x01, ACK, RST]; // syn, fin, ack, rst
+  for (const [name, rows] of Object.entries(KERNEL_TABLES)) {
+    w.tcpSecureTable(name === "tcp_states_dos" ? 1 : 0);
+    rows.forEach((line, r) => {
+      const dir = Math.floor(r / 4);
+      line.split(" ").forEach((cell, state) => {
+        const want = S[cell.slice(1) as keyof typeof S];
+        assert.equal(w.tcpTransition(dir, flagOfRow[r % 4], state), want, `${name} dir ${dir} row ${r % 4} from state ${state}`);
+      });
+    });
+  }
+  w.tcpSecureTable(0);
 });
 
 test("default timeouts are the kernel's and --set changes them", () => {

@@ -31,7 +31,7 @@ const sport = (p: Uint8Array) => (p[20] << 8) | p[21];
 const tcp = (src: string, sp: number, dst: string, dp: number, flags: string) =>
   `IP(src='${src}',dst='${dst}',ttl=64)/TCP(sport=${sp},dport=${dp},flags='${flags}',seq=1000,ack=1)`;
 
-test("rr over two NAT real servers: SYNs alternate RS1, RS2 in list order; the rewrite goes to RIP:80", { skip }, () => {
+test("rr over RS1 then RS2 added (NAT): SYNs go RS2, RS1, RS2, RS1, the kernel's newest-first list; the rewrite goes to RIP:80", { skip }, () => {
   const b = natBalancer();
   const syns = scapyBuild([1, 2, 3, 4].map((i) => tcp("10.0.0.1", 40000 + i, VIP, 80, "S")));
   const seen = syns.map((p, i) => {
@@ -40,12 +40,16 @@ test("rr over two NAT real servers: SYNs alternate RS1, RS2 in list order; the r
     assert.equal(out.packet[8], 63, "the director counts its hop");
     return dst4(out.packet);
   });
-  assert.deepEqual(seen, [RS1, RS2, RS1, RS2]);
+  assert.deepEqual(seen, [RS2, RS1, RS2, RS1]);
   const listing = b.listing();
+  // Linux 6.x ip_vs_proto_tcp.c, tcp_state_active_table: SYN_RECV counts as active
   assert.deepEqual(
-    listing.services[0].destinations.map((d) => d.inactConns),
-    [2, 2],
-    "SYN_RECV connections are inactive",
+    listing.services[0].destinations.map((d) => [d.config.address, d.activeConns, d.inactConns]),
+    [
+      [RS2, 2, 0],
+      [RS1, 2, 0],
+    ],
+    "SYN_RECV connections are active, and the listing is newest first (--nosort)",
   );
   assert.equal(listing.services[0].stats!.conns, 4n);
 });
@@ -54,18 +58,19 @@ test("NAT: the full TCP walk, replies rewritten back to the VIP, states and time
   const b = natBalancer();
   const [syn, synack, ack, finFromServer, finack, lastAck] = scapyBuild([
     tcp("10.0.0.1", 40001, VIP, 80, "S"),
-    tcp(RS1, 80, "10.0.0.1", 40001, "SA"),
+    tcp(RS2, 80, "10.0.0.1", 40001, "SA"),
     tcp("10.0.0.1", 40001, VIP, 80, "A"),
-    tcp(RS1, 80, "10.0.0.1", 40001, "FA"),
+    tcp(RS2, 80, "10.0.0.1", 40001, "FA"),
     tcp("10.0.0.1", 40001, VIP, 80, "FA"),
-    tcp(RS1, 80, "10.0.0.1", 40001, "A"),
+    tcp(RS2, 80, "10.0.0.1", 40001, "A"),
   ]);
   const state = (now: number) => {
     const [c] = b.connections(now);
     return [c.state, c.expires];
   };
-  assert.equal(dst4(b.processPacket(syn, LinkType.RawIp, 0).packet), RS1);
+  assert.equal(dst4(b.processPacket(syn, LinkType.RawIp, 0).packet), RS2, "RS2 was added last: the head of the list");
   assert.deepEqual(state(0), ["SYN_RECV", 60]);
+  assert.equal(b.listing().services[0].destinations[0].activeConns, 1, "SYN_RECV counts as active (tcp_state_active_table)");
   const reply = b.processPacket(synack, LinkType.RawIp, 10);
   assert.equal(reply.verdict, Verdict.Forward);
   assert.equal(src4(reply.packet), VIP, "the reply leaves from the VIP");
@@ -187,7 +192,7 @@ test("an ICMP error from the real server about a NAT flow goes back to the clien
   const b = natBalancer();
   const [syn, icmp] = scapyBuild([
     tcp("10.0.0.1", 40001, VIP, 80, "S"),
-    `IP(src='${RS1}',dst='10.0.0.1')/ICMP(type=3,code=4,nexthopmtu=1400)/IP(src='10.0.0.1',dst='${RS1}',ttl=63)/TCP(sport=40001,dport=80,flags='S')`,
+    `IP(src='${RS2}',dst='10.0.0.1')/ICMP(type=3,code=4,nexthopmtu=1400)/IP(src='10.0.0.1',dst='${RS2}',ttl=63)/TCP(sport=40001,dport=80,flags='S')`,
   ]);
   b.processPacket(syn, LinkType.RawIp, 0);
   const out = b.processPacket(icmp, LinkType.RawIp, 1);
@@ -202,7 +207,7 @@ test("an ICMP error from the real server about a NAT flow goes back to the clien
 test("NAT replies in the same batch as their SYNs, same chunk or later, are rewritten back to the VIP", { skip }, () => {
   const b = natBalancer("rr", { slots: 128 });
   const clients = Array.from({ length: 40 }, (_, i) => 41000 + i);
-  const rsOf = (i: number) => (i % 2 === 0 ? RS1 : RS2); // rr, in list order
+  const rsOf = (i: number) => (i % 2 === 0 ? RS2 : RS1); // rr from the head: RS2 was added last
   const syns = scapyBuild(clients.map((p) => tcp("10.9.0.1", p, VIP, 80, "S")));
   const replies = scapyBuild(clients.map((p, i) => tcp(rsOf(i), 80, "10.9.0.1", p, "SA")));
   const runBatch = (packets: Uint8Array[], now: number) => {

@@ -2,7 +2,7 @@
 // namespace over AF_PACKET on eth0 (clients) and eth1 (--server-side: ARP only, frames
 // leave by it with eth1's MAC), the VIP hidden from the director's kernel (--isolate-vip),
 // configured with the real lvsadm CLI. The real servers hold the VIP on lo and answer the
-// client directly. Checked: four curls alternate RS1/RS2 (rr), the replies never reach the
+// client directly. Checked: four curls alternate RS2/RS1 (rr, newest first), the replies never reach the
 // balancer (OutPkts 0, and the bytes it saw are a small fraction of a 24 MiB download), the
 // download arrives whole, the forwarded frames carry eth1's MAC, and the tc filter is
 // removed when lvsd stops.
@@ -17,7 +17,7 @@ import { lvsadmRaw, lvsdCounters, serviceStats, startLvsd, waitForLvsdLog, type 
 const skip = labSkip("curl", "tc", "sha256sum", "tcpdump");
 const BIG_MIB = 24;
 
-test("DR through lvsd (AF_PACKET, --server-side, --isolate-vip) and lvsadm: rr RS1/RS2, replies bypass the director, a 24 MiB download arrives whole", {
+test("DR through lvsd (AF_PACKET, --server-side, --isolate-vip) and lvsadm: rr RS2/RS1 (newest first), replies bypass the director, a 24 MiB download arrives whole", {
   skip,
   timeout: 90_000,
 }, async () => {
@@ -56,7 +56,7 @@ test("DR through lvsd (AF_PACKET, --server-side, --isolate-vip) and lvsadm: rr R
     } finally {
       await capture.stop();
     }
-    assert.deepEqual(bodies, ["RS1", "RS2", "RS1", "RS2"]);
+    assert.deepEqual(bodies, ["RS2", "RS1", "RS2", "RS1"]);
 
     // The download: 24 MiB of zeros from whichever RS is next, checked by digest on the client.
     const digest = await lab.exec("client", "sh", ["-c", `curl -sS --noproxy '*' --max-time 40 ${httpUrl(vip, 80, "/big")} | sha256sum`], {

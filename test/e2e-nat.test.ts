@@ -169,7 +169,7 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     if (id) assert.doesNotMatch(execFileSync("ip", ["netns", "list"], { encoding: "utf8" }), new RegExp(`^${id}-`, "m"), "no namespace of the lab is left");
   });
 
-  test("the walkthrough: lvsadm -A / -a -m, four curls answer RS1, RS2, RS1, RS2 from the VIP; -Ln and --stats agree; wrk through it", async () => {
+  test("the walkthrough: lvsadm -A / -a -m, four curls answer RS2, RS1, RS2, RS1 from the VIP (newest first, as the kernel); -Ln and --stats agree; wrk through it", async () => {
     await lvsadm(["-A", "-t", `${VIP}:80`, "-s", "rr"]);
     await lvsadm(["-a", "-t", `${VIP}:80`, "-r", `${RS1}:80`, "-m"]);
     await lvsadm(["-a", "-t", `${VIP}:80`, "-r", `${RS2}:80`, "-m"]);
@@ -180,7 +180,7 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
       assert.equal(r.remote, `${VIP}:80`, "the reply came from the VIP");
       answers.push(r.body.trim());
     }
-    assert.deepEqual(answers, ["RS1", "RS2", "RS1", "RS2"]);
+    assert.deepEqual(answers, ["RS2", "RS1", "RS2", "RS1"]);
     const list = await lvsadm(["-Ln", "-t", `${VIP}:80`, "--stats"]);
     assert.match(list.stdout, new RegExp(`TCP  ${VIP.replace(/\./g, "\\.")}:80 +4 `));
     const w = await wrk(lab, "client", httpUrl(VIP), { durationS: 1, connections: 4 });
@@ -198,17 +198,17 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
       assert.equal(r.remote, `[${VIP6}]:80`);
       answers.push(r.body.trim());
     }
-    assert.deepEqual(answers, ["RS1", "RS2", "RS1", "RS2"]);
+    assert.deepEqual(answers, ["RS2", "RS1", "RS2", "RS1"]);
   });
 
-  test("UDP (from the rules file lvsd started with): each new flow alternates RS1, RS2; replies from the VIP", async () => {
+  test("UDP (from the rules file lvsd started with): each new flow alternates RS2, RS1 (RS2 was added last); replies from the VIP", async () => {
     const replies = [];
     for (let i = 0; i < 4; i++) {
       const r = await udpRequest(lab, "client", VIP, 7, `hello ${i}`);
       assert.equal(r.from, VIP);
       replies.push(r.reply.trim());
     }
-    assert.deepEqual(replies, ["RS1", "RS2", "RS1", "RS2"]);
+    assert.deepEqual(replies, ["RS2", "RS1", "RS2", "RS1"]);
   });
 
   test("persistence (-p): one client stays on one real server; iperf3's control and data connections meet on one server", async () => {
@@ -245,8 +245,9 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
 
   test("quiescing RS1 (lvsadm -e -w 0): its open 64 MiB download completes intact while new requests go only to RS2", async () => {
     await lvsadm(["-A", "-t", `${VIP}:83`, "-s", "rr"]);
-    await lvsadm(["-a", "-t", `${VIP}:83`, "-r", `${RS1}:80`, "-m"]);
+    // RS1 added last: the head of the kernel's list, so rr's first pick (the download)
     await lvsadm(["-a", "-t", `${VIP}:83`, "-r", `${RS2}:80`, "-m"]);
+    await lvsadm(["-a", "-t", `${VIP}:83`, "-r", `${RS1}:80`, "-m"]);
     const zeros = createHash("sha256")
       .update(Buffer.alloc(BIG_MIB << 20))
       .digest("hex");
@@ -354,8 +355,9 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
 
   test("a dead real server: its idle connection times out (lvsadm --set), a request scheduled to it times out, and once it is quiesced every request goes to the live one", async () => {
     await lvsadm(["-A", "-t", `${VIP}:85`, "-s", "rr"]);
-    await lvsadm(["-a", "-t", `${VIP}:85`, "-r", `${RS1}:80`, "-m"]);
+    // added RS2 then RS1: the kernel's list (newest first) is RS1, RS2
     await lvsadm(["-a", "-t", `${VIP}:85`, "-r", `${RS2}:80`, "-m"]);
+    await lvsadm(["-a", "-t", `${VIP}:85`, "-r", `${RS1}:80`, "-m"]);
     await lvsadm(["--set", "4", "2", "2"]);
     assert.equal((await lvsadm(["-L", "--timeout"])).stdout, "Timeout (tcp tcpfin udp): 4 2 2\n");
     const held = await hold(VIP, 85, 2);
@@ -398,11 +400,11 @@ function runDemo(args: string[]): Promise<{ code: number; stdout: string; stderr
   });
 }
 
-test("npm run demo: the NAT walkthrough prints RS1, RS2, RS1, RS2 between lvsadm listings, exits 0 and leaves no namespace", { skip }, async () => {
+test("npm run demo: the NAT walkthrough prints RS2, RS1, RS2, RS1 between lvsadm listings, exits 0 and leaves no namespace", { skip }, async () => {
   const r = await runDemo([]);
   assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
   const answers = [...r.stdout.matchAll(/^\[client\]# curl http:\/\/10\.0\.0\.100\/\n {3}(RS\d) {4}\(HTTP 200 from 10\.0\.0\.100:80\)$/gm)].map((m) => m[1]);
-  assert.deepEqual(answers, ["RS1", "RS2", "RS1", "RS2"], r.stdout);
+  assert.deepEqual(answers, ["RS2", "RS1", "RS2", "RS1"], r.stdout);
   for (const command of [
     "lvsadm -A -t 10.0.0.100:80 -s rr",
     "lvsadm -a -t 10.0.0.100:80 -r 192.168.10.11:80 -m",

@@ -3,7 +3,7 @@
 // datapath encapsulates to the real server) -> real server, whose kernel has no ipip module
 // here, so the real-server agent (raw sockets + data-plane decap + a local TUN device)
 // hands the inner packet to it; the real server holds the VIP on lo and answers the client
-// directly. Configured with the real lvsadm CLI. IP-in-IP first (rr RS1/RS2, replies
+// directly. Configured with the real lvsadm CLI. IP-in-IP first (rr RS2/RS1 (newest first), replies
 // bypass the balancer, a 24 MiB download by digest, decapsulated = InPkts), then the same
 // service as GUE.
 
@@ -19,7 +19,7 @@ const skip = labSkip("curl", "sha256sum");
 const BIG_MIB = 24;
 const GUE_PORT = 6080;
 
-test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with the real-server agent: rr RS1/RS2, replies bypass the director, a 24 MiB download arrives whole", {
+test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with the real-server agent: rr RS2/RS1 (newest first), replies bypass the director, a 24 MiB download arrives whole", {
   skip,
   timeout: 90_000,
 }, async () => {
@@ -60,7 +60,7 @@ test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with
       for (let i = 0; i < 4; i++) bodies.push((await curl(lab!, "client", httpUrl(vip))).body.trim());
       return bodies;
     };
-    assert.deepEqual(await fourCurls(), ["RS1", "RS2", "RS1", "RS2"], "ipip");
+    assert.deepEqual(await fourCurls(), ["RS2", "RS1", "RS2", "RS1"], "ipip");
 
     const digest = await lab.exec("client", "sh", ["-c", `curl -sS --noproxy '*' --max-time 40 ${httpUrl(vip, 80, "/big")} | sha256sum`], {
       timeoutMs: 45_000,
@@ -96,7 +96,7 @@ test("TUN through lvsd (--tun, --tunnel-source4) and lvsadm, ipip then GUE, with
     await lvsadm(["-C"]);
     await configure(["--tun-type", "gue", "--tun-port", String(GUE_PORT)]);
     assert.match(await lvsadm(["-Ln"]), /Tunnel/);
-    assert.deepEqual(await fourCurls(), ["RS1", "RS2", "RS1", "RS2"], "gue");
+    assert.deepEqual(await fourCurls(), ["RS2", "RS1", "RS2", "RS1"], "gue");
     agents.forEach((a, i) => assert.ok(a.sockets.find((x) => x.name.startsWith("gue"))!.stats.received > before[i], `RS${i + 1} received GUE`));
     assert.equal((await stats()).outpkts, 0);
     assert.equal(await lvsd.stop(), 0, "lvsd exits 0 on SIGTERM");

@@ -71,11 +71,12 @@ test("the classic NAT tutorial typed with lvsadm against a running director", as
     assert.equal(data.services[0].config.key.address, "192.168.227.128");
     assert.equal(data.services[0].config.scheduler, "rr");
     assert.equal(data.services[0].stats.conns, 0);
+    // JSON carries the kernel's own list order, newest first (as --nosort); -S and -L sort
     assert.deepEqual(
       data.services[0].destinations.map((d) => [d.config.address, d.config.method]),
       [
-        ["192.168.253.143", "masq"],
         ["192.168.253.144", "masq"],
+        ["192.168.253.143", "masq"],
       ],
     );
     const savedJson = JSON.parse((await lvsadm(socket, ["-S", "--json"])).stdout) as { services: unknown[] };
@@ -179,8 +180,9 @@ test("lvsadm replay: scapy capture in, rewritten capture out that tshark validat
     );
     dissected.forEach((f, i) => assertFrameValid(f, `output frame ${i}`));
     const dsts = dissected.map((f) => f.fields.get("ip.dst")?.[0]);
-    assert.deepEqual(dsts.slice(0, 3), ["192.168.1.11", "10.20.0.1", "192.168.1.11"], "NAT to RS1, DR keeps the VIP, the ACK follows its flow");
-    assert.equal(dissected[1].fields.get("eth.dst")?.[0], "02:00:00:00:01:12", "DR: RS2's MAC");
+    // rr from the head of the newest-first list: RS2 (added last, DR) first, then RS1 (NAT)
+    assert.deepEqual(dsts.slice(0, 3), ["10.20.0.1", "192.168.1.11", "10.20.0.1"], "DR keeps the VIP, NAT to RS1, the ACK follows its flow");
+    assert.equal(dissected[0].fields.get("eth.dst")?.[0], "02:00:00:00:01:12", "DR: RS2's MAC");
     assert.ok(dissected[3].protocols.includes("gue"), `GUE tunnel recognised: ${dissected[3].protocols}`);
     assert.deepEqual(dissected[3].fields.get("ip.dst"), ["192.168.1.13", VIP], "outer to the RS, inner to the VIP");
     assert.equal(out.records[0].timestampNs, 1_700_000_000_000_000_000n, "timestamps kept");

@@ -69,8 +69,8 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
     [
       "# the classic example",
       "-A -t 10.0.0.100:80 -s rr",
-      "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1",
       "-a -t 10.0.0.100:80 -r 192.168.10.12:80 -m -w 1",
+      "-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1",
       "-A -u 10.0.0.100:53 -s rr",
       "",
     ].join("\n"),
@@ -83,7 +83,7 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
       lines.join("\n"),
     );
 
-    // A flow: the SYN goes to RS1 (rr).
+    // A flow: the SYN goes to RS1 (rr: added last, so at the head of the kernel's list).
     const syn = buildPacket({ protocol: "tcp", src: "10.0.0.2", dst: "10.0.0.100", sport: 40000, dport: 80, flags: "S" });
     io.inject(syn);
     assert.ok(await until(() => io.sent.length === 1, 2000), "the SYN was forwarded");
@@ -255,4 +255,33 @@ test("lvsd as a program: --help on stdout, a usage error in one line with exit 2
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: lvsd \(--tun NAME/);
   assert.deepEqual([bad.code, bad.stdout, bad.stderr], [2, "", "lvsd: an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)\n"]);
+});
+
+test("lvsd --sysctl NAME=VALUE reaches the balancer: with sloppy_tcp a mid-stream ACK is balanced; bad ones are one-line refusals", async () => {
+  const parsed = parseLvsdArgs(["--tun", "lvs0", "--sysctl", "sloppy_tcp=1", "--sysctl=net.ipv4.vs.schedule_icmp=1"]);
+  assert.ok(!parsed.help);
+  assert.deepEqual(parsed.balancer, { sysctls: { sloppy_tcp: 1, schedule_icmp: 1 } });
+  assert.throws(() => parseLvsdArgs(["--tun", "lvs0", "--sysctl", "sloppy_tcp=5"]), /^ConfigError: sysctl sloppy_tcp: 5 is not an integer in 0\.\.1$/);
+  assert.throws(() => parseLvsdArgs(["--tun", "lvs0", "--sysctl", "bogus=1"]), /sysctl: unknown name "bogus"/);
+  assert.throws(() => parseLvsdArgs(["--tun", "lvs0", "--sysctl", "sloppy_tcp"]), /is not NAME=VALUE/);
+
+  const dir = mkdtempSync(join(tmpdir(), "lvsd-sysctl-"));
+  const rules = join(dir, "rules");
+  writeFileSync(rules, "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 1\n");
+  const io = new MemoryPacketIO("mem0");
+  const daemon = await Lvsd.start({
+    rulesFile: rules,
+    socketPath: false,
+    io: [io],
+    balancer: { connections: 64, slots: 4, ...parsed.balancer },
+    log: () => {},
+  });
+  try {
+    assert.equal(daemon.balancer.sysctls().sloppy_tcp, 1);
+    io.inject(buildPacket({ protocol: "tcp", src: "10.0.0.1", dst: "10.0.0.100", sport: 40000, dport: 80, flags: "PA" }));
+    assert.ok(await until(() => io.sent.length === 1, 2000), "the mid-stream ACK was balanced");
+  } finally {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -26,11 +26,12 @@ test("a registered scheduler is listed, resolved by name, and sees what the kern
     assert.ok(t.schedulers().some((s) => s.name === "last-idle" && s.custom));
     const s = t.createService({ scheduler: "last-idle", flags: ["prefer-v6", "flag-3"] });
     const ids = [3, 0, 2].map((w, i) => t.addDestination(s, { address: `10.8.0.${i + 1}`, port: 8080, weight: w }));
+    // ctx.destinations is the kernel's list, newest first: 10.8.0.3, 10.8.0.2, 10.8.0.1
     t.setNow(12345);
-    assert.equal(t.schedule(s, { clientAddress: "192.0.2.5", clientPort: 4000, virtualAddress: "192.0.2.80", virtualPort: 80, protocol: "udp" }), ids[2]);
-    t.bindConnection(ids[2], "active");
-    assert.equal(t.schedule(s, { clientAddress: "192.0.2.6" }), ids[0]);
+    assert.equal(t.schedule(s, { clientAddress: "192.0.2.5", clientPort: 4000, virtualAddress: "192.0.2.80", virtualPort: 80, protocol: "udp" }), ids[0]);
     t.bindConnection(ids[0], "active");
+    assert.equal(t.schedule(s, { clientAddress: "192.0.2.6" }), ids[2]);
+    t.bindConnection(ids[2], "active");
     assert.equal(t.schedule(s, { clientAddress: "192.0.2.7" }), null);
     const ctx = seen[0];
     assert.equal(ctx.service, s);
@@ -39,9 +40,10 @@ test("a registered scheduler is listed, resolved by name, and sees what the kern
     assert.deepEqual(ctx.flow, { clientAddress: "192.0.2.5", clientPort: 4000, virtualAddress: "192.0.2.80", virtualPort: 80, protocol: "udp" });
     assert.deepEqual(
       ctx.destinations.map((d) => [d.id, d.position, d.address, d.port, d.weight]),
-      ids.map((id, i) => [id, i, `10.8.0.${i + 1}`, 8080, [3, 0, 2][i]]),
+      ids.map((id, i) => [id, 2 - i, `10.8.0.${i + 1}`, 8080, [3, 0, 2][i]]).reverse(),
     );
     assert.equal(seen[1].destinations[2].activeConnections, 1);
+    assert.equal(seen[1].destinations[2].id, ids[0]);
     assert.equal(t.schedulerOf(s), "last-idle");
     // unregistered: its services get no destination
     unregisterScheduler("last-idle");

@@ -8,9 +8,20 @@ import { hash32, ipv4ToInt, mhOffsetSkip, maglevFill, sipHash } from "./support/
 
 const table = new ServiceTable({ maxServices: 16, maxDestinations: 2048, destinationsPerService: 1024, maglevTables: 4 });
 
-function service(scheduler: string, weights: number[], extra: { flags?: string[]; maglevSize?: number; maglevOrder?: "list" | "sorted" } = {}, edit = false) {
+// The kernel links a new destination at the head of its list (list_add_rcu in
+// __ip_vs_update_dest), so the helper adds the last letter first: the list then reads A, B,
+// C... from the head. With `added: true` it adds A, B, C... in that order (list C, B, A).
+function service(
+  scheduler: string,
+  weights: number[],
+  extra: { flags?: string[]; maglevSize?: number; maglevOrder?: "list" | "sorted" } = {},
+  edit = false,
+  added = false,
+) {
   const s = table.createService(edit ? { scheduler: "wlc" } : { scheduler, ...extra });
-  const ids = weights.map((w, i) => table.addDestination(s, { address: `10.0.0.${i + 1}`, port: 80, weight: w }));
+  const ids: number[] = new Array(weights.length);
+  const order = weights.map((_, i) => i);
+  for (const i of added ? order : order.reverse()) ids[i] = table.addDestination(s, { address: `10.0.0.${i + 1}`, port: 80, weight: weights[i] });
   if (edit) table.editService(s, { scheduler, ...extra });
   return { s, ids };
 }
@@ -24,9 +35,27 @@ test("wrr 4,3,2 set up before the scheduler (ipvsadm -E): A A B A B C A B C, rep
 });
 
 test("wrr 4,3,2 added one by one: the kernel's dest_changed leaves cw = 1, so one pass A B C comes first", () => {
-  // add A(4): di 4, mw 1, cw 0 -> 1; add B(3), C(2): di 1, mw 4, cw stays 1
+  // the last added (A) is at the head: list A B C; add C(2): di 2, mw 1, cw 0 -> 1;
+  // add B(3), A(4): di 1, mw 4, cw stays 1
   const { s, ids } = service("wrr", [4, 3, 2]);
   assert.equal(letters(ids, pick(s, 21)), `ABC${"AABABCABC".repeat(2)}`);
+  table.deleteService(s);
+});
+
+test("wrr 4,3,2 added A, B, C in that order: the list is C B A (newest first), so C leads each pass", () => {
+  // add A(4): di 4, mw 1, cw 0 -> 1; add B(3), C(2): cw stays 1. Pass at cw 1: C B A; then
+  // cw 4: A; cw 3: B A; cw 2: C B A; cw 1: C B A
+  const { s, ids } = service("wrr", [4, 3, 2], {}, false, true);
+  assert.equal(letters(ids, pick(s, 21)), `CBA${"ABACBACBA".repeat(2)}`);
+  table.deleteService(s);
+});
+
+test("rr over RS1 then RS2 added (the classic walkthrough) answers RS2, RS1, RS2, RS1", () => {
+  const { s, ids } = service("rr", [1, 1], {}, false, true);
+  assert.equal(letters(ids, pick(s, 4)), "BABA");
+  // a third added now goes to the head, before the last pick (A): the cycle continues B, then C
+  const c = table.addDestination(s, { address: "10.0.0.3", port: 80, weight: 1 });
+  assert.equal(letters([...ids, c], pick(s, 6)), "CBACBA");
   table.deleteService(s);
 });
 

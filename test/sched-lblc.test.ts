@@ -50,7 +50,8 @@ test("lblc: entries idle past the expiration are dropped by the full check every
 
 test("lblcr: the set grows when its least-loaded member is lblc-overloaded and sheds its busiest after the expiration", () => {
   const s = t.createService({ scheduler: "lblcr" });
-  const [a, b] = [1, 2].map((i) => t.addDestination(s, { address: `10.13.0.${i}`, weight: 4 }));
+  // added b then a: the kernel's list is newest first, so a is at its head and wins ties
+  const [b, a] = [2, 1].map((i) => t.addDestination(s, { address: `10.13.0.${i}`, weight: 4 }));
   t.setCacheExpiration(60_000);
   t.setNow(1000);
   assert.equal(t.schedule(s, vip(9)), a); // new set {a}

@@ -1,8 +1,10 @@
-// IPVS's TCP state machine (net/netfilter/ipvs/ip_vs_proto_tcp.c): states, the three
-// transition tables (INPUT, OUTPUT for NAT replies, INPUT-ONLY for DR / TUN, which never
-// see replies), and the per-state timeouts that `ipvsadm --set` changes.
-// Two facts from the kernel source that our reference page had wrong, followed here:
-// INPUT ack from NONE goes to CLOSE, and only ESTABLISHED counts as an active connection.
+// IPVS's TCP state machine (net/netfilter/ipvs/ip_vs_proto_tcp.c of a current kernel,
+// Linux 6.x): states, the three transition tables (INPUT, OUTPUT for NAT replies,
+// INPUT-ONLY for DR / TUN, which never see replies) in two sets, tcp_states and
+// tcp_states_dos (secure_tcp), and the per-state timeouts that `ipvsadm --set` changes.
+// Active connections are those in tcp_state_active_table: ESTABLISHED, SYN_SENT, SYN_RECV
+// and SYNACK ("ipvs: count pre-established TCP states as active"); an INPUT ack from NONE
+// goes to ESTABLISHED. Older kernels and forks (DPVS, Alibaba LVS) differ on both.
 
 export const S_NONE: u32 = 0;
 export const S_ESTABLISHED: u32 = 1;
@@ -24,13 +26,13 @@ export const DIR_INPUT: u32 = 0;
 export const DIR_OUTPUT: u32 = 1;
 export const DIR_INPUT_ONLY: u32 = 2;
 
-// Rows: direction * 4 + flag (syn, fin, ack, rst); columns: current state.
+// Rows: direction * 4 + flag (syn, fin, ack, rst); columns: current state. tcp_states:
 // prettier-ignore
 const TRANSITIONS: StaticArray<u8> = [
   // INPUT        NO ES SS SR FW TW CL CW LA LI SA
   /* syn */ 3, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3,
   /* fin */ 6, 7, 2, 5, 5, 5, 6, 7, 8, 9, 5,
-  /* ack */ 6, 1, 2, 1, 4, 5, 6, 7, 6, 9, 1,
+  /* ack */ 1, 1, 2, 1, 4, 5, 6, 7, 6, 9, 1,
   /* rst */ 6, 6, 6, 3, 6, 6, 6, 6, 8, 9, 3,
   // OUTPUT
   /* syn */ 2, 1, 2, 3, 2, 2, 2, 2, 2, 9, 3,
@@ -40,9 +42,39 @@ const TRANSITIONS: StaticArray<u8> = [
   // INPUT-ONLY
   /* syn */ 3, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3,
   /* fin */ 6, 4, 2, 5, 4, 5, 6, 7, 8, 9, 5,
-  /* ack */ 6, 1, 2, 1, 4, 5, 6, 7, 6, 9, 1,
+  /* ack */ 1, 1, 2, 1, 4, 5, 6, 7, 6, 9, 1,
   /* rst */ 6, 6, 6, 3, 6, 6, 6, 6, 8, 9, 6,
 ];
+
+// tcp_states_dos, used while secure_tcp is in force: a client's ack does not promote
+// SYN_RECV (only the real server's reply does, in NAT), and SYNACK is held on input.
+// prettier-ignore
+const TRANSITIONS_DOS: StaticArray<u8> = [
+  // INPUT        NO ES SS SR FW TW CL CW LA LI SA
+  /* syn */ 3, 1, 1, 3, 3, 3, 3, 3, 3, 3, 10,
+  /* fin */ 6, 7, 2, 5, 5, 5, 6, 7, 8, 9, 10,
+  /* ack */ 1, 1, 2, 3, 4, 5, 6, 7, 6, 9, 10,
+  /* rst */ 6, 6, 6, 3, 6, 6, 6, 6, 8, 9, 6,
+  // OUTPUT
+  /* syn */ 2, 1, 2, 10, 2, 2, 2, 2, 2, 9, 10,
+  /* fin */ 5, 4, 2, 5, 4, 5, 6, 5, 8, 9, 5,
+  /* ack */ 1, 1, 2, 1, 4, 5, 6, 7, 8, 1, 1,
+  /* rst */ 6, 6, 2, 6, 6, 5, 6, 6, 6, 6, 6,
+  // INPUT-ONLY
+  /* syn */ 10, 1, 1, 3, 10, 10, 10, 10, 10, 10, 10,
+  /* fin */ 6, 4, 2, 5, 4, 5, 6, 7, 8, 9, 5,
+  /* ack */ 1, 1, 2, 1, 4, 5, 6, 7, 6, 9, 1,
+  /* rst */ 6, 6, 6, 3, 6, 6, 6, 6, 8, 9, 6,
+];
+
+/** Whether the secure_tcp table (tcp_states_dos) is in force; set by the defence logic. */
+let secureTable: bool = false;
+export function useSecureTcpTable(on: bool): void {
+  secureTable = on;
+}
+export function secureTcpTableInForce(): bool {
+  return secureTable;
+}
 
 // TCP flag bits in the header's flags byte.
 const TH_FIN: u32 = 0x01;
@@ -63,12 +95,13 @@ const TH_ACK: u32 = 0x10;
 export function tcpNextState(direction: u32, tcpFlags: u32, state: u32): u32 {
   const row = flagRow(tcpFlags);
   if (row < 0 || state >= TCP_STATE_COUNT) return S_CLOSE;
-  return <u32>unchecked(TRANSITIONS[(direction * 4 + <u32>row) * TCP_STATE_COUNT + state]);
+  const i = (direction * 4 + <u32>row) * TCP_STATE_COUNT + state;
+  return <u32>(secureTable ? unchecked(TRANSITIONS_DOS[i]) : unchecked(TRANSITIONS[i]));
 }
 
-/** Whether a connection in this state counts in ActiveConn (else InActConn). */
+/** Whether a connection in this state counts in ActiveConn (else InActConn): tcp_state_active_table. */
 @inline export function isActiveState(state: u32): bool {
-  return state == S_ESTABLISHED;
+  return state == S_ESTABLISHED || state == S_SYN_SENT || state == S_SYN_RECV || state == S_SYNACK;
 }
 
 // Timeouts in milliseconds, by state; UDP last. Defaults are the kernel's.

@@ -37,7 +37,7 @@ import {
   CC_FWMARK, C_METHOD, C_DPORT, C_VPORT, C_VADDR, CC_DADDR, F_INACTIVE, F_NOOUTPUT,
 } from "../conn/conn-table";
 import {
-  tcpNextState, stateTimeout, S_NONE, S_UDP, S_TIME_WAIT, DIR_INPUT, DIR_OUTPUT,
+  tcpNextState, stateTimeout, S_NONE, S_UDP, S_TIME_WAIT, S_FIN_WAIT, DIR_INPUT, DIR_OUTPUT,
   DIR_INPUT_ONLY,
 } from "../conn/tcp-states";
 import {
@@ -55,7 +55,8 @@ import { persistSchedule, templateIndex, templateDest } from "./persist";
 import { bindConn, applyStateChange, dropConn } from "./accounting";
 import { emit, EV_FLOW_CREATED } from "./events";
 import { natDnatTtl4 } from "./nat-fast";
-import { flowKey, scratchAction, connReuse, expireNodestConn } from "./config";
+import { flowKey, scratchAction, connReuseMode, expireNodestConn, sloppyTcp, sloppySctp, scheduleIcmp } from "./config";
+import { toDrop } from "./defence";
 
 /** Descriptor aux bits set on the way out. */
 export const AUX_NEEDS_NEIGHBOUR: u32 = 1; // Ethernet output but no MAC known for the next hop
@@ -224,10 +225,7 @@ function processOne(i: u32): u32 {
     if (connExpired(c, now)) {
       dropConn(c);
       c = NONE;
-    } else if (
-      proto == PROTO_TCP && connReuse && (pTcpFlags & TH_SYN) != 0 &&
-      <u32>load<u8>(connPtr(c) + C_STATE) == S_TIME_WAIT
-    ) {
+    } else if (proto == PROTO_TCP && connReuseMode != 0 && (pTcpFlags & TH_SYN) != 0 && newConnExpected(c)) {
       dropConn(c); // conn_reuse_mode: a new SYN on a finished connection is a new flow
       c = NONE;
     }
@@ -241,6 +239,14 @@ function processOne(i: u32): u32 {
     return outcome(VERDICT_PASS, REASON_NO_FLOW);
   }
   return newFlow(pkt, proto, family, src, sport, dst, dport, h);
+}
+
+/** is_new_conn_expected: TIME_WAIT, or with conn_reuse_mode bit 1 a DR / TUN FIN_WAIT. */
+@inline function newConnExpected(c: u32): bool {
+  const cp = connPtr(c);
+  const state = <u32>load<u8>(cp + C_STATE);
+  if (state == S_TIME_WAIT) return true;
+  return (connReuseMode & 2) != 0 && state == S_FIN_WAIT && (<u32>load<u16>(cp + C_FLAGS) & F_NOOUTPUT) != 0;
 }
 
 /** Moves a connection's TCP state on a packet of direction `dir` and restarts its timer. */
@@ -290,23 +296,69 @@ function replyPacket(pkt: usize, c: u32, proto: u32): u32 {
   return result;
 }
 
-/** The first packet of a flow: find its service, schedule, create the connection. */
-function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32, h: u32): u32 {
-  const mark = descGet(slot, DESC_MARK);
+/** The virtual service a packet to dst:dport belongs to (fwmark first), or SVC_NONE. */
+function serviceFor(proto: u32, family: u32, dst: usize, dport: u32, mark: u32): u32 {
   let svc = SVC_NONE;
   if (mark != 0) svc = findService(0, family, dst, 0, mark);
   if (svc == SVC_NONE) svc = findService(proto, family, dst, dport, 0);
   if (svc == SVC_NONE) svc = findService(proto, family, dst, 0, 0); // port-zero service
+  return svc;
+}
+
+const SCTP_CID_INIT: u32 = 1;
+const SCTP_CID_ABORT: u32 = 6;
+
+/** The first packet of a flow: find its service, schedule, create the connection. */
+function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32, h: u32): u32 {
+  const svc = serviceFor(proto, family, dst, dport, descGet(slot, DESC_MARK));
   if (svc == SVC_NONE) return outcome(VERDICT_PASS, REASON_NONE);
-  // TCP schedules only on a SYN without RST (tcp_conn_schedule); the rest is the host's.
-  if (proto == PROTO_TCP && ((pTcpFlags & TH_SYN) == 0 || (pTcpFlags & TH_RST) != 0)) {
+  // tcp_conn_schedule: never on a RST; on a SYN, or on anything else with sloppy_tcp (a
+  // director that takes over a flow mid-stream). The rest is the host's.
+  if (proto == PROTO_TCP && ((pTcpFlags & TH_RST) != 0 || (!sloppyTcp && (pTcpFlags & TH_SYN) == 0))) {
     return outcome(VERDICT_PASS, REASON_NO_FLOW);
+  }
+  // sctp_conn_schedule: the first chunk must be INIT, or anything but ABORT with sloppy_sctp.
+  if (proto == PROTO_SCTP && pL4Len >= 16) {
+    const chunk = <u32>rd8(pkt + pL4 + 12);
+    if (chunk == SCTP_CID_ABORT || (!sloppySctp && chunk != SCTP_CID_INIT)) return outcome(VERDICT_PASS, REASON_NO_FLOW);
   }
   if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP && serviceFwmark(svc) == 0) {
     return outcome(VERDICT_PASS, REASON_NONE);
   }
+  const c = createFlow(pkt, svc, proto, family, src, sport, dst, dport, h, false);
+  if (c == NONE) return createFailure;
+  if (c == ONE_PACKET) return createFailure;
+  const cp = connPtr(c);
+  const destId = load<u32>(cp + C_DEST);
+  advance(c, proto, (<u32>load<u16>(cp + C_FLAGS) & F_NOOUTPUT) != 0 ? DIR_INPUT_ONLY : DIR_INPUT);
+  store<u32>(cp + C_INPKTS, 1);
+  countPacket(svc, destId, pIpLen, true);
+  aux |= AUX_NEW_FLOW;
+  return transmit(pkt, destId, <u32>load<u16>(cp + C_DPORT));
+}
+
+/** createFlow's outcome when it made no connection (NONE), or after a one-packet send. */
+let createFailure: u32 = 0;
+const ONE_PACKET: u32 = 0xfffffffe;
+
+/**
+ * Schedules a new flow of service svc (client src:sport, virtual dst:dport) and creates its
+ * connection (ip_vs_schedule). `icmp`: scheduled for an ICMP error (schedule_icmp), so no
+ * port-unreachable answer and no one-packet send. Returns the connection, or NONE /
+ * ONE_PACKET with createFailure set.
+ */
+function createFlow(pkt: usize, svc: u32, proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32, h: u32, icmp: bool): u32 {
+  const mark = descGet(slot, DESC_MARK);
+  // ip_vs_todrop (drop_packet): one new connection in every drop_rate is refused.
+  if (toDrop()) {
+    createFailure = outcome(VERDICT_DROP, REASON_TABLE_FULL);
+    return NONE;
+  }
   // A full table refuses before the scheduler moves: established flows keep their room.
-  if (connUsed >= connCapacity) return outcome(VERDICT_DROP, REASON_TABLE_FULL);
+  if (connUsed >= connCapacity) {
+    createFailure = outcome(VERDICT_DROP, REASON_TABLE_FULL);
+    return NONE;
+  }
 
   fillFlowKey(proto, family, src, sport, dst, dport);
   const flags = serviceFlags(svc);
@@ -317,8 +369,8 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
   let template = NONE;
   if (flags & SVCF_PERSISTENT) {
     if (!persistSchedule(svc, proto, family, src, dst, dport, now)) {
-      if (templateDest == -2) return outcome(VERDICT_DROP, REASON_TABLE_FULL);
-      return portUnreachable(pkt);
+      createFailure = templateDest == -2 ? outcome(VERDICT_DROP, REASON_TABLE_FULL) : noDestination(pkt, icmp);
+      return NONE;
     }
     d = templateDest;
     template = templateIndex;
@@ -326,29 +378,40 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
     connDport = dport == svcPort && destPort != 0 ? destPort : dport;
   } else {
     // Port-zero services need persistence (the kernel drops and says so).
-    if (fwmark == 0 && dport != svcPort) return outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+    if (fwmark == 0 && dport != svcPort) {
+      createFailure = outcome(VERDICT_DROP, REASON_UNSUPPORTED);
+      return NONE;
+    }
     d = scheduleFlow(svc, flowKey);
-    if (d < 0) return portUnreachable(pkt);
+    if (d < 0) {
+      createFailure = noDestination(pkt, icmp);
+      return NONE;
+    }
     const destPort = <u32>load<u16>(destPtr(<u32>d) + D_PORT);
     connDport = destPort != 0 ? destPort : dport;
   }
   const destId = <u32>d;
   if (destId >= actionCount || load<u8>(actionPtr(destId) + A_KIND) == 0) {
-    return outcome(VERDICT_DROP, REASON_BAD_ACTION);
+    createFailure = outcome(VERDICT_DROP, REASON_BAD_ACTION);
+    return NONE;
   }
   const nat = <u32>load<u8>(actionPtr(destId) + A_KIND) == ACTION_NAT_DNAT;
 
-  if ((flags & SVCF_ONE_PACKET) != 0 && proto == PROTO_UDP) {
+  if ((flags & SVCF_ONE_PACKET) != 0 && proto == PROTO_UDP && !icmp) {
     countConnection(svc, destId);
     countPacket(svc, destId, pIpLen, true);
     aux |= AUX_NEW_FLOW;
-    return transmit(pkt, destId, connDport);
+    createFailure = transmit(pkt, destId, connDport);
+    return ONE_PACKET;
   }
   const c = insertConnHashed(
     h, proto, family, src, sport, dst, dport, destPtr(destId) + D_ADDR, connDport,
     F_INACTIVE | (nat ? 0 : F_NOOUTPUT), nat, true,
   );
-  if (c == NONE) return outcome(VERDICT_DROP, REASON_TABLE_FULL);
+  if (c == NONE) {
+    createFailure = outcome(VERDICT_DROP, REASON_TABLE_FULL);
+    return NONE;
+  }
   const cp = connPtr(c);
   store<u32>(cp + C_DEST, destId);
   store<u32>(cp + C_SERVICE, svc);
@@ -363,11 +426,13 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
   bindConn(c, destId, svc);
   countConnection(svc, destId);
   emit(EV_FLOW_CREATED, c, destId, svc);
-  advance(c, proto, nat ? DIR_INPUT : DIR_INPUT_ONLY);
-  store<u32>(cp + C_INPKTS, 1);
-  countPacket(svc, destId, pIpLen, true);
-  aux |= AUX_NEW_FLOW;
-  return transmit(pkt, destId, connDport);
+  touchConn(c, now, stateTimeout(proto == PROTO_TCP ? S_NONE : S_UDP));
+  return c;
+}
+
+/** No destination: the client hears port unreachable, except about its own ICMP error. */
+function noDestination(pkt: usize, icmp: bool): u32 {
+  return icmp ? outcome(VERDICT_PASS, REASON_NONE) : portUnreachable(pkt);
 }
 
 function fillFlowKey(proto: u32, family: u32, src: usize, sport: u32, dst: usize, dport: u32): void {
@@ -496,8 +561,20 @@ function icmpError(pkt: usize, family: u32): u32 {
   if (eproto != PROTO_TCP && eproto != PROTO_UDP && eproto != PROTO_SCTP) return outcome(VERDICT_PASS, REASON_NONE);
   const esport = rd16(ports);
   const edport = rd16(ports + 2);
-  const c = lookupIn(eproto, family, edst, edport, esrc, esport, false);
-  if (c != NONE && !connExpired(c, now)) {
+  let c = lookupIn(eproto, family, edst, edport, esrc, esport, false);
+  if (c != NONE && connExpired(c, now)) c = NONE;
+  if (c == NONE && scheduleIcmp && lookupOut(eproto, family, edst, edport, esrc, esport) == NONE) {
+    // schedule_icmp (ip_vs_in_icmp): the quoted packet is one we never saw, VIP -> client
+    // (a reply a real server sent directly, or one of another director behind ECMP). Schedule
+    // it as the client's flow to the VIP, and the error follows that connection.
+    const svc = serviceFor(eproto, family, esrc, esport, descGet(slot, DESC_MARK));
+    if (svc == SVC_NONE) return outcome(VERDICT_PASS, REASON_NONE);
+    const h = tupleHash(eproto, family, edst, edport, esrc, esport, false);
+    c = createFlow(pkt, svc, eproto, family, edst, edport, esrc, esport, h, true);
+    if (c == NONE) return createFailure;
+    aux |= AUX_NEW_FLOW;
+  }
+  if (c != NONE) {
     const cp = connPtr(c);
     const d = load<u32>(cp + C_DEST);
     countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, true);

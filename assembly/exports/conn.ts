@@ -7,7 +7,9 @@ import {
   insertConn, insertConnHashed, tupleHash, flushDeferred, removeConn, touchConn, connExpired,
   connRemaining, connInUse, CONN_SIZE, F_TEMPLATE,
 } from "../conn/conn-table";
-import { tcpNextState, setStateTimeout, stateTimeout, resetTimeouts } from "../conn/tcp-states";
+import {
+  tcpNextState, setStateTimeout, stateTimeout, resetTimeouts, useSecureTcpTable, secureTcpTableInForce,
+} from "../conn/tcp-states";
 import { paramsBase } from "../layout";
 
 export function connInit(capacity: u32, seed: u32): u32 {
@@ -25,6 +27,9 @@ export function connRemainingMs(i: u32, now: u32): u32 { return connRemaining(i,
 export function tcpTransition(direction: u32, tcpFlags: u32, state: u32): u32 {
   return tcpNextState(direction, tcpFlags, state);
 }
+/** 1: transitions follow tcp_states_dos (secure_tcp in force), 0: tcp_states. */
+export function tcpSecureTable(on: u32): void { useSecureTcpTable(on != 0); }
+export function tcpSecureTableInForce(): u32 { return secureTcpTableInForce() ? 1 : 0; }
 export function timeoutSet(state: u32, ms: u32): u32 { return setStateTimeout(state, ms) ? 1 : 0; }
 export function timeoutGet(state: u32): u32 { return stateTimeout(state); }
 export function timeoutsReset(): void { resetTimeouts(); }

@@ -7,7 +7,11 @@ import { maxServices } from "../sched/table";
 import { initServiceIndex, addServiceKey, removeServiceKey, setPersistence, findService } from "../datapath/services";
 import { initNeighbours, setNeighbour, setOwnMac, setGatewayMac, neighbourCount } from "../datapath/neighbours";
 import { initEvents, enableEvents, eventsRing, eventsCount, eventsDropped, eventsClear } from "../datapath/events";
-import { initScratch, setSwitches } from "../datapath/config";
+import {
+  initScratch, setSwitches, setSloppy, setScheduleIcmp, expireNodestConn, expireQuiescentTemplate, connReuseMode,
+  sloppyTcp, sloppySctp, scheduleIcmp,
+} from "../datapath/config";
+import { setDefence, defenceTick, secureTcp, dropEntry, dropPacket, amemthresh, amDroprate } from "../datapath/defence";
 import { processBatch } from "../datapath/process";
 import { expireSweep, dropDestConnections } from "../datapath/expire";
 import { connPtr, connCapacity, connInUse, connRemaining, C_FLAGS, F_IN_USE } from "../conn/conn-table";
@@ -37,6 +41,59 @@ export function servicePersistenceSet(svc: u32, timeoutMs: u32, onePacket: u32, 
 }
 export function datapathSwitches(expireNodest: u32, expireQuiescent: u32, connReuse: u32): void {
   setSwitches(expireNodest, expireQuiescent, connReuse);
+}
+
+// The IPVS sysctls that change decisions, by number (src/balancer/sysctls.ts names them).
+const SYS_EXPIRE_NODEST_CONN: u32 = 0;
+const SYS_EXPIRE_QUIESCENT_TEMPLATE: u32 = 1;
+const SYS_CONN_REUSE_MODE: u32 = 2;
+const SYS_SLOPPY_TCP: u32 = 3;
+const SYS_SLOPPY_SCTP: u32 = 4;
+const SYS_SCHEDULE_ICMP: u32 = 5;
+const SYS_SECURE_TCP: u32 = 6;
+const SYS_DROP_ENTRY: u32 = 7;
+const SYS_DROP_PACKET: u32 = 8;
+const SYS_AMEMTHRESH: u32 = 9;
+const SYS_AM_DROPRATE: u32 = 10;
+
+/** Sets one sysctl; 0, or 1 for an unknown id or a value out of its range (nothing changed). */
+export function sysctlSet(id: u32, value: u32): u32 {
+  const flag = value <= 1;
+  const mode = value <= 3;
+  if (id == SYS_EXPIRE_NODEST_CONN && flag) setSwitches(value, expireQuiescentTemplate ? 1 : 0, connReuseMode);
+  else if (id == SYS_EXPIRE_QUIESCENT_TEMPLATE && flag) setSwitches(expireNodestConn ? 1 : 0, value, connReuseMode);
+  else if (id == SYS_CONN_REUSE_MODE && mode) setSwitches(expireNodestConn ? 1 : 0, expireQuiescentTemplate ? 1 : 0, value);
+  else if (id == SYS_SLOPPY_TCP && flag) setSloppy(value != 0, sloppySctp);
+  else if (id == SYS_SLOPPY_SCTP && flag) setSloppy(sloppyTcp, value != 0);
+  else if (id == SYS_SCHEDULE_ICMP && flag) setScheduleIcmp(value != 0);
+  else if (id == SYS_SECURE_TCP && mode) setDefence(value, dropEntry, dropPacket, amemthresh, amDroprate);
+  else if (id == SYS_DROP_ENTRY && mode) setDefence(secureTcp, value, dropPacket, amemthresh, amDroprate);
+  else if (id == SYS_DROP_PACKET && mode) setDefence(secureTcp, dropEntry, value, amemthresh, amDroprate);
+  else if (id == SYS_AMEMTHRESH && value >= 1) setDefence(secureTcp, dropEntry, dropPacket, value, amDroprate);
+  else if (id == SYS_AM_DROPRATE && value >= 1) setDefence(secureTcp, dropEntry, dropPacket, amemthresh, value);
+  else return 1;
+  return 0;
+}
+
+/** A sysctl's current value (the defence modes move between 1 and 2 by themselves), or 0xffffffff. */
+export function sysctlGet(id: u32): u32 {
+  if (id == SYS_EXPIRE_NODEST_CONN) return expireNodestConn ? 1 : 0;
+  if (id == SYS_EXPIRE_QUIESCENT_TEMPLATE) return expireQuiescentTemplate ? 1 : 0;
+  if (id == SYS_CONN_REUSE_MODE) return connReuseMode;
+  if (id == SYS_SLOPPY_TCP) return sloppyTcp ? 1 : 0;
+  if (id == SYS_SLOPPY_SCTP) return sloppySctp ? 1 : 0;
+  if (id == SYS_SCHEDULE_ICMP) return scheduleIcmp ? 1 : 0;
+  if (id == SYS_SECURE_TCP) return secureTcp;
+  if (id == SYS_DROP_ENTRY) return dropEntry;
+  if (id == SYS_DROP_PACKET) return dropPacket;
+  if (id == SYS_AMEMTHRESH) return amemthresh;
+  if (id == SYS_AM_DROPRATE) return amDroprate;
+  return 0xffffffff;
+}
+
+/** The defence timer (run from the host's tick; acts at most once a second): entries dropped. */
+export function defenceRun(now: u32): u32 {
+  return defenceTick(now);
 }
 
 /** MAC at params+0, address at params+16. */

@@ -1,7 +1,7 @@
 // rr (ip_vs_rr.c): the next destination after the last one chosen, circularly, that has
 // weight > 0 and is not overloaded. State: the last position (-1 = the list head).
 
-import { Scheduler, CHANGE_DEL, noDone } from "./scheduler";
+import { Scheduler, CHANGE_ADD, CHANGE_DEL, noDone } from "./scheduler";
 import { svcPtr, nDests, destAt, weightOf, overloaded, S_A } from "./table";
 
 function rrSchedule(svc: u32, key: usize): i32 {
@@ -26,12 +26,18 @@ function rrInit(svc: u32): i32 {
   return 0;
 }
 
-// The kernel moves its pointer to the removed entry's predecessor (the head if it was first).
+// The kernel's pointer is a list node, so it stays on the same destination when the list
+// changes around it. Here it is a position: an add at the head (pos 0) shifts it by one; a
+// removal before it shifts it back, and removing the last pick moves it to its predecessor
+// (ip_vs_rr_del_dest; the head if it was first).
 function rrChanged(svc: u32, kind: u32, pos: u32, dest: u32): void {
-  if (kind != CHANGE_DEL) return;
   const sp = svcPtr(svc);
   const last = load<i32>(sp + S_A);
-  if (last >= <i32>pos) store<i32>(sp + S_A, last - 1);
+  if (kind == CHANGE_ADD) {
+    if (last >= <i32>pos) store<i32>(sp + S_A, last + 1);
+  } else if (kind == CHANGE_DEL) {
+    if (last >= <i32>pos) store<i32>(sp + S_A, last - 1);
+  }
 }
 
 export const rr = new Scheduler("rr", "", rrSchedule, rrInit, noDone, rrChanged);

@@ -140,10 +140,18 @@ export function destAdd(svc: u32, addr: usize, family: u32, port: u32, weight: i
   store<u8>(p + D_FAMILY, <u8>family);
   store<u64>(p + D_ADDR, a0m);
   store<u64>(p + D_ADDR + 8, a1);
-  store<u32>(p + D_POS, n);
-  store<u32>(orderPtr(svc) + (<usize>n << 2), d);
+  // Newest first, as the kernel's __ip_vs_update_dest() links a new destination at the
+  // head of svc->destinations (list_add_rcu): every list walk meets it first.
+  const order = orderPtr(svc);
+  for (let i = n; i > 0; i--) {
+    const e = load<u32>(order + (<usize>(i - 1) << 2));
+    store<u32>(order + (<usize>i << 2), e);
+    store<u32>(destPtr(e) + D_POS, i);
+  }
+  store<u32>(p + D_POS, 0);
+  store<u32>(order, d);
   store<u32>(sp + S_NDESTS, n + 1);
-  sched(svc).changed(svc, CHANGE_ADD, n, d);
+  sched(svc).changed(svc, CHANGE_ADD, 0, d);
   return <i32>d;
 }
 

@@ -2,8 +2,8 @@
 // runtime only bump-allocates, so nothing here allocates after start-up).
 //
 // A destination has a stable id (its record index) that the connection table keeps; a
-// service keeps its destinations' ids in the kernel's list order (new ones appended) in an
-// order array, and owns a fixed state block for its scheduler (buckets, cache heads, ...).
+// service keeps its destinations' ids in the kernel's list order (newest first: the kernel
+// links a new destination at the head) in an order array, and owns a fixed state block for its scheduler (buckets, cache heads, ...).
 
 export const NONE: u32 = 0xffffffff;
 

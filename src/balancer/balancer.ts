@@ -22,6 +22,7 @@ import {
   PROTOCOL_NUMBER,
 } from "./validate.js";
 import { readConnection, readStatsBlock, type ConnectionRecord } from "./memory-readers.js";
+import { IPVS_SYSCTLS, checkSysctl, type IpvsSysctlName, type IpvsSysctls } from "./sysctls.js";
 
 export interface DirectorAddressing {
   /** Our MAC: the source of every Ethernet frame we send. */
@@ -56,6 +57,11 @@ export interface BalancerOptions {
   readonly expireQuiescentTemplate?: boolean;
   /** A SYN on a TIME_WAIT connection is a new connection (conn_reuse_mode 1). Default true. */
   readonly connReuse?: boolean;
+  /**
+   * IPVS sysctls (net.ipv4.vs.*) that change decisions, applied after the three switches
+   * above (see docs/balancer.md, "Sysctls"). Unset ones keep the kernel's defaults.
+   */
+  readonly sysctls?: Partial<IpvsSysctls>;
   readonly director?: DirectorAddressing;
   /**
    * Called once with the module's memory right after it is instantiated, before any slot
@@ -149,6 +155,7 @@ export class Balancer {
     const rc = this.f.datapathInit(options.neighbours ?? 1024, 4096);
     if (rc !== 0) throw new Error(`datapathInit failed with code ${rc}`);
     this.f.datapathSwitches(options.expireNodestConn ? 1 : 0, options.expireQuiescentTemplate ? 1 : 0, options.connReuse === false ? 0 : 1);
+    for (const [name, value] of Object.entries(options.sysctls ?? {})) this.setSysctl(name as IpvsSysctlName, value);
     this.sweepCursorBudget = Math.max(1024, Math.ceil(capacity / 8));
     this.director = options.director ?? {};
     this.applyDirector(this.director);
@@ -326,7 +333,8 @@ export class Balancer {
       }),
     );
     this.writeAction(id, record);
-    entry.dests.push({ id, config: c });
+    // Newest first, as the kernel's list (and what --nosort prints).
+    entry.dests.unshift({ id, config: c });
     this.configurationVersion++;
     return id;
   }
@@ -434,17 +442,28 @@ export class Balancer {
   }
 
   /**
-   * Periodic work at `nowMs`: expires idle connections (a bounded sweep), runs the 2 s rate
-   * estimator and the schedulers' collectors. Call it every few hundred milliseconds.
-   * Returns how many connections expired.
+   * Periodic work at `nowMs`: expires idle connections (a bounded sweep), runs the defence
+   * strategies (once a second), the 2 s rate estimator and the schedulers' collectors. Call
+   * it every few hundred milliseconds. Returns how many connections expired or were dropped.
    */
   tick(nowMs: number): number {
     const now = nowMs >>> 0;
-    const expired = this.f.expire(now, this.sweepCursorBudget);
+    const expired = this.f.expire(now, this.sweepCursorBudget) + (this.f.defenceRun(now) >>> 0);
     this.f.statsEstimate(now);
     this.scheduler.tick(now);
     this.drainEvents();
     return expired;
+  }
+
+  /** Sets one IPVS sysctl (net.ipv4.vs.NAME), checked whole: a bad name or value changes nothing. */
+  setSysctl(name: IpvsSysctlName, value: number): void {
+    const c = checkSysctl(name, value);
+    if (this.f.sysctlSet(c.id, c.value >>> 0) !== 0) throw new ConfigError(`sysctl ${name}: ${value} refused by the core`);
+  }
+
+  /** Every sysctl's current value (drop_entry, drop_packet, secure_tcp move between 1 and 2 by themselves). */
+  sysctls(): IpvsSysctls {
+    return Object.fromEntries(Object.entries(IPVS_SYSCTLS).map(([name, s]) => [name, this.f.sysctlGet(s.id) >>> 0])) as unknown as IpvsSysctls;
   }
 
   /** Expires everything due at `nowMs` (a full sweep). */
@@ -564,12 +583,13 @@ export class Balancer {
     return this.configurationVersion;
   }
 
-  /** The configuration as a rule set (what `ipvsadm -S` saves). */
+  /** The configuration as a rule set (what `ipvsadm -S` saves); destinations in the order they were added. */
   rules(): RuleSet {
     return {
       services: this.services.map((s) => ({
         service: s.config,
-        destinations: s.dests.map((d) => ({ ...d.config, weight: this.scheduler.destination(d.id).weight })),
+        // In the order they were added (oldest first), so applying the rules rebuilds the same list.
+        destinations: s.dests.map((d) => ({ ...d.config, weight: this.scheduler.destination(d.id).weight })).reverse(),
       })),
     };
   }

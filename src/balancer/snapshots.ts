@@ -35,7 +35,7 @@ export interface ServiceSnapshot {
   readonly config: ServiceConfig;
   readonly stats?: TrafficCounters;
   readonly rates?: TrafficRates;
-  /** In the table's own order (what --nosort prints). */
+  /** In the kernel's list order, newest first (what --nosort prints). */
   readonly destinations: readonly DestinationSnapshot[];
 }
 

@@ -3,6 +3,7 @@
 // itself (lvsd.ts) never reads argv.
 import { isIPv4, isIPv6 } from "node:net";
 import type { BalancerOptions } from "../balancer/balancer.js";
+import { parseSysctlAssignment } from "../balancer/sysctls.js";
 import { ConfigError } from "../config/types.js";
 import type { PacketIO } from "../io/packet-io.js";
 /** An adapter lvsd opens itself. */
@@ -61,7 +62,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
-            [--no-huge-pages]
+            [--no-huge-pages] [--sysctl NAME=VALUE]...
             [--announce [--announce-table N] [--announce-protocol N] [--announce-device NAME]]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
@@ -100,6 +101,11 @@ servers; see docs/daemon.md for deploying each.
   --announce-protocol N the routes' protocol number, for BIRD's krt_source filter
                         (default 201)
   --announce-device NAME  the anchor device (default lvs-announce)
+  --sysctl NAME=VALUE   an IPVS sysctl (net.ipv4.vs.NAME) that changes decisions
+                        (repeatable): sloppy_tcp, sloppy_sctp, schedule_icmp, secure_tcp,
+                        drop_entry, drop_packet, amemthresh, am_droprate,
+                        expire_nodest_conn, expire_quiescent_template, conn_reuse_mode;
+                        the kernel's defaults otherwise (docs/balancer.md, "Sysctls")
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -127,6 +133,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let tunnelSource4: string | undefined;
   let tunnelSource6: string | undefined;
   let tunnelMtu: number | undefined;
+  const sysctls: Record<string, number> = {};
   const ipv4 = (text: string, name: string): string => {
     if (!isIPv4(text)) throw new ConfigError(`${name} ${text}: expected an IPv4 address`);
     return text;
@@ -212,6 +219,11 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--announce-device":
         announce.device = value();
         break;
+      case "--sysctl": {
+        const { name: sysctl, value: v } = parseSysctlAssignment(value());
+        sysctls[sysctl] = v;
+        break;
+      }
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -235,6 +247,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   const balancer = {
     ...(connections ? { connections } : {}),
     ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
+    ...(Object.keys(sysctls).length > 0 ? { sysctls } : {}),
   };
   const adapters: AdapterSpec[] = tun
     ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}) }]

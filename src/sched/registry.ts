@@ -9,7 +9,7 @@ import { SchedulerConfigError } from "./errors.js";
 export interface DestinationState {
   /** Stable id: what schedule() returns and the connection table keeps. */
   readonly id: number;
-  /** Index in the service's list (the kernel's list order: new destinations appended). */
+  /** Index in the service's list (the kernel's list order: newest first). */
   readonly position: number;
   readonly address: string;
   readonly family: 4 | 6;
@@ -32,7 +32,7 @@ export interface ScheduleContext {
   readonly service: number;
   /** The service's -b flags, by name ("flag-1", ... or the scheduler's own names). */
   readonly flags: readonly string[];
-  /** The destinations in list order. */
+  /** The destinations in list order (newest first, as the kernel's list). */
   readonly destinations: readonly DestinationState[];
   readonly flow: Required<FlowKey>;
   /** Host time in ms as last given to setNow()/tick(). */

@@ -77,7 +77,7 @@ export function defaultFlows(n: number, family: 4 | 6 = 4): FlowKey[] {
   return flows;
 }
 
-/** Sets up a service with `destinations` (in list order) and calls `body` with it. */
+/** Sets up a service whose list (head first) is `destinations`, and calls `body` with it. */
 export function withService<T>(
   scheduler: string,
   destinations: readonly DestinationSpec[],
@@ -88,18 +88,19 @@ export function withService<T>(
   const mhOpts = scheduler === "mh" ? { maglevSize: options.maglevSize, maglevOrder: options.maglevOrder } : {};
   const incremental = options.setup === "incremental";
   const service = table.createService(incremental ? { scheduler, flags: options.flags, ...mhOpts } : { scheduler: "wlc" });
-  const ids: number[] = [];
+  const ids: number[] = new Array(destinations.length);
   try {
-    for (const d of destinations) {
-      ids.push(
-        table.addDestination(service, {
-          address: d.address,
-          port: d.port ?? 80,
-          weight: d.weight ?? 1,
-          upperThreshold: d.upperThreshold ?? 0,
-          lowerThreshold: d.lowerThreshold ?? 0,
-        }),
-      );
+    // The kernel links each new destination at the head of the list, so adding them last
+    // to first leaves the list in the order given.
+    for (let i = destinations.length - 1; i >= 0; i--) {
+      const d = destinations[i];
+      ids[i] = table.addDestination(service, {
+        address: d.address,
+        port: d.port ?? 80,
+        weight: d.weight ?? 1,
+        upperThreshold: d.upperThreshold ?? 0,
+        lowerThreshold: d.lowerThreshold ?? 0,
+      });
     }
     destinations.forEach((d, i) =>
       table.setLoad(ids[i], {
