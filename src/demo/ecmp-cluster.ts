@@ -87,7 +87,7 @@ export class EcmpCluster {
       // One arm: frames for the VIP arrive on eth0 and leave by it to a real server's MAC.
       adapter = ["--af-packet", "eth0"];
     }
-    const lvsd = await startLvsd(lab, [...adapter, "--announce"], { host, log: this.options.log });
+    const lvsd = await startLvsd(lab, [...adapter, "--announce", "--sysctl", "sloppy_tcp=1"], { host, log: this.options.log });
     if (this.options.method === "tun") for (const [cmd, ...args] of tunHostCommands("lvs0", [vip])) await lab.exec(host, cmd, args);
     const flag = this.options.method === "tun" ? "-i" : "-g";
     const commands = [
