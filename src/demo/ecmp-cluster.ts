@@ -3,12 +3,15 @@
 // director with the same Maglev service, and the real servers. Used by `npm run demo --
 // ecmp` and by test/e2e-ecmp.test.ts.
 
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { directorBirdConfig, routerBirdConfig, startBird, type RunningBird } from "../lab/bird.js";
 import { startHttpServer, type HostName, type Lab } from "../lab/index.js";
 import { startRsAgent, type RsAgent } from "../runtime/rs-agent.js";
 import { disableTxChecksumOffload } from "../runtime/ethernet.js";
 import { tunHostCommands } from "../runtime/tun-director.js";
-import { lvsadmRaw, startLvsd, type DemoLog, type RunningLvsd } from "./support.js";
+import { printOutput, startLvsd, type DemoLog, type RunningLvsd } from "./support.js";
 
 /** How the directors reach the real servers. */
 export type EcmpMethod = "dr" | "tun";
@@ -87,18 +90,17 @@ export class EcmpCluster {
       // One arm: frames for the VIP arrive on eth0 and leave by it to a real server's MAC.
       adapter = ["--af-packet", "eth0"];
     }
-    const lvsd = await startLvsd(lab, [...adapter, "--announce", "--sysctl", "sloppy_tcp=1"], { host, log: this.options.log });
-    if (this.options.method === "tun") for (const [cmd, ...args] of tunHostCommands("lvs0", [vip])) await lab.exec(host, cmd, args);
+    // The whole configuration at start, from one rules file (the same on every director):
+    // lvsd applies it before it announces anything.
     const flag = this.options.method === "tun" ? "-i" : "-g";
-    const commands = [
-      ["-A", "-t", `${vip}:80`, "-s", "mh", "-b", "mh-port"],
-      ...lab.realServers.map((rs) => ["-a", "-t", `${vip}:80`, "-r", `${rs.eth0.ipv4}:80`, flag]),
-    ];
-    for (const args of commands) {
-      const r = await lvsadmRaw(lvsd.socket, args);
-      if (r.code !== 0) throw new Error(`d${index}: lvsadm ${args.join(" ")}: ${r.stderr.trim()}`);
-      this.options.log?.(`[d${index}]# lvsadm ${args.join(" ")}`);
-    }
+    const rules = [`-A -t ${vip}:80 -s mh -b mh-port`, ...lab.realServers.map((rs) => `-a -t ${vip}:80 -r ${rs.eth0.ipv4}:80 ${flag} -w 1`)].join("\n");
+    const dir = mkdtempSync(join(tmpdir(), `ecmp-d${index}-`));
+    lab.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
+    const rulesFile = join(dir, "rules");
+    writeFileSync(rulesFile, `${rules}\n`);
+    if (index === 1) printOutput(this.options.log ?? (() => {}), `rules (every director): \n${rules}`);
+    const lvsd = await startLvsd(lab, [...adapter, "--rules", rulesFile, "--announce", "--sysctl", "sloppy_tcp=1"], { host, log: this.options.log });
+    if (this.options.method === "tun") for (const [cmd, ...args] of tunHostCommands("lvs0", [vip])) await lab.exec(host, cmd, args);
     const director = { index, host, lvsd, bird };
     this.directors.set(index, director);
     return director;

@@ -13,7 +13,10 @@
 // 201) lets BIRD's filter pick exactly them (`krt_source = 201`).
 //
 // A VIP is announced while some service on it has a destination with weight > 0, and the
-// director is not drained. Draining withdraws every route and keeps forwarding whatever
+// director is not drained. Announcing waits until the configuration has been still for a
+// settle time (default 1 s): a director configured one lvsadm command at a time would
+// otherwise draw traffic while it knew only its first real server, and a consistent
+// scheduler (Maglev) would send moved flows to the wrong one. Withdrawing never waits. Draining withdraws every route and keeps forwarding whatever
 // still arrives; the director is idle once nothing has been forwarded for the idle window.
 
 import { execFile } from "node:child_process";
@@ -32,6 +35,8 @@ export interface AnnouncerOptions {
   readonly protocol?: number;
   /** How often the configuration is compared (ms); default 200. */
   readonly pollMs?: number;
+  /** Announce only after the configuration has not changed for this long (ms); default 1000. */
+  readonly settleMs?: number;
   readonly log: (line: string) => void;
   /** Packets forwarded so far (the director's counter): drain idleness is measured on it. */
   readonly forwarded: () => number;
@@ -39,7 +44,7 @@ export interface AnnouncerOptions {
   readonly clock: () => number;
 }
 
-export const ANNOUNCE_DEFAULTS = { device: "lvs-announce", table: 201, protocol: 201, pollMs: 200 } as const;
+export const ANNOUNCE_DEFAULTS = { device: "lvs-announce", table: 201, protocol: 201, pollMs: 200, settleMs: 1000 } as const;
 
 /** What `lvsadm drain` reports. */
 export interface DrainStatus {
@@ -68,7 +73,10 @@ export class RouteAnnouncer {
   private readonly protocol: number;
   private readonly installed = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private seenVersion = -1;
+  private seenVersion: number;
+  private lastChangeAt: number;
+  /** Servable addresses not announced yet because the configuration is still settling. */
+  private waiting = false;
   private draining = false;
   private lastForwarded = 0;
   private lastForwardAt: number;
@@ -80,6 +88,8 @@ export class RouteAnnouncer {
     this.protocol = options.protocol ?? ANNOUNCE_DEFAULTS.protocol;
     this.anchor = TunDevice.open({ name: options.device ?? ANNOUNCE_DEFAULTS.device, netns: options.netns });
     this.lastForwardAt = options.clock();
+    this.seenVersion = options.balancer.configVersion;
+    this.lastChangeAt = options.clock();
   }
 
   /** Opens the anchor device, announces what is servable now, and follows every change. */
@@ -158,7 +168,18 @@ export class RouteAnnouncer {
 
   private poll(): void {
     this.sampleForwarding();
-    if (this.options.balancer.configVersion !== this.seenVersion) void this.reconcile();
+    const version = this.options.balancer.configVersion;
+    if (version !== this.seenVersion) {
+      this.seenVersion = version;
+      this.lastChangeAt = this.options.clock();
+      void this.reconcile();
+    } else if (this.waiting && this.settled()) {
+      void this.reconcile();
+    }
+  }
+
+  private settled(): boolean {
+    return this.options.clock() - this.lastChangeAt >= (this.options.settleMs ?? ANNOUNCE_DEFAULTS.settleMs);
   }
 
   /** Brings the kernel's routes in line with what should be announced; one run at a time. */
@@ -173,9 +194,10 @@ export class RouteAnnouncer {
 
   private async reconcileNow(): Promise<void> {
     if (this.closed) return;
-    this.seenVersion = this.options.balancer.configVersion;
     const wanted = this.draining ? new Set<string>() : servableAddresses(this.options.balancer);
-    const add = [...wanted].filter((a) => !this.installed.has(a));
+    const missing = [...wanted].filter((a) => !this.installed.has(a));
+    const add = this.settled() ? missing : [];
+    this.waiting = add.length < missing.length;
     const remove = [...this.installed].filter((a) => !wanted.has(a));
     if (add.length === 0 && remove.length === 0) return;
     const route = (a: string) => `${a}/${a.includes(":") ? 128 : 32} dev ${this.anchor.name} table ${this.table} proto ${this.protocol}`;

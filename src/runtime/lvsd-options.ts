@@ -47,7 +47,7 @@ export interface LvsdOptions {
    * Keep a kernel route per servable VIP for a routing daemon to announce (ECMP scale-out,
    * docs/scale-out.md); `lvsadm drain` withdraws them. Off unless given.
    */
-  readonly announce?: { readonly device?: string; readonly table?: number; readonly protocol?: number };
+  readonly announce?: { readonly device?: string; readonly table?: number; readonly protocol?: number; readonly settleMs?: number };
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
@@ -63,7 +63,8 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
             [--no-huge-pages] [--sysctl NAME=VALUE]...
-            [--announce [--announce-table N] [--announce-protocol N] [--announce-device NAME]]
+            [--announce [--announce-table N] [--announce-protocol N] [--announce-device NAME]
+                        [--announce-delay MS]]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -101,6 +102,8 @@ servers; see docs/daemon.md for deploying each.
   --announce-protocol N the routes' protocol number, for BIRD's krt_source filter
                         (default 201)
   --announce-device NAME  the anchor device (default lvs-announce)
+  --announce-delay MS   announce only once the configuration has been still this long
+                        (default 1000); withdrawals are immediate
   --sysctl NAME=VALUE   an IPVS sysctl (net.ipv4.vs.NAME) that changes decisions
                         (repeatable): sloppy_tcp, sloppy_sctp, schedule_icmp, secure_tcp,
                         drop_entry, drop_packet, amemthresh, am_droprate,
@@ -125,7 +128,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let connections: number | undefined;
   let hugePages = true;
   let announceOn = false;
-  const announce: { device?: string; table?: number; protocol?: number } = {};
+  const announce: { device?: string; table?: number; protocol?: number; settleMs?: number } = {};
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -219,6 +222,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--announce-device":
         announce.device = value();
         break;
+      case "--announce-delay":
+        announce.settleMs = integer(value(), 0, 600_000);
+        break;
       case "--sysctl": {
         const { name: sysctl, value: v } = parseSysctlAssignment(value());
         sysctls[sysctl] = v;
@@ -238,7 +244,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (isolate.length > 0 && interfaces.length === 0)
     throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
   if (tunnelMtu !== undefined && !tunnelSource4 && !tunnelSource6) throw new ConfigError("--tunnel-mtu needs --tunnel-source4 or --tunnel-source6");
-  if (!announceOn && Object.keys(announce).length > 0) throw new ConfigError("--announce-table, --announce-protocol and --announce-device need --announce");
+  if (!announceOn && Object.keys(announce).length > 0)
+    throw new ConfigError("--announce-table, --announce-protocol, --announce-device and --announce-delay need --announce");
   const tunnel = {
     ...(tunnelSource4 ? { tunnelSource4 } : {}),
     ...(tunnelSource6 ? { tunnelSource6 } : {}),
