@@ -11,6 +11,7 @@
 // spread of new connections over the real servers before and after.
 
 import { test } from "node:test";
+import { execFile, execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { EcmpCluster, type EcmpMethod } from "../src/demo/ecmp-cluster.js";
 import { lvsadmRaw, TSX_LOADER } from "../src/demo/support.js";
@@ -133,3 +134,23 @@ for (const method of ["dr", "tun"] as const) {
     () => scenario(method),
   );
 }
+
+test("npm run demo -- ecmp: three directors, one dies, every curl answers, nothing left behind", { skip, timeout: 180_000 }, async () => {
+  const walkthrough = new URL("../src/demo/walkthrough.ts", import.meta.url).pathname;
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", walkthrough, "ecmp"], { timeout: 170_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code ?? -1) : 0, stdout, stderr });
+    });
+  });
+  assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+  const answers = [...r.stdout.matchAll(/^ {3}(RS\d) \(from 10\.0\.0\.2:\d+\)$/gm)].map((m) => m[1]);
+  assert.equal(answers.length, 12, `six curls before and six after the failure:\n${r.stdout}`);
+  assert.match(r.stdout, /^ {3}\tnexthop via 192\.168\.10\.102 dev eth1 weight 1 $/m, "d2 was a path before");
+  const after = r.stdout.slice(r.stdout.indexOf("4. Director d2 dies"));
+  assert.doesNotMatch(after, /nexthop via 192\.168\.10\.102/, "and is not after");
+  assert.match(after, /^the router dropped d2 after \d+ ms/m);
+  assert.match(after, /^connections scheduled per director so far: d1 \d+, d3 \d+$/m);
+  const id = /\(namespaces (lvsw-\d+-\d+)-\*\)/.exec(r.stdout)?.[1];
+  assert.ok(id, "the demo names its lab");
+  assert.doesNotMatch(execFileSync("ip", ["netns", "list"], { encoding: "utf8" }), new RegExp(`^${id}-`, "m"));
+});

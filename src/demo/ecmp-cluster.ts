@@ -98,7 +98,7 @@ export class EcmpCluster {
     lab.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
     const rulesFile = join(dir, "rules");
     writeFileSync(rulesFile, `${rules}\n`);
-    if (index === 1) printOutput(this.options.log ?? (() => {}), `rules (every director): \n${rules}`);
+    if (index === 1) printOutput(this.options.log ?? (() => {}), `rules (every director):\n${rules}`);
     const lvsd = await startLvsd(lab, [...adapter, "--rules", rulesFile, "--announce", "--sysctl", "sloppy_tcp=1"], { host, log: this.options.log });
     if (this.options.method === "tun") for (const [cmd, ...args] of tunHostCommands("lvs0", [vip])) await lab.exec(host, cmd, args);
     const director = { index, host, lvsd, bird };

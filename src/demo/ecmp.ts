@@ -7,7 +7,17 @@
 
 import { createLab, curl, httpUrl, type Lab } from "../lab/index.js";
 import { EcmpCluster } from "./ecmp-cluster.js";
-import { printOutput, section, shell, type DemoLog } from "./support.js";
+import { lvsadmRaw, printOutput, section, serviceStats, shell, type DemoLog } from "./support.js";
+
+/** Connections each running director has scheduled so far (lvsadm -Ln --stats --exact). */
+async function perDirector(cluster: EcmpCluster, log: DemoLog): Promise<void> {
+  const parts: string[] = [];
+  for (const [i, d] of [...cluster.directors].sort((a, b) => a[0] - b[0])) {
+    const listing = await lvsadmRaw(d.lvsd.socket, ["-Ln", "--stats", "--exact"]);
+    parts.push(`d${i} ${serviceStats(listing.stdout).conns}`);
+  }
+  log(`connections scheduled per director so far: ${parts.join(", ")}`);
+}
 
 /** Curls the VIP `count` times (new connections each) and prints who answered. */
 async function curls(lab: Lab, log: DemoLog, count: number): Promise<void> {
@@ -31,21 +41,24 @@ export async function run(log: DemoLog): Promise<void> {
     for (const d of lab.ecmpDirectors) log(`d${d.index}        ${d.eth0.ipv4.padEnd(15)} lvsd --af-packet eth0 --announce; BIRD 2 announces what lvsd keeps`);
     for (const rs of lab.realServers) log(`${rs.name.padEnd(9)} ${rs.eth0.ipv4.padEnd(15)} VIP on lo; answers "${rs.label}"`);
     log(`VIP       ${lab.vip!.v4} (on no segment: the router reaches it through the directors)`);
+    log(`(namespaces ${lab.id}-*)`);
 
-    section(log, "2. Each director: the same Maglev service; lvsd announces the VIP once a destination is ready");
+    section(log, "2. Each director: the same Maglev rules; lvsd announces the VIP once they are applied and settled");
     cluster = await EcmpCluster.start(lab, { method: "dr", initialDirectors: 3, log });
     await shell(lab, "d1", log, "ip", ["route", "show", "table", "201"]);
     await shell(lab, "director", log, "ip", ["route", "show", `${lab.vip!.v4}/32`]);
 
     section(log, "3. New connections spread over the directors and the real servers");
     await curls(lab, log, 6);
+    await perDirector(cluster, log);
 
-    section(log, "4. Director d2 dies (SIGKILL to its lvsd and BIRD)");
+    section(log, "4. Director d2 dies (its link goes dark, then SIGKILL to its lvsd and BIRD)");
     await cluster.killDirector(2);
     const ms = await cluster.waitForPaths(2, 10_000, (p) => !p.includes(lab.ecmpDirectors[1].eth0.ipv4));
     log(`the router dropped d2 after ${Math.round(ms)} ms (BGP hold time 3 s)`);
     await shell(lab, "director", log, "ip", ["route", "show", `${lab.vip!.v4}/32`]);
     await curls(lab, log, 6);
+    await perDirector(cluster, log);
     log("every curl answered: the surviving directors pick the same real servers (Maglev), and pick up moved flows (sloppy_tcp)");
   } finally {
     await cluster?.stop();
