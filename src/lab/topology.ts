@@ -435,6 +435,28 @@ class LabImpl implements Lab, Teardown {
       bridgePort: `${host}-${name}`,
     });
 
+    // A host with one interface on the back segment, routed by the director (or, in ecmp,
+    // the router): the real servers, and the ecmp directors.
+    const backSegmentHost = (
+      name: HostName,
+      role: HostPlan["role"],
+      hostByte: number,
+      address: { v4: string; v6: string },
+      sysctls: Array<readonly [string, string | number]>,
+      loAddresses: string[],
+    ): HostPlan => ({
+      name,
+      role,
+      hostByte,
+      interfaces: [iface(name, "eth0", "back", hostByte, 0, address)],
+      gateway4: ADDRESSES.directorBack.v4,
+      gateway6: v6 ? ADDRESSES.directorBack.v6 : null,
+      sysctls,
+      loAddresses,
+      extraRoutes: [],
+      extraCommands: [],
+    });
+
     const vip = mode === "router" ? null : mode === "dr" ? ADDRESSES.vipBack : mode === "ecmp" ? ADDRESSES.vipEcmp : ADDRESSES.vipFront;
     this.vip = vip ? { v4: vip.v4, v6: v6 ? vip.v6 : null } : null;
     const rs1 = ADDRESSES.realServer(1);
@@ -537,18 +559,7 @@ class LabImpl implements Lab, Teardown {
       if (mode === "tun" || mode === "ecmp") {
         sysctls.push(["net.ipv4.conf.all.rp_filter", 0], ["net.ipv4.conf.default.rp_filter", 0], ["net.ipv4.conf.lo.rp_filter", 0]);
       }
-      plans.push({
-        name,
-        role: "rs",
-        hostByte: 0x10 + i,
-        interfaces: [iface(name, "eth0", "back", 0x10 + i, 0, ADDRESSES.realServer(i))],
-        gateway4: ADDRESSES.directorBack.v4,
-        gateway6: v6 ? ADDRESSES.directorBack.v6 : null,
-        sysctls,
-        loAddresses,
-        extraRoutes: [],
-        extraCommands: [],
-      });
+      plans.push(backSegmentHost(name, "rs", 0x10 + i, ADDRESSES.realServer(i), sysctls, loAddresses));
     }
     // ecmp: one-armed directors on the back segment. Their kernels do not forward (a packet
     // for the VIP is the balancer's, never the kernel's); a TUN-adapter director turns
@@ -556,25 +567,14 @@ class LabImpl implements Lab, Teardown {
     if (mode === "ecmp") {
       const count = options.ecmpDirectors ?? 3;
       for (let i = 1; i <= count; i++) {
-        const name = `d${i}` as HostName;
-        plans.push({
-          name,
-          role: "ecmp-director",
-          hostByte: 0x30 + i,
-          interfaces: [iface(name, "eth0", "back", 0x30 + i, 0, ADDRESSES.ecmpDirector(i))],
-          gateway4: ADDRESSES.directorBack.v4,
-          gateway6: v6 ? ADDRESSES.directorBack.v6 : null,
-          sysctls: [
-            ...common,
-            ["net.ipv4.ip_forward", 0],
-            ["net.ipv4.conf.all.rp_filter", 0],
-            ["net.ipv4.conf.default.rp_filter", 0],
-            ["net.ipv4.conf.all.send_redirects", 0],
-          ],
-          loAddresses: [],
-          extraRoutes: [],
-          extraCommands: [],
-        });
+        const sysctls: Array<readonly [string, string | number]> = [
+          ...common,
+          ["net.ipv4.ip_forward", 0],
+          ["net.ipv4.conf.all.rp_filter", 0],
+          ["net.ipv4.conf.default.rp_filter", 0],
+          ["net.ipv4.conf.all.send_redirects", 0],
+        ];
+        plans.push(backSegmentHost(`d${i}` as HostName, "ecmp-director", 0x30 + i, ADDRESSES.ecmpDirector(i), sysctls, []));
       }
     }
     return plans;
