@@ -424,7 +424,7 @@ test("npm run demo: the NAT walkthrough prints RS2, RS1, RS2, RS1 between lvsadm
 
 test("npm run demo: unknown modes and missing root are refused in one line", { skip: labSkip() }, async () => {
   const bogus = await runDemo(["bogus"]);
-  assert.deepEqual([bogus.code, bogus.stderr], [2, 'demo: unknown mode "bogus" (modes: nat, dr, tun)\n']);
+  assert.deepEqual([bogus.code, bogus.stderr], [2, 'demo: unknown mode "bogus" (modes: nat, dr, tun, ecmp)\n']);
   // Not root: the dispatcher with another uid (a process of another user might not even be
   // able to read the checkout, wherever CI put it).
   let out = "",

@@ -12,6 +12,7 @@ import { ConfigError } from "../config/types.js";
 import { formatUsage, formatVersion } from "./usage.js";
 import { extractJsonFlag } from "./json-output.js";
 import { SYSCTL_SUBCOMMAND } from "./sysctl-command.js";
+import { drainMain } from "./drain-client.js";
 
 const REPLAY_HELP = `Usage: lvsadm replay --rules RULES --in IN.pcap --out OUT.pcap [--neigh IP=MAC]...
                      [--director-mac MAC] [--gateway-mac MAC] [--tunnel-source IP]... [--tunnel-mtu N]
@@ -68,6 +69,10 @@ function replayMain(args: string[]): number {
 
 async function main(args: string[]): Promise<number> {
   if (args[0] === "replay") return replayMain(args.slice(1));
+  if (args[0] === "drain" || args[0] === "undrain") {
+    const socket = process.env.LVS_WASM_SOCKET ?? defaultSocketPath();
+    return drainMain(socket, args, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+  }
   const { argv, json } = extractJsonFlag(args);
   if (argv[0] === SYSCTL_SUBCOMMAND) {
     // not ipvsadm's: the director's IPVS sysctls, read or set over the control socket

@@ -128,6 +128,7 @@ export class Balancer {
   private readonly serviceById = new Map<number, ServiceEntry>();
   private sweepCursorBudget: number;
   private readonly syncListeners = new Set<(records: readonly SyncRecord[], lost: number) => void>();
+  private configurationVersion = 0;
 
   constructor(options: BalancerOptions = {}) {
     const maxDests = options.maxDestinations ?? 4096;
@@ -255,6 +256,7 @@ export class Balancer {
     const entry: ServiceEntry = { id, config: c, dests: [] };
     this.services.push(entry);
     this.serviceById.set(id, entry);
+    this.configurationVersion++;
   }
 
   private registerKey(id: number, key: ServiceKey): boolean {
@@ -277,6 +279,7 @@ export class Balancer {
     this.wrap(() => this.scheduler.editService(entry.id, this.schedulerOptions(c)));
     this.f.servicePersistenceSet(entry.id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
     entry.config = c;
+    this.configurationVersion++;
   }
 
   /** ipvsadm -D. Connections of its destinations live on until they expire (as in the kernel). */
@@ -286,6 +289,7 @@ export class Balancer {
     this.f.serviceKeyRemove(entry.id);
     this.services.splice(this.services.indexOf(entry), 1);
     this.serviceById.delete(entry.id);
+    this.configurationVersion++;
   }
 
   /** ipvsadm -C. */
@@ -347,6 +351,7 @@ export class Balancer {
     this.writeAction(id, record);
     // Newest first, as the kernel's list (and what --nosort prints).
     entry.dests.unshift({ id, config: c });
+    this.configurationVersion++;
     return id;
   }
 
@@ -370,6 +375,7 @@ export class Balancer {
     this.wrap(() => this.scheduler.editDestination(d.id, { weight: c.weight, upperThreshold: c.upperThreshold, lowerThreshold: c.lowerThreshold }));
     this.writeAction(d.id, record);
     d.config = c;
+    this.configurationVersion++;
   }
 
   /**
@@ -381,6 +387,7 @@ export class Balancer {
     const d = this.findDest(entry, ref.address, ref.port);
     this.scheduler.removeDestination(d.id);
     entry.dests.splice(entry.dests.indexOf(d), 1);
+    this.configurationVersion++;
   }
 
   // ---------------------------------------------------------------- timeouts
@@ -675,6 +682,14 @@ export class Balancer {
   }
 
   // ------------------------------------------------------------------- rules
+
+  /**
+   * Grows by one with every change to services or destinations (add, edit, delete, in any
+   * way: lvsadm, a reload, a health checker). Watchers compare it instead of diffing rules.
+   */
+  get configVersion(): number {
+    return this.configurationVersion;
+  }
 
   /** The configuration as a rule set (what `ipvsadm -S` saves); destinations in the order they were added. */
   rules(): RuleSet {

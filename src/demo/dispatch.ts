@@ -12,6 +12,7 @@ const MODES: Record<string, string> = {
   nat: "./nat.js",
   dr: "./dr.js",
   tun: "./tun.js",
+  ecmp: "./ecmp.js",
 };
 
 type ModeModule = { run: (log: (line: string) => void) => Promise<void> };

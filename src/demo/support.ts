@@ -1,4 +1,4 @@
-// Shared pieces of the walkthroughs (`npm run demo [-- nat|dr|tun]`): start the real lvsd
+// Shared pieces of the walkthroughs (`npm run demo [-- nat|dr|tun|ecmp]`): start the real lvsd
 // daemon in a lab host, run the real lvsadm CLI against it, and print every command the
 // way a tutorial shows it ("[director]# lvsadm -Ln") followed by its output.
 //

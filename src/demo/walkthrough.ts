@@ -1,4 +1,4 @@
-// `npm run demo [-- nat|dr|tun]`: the classic LVS walkthroughs in network namespaces.
+// `npm run demo [-- nat|dr|tun|ecmp]`: the classic LVS walkthroughs in network namespaces.
 // The dispatching lives in dispatch.ts; this file only ties it to the process.
 
 import { runWalkthrough } from "./dispatch.js";

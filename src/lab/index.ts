@@ -15,6 +15,7 @@ export type {
   ClientHost,
   DirectorHost,
   RealServerHost,
+  EcmpDirectorHost,
   SegmentInfo,
   AddressPair,
 } from "./topology.js";
@@ -26,4 +27,8 @@ export type { HttpServer, HttpServerOptions, LabServer } from "./servers.js";
 export { ping, curl, udpRequest, wrk, iperf3, httpUrl, whoHas } from "./clients.js";
 export type { PingResult, CurlOptions, CurlResult, WrkOptions, WrkResult, Iperf3Options, Iperf3Result } from "./clients.js";
 export { startHaproxy } from "./haproxy.js";
+export { startBird, routerBirdConfig, directorBirdConfig, LAB_BGP_TIMERS } from "./bird.js";
+export type { RunningBird, BgpTimers, RouterBirdOptions, DirectorBirdOptions } from "./bird.js";
+/** The failure-test client (a script): run it with node --import tsx in the client namespace. */
+export const FLOW_CLIENT = new URL("./flow-client.ts", import.meta.url);
 export type { Haproxy, HaproxyOptions } from "./haproxy.js";

@@ -3,6 +3,11 @@
 //   client ──(front segment: br0)── director ──(back segment: br1)── rs1, rs2, ...
 //                                 └ backup ┘ (optional, on both segments)
 //
+// The ecmp mode (docs/scale-out.md) turns the director into a plain ECMP router and adds
+// one-armed directors d1..dN on the back segment, beside the real servers:
+//
+//   client ──(br0)── router ──(br1)── d1, d2, ... (directors)   rs1, rs2, ... (VIP on lo)
+//
 // Both segments are bridges inside one more namespace, `lan` (the switch). Every host owns
 // plain veth ports (eth0, and eth1 on directors), a backup director joins both segments
 // without rewiring anything, and a capture in `lan` sees every frame on the wire.
@@ -11,13 +16,19 @@
 import { LabCommandError, run, runSync, spawnTracked, type ExecOptions, type ExecResult, type LabProcess } from "./shell.js";
 import { cleanupStaleLabs, deleteNamespacesSync, nextLabId, registerLab, unregisterLab, type Teardown } from "./registry.js";
 
-export type LabMode = "nat" | "dr" | "tun" | "router";
-export type HostName = "client" | "director" | "backup" | "lan" | `rs${number}`;
+export type LabMode = "nat" | "dr" | "tun" | "router" | "ecmp";
+export type HostName = "client" | "director" | "backup" | "lan" | `rs${number}` | `d${number}`;
 export type Segment = "front" | "back";
 
 export interface LabOptions {
-  /** nat, dr, tun: a director with a VIP; router: the director is a plain kernel router. */
+  /**
+   * nat, dr, tun: a director with a VIP; router: the director is a plain kernel router;
+   * ecmp: the director is an ECMP router and `ecmpDirectors` one-armed directors sit on the
+   * back segment (the VIP is routed to them; it is on no segment).
+   */
   mode: LabMode;
+  /** ecmp: how many directors (d1 .. dN, 1 .. 8). Default 3. */
+  ecmpDirectors?: number;
   /** Number of real servers (1 .. 50). Default 2. */
   realServers?: number;
   /** Also give every interface an IPv6 address (fd00::/64 front, fd00:10::/64 back). */
@@ -53,7 +64,7 @@ export interface LabInterface {
 
 export interface LabHost {
   readonly name: HostName;
-  readonly role: "client" | "director" | "backup" | "rs" | "lan";
+  readonly role: "client" | "director" | "backup" | "rs" | "lan" | "ecmp-director";
   /** The namespace: `lvsw-<pid>-<n>-<name>`. */
   readonly ns: string;
   readonly interfaces: readonly LabInterface[];
@@ -83,6 +94,14 @@ export interface RealServerHost extends LabHost {
   readonly vipOnLo: boolean;
 }
 
+/** ecmp: a one-armed director on the back segment, d1 .. dN. */
+export interface EcmpDirectorHost extends LabHost {
+  /** 1-based. */
+  readonly index: number;
+  /** eth0, on the back segment (the router and the real servers are there too). */
+  readonly eth0: LabInterface;
+}
+
 export interface SegmentInfo {
   /** Bridge name inside the lan namespace. */
   readonly bridge: string;
@@ -104,6 +123,8 @@ export interface Lab {
   readonly director: DirectorHost;
   readonly backup: DirectorHost | null;
   readonly realServers: readonly RealServerHost[];
+  /** ecmp: the directors behind the router (`director` is the router then); empty otherwise. */
+  readonly ecmpDirectors: readonly EcmpDirectorHost[];
   /** The switch: bridges br0 (front) and br1 (back). */
   readonly lan: LabHost;
   readonly segments: { readonly front: SegmentInfo; readonly back: SegmentInfo };
@@ -150,10 +171,14 @@ export const ADDRESSES = {
   vipFront: { v4: "10.0.0.100", v6: "fd00::100" },
   /** dr: the VIP lives on the real-server segment */
   vipBack: { v4: "192.168.10.100", v6: "fd00:10::100" },
+  /** ecmp: on no segment; the router reaches it through the directors */
+  vipEcmp: { v4: "10.100.0.100", v6: "fd00:100::100" },
+  ecmpDirector: (i: number) => ({ v4: `192.168.10.${100 + i}`, v6: `fd00:10::${100 + i}` }),
   realServer: (i: number) => ({ v4: `192.168.10.${10 + i}`, v6: `fd00:10::${10 + i}` }),
 } as const;
 
 const MAX_REAL_SERVERS = 50;
+const MAX_ECMP_DIRECTORS = 8;
 
 /** Locally administered MACs: 02:00:00:00:<host>:<interface>. */
 function mac(hostByte: number, ifIndex: number): string {
@@ -195,6 +220,7 @@ class LabImpl implements Lab, Teardown {
   director!: DirectorHost;
   backup: DirectorHost | null = null;
   realServers: RealServerHost[] = [];
+  ecmpDirectors: EcmpDirectorHost[] = [];
   lan!: LabHost;
   readonly segments: Lab["segments"];
   vip: AddressPair | null = null;
@@ -211,7 +237,7 @@ class LabImpl implements Lab, Teardown {
     this.id = nextLabId();
     this.mode = options.mode;
     this.ipv6 = options.ipv6 ?? false;
-    this.vipOnDirector = options.vipOnDirector ?? true;
+    this.vipOnDirector = options.mode === "ecmp" ? false : (options.vipOnDirector ?? true);
     this.segments = {
       front: { bridge: "br0", subnet4: ADDRESSES.front4, subnet6: this.ipv6 ? ADDRESSES.front6 : null },
       back: { bridge: "br1", subnet4: ADDRESSES.back4, subnet6: this.ipv6 ? ADDRESSES.back6 : null },
@@ -297,8 +323,12 @@ class LabImpl implements Lab, Teardown {
     if (!Number.isInteger(n) || n < 1 || n > MAX_REAL_SERVERS) {
       throw new RangeError(`realServers must be an integer in 1..${MAX_REAL_SERVERS}, got ${String(n)}`);
     }
-    if (!["nat", "dr", "tun", "router"].includes(options.mode)) {
-      throw new RangeError(`mode must be "nat", "dr", "tun" or "router", got ${JSON.stringify(options.mode)}`);
+    if (!["nat", "dr", "tun", "router", "ecmp"].includes(options.mode)) {
+      throw new RangeError(`mode must be "nat", "dr", "tun", "router" or "ecmp", got ${JSON.stringify(options.mode)}`);
+    }
+    const d = options.ecmpDirectors ?? 3;
+    if (!Number.isInteger(d) || d < 1 || d > MAX_ECMP_DIRECTORS) {
+      throw new RangeError(`ecmpDirectors must be an integer in 1..${MAX_ECMP_DIRECTORS}, got ${String(d)}`);
     }
     const step = async (name: string, fn: () => void) => {
       await options.onStep?.(name);
@@ -377,6 +407,10 @@ class LabImpl implements Lab, Teardown {
       if (plan.role === "director") this.director = d;
       else this.backup = d;
       this.hosts.set(plan.name, d);
+    } else if (plan.role === "ecmp-director") {
+      const host: EcmpDirectorHost = { ...base, index: Number(plan.name.slice(1)), eth0: byName("eth0") };
+      this.ecmpDirectors.push(host);
+      this.hosts.set(plan.name, host);
     } else {
       const index = Number(plan.name.slice(2));
       const rs: RealServerHost = { ...base, index, label: `RS${index}`, eth0: byName("eth0"), vipOnLo: plan.loAddresses.length > 0 };
@@ -401,7 +435,29 @@ class LabImpl implements Lab, Teardown {
       bridgePort: `${host}-${name}`,
     });
 
-    const vip = mode === "router" ? null : mode === "dr" ? ADDRESSES.vipBack : ADDRESSES.vipFront;
+    // A host with one interface on the back segment, routed by the director (or, in ecmp,
+    // the router): the real servers, and the ecmp directors.
+    const backSegmentHost = (
+      name: HostName,
+      role: HostPlan["role"],
+      hostByte: number,
+      address: { v4: string; v6: string },
+      sysctls: Array<readonly [string, string | number]>,
+      loAddresses: string[],
+    ): HostPlan => ({
+      name,
+      role,
+      hostByte,
+      interfaces: [iface(name, "eth0", "back", hostByte, 0, address)],
+      gateway4: ADDRESSES.directorBack.v4,
+      gateway6: v6 ? ADDRESSES.directorBack.v6 : null,
+      sysctls,
+      loAddresses,
+      extraRoutes: [],
+      extraCommands: [],
+    });
+
+    const vip = mode === "router" ? null : mode === "dr" ? ADDRESSES.vipBack : mode === "ecmp" ? ADDRESSES.vipEcmp : ADDRESSES.vipFront;
     this.vip = vip ? { v4: vip.v4, v6: v6 ? vip.v6 : null } : null;
     const rs1 = ADDRESSES.realServer(1);
     this.target = this.vip ?? { v4: rs1.v4, v6: v6 ? rs1.v6 : null };
@@ -434,7 +490,7 @@ class LabImpl implements Lab, Teardown {
       extraRoutes: [],
       extraCommands: [],
     };
-    if (vip && !this.vipOnDirector && mode !== "dr") {
+    if (vip && !this.vipOnDirector && mode !== "dr" && mode !== "ecmp") {
       // The VIP is on the client's own subnet but nobody's kernel owns it: send its frames
       // to the director's front MAC without ARP.
       clientPlan.extraCommands.push(`neigh replace ${vip.v4} lladdr ${mac(0x02, 0)} nud permanent dev eth0`);
@@ -457,6 +513,10 @@ class LabImpl implements Lab, Teardown {
       ["net.ipv4.conf.all.accept_local", mode === "dr" || mode === "tun" ? 1 : 0],
       ["net.ipv4.ip_local_port_range", "1024 65535"],
       ...(v6 ? [["net.ipv6.conf.all.forwarding", 1] as const] : []),
+      // ecmp: the router spreads the VIP's flows over its paths by the 5-tuple, not by
+      // addresses alone (one client would otherwise ride one path).
+      ...(mode === "ecmp" ? [["net.ipv4.fib_multipath_hash_policy", 1] as const] : []),
+      ...(mode === "ecmp" && v6 ? [["net.ipv6.fib_multipath_hash_policy", 1] as const] : []),
     ];
     const directorPlan = (name: "director" | "backup", hostByte: number, front: { v4: string; v6: string }, back: { v4: string; v6: string }): HostPlan => ({
       name,
@@ -471,7 +531,7 @@ class LabImpl implements Lab, Teardown {
       extraCommands: [],
     });
     const director = directorPlan("director", 0x02, ADDRESSES.directorFront, ADDRESSES.directorBack);
-    if (vip && this.vipOnDirector) {
+    if (vip && this.vipOnDirector && mode !== "ecmp") {
       const dev = mode === "dr" ? "eth1" : "eth0";
       director.extraCommands.push(`addr add ${vip.v4}/32 dev ${dev}`);
       if (v6) director.extraCommands.push(`addr add ${vip.v6}/128 dev ${dev} nodad`);
@@ -486,7 +546,7 @@ class LabImpl implements Lab, Teardown {
       const name = `rs${i}` as HostName;
       const sysctls: Array<readonly [string, string | number]> = [...common];
       const loAddresses: string[] = [];
-      if (mode === "dr" || mode === "tun") {
+      if (mode === "dr" || mode === "tun" || mode === "ecmp") {
         sysctls.push(
           ["net.ipv4.conf.all.arp_ignore", 1],
           ["net.ipv4.conf.default.arp_ignore", 1],
@@ -496,21 +556,26 @@ class LabImpl implements Lab, Teardown {
         loAddresses.push(`${vip!.v4}/32`);
         if (v6) loAddresses.push(`${vip!.v6}/128`);
       }
-      if (mode === "tun") {
+      if (mode === "tun" || mode === "ecmp") {
         sysctls.push(["net.ipv4.conf.all.rp_filter", 0], ["net.ipv4.conf.default.rp_filter", 0], ["net.ipv4.conf.lo.rp_filter", 0]);
       }
-      plans.push({
-        name,
-        role: "rs",
-        hostByte: 0x10 + i,
-        interfaces: [iface(name, "eth0", "back", 0x10 + i, 0, ADDRESSES.realServer(i))],
-        gateway4: ADDRESSES.directorBack.v4,
-        gateway6: v6 ? ADDRESSES.directorBack.v6 : null,
-        sysctls,
-        loAddresses,
-        extraRoutes: [],
-        extraCommands: [],
-      });
+      plans.push(backSegmentHost(name, "rs", 0x10 + i, ADDRESSES.realServer(i), sysctls, loAddresses));
+    }
+    // ecmp: one-armed directors on the back segment. Their kernels do not forward (a packet
+    // for the VIP is the balancer's, never the kernel's); a TUN-adapter director turns
+    // forwarding on itself. rp_filter off: the router's flows arrive for a VIP they route.
+    if (mode === "ecmp") {
+      const count = options.ecmpDirectors ?? 3;
+      for (let i = 1; i <= count; i++) {
+        const sysctls: Array<readonly [string, string | number]> = [
+          ...common,
+          ["net.ipv4.ip_forward", 0],
+          ["net.ipv4.conf.all.rp_filter", 0],
+          ["net.ipv4.conf.default.rp_filter", 0],
+          ["net.ipv4.conf.all.send_redirects", 0],
+        ];
+        plans.push(backSegmentHost(`d${i}` as HostName, "ecmp-director", 0x30 + i, ADDRESSES.ecmpDirector(i), sysctls, []));
+      }
     }
     return plans;
   }

@@ -44,6 +44,11 @@ export interface LvsdOptions {
    * effort, logged either way.
    */
   readonly hugePages?: boolean;
+  /**
+   * Keep a kernel route per servable VIP for a routing daemon to announce (ECMP scale-out,
+   * docs/scale-out.md); `lvsadm drain` withdraws them. Off unless given.
+   */
+  readonly announce?: { readonly device?: string; readonly table?: number; readonly protocol?: number; readonly settleMs?: number };
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
@@ -78,6 +83,8 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
             [--no-huge-pages] [--keepalived FILE] [--metrics HOST:PORT]
             [--standby] [--sync-refresh SECONDS] [--sysctl NAME=VALUE]...
+            [--announce [--announce-table N] [--announce-protocol N] [--announce-device NAME]
+                        [--announce-delay MS]]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -118,6 +125,16 @@ servers; see docs/daemon.md for deploying each.
   --sync-refresh S      as sync master, re-send every live connection at least every S
                         seconds (default 0: only what the kernel's rules send), so that a
                         backup that comes back learns the idle ones too
+  --announce            keep a route for every VIP with a live destination in table
+                        201, proto 201, via an anchor TUN device that dies with lvsd,
+                        for BIRD to announce by BGP (docs/scale-out.md); lvsadm drain
+                        withdraws them
+  --announce-table N    the routes' table (default 201)
+  --announce-protocol N the routes' protocol number, for BIRD's krt_source filter
+                        (default 201)
+  --announce-device NAME  the anchor device (default lvs-announce)
+  --announce-delay MS   announce only once the configuration has been still this long
+                        (default 1000); withdrawals are immediate
   --sysctl NAME=VALUE   an IPVS sysctl (net.ipv4.vs.NAME) that changes decisions
                         (repeatable): sloppy_tcp, sloppy_sctp, schedule_icmp, secure_tcp,
                         drop_entry, drop_packet, amemthresh, am_droprate,
@@ -143,6 +160,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let hugePages = true;
   let standby = false;
   let syncRefreshMs = 0;
+  let announceOn = false;
+  const announce: { device?: string; table?: number; protocol?: number; settleMs?: number } = {};
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -240,6 +259,20 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         break;
       case "--sync-refresh":
         syncRefreshMs = integer(value(), 0, 86400) * 1000;
+      case "--announce":
+        announceOn = true;
+        break;
+      case "--announce-table":
+        announce.table = integer(value(), 1, 252);
+        break;
+      case "--announce-protocol":
+        announce.protocol = integer(value(), 1, 252);
+        break;
+      case "--announce-device":
+        announce.device = value();
+        break;
+      case "--announce-delay":
+        announce.settleMs = integer(value(), 0, 600_000);
         break;
       case "--sysctl": {
         const { name: sysctl, value: v } = parseSysctlAssignment(value());
@@ -261,6 +294,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (isolate.length > 0 && interfaces.length === 0)
     throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
   if (tunnelMtu !== undefined && !tunnelSource4 && !tunnelSource6) throw new ConfigError("--tunnel-mtu needs --tunnel-source4 or --tunnel-source6");
+  if (!announceOn && Object.keys(announce).length > 0)
+    throw new ConfigError("--announce-table, --announce-protocol, --announce-device and --announce-delay need --announce");
   const tunnel = {
     ...(tunnelSource4 ? { tunnelSource4 } : {}),
     ...(tunnelSource6 ? { tunnelSource6 } : {}),
@@ -288,5 +323,6 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(metrics ? { metrics } : {}),
     ...(standby ? { standby: true } : {}),
     ...(syncRefreshMs > 0 ? { syncRefreshMs } : {}),
+    ...(announceOn ? { announce } : {}),
   };
 }

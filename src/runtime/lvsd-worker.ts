@@ -64,7 +64,7 @@ export async function runLvsdWorker(): Promise<void> {
     const reply = (value: unknown) => post({ kind: "answer", id: m.id, value });
     switch (m.kind) {
       case "command":
-        reply(daemon.command(m.request));
+        void Promise.resolve(daemon.command(m.request)).then(reply);
         break;
       case "reload":
         daemon.reload();

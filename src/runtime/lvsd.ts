@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
 import { ConfigError, type RuleSet } from "../config/types.js";
-import { answer, serveControl, type ControlServer } from "../admin/control-server.js";
+import { answer, serveControlWith, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
 import { defaultSocketPath } from "../admin/control-client.js";
@@ -29,6 +29,8 @@ import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.
 import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
 import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
 import { SyncDaemons, type RunningSyncDaemon } from "../sync/daemon.js";
+import { RouteAnnouncer } from "./announcer.js";
+import { isDrainRequest, runDrainRequest } from "./drain-command.js";
 
 // ---------------------------------------------------------------------------- the daemon
 
@@ -51,6 +53,8 @@ export class Lvsd {
   private loop: Promise<void> | null = null;
   private neighbours: KernelNeighbours | null = null;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** The VIP routes for a routing daemon (--announce), or null. */
+  announcer: RouteAnnouncer | null = null;
   private readonly announced = new Set<string>();
   private readonly undo: Array<() => Promise<void>> = [];
   private stopped = false;
@@ -219,7 +223,7 @@ export class Lvsd {
         }
         if (neighbours) await neighbours.start();
         if (daemon.socketPath) {
-          daemon.control = await serveControl(daemon.socketPath, daemon.context(), daemon.commandLog);
+          daemon.control = await serveControlWith(daemon.socketPath, (request) => daemon.command(request));
           log(`control socket ${daemon.socketPath} (mode 0600, directory 0700: root only)`);
         }
         if (arp) {
@@ -228,6 +232,17 @@ export class Lvsd {
           daemon.probeTimer.unref();
         }
         daemon.loop = director.start();
+        if (options.announce) {
+          // Last: announce only once the director forwards.
+          daemon.announcer = await RouteAnnouncer.start({
+            ...options.announce,
+            balancer,
+            netns: specs[0]?.netns,
+            log,
+            clock,
+            forwarded: () => director.stats.forwarded,
+          });
+        }
         daemon.loop.catch((e: unknown) => {
           log(`director loop failed: ${e instanceof Error ? e.message : String(e)}`);
         });
@@ -237,6 +252,7 @@ export class Lvsd {
           daemon.controlPlane = await ControlPlane.start(plane, { keepalivedFile: options.keepalivedFile, metrics: options.metrics, log }, keepalived);
         }
       } catch (e) {
+        daemon.announcer?.close();
         await daemon.controlPlane?.stop();
         await director.stop();
         clearInterval(daemon.probeTimer);
@@ -274,7 +290,11 @@ export class Lvsd {
    * Answers one control request ({ argv, stdin, json? }) as the control socket does (the
    * same `answer`): lvsd's worker thread runs the requests its main thread relays here.
    */
-  command(request: unknown): CommandResult {
+  command(request: unknown): CommandResult | Promise<CommandResult> {
+    const r = request as { argv?: unknown; json?: unknown } | null;
+    if (r && Array.isArray(r.argv) && r.argv.every((a) => typeof a === "string") && isDrainRequest(r.argv)) {
+      return runDrainRequest(this.announcer, r.argv as string[], r.json === true);
+    }
     return answer(this.context(), request, this.commandLog);
   }
 
@@ -406,6 +426,8 @@ export class Lvsd {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Withdraw first: the routers stop sending here while the loop still forwards.
+    this.announcer?.close();
     await this.controlPlane?.stop();
     clearInterval(this.probeTimer);
     this.neighbours?.stop();

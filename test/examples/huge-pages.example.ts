@@ -9,7 +9,4 @@ const balancer = new Balancer({
     advice = adviseHugePages(memory);
   },
 });
-console.log(
-  `${balancer.connectionCapacity} connections on`,
-  advice.applied ? "huge pages" : `4 KiB pages (${advice.reason})`,
-);
+console.log(`${balancer.connectionCapacity} connections on`, advice.applied ? "huge pages" : `4 KiB pages (${advice.reason})`);
