@@ -152,8 +152,8 @@ test("Lvsd in-process with a keepalived.conf and metrics: the checks program the
   });
   try {
     // 127.0.0.2:port has no listener: its check fails and it leaves the table.
-    await waitFor("127.0.0.2 removed", () => !daemon.command({ argv: ["-Ln"] }).stdout.includes("127.0.0.2"));
-    assert.match(daemon.command({ argv: ["-Ln"] }).stdout, new RegExp(`-> 127\\.0\\.0\\.1:${port} +Masq +1 `));
+    await waitFor("127.0.0.2 removed", async () => !(await daemon.command({ argv: ["-Ln"] })).stdout.includes("127.0.0.2"));
+    assert.match((await daemon.command({ argv: ["-Ln"] })).stdout, new RegExp(`-> 127\\.0\\.0\\.1:${port} +Masq +1 `));
     const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(lines.join("\n"))?.[1];
     assert.ok(url, lines.join("\n"));
     const text = await (await fetch(url)).text();
