@@ -259,6 +259,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         break;
       case "--sync-refresh":
         syncRefreshMs = integer(value(), 0, 86400) * 1000;
+        break;
       case "--announce":
         announceOn = true;
         break;

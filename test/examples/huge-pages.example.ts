@@ -9,4 +9,7 @@ const balancer = new Balancer({
     advice = adviseHugePages(memory);
   },
 });
-console.log(`${balancer.connectionCapacity} connections on`, advice.applied ? "huge pages" : `4 KiB pages (${advice.reason})`);
+console.log(
+  `${balancer.connectionCapacity} connections on`,
+  advice.applied ? "huge pages" : `4 KiB pages (${advice.reason})`,
+);
