@@ -21,6 +21,7 @@ export * from "./admin/index.js";
 export { Balancer, PacketFlags } from "./balancer/balancer.js";
 export type { BalancerOptions, BalancerEvent, BalancerEventListener, DirectorAddressing, PacketOutcome } from "./balancer/balancer.js";
 export type { ConnectionRecord } from "./balancer/memory-readers.js";
+export type { FragmentOptions, FragmentStats } from "./balancer/fragments.js";
 export { ConfigError } from "./config/types.js";
 export type {
   ServiceKey,

@@ -22,6 +22,7 @@ import {
   PROTOCOL_NUMBER,
 } from "./validate.js";
 import { readConnection, readStatsBlock, type ConnectionRecord } from "./memory-readers.js";
+import { normaliseFragmentOptions, readFragmentStats, type FragmentOptions, type FragmentStats } from "./fragments.js";
 
 export interface DirectorAddressing {
   /** Our MAC: the source of every Ethernet frame we send. */
@@ -57,6 +58,8 @@ export interface BalancerOptions {
   /** A SYN on a TIME_WAIT connection is a new connection (conn_reuse_mode 1). Default true. */
   readonly connReuse?: boolean;
   readonly director?: DirectorAddressing;
+  /** IP fragment tracking: datagrams, held memory, time (docs/fragments.md). Defaults 1024, 4 MiB, 30 s. */
+  readonly fragments?: FragmentOptions;
   /**
    * Called once with the module's memory right after it is instantiated, before any slot
    * or table is carved: the place for operating-system advice such as huge pages
@@ -147,6 +150,8 @@ export class Balancer {
     if (this.f.statsInit(this.scheduler.maxServices, maxDests) !== 0) throw new Error("statsInit failed");
     const rc = this.f.datapathInit(options.neighbours ?? 1024, 4096);
     if (rc !== 0) throw new Error(`datapathInit failed with code ${rc}`);
+    const frag = normaliseFragmentOptions(options.fragments);
+    if (this.f.fragmentsInit(frag.datagrams, frag.memory, frag.timeoutMs, seed ^ 0x7f4a7c15) !== 0) throw new Error("fragmentsInit failed");
     this.f.datapathSwitches(options.expireNodestConn ? 1 : 0, options.expireQuiescentTemplate ? 1 : 0, options.connReuse === false ? 0 : 1);
     this.sweepCursorBudget = Math.max(1024, Math.ceil(capacity / 8));
     this.director = options.director ?? {};
@@ -403,12 +408,20 @@ export class Balancer {
 
   /**
    * Runs slots [0, count) through the datapath at time `nowMs` (any millisecond clock; it
-   * may wrap at 2^32). Verdicts and destinations land in the descriptors.
+   * may wrap at 2^32). Verdicts and destinations land in the descriptors. Returns how many
+   * slots hold a verdict: `count`, plus held IP fragments released into the free slots
+   * after them once their first fragment was decided (docs/fragments.md). process(0, now)
+   * releases what a full batch had no room for.
    */
   process(count: number, nowMs: number): number {
     const n = this.f.process(0, count, nowMs >>> 0);
     this.drainEvents();
     return n;
+  }
+
+  /** IP fragment counters (docs/fragments.md). */
+  fragmentStats(): FragmentStats {
+    return readFragmentStats(this.mem(), this.f.regionFragCounters() >>> 0, this.f.fragCounterCount());
   }
 
   /** One packet through the datapath (via slot 0), for tools and tests. */

@@ -22,6 +22,8 @@ export interface DissectedFrame {
 export interface TsharkOptions {
   /** UDP port to dissect as GUE (default 6080). */
   readonly guePort?: number;
+  /** Reassemble IPv4 / IPv6 fragments (ip.defragment, ipv6.defragment), as a receiver would. */
+  readonly defragment?: boolean;
 }
 
 function flatten(node: unknown, out: Map<string, string[]>, expert: string[]): void {
@@ -79,6 +81,7 @@ export function tsharkDissect(linkType: number, frames: readonly Uint8Array[], o
         // Wireshark < 4.2 has no such preference (and rejects the run); its GRE dissector
         // verifies a present checksum anyway.
         ...(tsharkHasPref("gre.check_checksum") ? ["-o", "gre.check_checksum:TRUE"] : []),
+        ...(options.defragment ? ["-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"] : []),
       ],
       {
         encoding: "utf8",
