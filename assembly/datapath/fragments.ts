@@ -309,6 +309,7 @@ function fail(e: u32, reason: u32, counter: u32): u32 {
   dropHeldList(load<u32>(p + E_HELD));
   store<u32>(p + E_HELD, FRAG_NO_ENTRY);
   if (load<u32>(p + E_RELEASING) != 0) purgeReleases(e);
+  publishGauges();
   return reason;
 }
 
