@@ -13,6 +13,7 @@ const EXAMPLES: ReadonlyArray<readonly [example: string, doc: string]> = [
   ["test/examples/scheduler-fairness.example.ts", "docs/schedulers.md"],
   ["test/examples/balancer-nat.example.ts", "docs/balancer.md"],
   ["test/examples/huge-pages.example.ts", "docs/balancer.md"],
+  ["test/examples/fragments.example.ts", "docs/fragments.md"],
 ];
 
 const src = (p: string) => pathToFileURL(new URL(p, root).pathname).href;
