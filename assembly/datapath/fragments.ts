@@ -147,6 +147,7 @@ export function initFragments(datagrams: u32, memoryBytes: u32, time: u32, hashS
   entries = heap.alloc(<usize>datagrams * E_SIZE);
   memory.fill(entries, 0, <usize>datagrams * E_SIZE);
   bitmaps = heap.alloc(<usize>datagrams * BITMAP_BYTES);
+  memory.fill(bitmaps, 0, <usize>datagrams * BITMAP_BYTES);
   let n: u32 = 16;
   while (n < datagrams * 2) n <<= 1;
   bucketMask = n - 1;
@@ -220,8 +221,7 @@ function newEntry(family: u32, proto: u32, id: u32, src: usize, dst: usize, buck
   if (e == FRAG_NO_ENTRY) return e;
   const p = ent(e);
   freeEntry = load<u32>(p + E_CHAIN);
-  memory.fill(p, 0, E_SIZE);
-  memory.fill(bitmaps + <usize>e * BITMAP_BYTES, 0, BITMAP_BYTES);
+  memory.fill(p, 0, E_SIZE); // its bitmap was cleared when it was freed
   store<u8>(p + E_FAMILY, <u8>family);
   store<u8>(p + E_PROTO, <u8>proto);
   store<u8>(p + E_STATE, <u8>ST_OPEN);
@@ -255,6 +255,9 @@ function newEntry(family: u32, proto: u32, id: u32, src: usize, dst: usize, buck
 
 function freeEntryAt(e: u32): void {
   const p = ent(e);
+  // Every bit set lies below the highest end seen: clear only those words.
+  const words = (((load<u32>(p + E_MAXEND) + 7) >> 3) + 31) >> 5;
+  memory.fill(bitmaps + <usize>e * BITMAP_BYTES, 0, <usize>words << 2);
   dropHeldList(load<u32>(p + E_HELD));
   store<u32>(p + E_HELD, FRAG_NO_ENTRY);
   if (load<u32>(p + E_RELEASING) != 0) purgeReleases(e);
