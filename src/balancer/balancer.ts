@@ -424,7 +424,10 @@ export class Balancer {
     return readFragmentStats(this.mem(), this.f.regionFragCounters() >>> 0, this.f.fragCounterCount());
   }
 
-  /** One packet through the datapath (via slot 0), for tools and tests. */
+  /**
+   * One packet through the datapath (via slot 0), for tools and tests. IP fragments it
+   * releases land in slots 1 and up, unreported here: use process() to send those.
+   */
   processPacket(packet: Uint8Array, link: LinkType, nowMs: number, mark = 0): PacketOutcome {
     this.core.slots.write(0, packet, link, mark);
     this.process(1, nowMs);
