@@ -10,6 +10,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Balancer, Desc, DROP_REASON_NAMES, DropReason, LinkType, PcapLinkType, Verdict, type FragmentOptions, type ServiceKey } from "../src/index.js";
+import { MemoryPacketIO } from "../src/io/packet-io.js";
+import { Director } from "../src/runtime/director.js";
 import { scapyBuild, scapyRun } from "./support/scapy.js";
 import { tsharkDissect, assertFrameValid, type DissectedFrame } from "./support/tshark.js";
 import { skipUnless } from "./support/tools.js";
@@ -278,6 +280,19 @@ test("a full batch leaves released fragments waiting; process(0) sends them", { 
   const released = collect(b, n);
   assert.ok(released.every((o) => o.verdict === Verdict.Forward && o.destination === firstBatch[3].destination));
   assert.equal(reassembled([firstBatch[3].packet, ...released.map((o) => o.packet)]).length, 1);
+});
+
+test("the Director sends released fragments: the first fragment last, all four leave for the real server in one step", { skip }, () => {
+  const b = balancer("masq", undefined, 8);
+  const [set] = fragmentsOf([{ v: 4, src: CLIENT[4], dst: VIP[4], id: 11, sport: 42011, dport: VPORT, size: 3000, frag: 1000 }]);
+  const clients = new MemoryPacketIO("clients");
+  const servers = new MemoryPacketIO("servers");
+  const director = new Director({ balancer: b, io: [clients, servers], routes: [{ prefix: "192.168.253.0/24", io: servers }] });
+  clients.inject(...[...set].reverse());
+  assert.equal(director.runOnce(), set.length);
+  assert.equal(servers.sent.length, set.length, "the held fragments went out after the first");
+  assert.equal(director.stats.drops["fragment-held"], set.length - 1);
+  assert.equal(reassembled(servers.sent.map((p) => p.slice())).length, 1);
 });
 
 // ------------------------------------------------------------------------------- abuse
