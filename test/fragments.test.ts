@@ -295,6 +295,29 @@ test("the Director sends released fragments: the first fragment last, all four l
   assert.equal(reassembled(servers.sent.map((p) => p.slice())).length, 1);
 });
 
+test("tunnel MTU: fragments (DF clear) that no longer fit once encapsulated are dropped too-big, first and later alike", { skip }, () => {
+  const b = new Balancer({ connections: 64, director: { tunnelSource4: "192.168.10.1", tunnelMtu: 1000 } });
+  const key: ServiceKey = { kind: "address", protocol: "udp", address: VIP[4], port: VPORT };
+  b.addService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  b.addDestination(key, {
+    address: RS[4][0],
+    port: VPORT,
+    method: "tunnel",
+    weight: 1,
+    upperThreshold: 0,
+    lowerThreshold: 0,
+    tunnel: { type: "ipip", checksum: "nocsum" },
+  });
+  // 996-byte fragments + 20 bytes of outer header > 1000; the 628-byte last one would fit,
+  // but its datagram's first was dropped, so it is dropped with the first's reason.
+  const [set] = fragmentsOf([{ v: 4, src: CLIENT[4], dst: VIP[4], id: 12, sport: 42012, dport: VPORT, size: 2552, frag: 976 }]);
+  const out = push(b, set);
+  assert.deepEqual(
+    out.map((o) => o.reason),
+    set.map(() => "too-big"),
+  );
+});
+
 // ------------------------------------------------------------------------------- abuse
 
 const abuse = (expressions: string[]) => scapyBuild(expressions);
