@@ -34,4 +34,17 @@ export const REASON_TABLE_FULL: u32 = 17;
 export const REASON_ICMP_SUPPRESSED: u32 = 18;
 /** A checksum we must verify (tunnel UDP / GRE) is wrong. */
 export const REASON_BAD_L4_CHECKSUM: u32 = 19;
-export const REASON_COUNT: u32 = 20;
+/** A later fragment kept until its first fragment arrives (not lost: released later). */
+export const REASON_FRAGMENT_HELD: u32 = 20;
+/** A fragment overlapping part of its datagram (RFC 5722): the datagram is killed. */
+export const REASON_FRAGMENT_OVERLAP: u32 = 21;
+/** A fragment wholly inside what its datagram already had: only it is dropped. */
+export const REASON_FRAGMENT_DUPLICATE: u32 = 22;
+/** A fragment past 65,535 reassembled bytes: the datagram is killed. */
+export const REASON_FRAGMENT_TOO_BIG: u32 = 23;
+/** A fragment that contradicts its datagram's geometry (empty, past the end, a non-last not
+ * a multiple of 8 bytes): the datagram is killed. */
+export const REASON_FRAGMENT_INVALID: u32 = 24;
+/** No room to track the datagram or hold the fragment (ipfrag_high_thresh's role). */
+export const REASON_FRAGMENT_NO_ROOM: u32 = 25;
+export const REASON_COUNT: u32 = 26;

@@ -23,6 +23,7 @@ export type { BalancerOptions, BalancerEvent, BalancerEventListener, DirectorAdd
 export { IPVS_SYSCTLS, DEFAULT_SYSCTLS, parseSysctlAssignment } from "./balancer/sysctls.js";
 export type { IpvsSysctls, IpvsSysctlName } from "./balancer/sysctls.js";
 export type { ConnectionRecord } from "./balancer/memory-readers.js";
+export type { FragmentOptions, FragmentStats } from "./balancer/fragments.js";
 export { ConfigError } from "./config/types.js";
 export type {
   ServiceKey,

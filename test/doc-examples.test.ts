@@ -14,6 +14,7 @@ const EXAMPLES: ReadonlyArray<readonly [example: string, doc: string]> = [
   ["test/examples/balancer-nat.example.ts", "docs/balancer.md"],
   ["test/examples/huge-pages.example.ts", "docs/balancer.md"],
   ["test/examples/sync-pair.example.ts", "docs/sync.md"],
+  ["test/examples/fragments.example.ts", "docs/fragments.md"],
 ];
 
 const src = (p: string) => pathToFileURL(new URL(p, root).pathname).href;

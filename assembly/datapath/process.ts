@@ -5,15 +5,15 @@
 // Nothing here allocates.
 
 import {
-  slotCount, slotStride, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
-  DESC_MARK, DESC_VERDICT, DESC_REASON, DESC_ACTION, DESC_AUX,
+  slotCount, slotStride, slotCapacity, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
+  DESC_MARK, DESC_VERDICT, DESC_REASON, DESC_ACTION, DESC_AUX, HEADROOM,
 } from "../layout";
 import { rd8, rd16, wr8, copy6, copy16 } from "../net/bytes";
 import { csumReplace16 } from "../net/checksum";
 import { rd16 as r16 } from "../net/bytes";
 import {
   parsePacketInline, pL3, pL4, pL4Len, pFamily, pProto, pFrag, pSport, pDport, pTcpFlags,
-  pSrcAddr, pDstAddr, pIpLen, pIcmpType, FRAG_LATER,
+  pSrcAddr, pDstAddr, pIpLen, pIcmpType, FRAG_LATER, FRAG_NONE,
 } from "../net/parse";
 import {
   LINK_ETHERNET, ETH_HLEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6,
@@ -23,7 +23,8 @@ import {
 import {
   VERDICT_FORWARD, VERDICT_DROP, VERDICT_PASS, VERDICT_REPLY, REASON_NONE, REASON_NOT_IP,
   REASON_FRAGMENT, REASON_TRUNCATED, REASON_TTL_EXPIRED, REASON_NO_DESTINATION,
-  REASON_NO_FLOW, REASON_TABLE_FULL, REASON_BAD_ACTION, REASON_UNSUPPORTED,
+  REASON_NO_FLOW, REASON_TABLE_FULL, REASON_BAD_ACTION, REASON_UNSUPPORTED, REASON_FRAGMENT_HELD,
+  REASON_FRAGMENT_NO_ROOM,
 } from "../verdict";
 import {
   actionPtr, actionCount, outcome, A_KIND, A_FAMILY, A_PORT, A_ADDR, A_SET_MAC,
@@ -45,7 +46,7 @@ import {
   FK_CPORT, FK_VPORT, FK_PROTO, FK_FAMILY,
 } from "../sched/table";
 import { scheduleFlow } from "../sched/service";
-import { countConnection, countPacket } from "../stats/counters";
+import { countConnection, countPacket, countBytes } from "../stats/counters";
 import {
   findService, serviceFlags, servicePort, serviceFwmark, SVC_NONE, SVCF_PERSISTENT,
   SVCF_ONE_PACKET,
@@ -58,6 +59,11 @@ import { natDnatTtl4 } from "./nat-fast";
 import { flowKey, scratchAction, connReuseMode, expireNodestConn, sloppyTcp, sloppySctp, scheduleIcmp } from "./config";
 import { toDrop } from "./defence";
 import { syncMaster, syncConsider, syncForget } from "./sync";
+import {
+  fragmentsOn, fragAccept, fragEntry, fragDecision, fragHold, fragDecide, fragSettle, fragExpire,
+  fragReleasePending, fragReleaseNext, ent, heldPtr, FRAG_NO_ENTRY, DEC_NONE, DEC_PASS, DEC_CLIENT,
+  DEC_REPLY, DEC_DROP, E_DECISION, E_DEST, E_PORT, E_SVC, E_REASON, E_VADDR, H_LENGTH, H_LINK, H_MARK,
+} from "./fragments";
 
 /** Descriptor aux bits set on the way out. */
 export const AUX_NEEDS_NEIGHBOUR: u32 = 1; // Ethernet output but no MAC known for the next hop
@@ -72,6 +78,13 @@ let slot: u32 = 0;
 let link: u32 = 0;
 let aux: u32 = 0;
 let dest: u32 = NONE;
+// What the path that handled a first fragment decided, for its later fragments to follow:
+// DEC_CLIENT (destination, port), DEC_REPLY (destination, virtual address and port).
+let decKind: u32 = DEC_NONE;
+let decDest: u32 = NONE;
+let decPort: u32 = 0;
+let decSvc: u32 = NONE;
+let decVaddr: usize = 0;
 
 /** Slots per prefetch chunk: enough misses in flight to fill the line-fill buffers. */
 const CHUNK: u32 = 32;
@@ -92,6 +105,7 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
   if (count > slotCount - first) count = slotCount - first;
   now = nowMs;
   setNow(nowMs);
+  if (fragmentsOn()) fragExpire(nowMs);
   const end = first + count;
   for (let c0 = first; c0 < end; c0 += CHUNK) {
     const c1 = end - c0 > CHUNK ? c0 + CHUNK : end;
@@ -109,7 +123,99 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
     }
     flushDeferred(); // this chunk's new NAT flows' reply-side entries, misses overlapped
   }
+  if (fragReleasePending()) return count + releaseFragments(end);
   return count;
+}
+
+/**
+ * Held fragments whose first fragment has been decided go out in the free slots after the
+ * batch, [from, slotCount), each following its datagram's decision. What does not fit waits
+ * for the next call. Returns how many slots were filled.
+ */
+function releaseFragments(from: u32): u32 {
+  let s = from;
+  while (s < slotCount && fragReleasePending()) {
+    const pkt = slotPtr(s) + HEADROOM;
+    const h = fragReleaseNext(pkt);
+    const e = fragEntry;
+    const hp = heldPtr(h);
+    const len = load<u32>(hp + H_LENGTH);
+    slot = s;
+    aux = 0;
+    dest = NONE;
+    link = load<u32>(hp + H_LINK);
+    descSet(s, DESC_OFFSET, HEADROOM);
+    descSet(s, DESC_LENGTH, len);
+    descSet(s, DESC_LINK, link);
+    descSet(s, DESC_MARK, load<u32>(hp + H_MARK));
+    // The bytes parsed cleanly when they were held; parse again for this slot's offsets.
+    const status = parsePacketInline(pkt, len, link);
+    const result = status == REASON_NONE ? followDecision(pkt, e) : outcome(VERDICT_DROP, status);
+    fragSettle(e);
+    descSet(s, DESC_VERDICT, result & 0xff);
+    descSet(s, DESC_REASON, result >> 8);
+    descSet(s, DESC_ACTION, dest);
+    descSet(s, DESC_AUX, aux);
+    s++;
+  }
+  return s - from;
+}
+
+/**
+ * A fragment, once parsed: into its datagram's account (assembly/datapath/fragments.ts).
+ * Returns 0 for a first fragment, which the caller then processes as a whole packet, or
+ * the outcome of a later one: held until its first, or following the first's decision.
+ */
+function fragmentIn(pkt: usize, len: u32): u32 {
+  const r = fragAccept(pkt, now);
+  if (r != REASON_NONE) return outcome(VERDICT_DROP, r);
+  const e = fragEntry;
+  if (pFrag != FRAG_LATER) return 0;
+  if (fragDecision(e) == DEC_NONE) {
+    const held = fragHold(e, pkt, len, link, descGet(slot, DESC_MARK), slotCapacity);
+    return outcome(VERDICT_DROP, held ? REASON_FRAGMENT_HELD : REASON_FRAGMENT_NO_ROOM);
+  }
+  const result = followDecision(pkt, e);
+  fragSettle(e);
+  return result;
+}
+
+/** Records what happened to datagram e's first fragment (outcome `result`) for the rest. */
+function decideFirst(e: u32, result: u32): void {
+  const verdict = result & 0xff;
+  if (verdict == VERDICT_FORWARD && (decKind == DEC_CLIENT || decKind == DEC_REPLY)) {
+    fragDecide(e, decKind, decDest, decPort, decSvc, decVaddr, REASON_NONE);
+  } else if (verdict == VERDICT_PASS) {
+    fragDecide(e, DEC_PASS, NONE, 0, NONE, 0, REASON_NONE);
+  } else {
+    // Dropped, or answered with an ICMP error: the rest of the datagram is dropped too.
+    const reason = result >> 8;
+    fragDecide(e, DEC_DROP, NONE, 0, NONE, 0, reason != REASON_NONE ? reason : REASON_FRAGMENT);
+  }
+  fragSettle(e);
+}
+
+/** A later fragment of datagram e, sent where its first fragment went. */
+function followDecision(pkt: usize, e: u32): u32 {
+  const p = ent(e);
+  const kind = <u32>load<u8>(p + E_DECISION);
+  if (kind == DEC_PASS) return outcome(VERDICT_PASS, REASON_NONE);
+  if (kind != DEC_CLIENT && kind != DEC_REPLY) return outcome(VERDICT_DROP, load<u32>(p + E_REASON));
+  const d = load<u32>(p + E_DEST);
+  const svc = load<u32>(p + E_SVC);
+  // The kernel counts a reassembled datagram as one packet: later fragments add bytes only.
+  if (kind == DEC_CLIENT) {
+    if (svc != NONE) countBytes(svc, d, pIpLen, true);
+    return transmit(pkt, d, load<u32>(p + E_PORT));
+  }
+  if (svc != NONE) countBytes(svc, d, pIpLen, false);
+  if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
+  const rec = scratchFor(ACTION_NAT_SNAT, pFamily, p + E_VADDR, load<u32>(p + E_PORT));
+  const result = applyParsed(slot, pkt, rec);
+  dest = d;
+  aux |= AUX_TOWARD_CLIENT;
+  if ((result & 0xff) == VERDICT_FORWARD) setMacs(pFamily, pkt + pDstAddr, false);
+  return result;
 }
 
 /**
@@ -199,8 +305,21 @@ function processOne(i: u32): u32 {
   const status = parsePacketInline(pkt, len, link);
   if (status == REASON_NOT_IP) return outcome(VERDICT_PASS, REASON_NOT_IP);
   if (status != REASON_NONE) return outcome(VERDICT_DROP, status);
-  // Later fragments carry no ports; IPVS relies on reassembly before it, which we lack.
-  if (pFrag == FRAG_LATER) return outcome(VERDICT_DROP, REASON_FRAGMENT);
+  if (pFrag == FRAG_NONE) return processParsed(i, pkt);
+  // Later fragments carry no ports: without the fragment table they cannot be placed.
+  if (!fragmentsOn()) return pFrag == FRAG_LATER ? outcome(VERDICT_DROP, REASON_FRAGMENT) : processParsed(i, pkt);
+  decKind = DEC_NONE;
+  decSvc = NONE;
+  const r = fragmentIn(pkt, len);
+  if (r != 0) return r;
+  const e = fragEntry;
+  const result = processParsed(i, pkt);
+  decideFirst(e, result);
+  return result;
+}
+
+/** A parsed packet that is whole or a first fragment (it carries its L4 header). */
+function processParsed(i: u32, pkt: usize): u32 {
   const proto = pProto;
   const family = pFamily;
   if ((proto == PROTO_ICMP && family == 4) || (proto == PROTO_ICMPV6 && family == 6)) {
@@ -276,6 +395,7 @@ function clientPacket(pkt: usize, c: u32, proto: u32): u32 {
     return outcome(VERDICT_DROP, REASON_NO_DESTINATION);
   }
   const flags = <u32>load<u16>(cp + C_FLAGS);
+  decSvc = load<u32>(cp + C_SERVICE);
   advance(c, proto, (flags & F_NOOUTPUT) != 0 ? DIR_INPUT_ONLY : DIR_INPUT);
   const pkts = load<u32>(cp + C_INPKTS) + 1;
   store<u32>(cp + C_INPKTS, pkts);
@@ -288,6 +408,11 @@ function clientPacket(pkt: usize, c: u32, proto: u32): u32 {
 function replyPacket(pkt: usize, c: u32, proto: u32): u32 {
   const cp = connPtr(c);
   const d = load<u32>(cp + C_DEST);
+  decKind = DEC_REPLY;
+  decDest = d;
+  decPort = <u32>load<u16>(cp + C_VPORT);
+  decSvc = load<u32>(cp + C_SERVICE);
+  decVaddr = cp + C_VADDR;
   advance(c, proto, DIR_OUTPUT);
   countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, false);
   if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
@@ -404,6 +529,7 @@ function createFlow(pkt: usize, svc: u32, proto: u32, family: u32, src: usize, s
     return NONE;
   }
   const nat = <u32>load<u8>(actionPtr(destId) + A_KIND) == ACTION_NAT_DNAT;
+  decSvc = svc;
 
   if ((flags & SVCF_ONE_PACKET) != 0 && proto == PROTO_UDP && !icmp) {
     countConnection(svc, destId);
@@ -463,6 +589,9 @@ function transmit(pkt: usize, d: u32, dport: u32): u32 {
   const rec = actionPtr(d);
   const kind = <u32>load<u8>(rec + A_KIND);
   if (kind == 0) return outcome(VERDICT_DROP, REASON_BAD_ACTION);
+  decKind = DEC_CLIENT;
+  decDest = d;
+  decPort = dport;
   let result: u32;
   const proto = pProto;
   if (

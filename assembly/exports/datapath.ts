@@ -14,6 +14,7 @@ import {
 import { setDefence, defenceTick, secureTcp, dropEntry, dropPacket, amemthresh, amDroprate } from "../datapath/defence";
 import { processBatch } from "../datapath/process";
 import { expireSweep, dropDestConnections } from "../datapath/expire";
+import { initFragments, fragmentsOn, fragExpire, fragCounters, FC_COUNT } from "../datapath/fragments";
 import { connPtr, connCapacity, connInUse, connRemaining, C_FLAGS, F_IN_USE } from "../conn/conn-table";
 
 export function datapathInit(neighbours: u32, events: u32): u32 {
@@ -110,8 +111,21 @@ export function process(first: u32, count: u32, now: u32): u32 {
   return processBatch(first, count, now);
 }
 export function expire(now: u32, budget: u32): u32 {
+  if (fragmentsOn()) fragExpire(now);
   return expireSweep(now, budget);
 }
+
+/**
+ * IP fragment tracking (after datapathInit): `datagrams` tracked at once (0: later
+ * fragments are dropped, as before), `memory` bytes for fragments held until their first,
+ * `timeMs` per datagram (ipfrag_time). Returns 0, or 1 on bad arguments or a second call.
+ */
+export function fragmentsInit(datagrams: u32, memory: u32, timeMs: u32, seed: u32): u32 {
+  return initFragments(datagrams, memory, timeMs, seed) ? 0 : 1;
+}
+/** The fragment counters: FC_COUNT u64 values (assembly/datapath/fragments.ts FC_*). */
+export function regionFragCounters(): usize { return fragCounters; }
+export function fragCounterCount(): u32 { return FC_COUNT; }
 export function destDropConnections(dest: u32): u32 {
   return dropDestConnections(dest);
 }

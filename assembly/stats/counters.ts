@@ -77,6 +77,14 @@ export function countConnection(svc: u32, dest: u32): void {
   bump(d, by, bytes);
 }
 
+/** Bytes without a packet: a later IP fragment of a datagram already counted as one. */
+@inline export function countBytes(svc: u32, dest: u32, bytes: u32, inbound: bool): void {
+  const by = inbound ? ST_INBYTES : ST_OUTBYTES;
+  bump(statsBase, by, bytes);
+  bump(serviceStats(svc), by, bytes);
+  bump(destStats(dest), by, bytes);
+}
+
 /** Zeroes one block, counters and estimator alike (ipvsadm -Z). */
 export function zeroStats(block: usize): void {
   memory.fill(block, 0, STATS_SIZE);

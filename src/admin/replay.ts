@@ -72,11 +72,11 @@ export function replay(options: ReplayOptions): ReplayResult {
       balancer.tick(now);
       lastTick = ms;
     }
-    balancer.process(end - start, now);
-    for (let i = 0; i < end - start; i++) {
+    const filled = balancer.process(end - start, now); // plus released IP fragments
+    for (let i = 0; i < filled; i++) {
       const verdict = balancer.slots.field(i, Desc.Verdict);
       if (verdict === Verdict.Forward || verdict === Verdict.Reply) {
-        out.push({ data: balancer.slots.view(i).slice(), timestampNs: records[start + i].timestampNs });
+        out.push({ data: balancer.slots.view(i).slice(), timestampNs: records[Math.min(start + i, end - 1)].timestampNs });
         if (verdict === Verdict.Forward) forwarded++;
         else replied++;
       } else if (verdict === Verdict.Drop) {

@@ -24,6 +24,7 @@ import {
 import { readConnection, readStatsBlock, type ConnectionRecord } from "./memory-readers.js";
 import { findSyncTarget, IMPORT_RESULTS, readSyncRecord, SYNC_FLAG, SYNC_RECORD_BYTES, type SyncImportResult, type SyncRecord } from "./sync-records.js";
 import { IPVS_SYSCTLS, checkSysctl, type IpvsSysctlName, type IpvsSysctls } from "./sysctls.js";
+import { normaliseFragmentOptions, readFragmentStats, type FragmentOptions, type FragmentStats } from "./fragments.js";
 
 export interface DirectorAddressing {
   /** Our MAC: the source of every Ethernet frame we send. */
@@ -70,6 +71,8 @@ export interface BalancerOptions {
    */
   readonly sysctls?: Partial<IpvsSysctls>;
   readonly director?: DirectorAddressing;
+  /** IP fragment tracking: datagrams, held memory, time (docs/fragments.md). Defaults 1024, 4 MiB, 30 s. */
+  readonly fragments?: FragmentOptions;
   /**
    * Called once with the module's memory right after it is instantiated, before any slot
    * or table is carved: the place for operating-system advice such as huge pages
@@ -164,6 +167,8 @@ export class Balancer {
     if (this.f.statsInit(this.scheduler.maxServices, maxDests) !== 0) throw new Error("statsInit failed");
     const rc = this.f.datapathInit(options.neighbours ?? 1024, 4096);
     if (rc !== 0) throw new Error(`datapathInit failed with code ${rc}`);
+    const frag = normaliseFragmentOptions(options.fragments);
+    if (this.f.fragmentsInit(frag.datagrams, frag.memory, frag.timeoutMs, seed ^ 0x7f4a7c15) !== 0) throw new Error("fragmentsInit failed");
     this.f.datapathSwitches(options.expireNodestConn ? 1 : 0, options.expireQuiescentTemplate ? 1 : 0, options.connReuse === false ? 0 : 1);
     if (this.f.syncInit(SYNC_RING_CAPACITY) !== 0) throw new Error("syncInit failed");
     for (const [name, value] of Object.entries(options.sysctls ?? {})) this.setSysctl(name as IpvsSysctlName, value);
@@ -434,7 +439,10 @@ export class Balancer {
 
   /**
    * Runs slots [0, count) through the datapath at time `nowMs` (any millisecond clock; it
-   * may wrap at 2^32). Verdicts and destinations land in the descriptors.
+   * may wrap at 2^32). Verdicts and destinations land in the descriptors. Returns how many
+   * slots hold a verdict: `count`, plus held IP fragments released into the free slots
+   * after them once their first fragment was decided (docs/fragments.md). process(0, now)
+   * releases what a full batch had no room for.
    */
   process(count: number, nowMs: number): number {
     const n = this.f.process(0, count, nowMs >>> 0);
@@ -443,7 +451,15 @@ export class Balancer {
     return n;
   }
 
-  /** One packet through the datapath (via slot 0), for tools and tests. */
+  /** IP fragment counters (docs/fragments.md). */
+  fragmentStats(): FragmentStats {
+    return readFragmentStats(this.mem(), this.f.regionFragCounters() >>> 0, this.f.fragCounterCount());
+  }
+
+  /**
+   * One packet through the datapath (via slot 0), for tools and tests. IP fragments it
+   * releases land in slots 1 and up, unreported here: use process() to send those.
+   */
   processPacket(packet: Uint8Array, link: LinkType, nowMs: number, mark = 0): PacketOutcome {
     this.core.slots.write(0, packet, link, mark);
     this.process(1, nowMs);

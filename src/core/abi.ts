@@ -37,6 +37,12 @@ export const DropReason = {
   TableFull: 17,
   IcmpSuppressed: 18,
   BadL4Checksum: 19,
+  FragmentHeld: 20,
+  FragmentOverlap: 21,
+  FragmentDuplicate: 22,
+  FragmentTooBig: 23,
+  FragmentInvalid: 24,
+  FragmentNoRoom: 25,
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
@@ -62,6 +68,12 @@ export const DROP_REASON_NAMES: readonly string[] = [
   "table-full",
   "icmp-suppressed",
   "bad-l4-checksum",
+  "fragment-held",
+  "fragment-overlap",
+  "fragment-duplicate",
+  "fragment-too-big",
+  "fragment-invalid",
+  "fragment-no-room",
 ];
 
 /** What the first byte of a packet slot is. */

@@ -173,7 +173,8 @@ export class Director {
         return { ...parsePrefix(r.prefix), target };
       })
       .sort((a, b) => b.length - a.length);
-    this.outIndex = this.io.map(() => new Int32Array(this.batch));
+    // Sized by slots, not batch: held IP fragments released after a batch fill the rest.
+    this.outIndex = this.io.map(() => new Int32Array(slots));
     this.outCount = new Int32Array(this.io.length);
   }
 
@@ -222,7 +223,7 @@ export class Director {
     if (n === 0) return 0;
     const now = this.clock();
     if (this.standby) return this.standbyStep(from, n, now);
-    b.process(n, Math.floor(now));
+    const filled = b.process(n, Math.floor(now)); // n, plus released IP fragments
     const st = this.stats;
     st.batches++;
     st.received += n;
@@ -231,7 +232,7 @@ export class Director {
     const outIndex = this.outIndex;
     const outCount = this.outCount;
     outCount.fill(0);
-    for (let s = 0; s < n; s++) {
+    for (let s = 0; s < filled; s++) {
       const d = (slots.descBase + s * DESC_SIZE) >>> 2;
       const verdict = u32[d + 4];
       const start = slots.slotAddress(s) + u32[d];

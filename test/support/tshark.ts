@@ -24,6 +24,8 @@ export interface TsharkOptions {
   readonly guePort?: number;
   /** Extra "decode as" rules, e.g. "udp.port==8848,ipvs" (tshark -d). */
   readonly decodeAs?: readonly string[];
+  /** Reassemble IPv4 / IPv6 fragments (ip.defragment, ipv6.defragment), as a receiver would. */
+  readonly defragment?: boolean;
 }
 
 function flatten(node: unknown, out: Map<string, string[]>, expert: string[]): void {
@@ -82,6 +84,7 @@ export function tsharkDissect(linkType: number, frames: readonly Uint8Array[], o
         // verifies a present checksum anyway.
         ...(tsharkHasPref("gre.check_checksum") ? ["-o", "gre.check_checksum:TRUE"] : []),
         ...(options.decodeAs ?? []).flatMap((rule) => ["-d", rule]),
+        ...(options.defragment ? ["-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"] : []),
       ],
       {
         encoding: "utf8",
