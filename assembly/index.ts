@@ -8,3 +8,4 @@ export * from "./exports/forward-test-hooks";
 export * from "./exports/stats";
 export * from "./exports/sched";
 export * from "./exports/datapath";
+export * from "./exports/offload";

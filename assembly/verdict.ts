@@ -34,4 +34,7 @@ export const REASON_TABLE_FULL: u32 = 17;
 export const REASON_ICMP_SUPPRESSED: u32 = 18;
 /** A checksum we must verify (tunnel UDP / GRE) is wrong. */
 export const REASON_BAD_L4_CHECKSUM: u32 = 19;
-export const REASON_COUNT: u32 = 20;
+/** A virtio_net_hdr (offload record) that does not match the packet: GSO type against the
+ * protocol, checksum start / offset away from the L4 checksum, GSO without a partial checksum. */
+export const REASON_BAD_OFFLOAD: u32 = 20;
+export const REASON_COUNT: u32 = 21;

@@ -5,10 +5,11 @@
 // Nothing here allocates.
 
 import {
-  slotCount, slotStride, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
+  slotCount, slotStride, slotPtr, offloadPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
   DESC_MARK, DESC_VERDICT, DESC_REASON, DESC_ACTION, DESC_AUX,
 } from "../layout";
 import { rd8, rd16, wr8, copy6, copy16 } from "../net/bytes";
+import { offloadCheck, offloadClear, offloadNone } from "../net/offload";
 import { csumReplace16 } from "../net/checksum";
 import { rd16 as r16 } from "../net/bytes";
 import {
@@ -100,6 +101,8 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
       aux = 0;
       dest = NONE;
       const result = processOne(i);
+      // An ICMP error we built is a whole packet with complete checksums.
+      if ((result & 0xff) == VERDICT_REPLY) offloadClear(i);
       descSet(i, DESC_VERDICT, result & 0xff);
       descSet(i, DESC_REASON, result >> 8);
       descSet(i, DESC_ACTION, dest);
@@ -197,6 +200,12 @@ function processOne(i: u32): u32 {
   const status = parsePacketInline(pkt, len, link);
   if (status == REASON_NOT_IP) return outcome(VERDICT_PASS, REASON_NOT_IP);
   if (status != REASON_NONE) return outcome(VERDICT_DROP, status);
+  // The offload record (virtio_net_hdr): all zero unless the adapter reads vnet headers.
+  if (load<u16>(offloadPtr(i)) == 0) offloadNone();
+  else {
+    const bad = offloadCheck(i);
+    if (bad != REASON_NONE) return outcome(VERDICT_DROP, bad);
+  }
   // Later fragments carry no ports; IPVS relies on reassembly before it, which we lack.
   if (pFrag == FRAG_LATER) return outcome(VERDICT_DROP, REASON_FRAGMENT);
   const proto = pProto;

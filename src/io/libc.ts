@@ -75,6 +75,17 @@ export const IFF_TUN = 0x0001;
 export const IFF_TAP = 0x0002;
 export const IFF_NO_PI = 0x1000;
 export const IFF_MULTI_QUEUE = 0x0100;
+export const IFF_VNET_HDR = 0x4000;
+/** _IOW('T', 208, unsigned int): offloads the reader of a TUN device handles (TUN_F_*). */
+export const TUNSETOFFLOAD = 0x400454d0;
+/** _IOW('T', 216, int): bytes of the virtio_net_hdr in front of each packet. */
+export const TUNSETVNETHDRSZ = 0x400454d8;
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
+export const TUN_F_TSO_ECN = 0x08;
+export const TUN_F_USO4 = 0x20;
+export const TUN_F_USO6 = 0x40;
 export const IFF_UP = 0x1;
 export const SIOCGIFFLAGS = 0x8913;
 export const SIOCSIFFLAGS = 0x8914;
@@ -111,6 +122,8 @@ export interface Libc {
   open: Fn<[string, number], number>;
   read: Fn<[number, Ptr, number], number>;
   write: Fn<[number, Ptr, number], number>;
+  readv: Fn<[number, Ptr, number], number>;
+  writev: Fn<[number, Ptr, number], number>;
   recvmmsg: Fn<[number, Ptr, number, number, Ptr], number>;
   sendmmsg: Fn<[number, Ptr, number, number], number>;
   sendto: Fn<[number, Ptr, number, number, Ptr, number], number>;
@@ -169,6 +182,8 @@ export function libc(): Libc {
     open: f("int open(const char *path, int flags)"),
     read: f("long read(int fd, void *buf, unsigned long count)"),
     write: f("long write(int fd, void *buf, unsigned long count)"),
+    readv: f("long readv(int fd, void *iov, int iovcnt)"),
+    writev: f("long writev(int fd, void *iov, int iovcnt)"),
     recvmmsg: f("int recvmmsg(int fd, void *msgs, unsigned int vlen, int flags, void *timeout)"),
     sendmmsg: f("int sendmmsg(int fd, void *msgs, unsigned int vlen, int flags)"),
     sendto: f("long sendto(int fd, void *buf, unsigned long len, int flags, void *addr, uint32_t addrlen)"),

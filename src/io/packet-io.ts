@@ -3,7 +3,7 @@
 // devices, AF_PACKET sockets and the in-memory pair below are interchangeable, and a faster
 // native path can replace koffi without touching the datapath or the director.
 
-import { Desc, DESC_SIZE, HEADROOM, LinkType } from "../core/abi.js";
+import { Desc, DESC_SIZE, HEADROOM, LinkType, OFFLOAD_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 
 export interface PacketIO {
@@ -16,6 +16,13 @@ export interface PacketIO {
    * the adapter has none (the director then checks it every few milliseconds).
    */
   readonly fd: number;
+  /**
+   * True when the adapter carries a virtio_net_hdr with each packet (TUN with offloads): it
+   * fills each received slot's offload record and sends the record in front of the packet,
+   * so GSO super-packets and partial checksums pass whole. Absent or false: the adapter
+   * zeroes the record on receive, and the director completes or cuts what it sends there.
+   */
+  readonly offload?: boolean;
   /**
    * Receives up to `max` packets into slots [first, first + max) and returns how many.
    * Each received slot's descriptor is reset: offset HEADROOM, length, link type, mark 0,
@@ -74,6 +81,26 @@ export class SlotWords {
     u32[d + 5] = 0;
     u32[d + 6] = 0;
     u32[d + 7] = 0;
+    const r = (this.slots.offloadBase + slot * OFFLOAD_SIZE) >>> 2;
+    u32[r] = 0;
+    u32[r + 1] = 0;
+    u32[r + 2] = 0;
+  }
+  /** Resets slot i's descriptor, keeping the offload record an adapter just read (but its private bytes). */
+  receivedWithOffload(slot: number, length: number, link: LinkType): void {
+    const u32 = this.u32;
+    const d = (this.slots.descBase + slot * DESC_SIZE) >>> 2;
+    u32[d] = HEADROOM;
+    u32[d + 1] = length;
+    u32[d + 2] = link;
+    u32[d + 3] = 0;
+    u32[d + 4] = 0;
+    u32[d + 5] = 0;
+    u32[d + 6] = 0;
+    u32[d + 7] = 0;
+    // Bytes 10..11 of the record: the kernel writes 10; the private Deferred byte is ours.
+    const r = (this.slots.offloadBase + slot * OFFLOAD_SIZE + 8) >>> 2;
+    u32[r] &= 0xffff;
   }
   offset(slot: number): number {
     return this.u32[(this.slots.descBase + slot * DESC_SIZE + Desc.Offset) >>> 2];
