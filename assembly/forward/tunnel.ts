@@ -156,7 +156,7 @@ export function tunnelEncap(slot: u32, pkt: usize, rec: usize): u32 {
     // gives the header checksum without reading the header back or swapping a byte
     // (RFC 1071 section 2(B)). Checksum field (bytes 10..11, high half of w2) zero in the sum.
     outerIpId = (outerIpId + 1) & 0xffff;
-    const w0 = 0x45 | (ds << 8) | (<u32>bswap<u16>(<u16>(IPV4_HLEN + l4Len)) << 16);
+    const w0: u32 = 0x45 | (ds << 8) | (<u32>bswap<u16>(<u16>(IPV4_HLEN + l4Len)) << 16);
     const w1 = <u32>bswap<u16>(<u16>outerIpId) | (<u32>bswap<u16>(<u16>df) << 16);
     const w2 = ttl | (outerProto << 8);
     const w3 = load<u32>(rec + A_TUN_SRC);
