@@ -3,7 +3,7 @@
 // devices, AF_PACKET sockets and the in-memory pair below are interchangeable, and a faster
 // native path can replace koffi without touching the datapath or the director.
 
-import { Desc, DESC_SIZE, HEADROOM, LinkType, OFFLOAD_SIZE } from "../core/abi.js";
+import { Desc, DESC_SIZE, HEADROOM, LinkType, OFFLOAD_SIZE, VNET_HDR_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 
 export interface PacketIO {
@@ -113,23 +113,38 @@ export class SlotWords {
 /**
  * An in-memory adapter: packets pushed with inject() are received, packets sent are
  * collected in `sent` (copies). For tests, simulations and as the smallest example of a
- * PacketIO. It never blocks.
+ * PacketIO. It never blocks. With `{ offload: true }` it behaves like a TUN device opened
+ * with offloads: injectWithHeader() gives a packet its virtio_net_hdr, and the header of
+ * every packet sent is collected in `sentHeaders`.
  */
 export class MemoryPacketIO implements PacketIO {
   readonly fd = -1;
   readonly stats = emptyIoStats();
   readonly sent: Uint8Array[] = [];
-  private readonly queue: Uint8Array[] = [];
+  /** With offload: the virtio_net_hdr (VNET_HDR_SIZE bytes) of each packet in `sent`. */
+  readonly sentHeaders: Uint8Array[] = [];
+  readonly offload: boolean;
+  private readonly queue: Array<{ packet: Uint8Array; header?: Uint8Array }> = [];
   private closed = false;
 
   constructor(
     readonly name: string,
     readonly linkType: LinkType = LinkType.RawIp,
-  ) {}
+    options: { readonly offload?: boolean } = {},
+  ) {
+    this.offload = options.offload === true;
+  }
 
   /** Queues packets to be received. */
   inject(...packets: Uint8Array[]): void {
-    this.queue.push(...packets);
+    for (const packet of packets) this.queue.push({ packet });
+  }
+
+  /** Queues a packet with its virtio_net_hdr (an adapter with offload only). */
+  injectWithHeader(packet: Uint8Array, header: Uint8Array): void {
+    if (!this.offload) throw new Error(`${this.name}: injectWithHeader needs { offload: true }`);
+    if (header.length !== VNET_HDR_SIZE) throw new RangeError(`a virtio_net_hdr is ${VNET_HDR_SIZE} bytes, not ${header.length}`);
+    this.queue.push({ packet, header });
   }
 
   get pending(): number {
@@ -140,13 +155,14 @@ export class MemoryPacketIO implements PacketIO {
     if (this.closed) throw new Error(`${this.name}: closed`);
     let n = 0;
     while (n < max && this.queue.length > 0) {
-      const p = this.queue.shift()!;
+      const { packet: p, header } = this.queue.shift()!;
       if (p.length > slots.capacity) {
         this.stats.truncated++;
         slots.write(first + n, p.subarray(0, slots.capacity), this.linkType);
       } else {
         slots.write(first + n, p, this.linkType);
       }
+      if (header) slots.offloadRecord(first + n).set(header);
       n++;
     }
     this.stats.received += n;
@@ -155,7 +171,10 @@ export class MemoryPacketIO implements PacketIO {
 
   send(slots: PacketSlots, indices: ArrayLike<number>, count = indices.length): number {
     if (this.closed) throw new Error(`${this.name}: closed`);
-    for (let i = 0; i < count; i++) this.sent.push(slots.view(indices[i]).slice());
+    for (let i = 0; i < count; i++) {
+      this.sent.push(slots.view(indices[i]).slice());
+      if (this.offload) this.sentHeaders.push(slots.offloadRecord(indices[i]).slice(0, VNET_HDR_SIZE));
+    }
     this.stats.sent += count;
     return count;
   }
