@@ -7,7 +7,13 @@ import { ConfigError } from "../config/types.js";
 import type { PacketIO } from "../io/packet-io.js";
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
-  | { readonly kind: "tun"; readonly name: string; readonly netns?: string; readonly mtu?: number }
+  | {
+      readonly kind: "tun";
+      readonly name: string;
+      readonly netns?: string;
+      readonly mtu?: number /** Default true: IFF_VNET_HDR with offloads. */;
+      readonly offload?: boolean;
+    }
   | { readonly kind: "af-packet"; readonly interface: string; readonly netns?: string };
 
 export interface LvsdOptions {
@@ -51,7 +57,7 @@ export interface LvsdOptions {
   readonly clock?: () => number;
 }
 
-export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
+export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--no-offload]
              | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
@@ -64,6 +70,9 @@ servers; see docs/daemon.md for deploying each.
   --tun NAME            open (or create) TUN device NAME; route the VIPs (and, for NAT,
                         the real servers' replies) into it
   --mtu N               MTU for the TUN device (default: the kernel's)
+  --no-offload          open the TUN device without IFF_VNET_HDR: no GSO super-packets,
+                        every packet cut to the MTU by the kernel (by default lvsd takes
+                        64 KB super-packets with partial checksums; docs/io.md)
   --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
                         leaving IF carry IF's MAC
   --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
@@ -104,6 +113,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let socketPath: string | undefined;
   let connections: number | undefined;
   let hugePages = true;
+  let offload = true;
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -181,6 +191,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--connections":
         connections = integer(value(), 1, 1 << 24);
         break;
+      case "--no-offload":
+        offload = false;
+        break;
       case "--no-huge-pages":
         hugePages = false;
         break;
@@ -191,6 +204,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (tun && interfaces.length > 0) throw new ConfigError("--tun and --af-packet exclude each other: one kind of adapter per director");
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
+  if (!offload && !tun) throw new ConfigError("--no-offload applies to --tun only");
   if (routes.length > 0 && interfaces.length === 0)
     throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
   if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
@@ -208,7 +222,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
   };
   const adapters: AdapterSpec[] = tun
-    ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}) }]
+    ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}), ...(offload ? {} : { offload: false }) }]
     : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}) }));
   return {
     help: false,
