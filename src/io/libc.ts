@@ -92,6 +92,7 @@ export const SIOCSIFFLAGS = 0x8914;
 export const SIOCGIFMTU = 0x8921;
 export const SIOCSIFMTU = 0x8922;
 export const SIOCGIFHWADDR = 0x8927;
+export const SIOCSIFTXQLEN = 0x8943;
 export const SIOCGIFINDEX = 0x8933;
 export const IFNAMSIZ = 16;
 
@@ -298,8 +299,8 @@ export function interfaceMac(name: string): string {
   }
 }
 
-/** Sets an interface's MTU and/or brings it up (SIOCSIFMTU, SIOCSIFFLAGS). */
-export function configureInterface(name: string, options: { mtu?: number; up?: boolean }): void {
+/** Sets an interface's MTU, transmit queue length, and/or brings it up (SIOCSIFMTU, SIOCSIFTXQLEN, SIOCSIFFLAGS). */
+export function configureInterface(name: string, options: { mtu?: number; txQueueLength?: number; up?: boolean }): void {
   const c = libc();
   const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "opening a control socket");
   try {
@@ -307,6 +308,11 @@ export function configureInterface(name: string, options: { mtu?: number; up?: b
       const req = ifreq(name);
       req.writeInt32LE(options.mtu, 16);
       check(c.ioctl(fd, SIOCSIFMTU, c.address(req)), `setting the MTU of ${name} to ${options.mtu}`);
+    }
+    if (options.txQueueLength !== undefined) {
+      const req = ifreq(name);
+      req.writeInt32LE(options.txQueueLength, 16);
+      check(c.ioctl(fd, SIOCSIFTXQLEN, c.address(req)), `setting the transmit queue length of ${name} to ${options.txQueueLength}`);
     }
     if (options.up) {
       const req = ifreq(name);

@@ -58,6 +58,13 @@ export interface TunOptions {
    * worker; the kernel spreads flows across queues by their hash.
    */
   readonly multiQueue?: boolean;
+  /**
+   * The device's transmit queue length (txqueuelen), which for TUN is the size of the ring
+   * of packets waiting for our reads: the kernel never holds packets back for it, it drops
+   * what does not fit (tx_dropped). Default: the kernel's (500). See docs/io.md, "The
+   * queue at our door".
+   */
+  readonly txQueueLength?: number;
   /** Bring the device up (SIOCSIFFLAGS IFF_UP). Default true. */
   readonly up?: boolean;
   /** Create the device inside this network namespace (/run/netns/NAME). */
@@ -171,6 +178,10 @@ export class TunDevice implements PacketIO {
     if (options.mtu !== undefined && (!Number.isInteger(options.mtu) || options.mtu < 68 || options.mtu > 65535)) {
       throw new RangeError(`TUN mtu ${options.mtu} is not an integer in 68..65535`);
     }
+    const q = options.txQueueLength;
+    if (q !== undefined && (!Number.isInteger(q) || q < 1 || q > 1_000_000)) {
+      throw new RangeError(`TUN txQueueLength ${q} is not an integer in 1..1000000`);
+    }
     return withNetns(options.netns, () => {
       const fd = check(
         c.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC),
@@ -201,6 +212,7 @@ export class TunDevice implements PacketIO {
           offloads = setOffloads(fd, actual);
         }
         if (options.mtu !== undefined) configureInterface(actual, { mtu: options.mtu });
+        if (q !== undefined) configureInterface(actual, { txQueueLength: q });
         if (options.up !== false) configureInterface(actual, { up: true });
         return new TunDevice(actual, fd, options.netns, offload, offloads);
       } catch (e) {

@@ -11,8 +11,11 @@ export type AdapterSpec =
       readonly kind: "tun";
       readonly name: string;
       readonly netns?: string;
-      readonly mtu?: number /** Default true: IFF_VNET_HDR with offloads. */;
+      readonly mtu?: number;
+      /** Default true: IFF_VNET_HDR with offloads. */
       readonly offload?: boolean;
+      /** Default LVSD_TUN_TXQUEUELEN. */
+      readonly txQueueLength?: number;
     }
   | { readonly kind: "af-packet"; readonly interface: string; readonly netns?: string };
 
@@ -57,7 +60,10 @@ export interface LvsdOptions {
   readonly clock?: () => number;
 }
 
-export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--no-offload]
+/** lvsd's transmit queue for its TUN device: room for a burst of one TCP window of 1500-byte packets (docs/io.md). */
+export const LVSD_TUN_TXQUEUELEN = 4096;
+
+export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--no-offload] [--txqueuelen N]
              | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
@@ -73,6 +79,8 @@ servers; see docs/daemon.md for deploying each.
   --no-offload          open the TUN device without IFF_VNET_HDR: no GSO super-packets,
                         every packet cut to the MTU by the kernel (by default lvsd takes
                         64 KB super-packets with partial checksums; docs/io.md)
+  --txqueuelen N        the TUN device's queue toward lvsd, where the kernel drops when
+                        lvsd falls behind (default 4096; the kernel's own is 500)
   --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
                         leaving IF carry IF's MAC
   --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
@@ -114,6 +122,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let connections: number | undefined;
   let hugePages = true;
   let offload = true;
+  let txQueueLength: number | undefined;
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -191,6 +200,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--connections":
         connections = integer(value(), 1, 1 << 24);
         break;
+      case "--txqueuelen":
+        txQueueLength = integer(value(), 1, 1_000_000);
+        break;
       case "--no-offload":
         offload = false;
         break;
@@ -205,6 +217,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
   if (!offload && !tun) throw new ConfigError("--no-offload applies to --tun only");
+  if (txQueueLength !== undefined && !tun) throw new ConfigError("--txqueuelen applies to --tun only");
   if (routes.length > 0 && interfaces.length === 0)
     throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
   if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
@@ -222,7 +235,16 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
   };
   const adapters: AdapterSpec[] = tun
-    ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}), ...(offload ? {} : { offload: false }) }]
+    ? [
+        {
+          kind: "tun",
+          name: tun,
+          ...(netns ? { netns } : {}),
+          ...(mtu !== undefined ? { mtu } : {}),
+          ...(offload ? {} : { offload: false }),
+          ...(txQueueLength !== undefined ? { txQueueLength } : {}),
+        },
+      ]
     : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}) }));
   return {
     help: false,

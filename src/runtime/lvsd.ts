@@ -21,7 +21,7 @@ import type { WasmMemory } from "../core/wasm.js";
 import type { PacketIO } from "../io/packet-io.js";
 import { Director, type DirectorRoute, type DirectorStats, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
-import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
+import { type AdapterSpec, LVSD_TUN_TXQUEUELEN, type LvsdOptions } from "./lvsd-options.js";
 import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
 
 // ---------------------------------------------------------------------------- the daemon
@@ -89,7 +89,13 @@ export class Lvsd {
       for (const spec of specs) {
         const io =
           spec.kind === "tun"
-            ? TunDevice.open({ name: spec.name, netns: spec.netns, mtu: spec.mtu, offload: spec.offload !== false })
+            ? TunDevice.open({
+                name: spec.name,
+                netns: spec.netns,
+                mtu: spec.mtu,
+                offload: spec.offload !== false,
+                txQueueLength: spec.txQueueLength ?? LVSD_TUN_TXQUEUELEN,
+              })
             : openEthernetPort({ interface: spec.interface, netns: spec.netns, serverSide: spec.interface === options.serverSide });
         opened.push(io);
         log(`adapter ${describeAdapter(spec, io)}`);
@@ -385,7 +391,8 @@ function superPackets(io: readonly PacketIO[], s: DirectorStats): string {
 }
 
 function tunOffloads(io: PacketIO): string {
-  if (!(io instanceof TunDevice) || !io.offload) return "; no offloads";
+  if (!(io instanceof TunDevice)) return "";
+  if (!io.offload) return "; no offloads";
   const granted = Object.entries(io.offloads)
     .filter(([, on]) => on)
     .map(([name]) => name);
