@@ -41,9 +41,10 @@ export interface DirectorOptions {
    */
   readonly routes?: readonly DirectorRoute[];
   /**
-   * Largest batch per receive. Default: every slot of the balancer, or, when an adapter
-   * carries offloads, all but a quarter (at most 64) kept for the segments of super-packets
-   * that must be cut (see docs/io.md, "Where a super-packet is cut").
+   * Largest batch per receive. Default: every slot of the balancer. When an adapter carries
+   * offloads, a quarter of the slots (at most 64) stays free for the segments of
+   * super-packets that must be cut, and the batch is at most the rest (see docs/io.md,
+   * "Where a super-packet is cut").
    */
   readonly batch?: number;
   /** Balancer timers (expiry, rate estimator, collectors) every tickMs. Default 200. */
@@ -172,11 +173,14 @@ export class Director {
     this.io = [...options.io];
     const slots = this.balancer.slots.count;
     this.offloadAware = this.io.some((io) => io.offload === true);
-    this.batch = options.batch ?? (this.offloadAware && slots > 1 ? slots - Math.min(64, Math.max(1, slots >> 2)) : slots);
-    this.reserveFirst = this.batch;
-    if (!Number.isInteger(this.batch) || this.batch < 1 || this.batch > slots) {
-      throw new RangeError(`Director batch ${this.batch} must be an integer in 1..${slots} (the balancer's slots)`);
+    const asked = options.batch ?? slots;
+    if (!Number.isInteger(asked) || asked < 1 || asked > slots) {
+      throw new RangeError(`Director batch ${asked} must be an integer in 1..${slots} (the balancer's slots)`);
     }
+    // With offloads, some slots stay free for the segments of super-packets that must be cut.
+    const reserve = this.offloadAware && slots > 1 ? Math.min(64, Math.max(1, slots >> 2)) : 0;
+    this.batch = Math.min(asked, slots - reserve);
+    this.reserveFirst = this.batch;
     this.tickMs = options.tickMs ?? 200;
     this.pollMs = options.pollMs ?? 50;
     this.clock = options.clock ?? (() => performance.now());
