@@ -227,6 +227,11 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     adapters: [{ kind: "tun", name: "lvs0", offload: false, txQueueLength: 1000 }],
     routes: [],
   });
+  assert.deepEqual(parseLvsdArgs(["--af-packet", "eth0", "--no-offload"]), {
+    help: false,
+    adapters: [{ kind: "af-packet", interface: "eth0", offload: false }],
+    routes: [],
+  });
   assert.deepEqual(parseLvsdArgs(["--tun", "x", "-h"]), { help: true });
   for (const [argv, message] of [
     [[], /an adapter is needed: --tun NAME or --af-packet IF/],
@@ -236,7 +241,6 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     [["--tun", "a", "--route", "1.2.3.0/24=a"], /--route applies to --af-packet only/],
     [["--af-packet", "a", "--route", "1.2.3.0/24"], /expected PREFIX=IF/],
     [["--tun", "a", "--bogus"], /^unknown option --bogus \(see lvsd --help\)$/],
-    [["--af-packet", "a", "--no-offload"], /^--no-offload applies to --tun only$/],
     [["--af-packet", "a", "--txqueuelen", "9"], /^--txqueuelen applies to --tun only$/],
     [["--tun", "a", "--txqueuelen", "0"], /^--txqueuelen 0: expected an integer in 1\.\.1000000$/],
     [["--af-packet", "a", "--af-packet", "b", "--server-side", "c"], /^--server-side c: not one of the --af-packet interfaces$/],

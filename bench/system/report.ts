@@ -359,7 +359,7 @@ export function renderReport(run: RunRecord): string {
         director?: { gsoCut?: number };
       } | null;
       const g = c?.gso ?? c?.io?.gso;
-      if (s.id === "dr") return "no: AF_PACKET frames are at most the 1500-byte MTU (GRO off), the client's TSO is off: **missed**";
+      if (s.id === "dr" && !g?.received) return "no: AF_PACKET frames are at most the 1500-byte MTU (GRO off), the client's TSO is off: **missed**";
       if (!g?.received) return "no: the TUN device has no offloads, the kernel cuts every GSO/GRO frame to the 1500-byte MTU before we see it: **missed**";
       const avg = g.receivedBytes && g.received ? ` of ${group(Math.round(g.receivedBytes / g.received))} bytes on average` : "";
       const cut = c?.director?.gsoCut ? `; ${group(c.director.gsoCut)} cut into segments here (tunnel)` : "";

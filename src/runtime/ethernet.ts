@@ -55,6 +55,11 @@ export class EthernetPort implements PacketIO {
     return this.socket.stats;
   }
 
+  /** The socket carries a virtio_net_hdr per frame (PACKET_VNET_HDR). */
+  get offload(): boolean {
+    return this.socket.offload;
+  }
+
   receive(slots: PacketSlots, first: number, max: number, timeoutMs?: number): number {
     return this.socket.receive(slots, first, max, timeoutMs);
   }
@@ -84,8 +89,13 @@ export class EthernetPort implements PacketIO {
  * Opens an AF_PACKET socket on `interface`. A server-side port reads ARP only (a classic BPF
  * socket filter) and gets a larger receive buffer for the ARP bursts of many real servers.
  */
-export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean }): EthernetPort {
-  const socket = AfPacketSocket.open({ interface: options.interface, netns: options.netns, ...(options.serverSide ? { receiveBuffer: 1 << 20 } : {}) });
+export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean; offload?: boolean }): EthernetPort {
+  const socket = AfPacketSocket.open({
+    interface: options.interface,
+    netns: options.netns,
+    offload: options.offload === true,
+    ...(options.serverSide ? { receiveBuffer: 1 << 20 } : {}),
+  });
   try {
     if (options.serverSide) attachFilter(socket.fd, etherTypeOnly(0x0806), `AF_PACKET ${options.interface}`);
   } catch (e) {

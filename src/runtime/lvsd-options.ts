@@ -17,7 +17,13 @@ export type AdapterSpec =
       /** Default LVSD_TUN_TXQUEUELEN. */
       readonly txQueueLength?: number;
     }
-  | { readonly kind: "af-packet"; readonly interface: string; readonly netns?: string };
+  | {
+      readonly kind: "af-packet";
+      readonly interface: string;
+      readonly netns?: string;
+      /** Default true: PACKET_VNET_HDR (GSO frames and partial checksums pass whole). */
+      readonly offload?: boolean;
+    };
 
 export interface LvsdOptions {
   /** Rules file in ipvsadm -S format, applied at start and re-read by reload(). */
@@ -76,9 +82,9 @@ servers; see docs/daemon.md for deploying each.
   --tun NAME            open (or create) TUN device NAME; route the VIPs (and, for NAT,
                         the real servers' replies) into it
   --mtu N               MTU for the TUN device (default: the kernel's)
-  --no-offload          open the TUN device without IFF_VNET_HDR: no GSO super-packets,
-                        every packet cut to the MTU by the kernel (by default lvsd takes
-                        64 KB super-packets with partial checksums; docs/io.md)
+  --no-offload          no virtio-net header on the adapters (TUN: IFF_VNET_HDR, AF_PACKET:
+                        PACKET_VNET_HDR): the kernel cuts every frame to the MTU first (by
+                        default lvsd takes 64 KB frames with partial checksums; docs/io.md)
   --txqueuelen N        the TUN device's queue toward lvsd, where the kernel drops when
                         lvsd falls behind (default 4096; the kernel's own is 500)
   --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
@@ -216,7 +222,6 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (tun && interfaces.length > 0) throw new ConfigError("--tun and --af-packet exclude each other: one kind of adapter per director");
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
-  if (!offload && !tun) throw new ConfigError("--no-offload applies to --tun only");
   if (txQueueLength !== undefined && !tun) throw new ConfigError("--txqueuelen applies to --tun only");
   if (routes.length > 0 && interfaces.length === 0)
     throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
@@ -245,7 +250,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
           ...(txQueueLength !== undefined ? { txQueueLength } : {}),
         },
       ]
-    : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}) }));
+    : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}), ...(offload ? {} : { offload: false }) }));
   return {
     help: false,
     adapters,

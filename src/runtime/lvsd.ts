@@ -96,7 +96,12 @@ export class Lvsd {
                 offload: spec.offload !== false,
                 txQueueLength: spec.txQueueLength ?? LVSD_TUN_TXQUEUELEN,
               })
-            : openEthernetPort({ interface: spec.interface, netns: spec.netns, serverSide: spec.interface === options.serverSide });
+            : openEthernetPort({
+                interface: spec.interface,
+                netns: spec.netns,
+                serverSide: spec.interface === options.serverSide,
+                offload: spec.offload !== false,
+              });
         opened.push(io);
         log(`adapter ${describeAdapter(spec, io)}`);
       }
@@ -403,5 +408,5 @@ function describeAdapter(spec: AdapterSpec, io: PacketIO): string {
   const where = spec.netns ? ` in netns ${spec.netns}` : "";
   return spec.kind === "tun"
     ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)${tunOffloads(io)}`
-    : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP only" : ""})`;
+    : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP only" : ""}${(io as EthernetPort).offload ? "; virtio-net header" : ""})`;
 }
