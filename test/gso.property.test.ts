@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { LinkType, PacketCore, Verdict, VNET_HDR_SIZE } from "../src/index.js";
+import { Balancer, LinkType, PacketCore, type ServiceKey, Verdict, VNET_HDR_SIZE } from "../src/index.js";
 import { build, deviceComplete, type Family, layout, natModel, type Proto, segmentModel, toPartial, vnetHeader } from "./support/gso-model.js";
 
 const core = new PacketCore({ slotCount: 48, slotCapacity: 16384 });
@@ -116,5 +116,50 @@ test("software GSO: the data plane's segments of a NATed super-packet equal the 
       assert.deepEqual(segments, segmentModel(expected, c.gsoSize));
     }),
     { numRuns: 250 },
+  );
+});
+
+test("bad input: random virtio-net headers on random and mutated packets never trap the datapath or the segmenter", () => {
+  const b = new Balancer({ connections: 64, slots: 8 });
+  const key: ServiceKey = { kind: "address", protocol: "tcp", address: "203.0.113.10", port: 80 };
+  b.addService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  b.addDestination(key, { address: "192.0.2.50", port: 8080, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  const seedPacket = build({
+    family: 4,
+    proto: "tcp",
+    src: new Uint8Array([198, 51, 100, 7]),
+    dst: new Uint8Array([203, 0, 113, 10]),
+    sport: 40000,
+    dport: 80,
+    flags: 0x02,
+    payload: new Uint8Array(3000),
+  });
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 10, maxLength: 10 }),
+      fc.oneof(
+        fc.uint8Array({ minLength: 0, maxLength: 200 }),
+        fc.array(fc.tuple(fc.nat(seedPacket.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }).map((edits) => {
+          const p = seedPacket.slice();
+          for (const [at, v] of edits) p[at] = v;
+          return p;
+        }),
+      ),
+      (header, packet) => {
+        b.slots.write(0, packet, LinkType.RawIp);
+        b.slots.offloadRecord(0).set(header);
+        b.process(1, 1000);
+        const w = b.core.wasm;
+        const n = w.gsoSegments(0);
+        if (n > 0) assert.ok(w.gsoSegmentInto(0, 0, 1, 7) > 0, "a packet the segmenter counts, it cuts");
+        w.offloadCompleteSlot(0);
+        b.slots.write(0, packet, LinkType.RawIp);
+        b.slots.offloadRecord(0).set(header);
+        core.slots.write(0, packet, LinkType.RawIp);
+        core.slots.offloadRecord(0).set(header);
+        core.applyBatch(0, 1);
+      },
+    ),
+    { numRuns: 3000 },
   );
 });

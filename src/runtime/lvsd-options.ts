@@ -69,12 +69,12 @@ export interface LvsdOptions {
 /** lvsd's transmit queue for its TUN device: room for a burst of one TCP window of 1500-byte packets (docs/io.md). */
 export const LVSD_TUN_TXQUEUELEN = 4096;
 
-export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--no-offload] [--txqueuelen N]
+export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
              | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
-            [--no-huge-pages]
+            [--no-huge-pages] [--no-offload]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
