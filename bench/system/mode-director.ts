@@ -61,7 +61,11 @@ const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x: unkn
 function stats(): string {
   const io =
     mode === "dr"
-      ? { client: (d as DrDirector).client.stats, server: (d as DrDirector).server.stats, gso: { ...(d as DrDirector).client.socket.gso, sent: (d as DrDirector).server.socket.gso.sent } }
+      ? {
+          client: (d as DrDirector).client.stats,
+          server: (d as DrDirector).server.stats,
+          gso: { ...(d as DrDirector).client.socket.gso, sent: (d as DrDirector).server.socket.gso.sent },
+        }
       : { tun: (d as TunDirector).device.stats, gso: (d as TunDirector).device.gso };
   return `@@stats@@${JSON.stringify({
     director: d.director.stats,
