@@ -333,7 +333,13 @@ export function renderReport(run: RunRecord): string {
           `${r0(router, "kaRps")} / ${r0(router, "closeRps")} for requests (bar 0.8x), ${r0(router, "upBps")}${range(router, "upBps")} up and ` +
           `${r0(router, "downBps")}${range(router, "downBps")} down (bar 0.8x). Small UDP datagrams: ` +
           `${u.length ? fmtRate(median(u)) : "?"} per second received (${r0(router, "udpPps")} of the router's; bar 0.9x). ` +
-          "The targets are judged one by one below and in the limits that follow.",
+          "The targets are judged one by one below and in the limits that follow." +
+          (maxLoad > 2 * Math.max(1, cores)
+            ? ` **Caveat:** the 1-minute load average reached ${maxLoad.toFixed(1)} on ${cores || "few"} cores during this run (other ` +
+              "work on the machine), so every system, the kernel router included, was starved of CPU and the request rates swing " +
+              'from round to round: a "met" on a request rate below is not evidence, only the bulk ratios (each a large, ' +
+              "steady effect within a round) are."
+            : ""),
         "",
       );
     }
@@ -458,15 +464,17 @@ export function renderReport(run: RunRecord): string {
     "- **DR and TUN** halve the director's work (replies bypass it) and DR moves batches with one `recvmmsg`/`sendmmsg`",
     "  per batch; but in this lab the director is also the real servers' gateway, so their replies still cross the",
     "  director namespace's kernel, and TUN adds the real-server agent (another user-space hop, one read and one write",
-    "  per packet) on the real servers' cores. TUN's upload is the weakest figure: each full-size client segment",
-    "  grows by the 20-byte outer header past the 1500-byte tunnel MTU (ICMP fragmentation-needed, path MTU discovery),",
-    "  and the director's TUN queue overflows (the drops above).",
+    "  per packet) on the real servers' cores. TUN's upload is the weakest figure: no virtio-net header describes TCP",
+    "  inside IP-in-IP, so every client super-packet is cut here into 40-odd segments, each encapsulated and written",
+    "  with its own system call, and the agent reads and writes each again. DR keeps the client's frames whole (AF_PACKET",
+    "  with `PACKET_VNET_HDR`, the client's TSO on).",
   );
   p("");
   p(
     "The next steps that move these numbers, in order: worker threads on a multi-queue TUN device (one wasm instance per",
-    "core); fewer system calls per packet for small packets (a native loop, or io_uring); AF_PACKET with",
-    "`PACKET_VNET_HDR` so that DR keeps large frames too.",
+    "core); fewer system calls per packet for small packets (a native loop, or io_uring); for GUE tunnels, the UDP-tunnel",
+    "GSO type of newer kernels (`VIRTIO_NET_HDR_GSO_UDP_TUNNEL_*`, `TUN_F_UDP_TUNNEL_GSO`, Linux 6.17) so that tunnelled",
+    "super-packets need not be cut here; a quiet machine to measure on.",
     "",
   );
 
