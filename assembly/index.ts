@@ -9,3 +9,4 @@ export * from "./exports/stats";
 export * from "./exports/sched";
 export * from "./exports/datapath";
 export * from "./exports/sync";
+export * from "./exports/offload";

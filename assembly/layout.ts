@@ -16,6 +16,12 @@ export const DESC_REASON: u32 = 20; // REASON_* when dropped
 export const DESC_ACTION: u32 = 24; // in: action index (applyActions); out: destination index
 export const DESC_AUX: u32 = 28; // spare for the datapath (egress, next hop)
 
+/**
+ * Bytes per slot of the offload region: a virtio_net_hdr (10 bytes, little-endian, the
+ * layout TUN's IFF_VNET_HDR reads and writes) and 6 private bytes. See assembly/net/offload.ts.
+ */
+export const OFFLOAD_SIZE: u32 = 16;
+
 /** Bytes of the host -> wasm argument block (addresses and other wide arguments). */
 export const PARAMS_SIZE: u32 = 256;
 /** Bytes of the wasm -> host parse-info block (see publishParseInfo). */
@@ -30,6 +36,7 @@ export let slotsBase: usize = 0;
 export let descBase: usize = 0;
 export let paramsBase: usize = 0;
 export let infoBase: usize = 0;
+export let offloadBase: usize = 0;
 
 export const INIT_OK: u32 = 0;
 export const INIT_ALREADY: u32 = 1;
@@ -45,6 +52,8 @@ export function initPacketRegions(count: u32, capacity: u32): u32 {
   paramsBase = heap.alloc(PARAMS_SIZE);
   infoBase = heap.alloc(INFO_SIZE);
   descBase = heap.alloc(<usize>count * DESC_SIZE);
+  offloadBase = heap.alloc(<usize>count * OFFLOAD_SIZE);
+  memory.fill(offloadBase, 0, <usize>count * OFFLOAD_SIZE);
   slotsBase = heap.alloc(<usize>count * slotStride + 64);
   slotsBase = (slotsBase + 63) & ~<usize>63;
   memory.fill(descBase, 0, <usize>count * DESC_SIZE);
@@ -56,6 +65,9 @@ export function initPacketRegions(count: u32, capacity: u32): u32 {
 }
 @inline export function descPtr(i: u32): usize {
   return descBase + <usize>i * DESC_SIZE;
+}
+@inline export function offloadPtr(i: u32): usize {
+  return offloadBase + <usize>i * OFFLOAD_SIZE;
 }
 @inline export function descGet(i: u32, field: u32): u32 {
   return load<u32>(descPtr(i) + field);

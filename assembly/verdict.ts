@@ -47,4 +47,7 @@ export const REASON_FRAGMENT_TOO_BIG: u32 = 23;
 export const REASON_FRAGMENT_INVALID: u32 = 24;
 /** No room to track the datagram or hold the fragment (ipfrag_high_thresh's role). */
 export const REASON_FRAGMENT_NO_ROOM: u32 = 25;
-export const REASON_COUNT: u32 = 26;
+/** A virtio_net_hdr (offload record) that does not match the packet: GSO type against the
+ * protocol, checksum start / offset away from the L4 checksum, GSO without a partial checksum. */
+export const REASON_BAD_OFFLOAD: u32 = 26;
+export const REASON_COUNT: u32 = 27;

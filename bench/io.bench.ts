@@ -6,7 +6,10 @@
 // kernel forwards them into "lvs0", where this process receives them. Two measurements per
 // batch size: receive only (read loop into slots), and the full NAT director (receive,
 // balancer.process, write the rewritten packets back into lvs0, which the kernel routes to
-// a blackhole). Prints medians and writes nothing: copy the table into docs/benchmarks/io.md.
+// a blackhole), and the same director over a second device opened with offloads ("lvs1":
+// IFF_VNET_HDR, readv / writev of the virtio-net header and the packet), which the blaster
+// reaches through a second VIP: what offloads cost small packets, which are never GSO.
+// Prints medians and writes nothing: copy the table into docs/benchmarks/io.md.
 
 import { execFileSync, spawn } from "node:child_process";
 import { Balancer, LinkType, PacketCore, type ServiceKey } from "../src/index.js";
@@ -15,9 +18,10 @@ import { pollOne } from "../src/io/libc.js";
 import { Director } from "../src/runtime/director.js";
 
 const VIP = "10.250.9.1";
+const VIP_OFFLOAD = "10.250.9.2";
 const NS = process.argv[2] === "--blast" ? process.argv[3] : `lvsbench-${process.pid}`;
 
-function udp4(src: number, sport: number, dport: number, size: number): Uint8Array {
+function udp4(src: number, sport: number, dport: number, size: number, vip: string): Uint8Array {
   const p = new Uint8Array(28 + size);
   const v = new DataView(p.buffer);
   p[0] = 0x45;
@@ -25,7 +29,7 @@ function udp4(src: number, sport: number, dport: number, size: number): Uint8Arr
   p[8] = 64;
   p[9] = 17;
   v.setUint32(12, src);
-  p.set(VIP.split(".").map(Number), 16);
+  p.set(vip.split(".").map(Number), 16);
   let sum = 0;
   for (let i = 0; i < 20; i += 2) sum += v.getUint16(i);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
@@ -37,10 +41,10 @@ function udp4(src: number, sport: number, dport: number, size: number): Uint8Arr
 }
 
 /** The blaster: writes packets of 1024 flows into blast0 as fast as it can, for `seconds`. */
-function blast(seconds: number): void {
+function blast(seconds: number, vip: string): void {
   const tun = TunDevice.open({ name: "blast0", netns: NS, multiQueue: true });
   const core = new PacketCore({ slotCount: 256 });
-  for (let i = 0; i < 256; i++) core.slots.write(i, udp4(0x0af00000 + (i % 64), 10000 + i, 53, 64), LinkType.RawIp);
+  for (let i = 0; i < 256; i++) core.slots.write(i, udp4(0x0af00000 + (i % 64), 10000 + i, 53, 64, vip), LinkType.RawIp);
   const idx = [...Array(256).keys()];
   const end = performance.now() + seconds * 1000;
   let sent = 0;
@@ -70,7 +74,8 @@ interface Sample {
 }
 
 async function measure(seconds: number, batch: number, nat: boolean, tun: TunDevice, b: Balancer): Promise<Sample> {
-  const child = spawn(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--blast", NS, String(seconds + 0.5)], {
+  const vip = tun.offload ? VIP_OFFLOAD : VIP;
+  const child = spawn(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--blast", NS, String(seconds + 0.5), vip], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const director = new Director({ balancer: b, io: [tun], batch });
@@ -98,7 +103,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 async function main(): Promise<void> {
   if (process.argv[2] === "--blast") {
-    blast(Number(process.argv[4]));
+    blast(Number(process.argv[4]), process.argv[5] ?? VIP);
     return;
   }
   const seconds = Number(process.argv[2] ?? 2);
@@ -120,33 +125,42 @@ async function main(): Promise<void> {
     ]);
     ip("link", "set", "lo", "up");
     const tun = TunDevice.open({ name: "lvs0", netns: NS });
+    const tunOffload = TunDevice.open({ name: "lvs1", netns: NS, offload: true });
     const holder = TunDevice.open({ name: "blast0", netns: NS, multiQueue: true }); // keeps blast0 up between runs
     ip("route", "add", `${VIP}/32`, "dev", "lvs0");
+    ip("route", "add", `${VIP_OFFLOAD}/32`, "dev", "lvs1");
     ip("route", "add", "blackhole", "10.251.0.0/16");
     ip("route", "add", "blackhole", "10.240.0.0/16");
     const b = new Balancer({ connections: 1 << 16, slots: 256 });
-    const KEY: ServiceKey = { kind: "address", protocol: "udp", address: VIP, port: 53 };
-    b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
-    for (const rs of ["10.251.0.1", "10.251.0.2"])
-      b.addDestination(KEY, { address: rs, port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+    for (const address of [VIP, VIP_OFFLOAD]) {
+      const KEY: ServiceKey = { kind: "address", protocol: "udp", address, port: 53 };
+      b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+      for (const rs of ["10.251.0.1", "10.251.0.2"])
+        b.addDestination(KEY, { address: rs, port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+    }
     const rows: string[] = [];
     console.log(`node ${process.version}, ${seconds} s per run, median of ${runs}; 92-byte UDP packets, 1024 flows`);
-    console.log("| batch | receive only (pps) | offered | NAT director: receive + process + send (pps) | offered |");
-    console.log("|---:|---:|---:|---:|---:|");
+    console.log(
+      "| batch | receive only (pps) | offered | NAT director: receive + process + send (pps) | offered | NAT director, device with offloads (pps) | offered |",
+    );
+    console.log("|---:|---:|---:|---:|---:|---:|---:|");
     for (const batch of [1, 8, 32, 64, 256]) {
       const rx: Sample[] = [];
       const nat: Sample[] = [];
+      const natOffload: Sample[] = [];
       for (let r = 0; r < runs; r++) {
         rx.push(await measure(seconds, batch, false, tun, b));
         nat.push(await measure(seconds, batch, true, tun, b));
+        natOffload.push(await measure(seconds, Math.min(batch, 192), true, tunOffload, b));
       }
       const f = (xs: number[]) => Math.round(median(xs)).toLocaleString("en");
-      const row = `| ${batch} | ${f(rx.map((x) => x.pps))} | ${f(rx.map((x) => x.offered))} | ${f(nat.map((x) => x.pps))} | ${f(nat.map((x) => x.offered))} |`;
+      const row = `| ${batch} | ${f(rx.map((x) => x.pps))} | ${f(rx.map((x) => x.offered))} | ${f(nat.map((x) => x.pps))} | ${f(nat.map((x) => x.offered))} | ${f(natOffload.map((x) => x.pps))} | ${f(natOffload.map((x) => x.offered))} |`;
       rows.push(row);
       console.log(row);
     }
     holder.close();
     tun.close();
+    tunOffload.close();
   } finally {
     execFileSync("ip", ["netns", "del", NS]);
   }

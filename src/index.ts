@@ -43,7 +43,7 @@ export type {
 export { MemoryPacketIO, SlotWords, emptyIoStats } from "./io/packet-io.js";
 export type { PacketIO, PacketIOStats } from "./io/packet-io.js";
 export { TunDevice } from "./io/tun.js";
-export type { TunOptions } from "./io/tun.js";
+export type { TunOffloads, TunOptions } from "./io/tun.js";
 export { AfPacketSocket } from "./io/af-packet.js";
 export type { AfPacketOptions, AfPacketFanout } from "./io/af-packet.js";
 export { IoError, IoUnavailableError } from "./io/libc.js";

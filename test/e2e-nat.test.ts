@@ -288,6 +288,22 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
         timeoutMs: 40_000,
       });
       assert.equal(r.stdout.split(" ")[0], expected);
+      // lvsd opened the device with offloads: the download came through as GSO super-packets.
+      assert.match(lvsd.log(), /adapter tun lvs0 .*; offloads: virtio-net header, csum tso4 tso6/);
+      const mark = lvsd.log().length;
+      let superIn = 0;
+      await waitFor(
+        "lvsd's counters",
+        async () => {
+          process.kill(lvsd.process.pid, "SIGUSR1");
+          await new Promise((r) => setTimeout(r, 100));
+          const line = /lvsd: packets received .*/.exec(lvsd.log().slice(mark))?.[0] ?? "";
+          superIn = Number(/super-packets in (\d+), out (\d+)/.exec(line)?.[1] ?? 0);
+          return line !== "";
+        },
+        5000,
+      );
+      assert.ok(superIn * 16_384 > BIG_MIB << 20, `most of the 64 MiB came as super-packets (${superIn} of them)`);
     } finally {
       await server.stop();
     }

@@ -405,3 +405,29 @@ test("outer IPv4 header checksum is right for every total length (a low byte >= 
   const out = inputs.map((p) => core.rewrite(p, LinkType.RawIp, tunnelAction({ outer: 4, type: "ipip", csum: false, ether: false })).packet);
   tsharkDissect(PcapLinkType.Raw, out).forEach((f, i) => assertFrameValid(f, `outer length ${out[i].length}`));
 });
+
+test("the outer IPv4 header checksum is right at every length and ID (a sign-extended header word once lost a carry at 1,508 bytes)", () => {
+  const core = new PacketCore({ slotCount: 2, slotCapacity: 4096 });
+  const sumWords = (b: Uint8Array) => {
+    let s = 0;
+    for (let i = 0; i < 20; i += 2) s += (b[i] << 8) | b[i + 1];
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    return s;
+  };
+  let checked = 0;
+  for (let payload = 0; payload <= 1460; payload += 7) {
+    const inner = new Uint8Array(40 + payload);
+    inner.set([0x45, 0, (40 + payload) >> 8, (40 + payload) & 0xff, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 51, 100, 7, 203, 0, 113, 10]);
+    inner[32] = 0x50; // TCP data offset 5 (the L4 checksum is not checked: only the outer header is)
+    let s = 0;
+    for (let i = 0; i < 20; i += 2) s += (inner[i] << 8) | inner[i + 1];
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    inner[10] = (~s >> 8) & 0xff;
+    inner[11] = ~s & 0xff;
+    const r = core.rewrite(inner, LinkType.RawIp, { kind: "tunnel", type: "ipip", remote: "192.0.2.50", local: "192.0.2.1" });
+    assert.equal(r.verdict, Verdict.Forward);
+    assert.equal(sumWords(r.packet), 0xffff, `outer header of a ${r.packet.length}-byte packet (ID ${(r.packet[4] << 8) | r.packet[5]})`);
+    checked++;
+  }
+  assert.ok(checked > 200);
+});

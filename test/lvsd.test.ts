@@ -222,6 +222,16 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     routes: [],
     hugePages: false,
   });
+  assert.deepEqual(parseLvsdArgs(["--tun", "lvs0", "--no-offload", "--txqueuelen", "1000"]), {
+    help: false,
+    adapters: [{ kind: "tun", name: "lvs0", offload: false, txQueueLength: 1000 }],
+    routes: [],
+  });
+  assert.deepEqual(parseLvsdArgs(["--af-packet", "eth0", "--no-offload"]), {
+    help: false,
+    adapters: [{ kind: "af-packet", interface: "eth0", offload: false }],
+    routes: [],
+  });
   assert.deepEqual(parseLvsdArgs(["--tun", "x", "-h"]), { help: true });
   for (const [argv, message] of [
     [[], /an adapter is needed: --tun NAME or --af-packet IF/],
@@ -231,6 +241,8 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     [["--tun", "a", "--route", "1.2.3.0/24=a"], /--route applies to --af-packet only/],
     [["--af-packet", "a", "--route", "1.2.3.0/24"], /expected PREFIX=IF/],
     [["--tun", "a", "--bogus"], /^unknown option --bogus \(see lvsd --help\)$/],
+    [["--af-packet", "a", "--txqueuelen", "9"], /^--txqueuelen applies to --tun only$/],
+    [["--tun", "a", "--txqueuelen", "0"], /^--txqueuelen 0: expected an integer in 1\.\.1000000$/],
     [["--af-packet", "a", "--af-packet", "b", "--server-side", "c"], /^--server-side c: not one of the --af-packet interfaces$/],
     [["--af-packet", "a", "--server-side", "a"], /needs a second --af-packet interface/],
     [["--tun", "a", "--isolate-vip", "10.0.0.1"], /--isolate-vip applies to --af-packet only/],

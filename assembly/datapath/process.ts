@@ -5,10 +5,11 @@
 // Nothing here allocates.
 
 import {
-  slotCount, slotStride, slotCapacity, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
+  slotCount, slotStride, slotCapacity, slotPtr, offloadPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK,
   DESC_MARK, DESC_VERDICT, DESC_REASON, DESC_ACTION, DESC_AUX, HEADROOM,
 } from "../layout";
 import { rd8, rd16, wr8, copy6, copy16 } from "../net/bytes";
+import { offloadCheck, offloadClear, offloadNone } from "../net/offload";
 import { csumReplace16 } from "../net/checksum";
 import { rd16 as r16 } from "../net/bytes";
 import {
@@ -116,6 +117,8 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
       aux = 0;
       dest = NONE;
       const result = processOne(i);
+      // An ICMP error we built is a whole packet with complete checksums.
+      if ((result & 0xff) == VERDICT_REPLY) offloadClear(i);
       descSet(i, DESC_VERDICT, result & 0xff);
       descSet(i, DESC_REASON, result >> 8);
       descSet(i, DESC_ACTION, dest);
@@ -127,6 +130,14 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
   return count;
 }
 
+/** Released fragments go into slots before this one only (the host keeps the rest free). */
+let releaseEnd: u32 = 0xffffffff;
+
+/** Limits where held fragments are released: slots [batch end, end). */
+export function setFragmentReleaseEnd(end: u32): void {
+  releaseEnd = end;
+}
+
 /**
  * Held fragments whose first fragment has been decided go out in the free slots after the
  * batch, [from, slotCount), each following its datagram's decision. What does not fit waits
@@ -134,7 +145,8 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
  */
 function releaseFragments(from: u32): u32 {
   let s = from;
-  while (s < slotCount && fragReleasePending()) {
+  const limit = releaseEnd < slotCount ? releaseEnd : slotCount;
+  while (s < limit && fragReleasePending()) {
     const pkt = slotPtr(s) + HEADROOM;
     const h = fragReleaseNext(pkt);
     const e = fragEntry;
@@ -148,6 +160,9 @@ function releaseFragments(from: u32): u32 {
     descSet(s, DESC_LENGTH, len);
     descSet(s, DESC_LINK, link);
     descSet(s, DESC_MARK, load<u32>(hp + H_MARK));
+    // A fragment never carries an offload record; clear what an earlier batch left here.
+    offloadClear(s);
+    offloadNone();
     // The bytes parsed cleanly when they were held; parse again for this slot's offsets.
     const status = parsePacketInline(pkt, len, link);
     const result = status == REASON_NONE ? followDecision(pkt, e) : outcome(VERDICT_DROP, status);
@@ -305,6 +320,12 @@ function processOne(i: u32): u32 {
   const status = parsePacketInline(pkt, len, link);
   if (status == REASON_NOT_IP) return outcome(VERDICT_PASS, REASON_NOT_IP);
   if (status != REASON_NONE) return outcome(VERDICT_DROP, status);
+  // The offload record (virtio_net_hdr): all zero unless the adapter reads vnet headers.
+  if (load<u16>(offloadPtr(i)) == 0) offloadNone();
+  else {
+    const bad = offloadCheck(i);
+    if (bad != REASON_NONE) return outcome(VERDICT_DROP, bad);
+  }
   if (pFrag == FRAG_NONE) return processParsed(i, pkt);
   // Later fragments carry no ports: without the fragment table they cannot be placed.
   if (!fragmentsOn()) return pFrag == FRAG_LATER ? outcome(VERDICT_DROP, REASON_FRAGMENT) : processParsed(i, pkt);

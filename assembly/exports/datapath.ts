@@ -12,7 +12,7 @@ import {
   sloppyTcp, sloppySctp, scheduleIcmp,
 } from "../datapath/config";
 import { setDefence, defenceTick, secureTcp, dropEntry, dropPacket, amemthresh, amDroprate } from "../datapath/defence";
-import { processBatch } from "../datapath/process";
+import { processBatch, setFragmentReleaseEnd } from "../datapath/process";
 import { expireSweep, dropDestConnections } from "../datapath/expire";
 import { initFragments, fragmentsOn, fragExpire, fragCounters, FC_COUNT } from "../datapath/fragments";
 import { connPtr, connCapacity, connInUse, connRemaining, C_FLAGS, F_IN_USE } from "../conn/conn-table";
@@ -109,6 +109,11 @@ export function gatewayMacSet(family: u32): void { setGatewayMac(family, paramsB
 
 export function process(first: u32, count: u32, now: u32): u32 {
   return processBatch(first, count, now);
+}
+
+/** Held IP fragments are released into slots before `end` only (a host's reserved slots stay free). */
+export function fragmentReleaseEnd(end: u32): void {
+  setFragmentReleaseEnd(end);
 }
 export function expire(now: u32, budget: u32): u32 {
   if (fragmentsOn()) fragExpire(now);

@@ -13,7 +13,7 @@ import { checksum } from "../net/checksum";
 
 /** ABI version; bumped on any incompatible change of layout or exports. */
 export function abiVersion(): u32 {
-  return 1;
+  return 2;
 }
 export function lvsInit(count: u32, capacity: u32): u32 {
   return initPacketRegions(count, capacity);

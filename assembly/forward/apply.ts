@@ -7,8 +7,9 @@ import {
   DESC_ACTION, DESC_VERDICT, DESC_REASON,
 } from "../layout";
 import { parsePacketInline } from "../net/parse";
+import { offloadCheck, offloadClear } from "../net/offload";
 import {
-  VERDICT_DROP, VERDICT_PASS, REASON_NONE, REASON_NOT_IP, REASON_BAD_ACTION,
+  VERDICT_DROP, VERDICT_PASS, VERDICT_REPLY, REASON_NONE, REASON_NOT_IP, REASON_BAD_ACTION,
   REASON_TRUNCATED,
 } from "../verdict";
 import {
@@ -66,11 +67,14 @@ export function applyActions(first: u32, count: u32): u32 {
       const pkt = slot + off;
       const status = parsePacketInline(pkt, len, load<u32>(d, DESC_LINK));
       const a = load<u32>(d, DESC_ACTION);
+      const bad = status == REASON_NONE ? offloadCheck(i) : REASON_NONE;
       if (status == REASON_NOT_IP) result = outcome(VERDICT_PASS, REASON_NOT_IP);
       else if (status != REASON_NONE) result = outcome(VERDICT_DROP, status);
+      else if (bad != REASON_NONE) result = outcome(VERDICT_DROP, bad);
       else if (a >= actions) result = outcome(VERDICT_DROP, REASON_BAD_ACTION);
       else result = applyParsedInline(i, pkt, actBase + <usize>a * ACTION_SIZE);
     }
+    if ((result & 0xff) == VERDICT_REPLY) offloadClear(i);
     store<u32>(d, result & 0xff, DESC_VERDICT);
     store<u32>(d, result >> 8, DESC_REASON);
   }

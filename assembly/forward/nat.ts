@@ -12,6 +12,10 @@
 //   L4 checksum here keeps the reassembled datagram's checksum right.
 // - Later fragments: the address only. They hold no L4 header and no checksum of their
 //   own; the first fragment's L4 checksum already absorbed the pseudo-header change.
+// - Partial checksums (the slot's offload record says NEEDS_CSUM, net/offload.ts): the
+//   field holds the pseudo-header sum, folded, not complemented. An address change moves it
+//   by the address delta with no final complement; a port change does not move it (the
+//   sender of the packet sums over the port). GSO super-packets are rewritten once.
 // TTL / hop limit are not touched: the datapath decides whether the director counts as a
 // hop (IPVS NAT does, through the kernel's forwarding path), so it is not this file's job.
 
@@ -30,6 +34,7 @@ import {
 import {
   csumDeltaBytes, csumDelta16, csumFieldApply, l4CsumApply, l4CsumHasPseudo,
 } from "../net/l4-checksum";
+import { offPartial } from "../net/offload";
 import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_UNSUPPORTED } from "../verdict";
 
 @inline function isEcho(family: u32, type: u32): bool {
@@ -45,6 +50,10 @@ import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_UNSUPPORTED } from "
  * computed 0 is sent as 0xFFFF. Shared with the datapath's TTL + NAT fast path.
  */
 @inline export function natPatchL4v4(l4: usize, toDst: bool, port: u32, proto: u32, addrDelta: u64): void {
+  if (offPartial) {
+    natPatchPartialV4(l4, toDst, port, proto, addrDelta);
+    return;
+  }
   let delta = addrDelta;
   if (port != 0) {
     const portAt = l4 + <usize>(toDst ? 2 : 0);
@@ -62,6 +71,16 @@ import { VERDICT_FORWARD, VERDICT_DROP, REASON_NONE, REASON_UNSUPPORTED } from "
       store<u16>(l4, <u16>(v == 0 ? 0xffff : v), 6);
     }
   }
+}
+
+/**
+ * natPatchL4v4 for a partial checksum: the port is written, the field (the folded pseudo-
+ * header sum) takes the address delta and is stored without a complement.
+ */
+function natPatchPartialV4(l4: usize, toDst: bool, port: u32, proto: u32, addrDelta: u64): void {
+  if (port != 0) store<u16>(l4 + <usize>(toDst ? 2 : 0), bswap<u16>(<u16>port));
+  const at = l4 + <usize>(proto == PROTO_TCP ? 16 : 6);
+  store<u16>(at, <u16>fold(<u64>load<u16>(at) + addrDelta));
 }
 
 /**
@@ -117,7 +136,14 @@ function natRewriteGeneric(slot: u32, pkt: usize, rec: usize, toDst: bool, famil
   // The delta is read from the old address, so it is taken before anything is written.
   const addrDelta = csumDeltaBytes(addr, rec + A_ADDR, alen);
 
-  if (!later) {
+  if (!later && offPartial) {
+    // TCP / UDP with a partial checksum (offload.ts checked the field's place).
+    const l4 = pkt + <usize>pL4;
+    const port = <u32>load<u16>(rec + A_PORT);
+    if (port != 0) wr16(l4 + <usize>(toDst ? 2 : 0), port);
+    const at = l4 + <usize>(proto == PROTO_TCP ? 16 : 6);
+    wr16(at, fold(<u64>rd16(at) + addrDelta));
+  } else if (!later) {
     const l4 = pkt + <usize>pL4;
     let delta: u64 = l4CsumHasPseudo(proto, family) ? addrDelta : 0;
     const port = <u32>load<u16>(rec + A_PORT);

@@ -16,8 +16,12 @@
 //   wire with their inner checksum complete, so, like the kernel for such packets, we add
 //   no option and compute the outer UDP checksum;
 // - DF clear and too big: IPVS would fragment the outer packet; we drop REASON_TOO_BIG.
+// - GSO super-packets (offload record, net/offload.ts) are not encapsulated here: marked
+//   deferred, cut by the host into segments, and each segment comes back through here.
 
-import { slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK } from "../layout";
+import { offPartial, offGso, offloadComplete, GSO_NONE, OFF_DEFERRED } from "../net/offload";
+import { gsoSegmentIpLen } from "./segment";
+import { offloadPtr, slotPtr, descGet, descSet, DESC_OFFSET, DESC_LENGTH, DESC_LINK } from "../layout";
 import { rd8, rd16, wr8, wr16, wr32, copy16 } from "../net/bytes";
 import { checksum, sumBytes, pseudoSum4, pseudoSum6, finish, fold } from "../net/checksum";
 import {
@@ -78,8 +82,10 @@ export function tunnelEncap(slot: u32, pkt: usize, rec: usize): u32 {
   const innerV4 = pFamily == 4;
 
   // Path MTU: decided before anything is written, so an ICMP error quotes the original.
+  // A GSO super-packet is judged by its segments' size: they are what goes on the wire.
   const mtu = <u32>load<u16>(rec + A_MTU);
-  if (mtu != 0 && pIpLen + encap > mtu) {
+  const wireLen = offGso != GSO_NONE ? gsoSegmentIpLen(slot, pkt) : pIpLen;
+  if (mtu != 0 && wireLen + encap > mtu) {
     const dontFragment = !innerV4 || (rd16(inner + 6) & 0x4000) != 0;
     if (!dontFragment) return outcome(VERDICT_DROP, REASON_TOO_BIG);
     const room: i32 = <i32>mtu - <i32>encap;
@@ -90,6 +96,15 @@ export function tunnelEncap(slot: u32, pkt: usize, rec: usize): u32 {
     const report: u32 = room < <i32>MIN_MTU6 ? MIN_MTU6 : <u32>room;
     return icmpErrorReply(slot, pkt, ICMPV6_PACKET_TOO_BIG, 0, report);
   }
+  // No virtio_net_hdr describes a TCP / UDP super-packet inside IP-in-IP, GUE or GRE: the
+  // packet is left as it is, marked; the host cuts it into segments (segment.ts) and
+  // applies this action to each (docs/io.md, "Where a super-packet is cut").
+  if (offGso != GSO_NONE) {
+    store<u8>(offloadPtr(slot) + OFF_DEFERRED, 1);
+    return outcome(VERDICT_FORWARD, REASON_NONE);
+  }
+  // A partial checksum inside a tunnel would be completed by nobody: complete it now.
+  if (offPartial) offloadComplete(slot, pkt);
   // Length fields: IPv4 total length and IPv6 payload length are 16 bits.
   if (pIpLen + encap - (family == 6 ? IPV6_HLEN : 0) > 0xffff) return outcome(VERDICT_DROP, REASON_TOO_BIG);
 

@@ -59,7 +59,14 @@ if (mode === "dr") await (d as DrDirector).resolveNeighbours(rs, 10_000);
 
 const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? Number(x) : x)));
 function stats(): string {
-  const io = mode === "dr" ? { client: (d as DrDirector).client.stats, server: (d as DrDirector).server.stats } : { tun: (d as TunDirector).device.stats };
+  const io =
+    mode === "dr"
+      ? {
+          client: (d as DrDirector).client.stats,
+          server: (d as DrDirector).server.stats,
+          gso: { ...(d as DrDirector).client.socket.gso, sent: (d as DrDirector).server.socket.gso.sent },
+        }
+      : { tun: (d as TunDirector).device.stats, gso: (d as TunDirector).device.gso };
   return `@@stats@@${JSON.stringify({
     director: d.director.stats,
     io,

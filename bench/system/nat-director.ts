@@ -9,6 +9,10 @@
 //   -A -t VIP:5201 -s rr -p 300;   -a ... -r IPERF_RS:5201 -m  (iperf3 control + TCP data)
 //   -A -u VIP:5201 -s rr -p 300;   -a ... -r IPERF_RS:5201 -m  (iperf3 UDP data)
 //
+// --no-offload opens the device as before offloads existed (no virtio-net header: the
+// kernel cuts every super-packet to the MTU first); --txqueuelen N sizes the device's queue
+// (the ring the kernel drops at when we fall behind; default the kernel's 500).
+//
 // Prints "ready <device>" once the device is open and the loop runs; on SIGUSR2 prints one
 // line "@@stats@@{...}" (Director and adapter counters, connections in the table); exits on
 // SIGTERM / SIGINT after stopping the loop and closing the device.
@@ -22,6 +26,8 @@ interface Args {
   iperfRs: string;
   connections: number;
   batch: number;
+  offload: boolean;
+  txQueueLength: number | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -40,11 +46,15 @@ function parseArgs(argv: readonly string[]): Args {
     iperfRs: get("--iperf-rs") ?? list[0]!,
     connections: Number(get("--connections") ?? 1 << 19),
     batch: Number(get("--batch") ?? 256),
+    offload: !argv.includes("--no-offload"),
+    txQueueLength: get("--txqueuelen") === undefined ? undefined : Number(get("--txqueuelen")),
   };
 }
 
 const args = parseArgs(process.argv.slice(2));
-const balancer = new Balancer({ connections: args.connections, slots: args.batch });
+// With offloads, 64 slots more than the batch: room for the segments of a super-packet the
+// director must cut (never here: NAT in and out of one device with offloads).
+const balancer = new Balancer({ connections: args.connections, slots: args.batch + (args.offload ? 64 : 0) });
 const dest = (address: string, port: number) => ({
   address,
   port,
@@ -68,7 +78,11 @@ for (const protocol of ["tcp", "udp"] as const) {
   balancer.addDestination(key, dest(args.iperfRs, 5201));
 }
 
-const tun = TunDevice.open({ name: args.tun });
+const tun = TunDevice.open({
+  name: args.tun,
+  offload: args.offload,
+  ...(args.txQueueLength !== undefined ? { txQueueLength: args.txQueueLength } : {}),
+});
 const director = new Director({ balancer, io: [tun], batch: args.batch });
 const loop = director.start();
 
@@ -77,6 +91,7 @@ function stats(): string {
   return `@@stats@@${JSON.stringify({
     director: director.stats,
     tun: tun.stats,
+    gso: tun.gso,
     connections: balancer.connectionCount,
     totals: plain(balancer.totals().stats),
   })}\n`;

@@ -6,7 +6,9 @@
 //   haproxy  HAProxy 2.x in the director, TCP mode, one thread, round robin over RS1, RS2
 //            (VIP:5201 balanced by source for iperf3);
 //   nat      lvs-wasm NAT: one process in the director namespace running the Director loop
-//            over a TUN device (bench/system/nat-director.ts), rr over RS1, RS2;
+//            over a TUN device with offloads (bench/system/nat-director.ts), rr over RS1, RS2;
+//   nat-q    the same without offloads, queue 4096 (what sizing the queue alone buys);
+//   nat-plain the same without offloads, queue 500: the code before offloads (the baseline);
 //   dr       lvs-wasm DR: src/runtime/dr-director.ts (AF_PACKET) in one process (mode-director.ts);
 //   tun      lvs-wasm TUN: src/runtime/tun-director.ts in one process, and the real-server
 //            decap agent (src/runtime/rs-agent.ts) in one process per real server.
@@ -44,7 +46,6 @@ import {
   type LabProcess,
   type WrkResult,
 } from "../../src/lab/index.js";
-import { disableTxChecksumOffload } from "../../src/runtime/dr-director.js";
 import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues } from "./report.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -154,6 +155,8 @@ interface System {
   setup(): Promise<void>;
   /** Counters of our own data plane, if any. */
   counters?(): Promise<Record<string, unknown> | null>;
+  /** The TUN device in the director whose queue drops are counted per measurement. */
+  tunDevice?: string;
   error: string | null;
 }
 
@@ -199,20 +202,35 @@ function haproxySystem(): System {
   return s;
 }
 
-function natSystem(): System {
+interface NatVariant {
+  readonly id: "nat" | "nat-q" | "nat-plain";
+  readonly label: string;
+  readonly offload: boolean;
+  readonly txqueuelen: number;
+}
+
+const NAT_VARIANTS: readonly NatVariant[] = [
+  { id: "nat", label: "lvs-wasm NAT", offload: true, txqueuelen: 4096 },
+  { id: "nat-q", label: "NAT, no offloads, queue 4096", offload: false, txqueuelen: 4096 },
+  { id: "nat-plain", label: "NAT before (no offloads, queue 500)", offload: false, txqueuelen: 500 },
+];
+
+function natSystem(v: NatVariant): System {
   let director: LabProcess | null = null;
   const s: System = {
-    id: "nat",
-    label: "lvs-wasm NAT",
+    id: v.id,
+    label: v.label,
     unavailable: null,
     lab: null,
     target: "",
     udp: true,
     expectLabels: ["RS1", "RS2"],
     error: null,
+    tunDevice: "lvs0",
     description:
       "lab mode `nat` without the VIP on the director's kernel; one node process in the director namespace (bench/system/nat-director.ts): " +
-      "Balancer + Director loop over TUN device lvs0, batch 256; VIP:80 rr masq over RS1, RS2; VIP:5201 tcp and udp, persistence 300 s, RS1; " +
+      `Balancer + Director loop over TUN device lvs0 ${v.offload ? "with offloads (IFF_VNET_HDR, TUNSETOFFLOAD: GSO super-packets and partial checksums)" : "without offloads (every packet cut to the 1500-byte MTU by the kernel)"}, ` +
+      `txqueuelen ${v.txqueuelen}, batch 256; VIP:80 rr masq over RS1, RS2; VIP:5201 tcp and udp, persistence 300 s, RS1; ` +
       "routes: VIP/32 dev lvs0, table 100 `default dev lvs0`, `ip rule iif eth1 lookup 100` (the real servers' replies)",
     async setup() {
       const lab = (s.lab = await createLab({ mode: "nat", realServers: 2, vipOnDirector: false }));
@@ -227,6 +245,9 @@ function natSystem(): System {
         lab.realServers.map((r) => r.eth0.ipv4).join(","),
         "--iperf-rs",
         lab.realServers[0]!.eth0.ipv4,
+        "--txqueuelen",
+        String(v.txqueuelen),
+        ...(v.offload ? [] : ["--no-offload"]),
       ]);
       await director.waitForOutput(/ready lvs0/, 30_000);
       const ip = async (...a: string[]) => {
@@ -303,15 +324,14 @@ function drSystem(): System {
     error: null,
     description:
       "lab mode `dr` (VIP 192.168.10.100 on the back segment, on every RS's lo); one node process in the director namespace " +
-      "(bench/system/mode-director.ts) running `startDrDirector` (src/runtime/dr-director.ts): AF_PACKET on eth0 and eth1, batch 256, " +
+      "(bench/system/mode-director.ts) running `startDrDirector` (src/runtime/dr-director.ts): AF_PACKET on eth0 and eth1 with PACKET_VNET_HDR, batch 256, " +
       "MAC rewrite only, tc ingress drop of VIP traffic after the tap; VIP:80 rr -g over RS1, RS2; VIP:5201 tcp and udp -p 300, RS1 (iperf3 -s -B VIP). " +
-      "Replies go RS -> director's kernel (their gateway) -> client, never through the balancer. The client's eth0 has tx checksum offload " +
-      "(and with it TSO) turned off, as the DR end-to-end test does: frames relayed unchanged by AF_PACKET must carry complete checksums",
+      "Replies go RS -> director's kernel (their gateway) -> client, never through the balancer. The client keeps its TSO and checksum " +
+      "offload on: its 64 KB frames and their partial checksums pass the director whole (a virtio-net header per frame)",
     async setup() {
       const lab = (s.lab = await createLab({ mode: "dr", realServers: 2 }));
       const vip = lab.vip!.v4;
       await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2"), startIperf3OnVip(lab, "rs1", vip)]);
-      disableTxChecksumOffload(lab.ns("client"), "eth0");
       director = spawnBenchChild(lab, "director", "mode-director.ts", [
         "--mode",
         "dr",
@@ -342,6 +362,7 @@ function tunSystem(): System {
     udp: true,
     expectLabels: ["RS1", "RS2"],
     error: null,
+    tunDevice: "lvs0",
     description:
       "lab mode `tun` without the VIP on the director's kernel; one node process in the director namespace " +
       "(bench/system/mode-director.ts) running `startTunDirector` (src/runtime/tun-director.ts): TUN device lvs0 the VIP is routed into, batch 256, " +
@@ -397,9 +418,18 @@ const wrkErrors = (w: WrkResult) => w.errors.connect + w.errors.read + w.errors.
 async function measureRound(s: System, o: Options, values: RoundValues, log: (line: string) => void): Promise<void> {
   const lab = s.lab!;
   const url = httpUrl(s.target);
-  const attempt = async (name: string, fn: () => Promise<void>) => {
+  // The kernel's drops at our TUN device's queue during each measurement (tx_dropped).
+  const queueDrops = async (): Promise<number | undefined> => {
+    if (!s.tunDevice) return undefined;
+    const c = await deviceCounters(lab, "director", s.tunDevice);
+    return (c?.tx as Record<string, number> | undefined)?.dropped;
+  };
+  const attempt = async (name: string, fn: () => Promise<void>, dropsKey?: "kaDrops" | "closeDrops" | "upDrops" | "downDrops" | "udpDrops") => {
+    const before = dropsKey ? await queueDrops() : undefined;
     try {
       await fn();
+      const after = dropsKey ? await queueDrops() : undefined;
+      if (dropsKey && before !== undefined && after !== undefined) values[dropsKey] = after - before;
     } catch (e) {
       const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
       values.errors.push(`${name}: ${msg}`);
@@ -407,52 +437,72 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
     }
     await sleep(300);
   };
-  await attempt("wrk keep-alive", async () => {
-    const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1 });
-    Object.assign(values, {
-      kaRps: w.requestsPerSec,
-      kaP50: w.latencyUs.p50,
-      kaP90: w.latencyUs.p90,
-      kaP99: w.latencyUs.p99,
-      kaErrors: wrkErrors(w),
-    });
-    log(
-      `    wrk keep-alive: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`,
-    );
-  });
-  await attempt("wrk connection-per-request", async () => {
-    const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1, connectionClose: true });
-    Object.assign(values, {
-      closeRps: w.requestsPerSec,
-      closeP50: w.latencyUs.p50,
-      closeP90: w.latencyUs.p90,
-      closeP99: w.latencyUs.p99,
-      closeErrors: wrkErrors(w),
-    });
-    log(
-      `    wrk Connection: close: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`,
-    );
-  });
-  await attempt("iperf3 client->server", async () => {
-    const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS });
-    values.upBps = r.bitsPerSecond;
-    values.upRetr = r.retransmits ?? undefined;
-    log(`    iperf3 client->server: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
-  });
-  await attempt("iperf3 -R server->client", async () => {
-    const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS, reverse: true });
-    values.downBps = r.bitsPerSecond;
-    values.downRetr = r.retransmits ?? undefined;
-    log(`    iperf3 -R server->client: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
-  });
+  await attempt(
+    "wrk keep-alive",
+    async () => {
+      const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1 });
+      Object.assign(values, {
+        kaRps: w.requestsPerSec,
+        kaP50: w.latencyUs.p50,
+        kaP90: w.latencyUs.p90,
+        kaP99: w.latencyUs.p99,
+        kaErrors: wrkErrors(w),
+      });
+      log(
+        `    wrk keep-alive: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`,
+      );
+    },
+    "kaDrops",
+  );
+  await attempt(
+    "wrk connection-per-request",
+    async () => {
+      const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1, connectionClose: true });
+      Object.assign(values, {
+        closeRps: w.requestsPerSec,
+        closeP50: w.latencyUs.p50,
+        closeP90: w.latencyUs.p90,
+        closeP99: w.latencyUs.p99,
+        closeErrors: wrkErrors(w),
+      });
+      log(
+        `    wrk Connection: close: ${w.requestsPerSec.toFixed(0)} req/s, p50/p90/p99 ${w.latencyUs.p50}/${w.latencyUs.p90}/${w.latencyUs.p99} us, errors ${wrkErrors(w)}`,
+      );
+    },
+    "closeDrops",
+  );
+  await attempt(
+    "iperf3 client->server",
+    async () => {
+      const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS });
+      values.upBps = r.bitsPerSecond;
+      values.upRetr = r.retransmits ?? undefined;
+      log(`    iperf3 client->server: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
+    },
+    "upDrops",
+  );
+  await attempt(
+    "iperf3 -R server->client",
+    async () => {
+      const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS, reverse: true });
+      values.downBps = r.bitsPerSecond;
+      values.downRetr = r.retransmits ?? undefined;
+      log(`    iperf3 -R server->client: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
+    },
+    "downDrops",
+  );
   if (s.udp) {
-    await attempt("iperf3 UDP 64 B", async () => {
-      const u = await iperf3Udp(lab, s.target, o.udpS, 64);
-      values.udpPps = u.receivedPps;
-      values.udpSentPps = u.sentPps;
-      values.udpLoss = u.lossPercent;
-      log(`    iperf3 -u -l 64 -b 0: received ${u.receivedPps.toFixed(0)} datagrams/s (sent ${u.sentPps.toFixed(0)}/s, loss ${u.lossPercent.toFixed(1)} %)`);
-    });
+    await attempt(
+      "iperf3 UDP 64 B",
+      async () => {
+        const u = await iperf3Udp(lab, s.target, o.udpS, 64);
+        values.udpPps = u.receivedPps;
+        values.udpSentPps = u.sentPps;
+        values.udpLoss = u.lossPercent;
+        log(`    iperf3 -u -l 64 -b 0: received ${u.receivedPps.toFixed(0)} datagrams/s (sent ${u.sentPps.toFixed(0)}/s, loss ${u.lossPercent.toFixed(1)} %)`);
+      },
+      "udpDrops",
+    );
   }
 }
 
@@ -475,7 +525,7 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
   log(`bench:system: ${o.rounds} rounds; wrk -t1 -c${o.connections} -d${o.wrkS}s; iperf3 -t ${o.iperfS}; UDP ${o.udpS} s; load ${loadBefore.join(" ")}`);
 
-  const systems: System[] = [routerSystem(), haproxySystem(), natSystem(), drSystem(), tunSystem()];
+  const systems: System[] = [routerSystem(), haproxySystem(), ...NAT_VARIANTS.map(natSystem), drSystem(), tunSystem()];
   const records = new Map<SystemId, SystemRecord>();
   for (const s of systems) {
     records.set(s.id, { id: s.id, label: s.label, description: s.description, unavailable: s.unavailable, error: null, rounds: [], counters: null });

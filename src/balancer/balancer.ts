@@ -438,6 +438,15 @@ export class Balancer {
   }
 
   /**
+   * Held IP fragments released after a batch go into slots before `end` only, so a host can
+   * keep the slots from `end` on for its own use (the Director cuts super-packets there).
+   */
+  limitFragmentRelease(end: number): void {
+    if (!Number.isInteger(end) || end < 0) throw new RangeError(`limitFragmentRelease: ${end} is not a slot index`);
+    this.f.fragmentReleaseEnd(end >>> 0);
+  }
+
+  /**
    * Runs slots [0, count) through the datapath at time `nowMs` (any millisecond clock; it
    * may wrap at 2^32). Verdicts and destinations land in the descriptors. Returns how many
    * slots hold a verdict: `count`, plus held IP fragments released into the free slots

@@ -43,6 +43,8 @@ export const DropReason = {
   FragmentTooBig: 23,
   FragmentInvalid: 24,
   FragmentNoRoom: 25,
+  /** The slot's offload record (virtio_net_hdr) does not match the packet. */
+  BadOffload: 26,
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
@@ -74,6 +76,7 @@ export const DROP_REASON_NAMES: readonly string[] = [
   "fragment-too-big",
   "fragment-invalid",
   "fragment-no-room",
+  "bad-offload",
 ];
 
 /** What the first byte of a packet slot is. */
@@ -100,4 +103,38 @@ export const Desc = {
 export const HEADROOM = 128;
 export const DESC_SIZE = 32;
 export const PARAMS_SIZE = 256;
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
+
+/**
+ * The offload record of each slot (regionOffload() + slot * OFFLOAD_SIZE): a virtio_net_hdr
+ * as TUN's IFF_VNET_HDR reads and writes it (little-endian), then private bytes. All zero
+ * means what every adapter without offloads gives: a whole packet with complete checksums.
+ * See docs/io.md, "Large frames: the virtio-net header".
+ */
+export const OFFLOAD_SIZE = 16;
+/** Bytes of the virtio_net_hdr an adapter reads and writes in front of each packet. */
+export const VNET_HDR_SIZE = 10;
+export const Offload = {
+  /** u8: VNET_F_* */
+  Flags: 0,
+  /** u8: GSO_* (| GSO_ECN) */
+  GsoType: 1,
+  /** u16: bytes of headers (a hint from the kernel) */
+  HdrLen: 2,
+  /** u16: payload bytes per segment */
+  GsoSize: 4,
+  /** u16: where the device starts summing (the L4 header), from the packet's first byte */
+  CsumStart: 6,
+  /** u16: where the sum goes, from CsumStart */
+  CsumOffset: 8,
+  /** u8 (private): 1 = the datapath deferred its action: segment, then apply DESC_ACTION to each segment */
+  Deferred: 10,
+} as const;
+export const VNET_F_NEEDS_CSUM = 1;
+export const VNET_F_DATA_VALID = 2;
+export const GSO_NONE = 0;
+export const GSO_TCPV4 = 1;
+export const GSO_UDP = 3;
+export const GSO_TCPV6 = 4;
+export const GSO_UDP_L4 = 5;
+export const GSO_ECN = 0x80;

@@ -1,7 +1,7 @@
 // The host's view of the packet slots and their descriptors in wasm memory. Adapters
 // receive straight into slots, the data plane rewrites in place, adapters send from them.
 
-import { Desc, DESC_SIZE, HEADROOM, type LinkType, type Verdict, type DropReason } from "./abi.js";
+import { Desc, DESC_SIZE, HEADROOM, OFFLOAD_SIZE, type LinkType, type Verdict, type DropReason } from "./abi.js";
 import type { LvsWasmExports } from "./wasm.js";
 
 /** Where a packet ended up after the data plane saw it. */
@@ -18,6 +18,8 @@ export class PacketSlots {
   readonly capacity: number;
   readonly slotsBase: number;
   readonly descBase: number;
+  /** The offload records (a virtio_net_hdr per slot; see Offload in abi.ts). */
+  readonly offloadBase: number;
   private buffer!: ArrayBuffer;
   private u8!: Uint8Array;
   private u32!: Uint32Array;
@@ -28,6 +30,7 @@ export class PacketSlots {
     this.capacity = wasm.slotCapacityBytes();
     this.slotsBase = wasm.regionSlots();
     this.descBase = wasm.regionDescriptors();
+    this.offloadBase = wasm.regionOffload();
     if (this.count === 0) throw new Error("PacketSlots: the data plane has not been initialised (lvsInit)");
     this.refreshViews();
   }
@@ -75,6 +78,15 @@ export class PacketSlots {
     this.u32[d + Desc.Reason / 4] = 0;
     this.u32[d + Desc.Action / 4] = 0;
     this.u32[d + Desc.Aux / 4] = 0;
+    this.u8.fill(0, this.offloadBase + slot * OFFLOAD_SIZE, this.offloadBase + (slot + 1) * OFFLOAD_SIZE);
+  }
+
+  /** The offload record of a slot (a view, not a copy): virtio_net_hdr fields, see Offload. */
+  offloadRecord(slot: number): Uint8Array {
+    this.checkSlot(slot);
+    this.refreshViews();
+    const at = this.offloadBase + slot * OFFLOAD_SIZE;
+    return this.u8.subarray(at, at + OFFLOAD_SIZE);
   }
 
   /** Reads a descriptor field (see Desc). */

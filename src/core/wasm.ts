@@ -34,6 +34,12 @@ export interface LvsWasmExports {
   descriptorBytes(): number;
   parseSlot(slot: number): number;
   checksumAt(ptr: number, len: number): number;
+  regionOffload(): number;
+  offloadRecordBytes(): number;
+  gsoSegments(slot: number): number;
+  gsoSegmentInto(slot: number, first: number, out: number, max: number): number;
+  offloadCompleteSlot(slot: number): number;
+  applyActionBatch(first: number, count: number): number;
   /** Every other export, added by later areas (forwarding, schedulers, datapath). */
   readonly [name: string]: unknown;
 }

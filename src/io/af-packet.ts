@@ -14,9 +14,12 @@
 //   a complete checksum correct, not a partial one. Test peers use scapy, which completes it.
 // - GRO: a NIC with GRO on may hand up aggregated frames larger than the MTU; slots take up
 //   to 65,600 bytes, so they arrive whole, but the director cannot send them out again
-//   larger than the MTU (EMSGSIZE, counted in sendErrors): turn GRO off on a director.
+//   larger than the MTU (EMSGSIZE, counted in sendErrors): turn GRO off on a director, or
+//   open the socket with `offload` (PACKET_VNET_HDR): each frame then comes with a
+//   virtio_net_hdr (into the slot's offload record, a second iovec), GSO frames and partial
+//   checksums pass whole, and the kernel cuts them on the way out if the egress needs it.
 
-import { LinkType } from "../core/abi.js";
+import { LinkType, OFFLOAD_SIZE, VNET_HDR_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 import {
   AF_PACKET,
@@ -40,6 +43,7 @@ import {
   PACKET_FANOUT_LB,
   PACKET_IGNORE_OUTGOING,
   PACKET_MR_PROMISC,
+  PACKET_VNET_HDR,
   pollOne,
   setIntOption,
   SO_RCVBUF,
@@ -86,6 +90,11 @@ export interface AfPacketOptions {
   /** Put the interface in promiscuous mode while the socket is open (DR directors sharing a MAC do not need it). */
   readonly promiscuous?: boolean;
   readonly fanout?: AfPacketFanout;
+  /**
+   * PACKET_VNET_HDR: a virtio_net_hdr with every frame, so GSO frames (a local TSO sender
+   * on a veth, GRO on a NIC) and partial checksums pass whole. Default false.
+   */
+  readonly offload?: boolean;
 }
 
 /** Per PacketSlots: the receive and send message vectors, built once. */
@@ -111,6 +120,8 @@ export class AfPacketSocket implements PacketIO {
   private vectors: Vectors | undefined;
   private vectorSlots: PacketSlots | undefined;
   private closed = false;
+  /** With offload: frames received that were GSO super-frames. */
+  readonly gso = { received: 0, receivedBytes: 0, sent: 0 };
 
   private constructor(
     readonly name: string,
@@ -118,6 +129,8 @@ export class AfPacketSocket implements PacketIO {
     ifindex: number,
     mac: string,
     rcvbuf: number,
+    /** Frames carry a virtio_net_hdr (PACKET_VNET_HDR). */
+    readonly offload: boolean,
   ) {
     this.ifindex = ifindex;
     this.mac = mac;
@@ -144,6 +157,7 @@ export class AfPacketSocket implements PacketIO {
         if (options.ignoreOutgoing !== false) {
           setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "setting PACKET_IGNORE_OUTGOING", "needs Linux 4.20 or later");
         }
+        if (options.offload) setIntOption(fd, SOL_PACKET, PACKET_VNET_HDR, 1, "setting PACKET_VNET_HDR");
         const addr = sockaddrLl(ETH_P_ALL, ifindex);
         check(c.bind(fd, c.address(addr), SOCKADDR_LL_SIZE), `binding to ${name}`);
         if (options.promiscuous) {
@@ -168,7 +182,7 @@ export class AfPacketSocket implements PacketIO {
           );
         }
         const granted = getIntOption(fd, SOL_SOCKET, SO_RCVBUF, "reading SO_RCVBUF");
-        return new AfPacketSocket(name, fd, ifindex, mac, granted);
+        return new AfPacketSocket(name, fd, ifindex, mac, granted, options.offload === true);
       } catch (e) {
         c.close(fd);
         throw e;
@@ -182,19 +196,28 @@ export class AfPacketSocket implements PacketIO {
     if (this.vectors && this.vectorSlots === slots && this.vectors.slot0 === mem.receiveAddress(0)) return this.vectors;
     const c = libc();
     const n = slots.count;
+    // Per message one iovec (the frame), or two with offload (the header to the slot's
+    // offload record, then the frame).
+    const per = this.offload ? 2 : 1;
     const recv = Buffer.alloc(n * MMSGHDR_SIZE);
-    const recvIov = Buffer.alloc(n * IOVEC_SIZE);
+    const recvIov = Buffer.alloc(n * per * IOVEC_SIZE);
     const send = Buffer.alloc(n * MMSGHDR_SIZE);
-    const sendIov = Buffer.alloc(n * IOVEC_SIZE);
+    const sendIov = Buffer.alloc(n * per * IOVEC_SIZE);
     const recvIovAddr = c.address(recvIov);
     const sendIovAddr = c.address(sendIov);
+    const recordBase = mem.base + BigInt(slots.offloadBase);
     for (let i = 0; i < n; i++) {
-      recvIov.writeBigUInt64LE(mem.receiveAddress(i), i * IOVEC_SIZE);
-      recvIov.writeBigUInt64LE(BigInt(slots.capacity), i * IOVEC_SIZE + 8);
-      recv.writeBigUInt64LE(recvIovAddr + BigInt(i * IOVEC_SIZE), i * MMSGHDR_SIZE + MSGHDR.iov);
-      recv.writeBigUInt64LE(1n, i * MMSGHDR_SIZE + MSGHDR.iovlen);
-      send.writeBigUInt64LE(sendIovAddr + BigInt(i * IOVEC_SIZE), i * MMSGHDR_SIZE + MSGHDR.iov);
-      send.writeBigUInt64LE(1n, i * MMSGHDR_SIZE + MSGHDR.iovlen);
+      const at = i * per * IOVEC_SIZE;
+      if (this.offload) {
+        recvIov.writeBigUInt64LE(recordBase + BigInt(i * OFFLOAD_SIZE), at);
+        recvIov.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
+      }
+      recvIov.writeBigUInt64LE(mem.receiveAddress(i), at + (per - 1) * IOVEC_SIZE);
+      recvIov.writeBigUInt64LE(BigInt(slots.capacity), at + (per - 1) * IOVEC_SIZE + 8);
+      recv.writeBigUInt64LE(recvIovAddr + BigInt(at), i * MMSGHDR_SIZE + MSGHDR.iov);
+      recv.writeBigUInt64LE(BigInt(per), i * MMSGHDR_SIZE + MSGHDR.iovlen);
+      send.writeBigUInt64LE(sendIovAddr + BigInt(at), i * MMSGHDR_SIZE + MSGHDR.iov);
+      send.writeBigUInt64LE(BigInt(per), i * MMSGHDR_SIZE + MSGHDR.iovlen);
     }
     this.vectors = { mem, slot0: mem.receiveAddress(0), recv, recvIov, recvAddr: c.address(recv), send, sendIov, sendAddr: c.address(send) };
     this.vectorSlots = slots;
@@ -221,9 +244,24 @@ export class AfPacketSocket implements PacketIO {
     }
     const words = v.mem.words;
     const capacity = slots.capacity;
+    const bytes = this.offload ? slots.bytes : undefined;
     for (let i = 0; i < rc; i++) {
       const at = (first + i) * MMSGHDR_SIZE;
       let length = v.recv.readUInt32LE(at + MSGHDR.len);
+      if (this.offload) {
+        // msg_len counts the header too (packet_recvmsg); a frame shorter than it is empty.
+        length = Math.max(0, length - VNET_HDR_SIZE);
+        if (length > capacity) {
+          this.stats.truncated++;
+          length = capacity;
+        }
+        words.receivedWithOffload(first + i, length, LinkType.Ethernet);
+        if (bytes![slots.offloadBase + (first + i) * OFFLOAD_SIZE + 1] !== 0) {
+          this.gso.received++;
+          this.gso.receivedBytes += length;
+        }
+        continue;
+      }
       if (v.recv.readInt32LE(at + MSGHDR.flags) & MSG_TRUNC || length > capacity) {
         this.stats.truncated++;
         length = Math.min(length, capacity);
@@ -240,10 +278,19 @@ export class AfPacketSocket implements PacketIO {
     const c = libc();
     const v = this.vectorsFor(slots);
     const words = v.mem.words;
+    const per = this.offload ? 2 : 1;
+    const recordBase = v.mem.base + BigInt(slots.offloadBase);
+    const bytes = this.offload ? slots.bytes : undefined;
     for (let i = 0; i < count; i++) {
       const slot = indices[i];
-      v.sendIov.writeBigUInt64LE(v.mem.packetAddress(slot), i * IOVEC_SIZE);
-      v.sendIov.writeBigUInt64LE(BigInt(words.length(slot)), i * IOVEC_SIZE + 8);
+      const at = i * per * IOVEC_SIZE;
+      if (this.offload) {
+        v.sendIov.writeBigUInt64LE(recordBase + BigInt(slot * OFFLOAD_SIZE), at);
+        v.sendIov.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
+        if (bytes![slots.offloadBase + slot * OFFLOAD_SIZE + 1] !== 0) this.gso.sent++;
+      }
+      v.sendIov.writeBigUInt64LE(v.mem.packetAddress(slot), at + (per - 1) * IOVEC_SIZE);
+      v.sendIov.writeBigUInt64LE(BigInt(words.length(slot)), at + (per - 1) * IOVEC_SIZE + 8);
     }
     let done = 0;
     let sent = 0;
@@ -271,7 +318,8 @@ export class AfPacketSocket implements PacketIO {
   sendFrame(frame: Uint8Array): boolean {
     if (this.closed) throw new Error(`AF_PACKET ${this.name}: closed`);
     const c = libc();
-    const copy = Buffer.from(frame);
+    // With PACKET_VNET_HDR every write starts with a header: an all-zero one (whole frame).
+    const copy = this.offload ? Buffer.concat([Buffer.alloc(VNET_HDR_SIZE), frame]) : Buffer.from(frame);
     const ok = c.write(this.fd, c.address(copy), copy.length) === copy.length;
     if (ok) this.stats.sent++;
     else this.stats.sendErrors++;

@@ -57,6 +57,7 @@ export const PACKET_ADD_MEMBERSHIP = 1;
 export const PACKET_AUXDATA = 8;
 export const PACKET_FANOUT = 18;
 export const PACKET_IGNORE_OUTGOING = 23;
+export const PACKET_VNET_HDR = 15;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_LB = 1;
 export const PACKET_FANOUT_CPU = 2;
@@ -75,12 +76,24 @@ export const IFF_TUN = 0x0001;
 export const IFF_TAP = 0x0002;
 export const IFF_NO_PI = 0x1000;
 export const IFF_MULTI_QUEUE = 0x0100;
+export const IFF_VNET_HDR = 0x4000;
+/** _IOW('T', 208, unsigned int): offloads the reader of a TUN device handles (TUN_F_*). */
+export const TUNSETOFFLOAD = 0x400454d0;
+/** _IOW('T', 216, int): bytes of the virtio_net_hdr in front of each packet. */
+export const TUNSETVNETHDRSZ = 0x400454d8;
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
+export const TUN_F_TSO_ECN = 0x08;
+export const TUN_F_USO4 = 0x20;
+export const TUN_F_USO6 = 0x40;
 export const IFF_UP = 0x1;
 export const SIOCGIFFLAGS = 0x8913;
 export const SIOCSIFFLAGS = 0x8914;
 export const SIOCGIFMTU = 0x8921;
 export const SIOCSIFMTU = 0x8922;
 export const SIOCGIFHWADDR = 0x8927;
+export const SIOCSIFTXQLEN = 0x8943;
 export const SIOCGIFINDEX = 0x8933;
 export const IFNAMSIZ = 16;
 
@@ -111,6 +124,8 @@ export interface Libc {
   open: Fn<[string, number], number>;
   read: Fn<[number, Ptr, number], number>;
   write: Fn<[number, Ptr, number], number>;
+  readv: Fn<[number, Ptr, number], number>;
+  writev: Fn<[number, Ptr, number], number>;
   recvmmsg: Fn<[number, Ptr, number, number, Ptr], number>;
   sendmmsg: Fn<[number, Ptr, number, number], number>;
   sendto: Fn<[number, Ptr, number, number, Ptr, number], number>;
@@ -169,6 +184,8 @@ export function libc(): Libc {
     open: f("int open(const char *path, int flags)"),
     read: f("long read(int fd, void *buf, unsigned long count)"),
     write: f("long write(int fd, void *buf, unsigned long count)"),
+    readv: f("long readv(int fd, void *iov, int iovcnt)"),
+    writev: f("long writev(int fd, void *iov, int iovcnt)"),
     recvmmsg: f("int recvmmsg(int fd, void *msgs, unsigned int vlen, int flags, void *timeout)"),
     sendmmsg: f("int sendmmsg(int fd, void *msgs, unsigned int vlen, int flags)"),
     sendto: f("long sendto(int fd, void *buf, unsigned long len, int flags, void *addr, uint32_t addrlen)"),
@@ -283,8 +300,8 @@ export function interfaceMac(name: string): string {
   }
 }
 
-/** Sets an interface's MTU and/or brings it up (SIOCSIFMTU, SIOCSIFFLAGS). */
-export function configureInterface(name: string, options: { mtu?: number; up?: boolean }): void {
+/** Sets an interface's MTU, transmit queue length, and/or brings it up (SIOCSIFMTU, SIOCSIFTXQLEN, SIOCSIFFLAGS). */
+export function configureInterface(name: string, options: { mtu?: number; txQueueLength?: number; up?: boolean }): void {
   const c = libc();
   const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "opening a control socket");
   try {
@@ -292,6 +309,11 @@ export function configureInterface(name: string, options: { mtu?: number; up?: b
       const req = ifreq(name);
       req.writeInt32LE(options.mtu, 16);
       check(c.ioctl(fd, SIOCSIFMTU, c.address(req)), `setting the MTU of ${name} to ${options.mtu}`);
+    }
+    if (options.txQueueLength !== undefined) {
+      const req = ifreq(name);
+      req.writeInt32LE(options.txQueueLength, 16);
+      check(c.ioctl(fd, SIOCSIFTXQLEN, c.address(req)), `setting the transmit queue length of ${name} to ${options.txQueueLength}`);
     }
     if (options.up) {
       const req = ifreq(name);

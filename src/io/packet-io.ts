@@ -3,7 +3,7 @@
 // devices, AF_PACKET sockets and the in-memory pair below are interchangeable, and a faster
 // native path can replace koffi without touching the datapath or the director.
 
-import { Desc, DESC_SIZE, HEADROOM, LinkType } from "../core/abi.js";
+import { Desc, DESC_SIZE, HEADROOM, LinkType, OFFLOAD_SIZE, VNET_HDR_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 
 export interface PacketIO {
@@ -16,6 +16,13 @@ export interface PacketIO {
    * the adapter has none (the director then checks it every few milliseconds).
    */
   readonly fd: number;
+  /**
+   * True when the adapter carries a virtio_net_hdr with each packet (TUN with offloads): it
+   * fills each received slot's offload record and sends the record in front of the packet,
+   * so GSO super-packets and partial checksums pass whole. Absent or false: the adapter
+   * zeroes the record on receive, and the director completes or cuts what it sends there.
+   */
+  readonly offload?: boolean;
   /**
    * Receives up to `max` packets into slots [first, first + max) and returns how many.
    * Each received slot's descriptor is reset: offset HEADROOM, length, link type, mark 0,
@@ -74,6 +81,26 @@ export class SlotWords {
     u32[d + 5] = 0;
     u32[d + 6] = 0;
     u32[d + 7] = 0;
+    const r = (this.slots.offloadBase + slot * OFFLOAD_SIZE) >>> 2;
+    u32[r] = 0;
+    u32[r + 1] = 0;
+    u32[r + 2] = 0;
+  }
+  /** Resets slot i's descriptor, keeping the offload record an adapter just read (but its private bytes). */
+  receivedWithOffload(slot: number, length: number, link: LinkType): void {
+    const u32 = this.u32;
+    const d = (this.slots.descBase + slot * DESC_SIZE) >>> 2;
+    u32[d] = HEADROOM;
+    u32[d + 1] = length;
+    u32[d + 2] = link;
+    u32[d + 3] = 0;
+    u32[d + 4] = 0;
+    u32[d + 5] = 0;
+    u32[d + 6] = 0;
+    u32[d + 7] = 0;
+    // Bytes 10..11 of the record: the kernel writes 10; the private Deferred byte is ours.
+    const r = (this.slots.offloadBase + slot * OFFLOAD_SIZE + 8) >>> 2;
+    u32[r] &= 0xffff;
   }
   offset(slot: number): number {
     return this.u32[(this.slots.descBase + slot * DESC_SIZE + Desc.Offset) >>> 2];
@@ -86,23 +113,38 @@ export class SlotWords {
 /**
  * An in-memory adapter: packets pushed with inject() are received, packets sent are
  * collected in `sent` (copies). For tests, simulations and as the smallest example of a
- * PacketIO. It never blocks.
+ * PacketIO. It never blocks. With `{ offload: true }` it behaves like a TUN device opened
+ * with offloads: injectWithHeader() gives a packet its virtio_net_hdr, and the header of
+ * every packet sent is collected in `sentHeaders`.
  */
 export class MemoryPacketIO implements PacketIO {
   readonly fd = -1;
   readonly stats = emptyIoStats();
   readonly sent: Uint8Array[] = [];
-  private readonly queue: Uint8Array[] = [];
+  /** With offload: the virtio_net_hdr (VNET_HDR_SIZE bytes) of each packet in `sent`. */
+  readonly sentHeaders: Uint8Array[] = [];
+  readonly offload: boolean;
+  private readonly queue: Array<{ packet: Uint8Array; header?: Uint8Array }> = [];
   private closed = false;
 
   constructor(
     readonly name: string,
     readonly linkType: LinkType = LinkType.RawIp,
-  ) {}
+    options: { readonly offload?: boolean } = {},
+  ) {
+    this.offload = options.offload === true;
+  }
 
   /** Queues packets to be received. */
   inject(...packets: Uint8Array[]): void {
-    this.queue.push(...packets);
+    for (const packet of packets) this.queue.push({ packet });
+  }
+
+  /** Queues a packet with its virtio_net_hdr (an adapter with offload only). */
+  injectWithHeader(packet: Uint8Array, header: Uint8Array): void {
+    if (!this.offload) throw new Error(`${this.name}: injectWithHeader needs { offload: true }`);
+    if (header.length !== VNET_HDR_SIZE) throw new RangeError(`a virtio_net_hdr is ${VNET_HDR_SIZE} bytes, not ${header.length}`);
+    this.queue.push({ packet, header });
   }
 
   get pending(): number {
@@ -113,13 +155,14 @@ export class MemoryPacketIO implements PacketIO {
     if (this.closed) throw new Error(`${this.name}: closed`);
     let n = 0;
     while (n < max && this.queue.length > 0) {
-      const p = this.queue.shift()!;
+      const { packet: p, header } = this.queue.shift()!;
       if (p.length > slots.capacity) {
         this.stats.truncated++;
         slots.write(first + n, p.subarray(0, slots.capacity), this.linkType);
       } else {
         slots.write(first + n, p, this.linkType);
       }
+      if (header) slots.offloadRecord(first + n).set(header);
       n++;
     }
     this.stats.received += n;
@@ -128,7 +171,10 @@ export class MemoryPacketIO implements PacketIO {
 
   send(slots: PacketSlots, indices: ArrayLike<number>, count = indices.length): number {
     if (this.closed) throw new Error(`${this.name}: closed`);
-    for (let i = 0; i < count; i++) this.sent.push(slots.view(indices[i]).slice());
+    for (let i = 0; i < count; i++) {
+      this.sent.push(slots.view(indices[i]).slice());
+      if (this.offload) this.sentHeaders.push(slots.offloadRecord(indices[i]).slice(0, VNET_HDR_SIZE));
+    }
     this.stats.sent += count;
     return count;
   }

@@ -11,7 +11,7 @@ import { SlotWords } from "./packet-io.js";
 export class SlotMemory {
   readonly words: SlotWords;
   private buffer: ArrayBuffer | undefined;
-  private base = 0n;
+  private address = 0n;
 
   constructor(readonly slots: PacketSlots) {
     this.words = new SlotWords(slots);
@@ -23,19 +23,24 @@ export class SlotMemory {
     const buffer = this.slots.bytes.buffer as ArrayBuffer;
     if (buffer === this.buffer) return false;
     this.buffer = buffer;
-    this.base = libc().address(buffer);
+    this.address = libc().address(buffer);
     this.words.refresh();
     return true;
   }
 
+  /** Address of the wasm memory's first byte (valid until the buffer is replaced). */
+  get base(): bigint {
+    return this.address;
+  }
+
   /** Address of the first packet byte of slot i when it was received (behind the headroom). */
   receiveAddress(slot: number): bigint {
-    return this.base + BigInt(this.slots.slotAddress(slot) + HEADROOM);
+    return this.address + BigInt(this.slots.slotAddress(slot) + HEADROOM);
   }
 
   /** Address of slot i's packet as its descriptor now says. */
   packetAddress(slot: number): bigint {
-    return this.base + BigInt(this.slots.slotAddress(slot) + this.words.offset(slot));
+    return this.address + BigInt(this.slots.slotAddress(slot) + this.words.offset(slot));
   }
 }
 

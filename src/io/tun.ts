@@ -2,12 +2,20 @@
 // and written straight from packet slots in wasm memory.
 //
 // TUN has no recvmmsg: receive reads in a loop until EAGAIN or the batch is full (the fd is
-// non-blocking; the director polls it). Without IFF_VNET_HDR the device offers no offloads,
-// so the kernel segments GSO packets and completes checksums before they reach us: nothing
-// arrives larger than the device MTU and every checksum is whole. A large MTU (up to 65,535)
-// gives fewer, bigger packets; a slot of 65,600 bytes never truncates one. See docs/io.md.
+// non-blocking; the director polls it).
+//
+// Offloads (`offload: true`): IFF_VNET_HDR, a 10-byte virtio_net_hdr in front of each
+// packet, and TUNSETOFFLOAD (checksum, TSO4/6, USO4/6 where the kernel takes them). The
+// kernel then hands us GSO super-packets of up to 64 KB with partial checksums and takes
+// them back the same way. Each read and write is a readv / writev of two iovecs: the
+// header to and from the slot's offload record, the packet to and from the slot. See
+// docs/io.md, "Large frames: the virtio-net header".
+//
+// Without offloads the kernel segments GSO packets and completes checksums before they
+// reach us: nothing arrives larger than the device MTU and every checksum is whole. A large
+// MTU (up to 65,535) gives fewer, bigger packets; a slot of 65,600 bytes never truncates one.
 
-import { LinkType } from "../core/abi.js";
+import { HEADROOM, LinkType, OFFLOAD_SIZE, VNET_HDR_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 import {
   check,
@@ -15,18 +23,28 @@ import {
   IFF_MULTI_QUEUE,
   IFF_NO_PI,
   IFF_TUN,
+  IFF_VNET_HDR,
   ifreq,
+  intOption,
   IoError,
+  IOVEC_SIZE,
   libc,
   O_CLOEXEC,
   O_NONBLOCK,
   O_RDWR,
   pollOne,
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUN_F_TSO6,
+  TUN_F_USO4,
+  TUN_F_USO6,
   TUNSETIFF,
+  TUNSETOFFLOAD,
+  TUNSETVNETHDRSZ,
 } from "./libc.js";
 import { withNetns } from "./netns.js";
 import { emptyIoStats, type PacketIO } from "./packet-io.js";
-import { slotMemory } from "./slot-memory.js";
+import { type SlotMemory, slotMemory } from "./slot-memory.js";
 
 const EAGAIN = 11;
 
@@ -40,21 +58,117 @@ export interface TunOptions {
    * worker; the kernel spreads flows across queues by their hash.
    */
   readonly multiQueue?: boolean;
+  /**
+   * The device's transmit queue length (txqueuelen), which for TUN is the size of the ring
+   * of packets waiting for our reads: the kernel never holds packets back for it, it drops
+   * what does not fit (tx_dropped). Default: the kernel's (500). See docs/io.md, "The
+   * queue at our door".
+   */
+  readonly txQueueLength?: number;
   /** Bring the device up (SIOCSIFFLAGS IFF_UP). Default true. */
   readonly up?: boolean;
   /** Create the device inside this network namespace (/run/netns/NAME). */
   readonly netns?: string;
+  /**
+   * Carry a virtio_net_hdr with each packet and take GSO super-packets and partial
+   * checksums (IFF_VNET_HDR + TUNSETOFFLOAD). Default false. Every queue of a multi-queue
+   * device must agree.
+   */
+  readonly offload?: boolean;
+}
+
+/** What TUNSETOFFLOAD granted. */
+export interface TunOffloads {
+  readonly csum: boolean;
+  readonly tso4: boolean;
+  readonly tso6: boolean;
+  /** UDP segmentation offload (Linux 6.2+). */
+  readonly uso4: boolean;
+  readonly uso6: boolean;
+}
+
+const NO_OFFLOADS: TunOffloads = { csum: false, tso4: false, tso6: false, uso4: false, uso6: false };
+
+/** Asks for the offloads, most first; the kernel refuses flags it does not know (EINVAL). */
+function setOffloads(fd: number, name: string): TunOffloads {
+  const c = libc();
+  const tries = [TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, TUN_F_CSUM];
+  for (const flags of tries) {
+    if (c.ioctl(fd, TUNSETOFFLOAD, BigInt(flags)) === 0) {
+      return {
+        csum: true,
+        tso4: (flags & TUN_F_TSO4) !== 0,
+        tso6: (flags & TUN_F_TSO6) !== 0,
+        uso4: (flags & TUN_F_USO4) !== 0,
+        uso6: (flags & TUN_F_USO6) !== 0,
+      };
+    }
+    if (c.errno() !== 22) throw new IoError(c.errno(), `setting the offloads of TUN ${name}`);
+  }
+  throw new IoError(22, `setting the offloads of TUN ${name}`, "the kernel takes not even TUN_F_CSUM");
+}
+
+/** Per-slot iovec pairs (header -> offload record, packet -> slot) for readv, and one pair for writev. */
+class VnetIovecs {
+  readonly receive: Buffer;
+  readonly send = Buffer.alloc(2 * IOVEC_SIZE);
+  private readonly sendWords: Uint32Array;
+  readonly receiveBase: bigint;
+  readonly sendBase: bigint;
+  constructor(
+    readonly slots: PacketSlots,
+    /** The wasm memory's address these iovecs were built for. */
+    readonly memory: bigint,
+  ) {
+    const base = memory;
+    const c = libc();
+    this.receive = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
+    const b = Number(base);
+    for (let s = 0; s < slots.count; s++) {
+      const at = s * 2 * IOVEC_SIZE;
+      this.receive.writeBigUInt64LE(BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE), at);
+      this.receive.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
+      this.receive.writeBigUInt64LE(BigInt(b + slots.slotAddress(s) + HEADROOM), at + 16);
+      this.receive.writeBigUInt64LE(BigInt(slots.capacity), at + 24);
+    }
+    this.receiveBase = c.address(this.receive);
+    this.sendBase = c.address(this.send);
+    this.sendWords = new Uint32Array(this.send.buffer, this.send.byteOffset, 8);
+    this.memoryBase = b;
+  }
+  private readonly memoryBase: number;
+  /** Points the send pair at slot s's record and at `length` bytes from `offset` in its slot. */
+  aim(s: number, offset: number, length: number): void {
+    const w = this.sendWords;
+    const rec = this.memoryBase + this.slots.offloadBase + s * OFFLOAD_SIZE;
+    const pkt = this.memoryBase + this.slots.slotAddress(s) + offset;
+    w[0] = rec >>> 0;
+    w[1] = Math.floor(rec / 0x100000000);
+    w[2] = VNET_HDR_SIZE;
+    w[3] = 0;
+    w[4] = pkt >>> 0;
+    w[5] = Math.floor(pkt / 0x100000000);
+    w[6] = length;
+    w[7] = 0;
+  }
 }
 
 export class TunDevice implements PacketIO {
   readonly linkType = LinkType.RawIp;
   readonly stats = emptyIoStats();
+  /** With offload: reads that were GSO super-packets, and their bytes. */
+  readonly gso = { received: 0, receivedBytes: 0, sent: 0 };
   private closed = false;
+  private iovecs: VnetIovecs | undefined;
 
   private constructor(
     readonly name: string,
     readonly fd: number,
     readonly netns: string | undefined,
+    /** The device carries a virtio_net_hdr with each packet (IFF_VNET_HDR). */
+    readonly offload: boolean,
+    /** The offloads TUNSETOFFLOAD granted (all false without `offload`). */
+    readonly offloads: TunOffloads,
   ) {}
 
   /** Opens (creating if needed) a TUN device, or one more queue of a multi-queue device. */
@@ -64,6 +178,10 @@ export class TunDevice implements PacketIO {
     if (options.mtu !== undefined && (!Number.isInteger(options.mtu) || options.mtu < 68 || options.mtu > 65535)) {
       throw new RangeError(`TUN mtu ${options.mtu} is not an integer in 68..65535`);
     }
+    const q = options.txQueueLength;
+    if (q !== undefined && (!Number.isInteger(q) || q < 1 || q > 1_000_000)) {
+      throw new RangeError(`TUN txQueueLength ${q} is not an integer in 1..1000000`);
+    }
     return withNetns(options.netns, () => {
       const fd = check(
         c.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC),
@@ -72,7 +190,8 @@ export class TunDevice implements PacketIO {
       );
       try {
         const req = ifreq(name);
-        req.writeInt16LE(IFF_TUN | IFF_NO_PI | (options.multiQueue ? IFF_MULTI_QUEUE : 0), 16);
+        const offload = options.offload === true;
+        req.writeInt16LE(IFF_TUN | IFF_NO_PI | (options.multiQueue ? IFF_MULTI_QUEUE : 0) | (offload ? IFF_VNET_HDR : 0), 16);
         const rc = c.ioctl(fd, TUNSETIFF, c.address(req));
         if (rc < 0) {
           const errno = c.errno();
@@ -87,9 +206,15 @@ export class TunDevice implements PacketIO {
           );
         }
         const actual = req.toString("latin1", 0, 16).replace(/\0.*$/s, "");
+        let offloads = NO_OFFLOADS;
+        if (offload) {
+          check(c.ioctl(fd, TUNSETVNETHDRSZ, c.address(intOption(VNET_HDR_SIZE))), `setting the vnet header size of TUN ${actual}`);
+          offloads = setOffloads(fd, actual);
+        }
         if (options.mtu !== undefined) configureInterface(actual, { mtu: options.mtu });
+        if (q !== undefined) configureInterface(actual, { txQueueLength: q });
         if (options.up !== false) configureInterface(actual, { up: true });
-        return new TunDevice(actual, fd, options.netns);
+        return new TunDevice(actual, fd, options.netns, offload, offloads);
       } catch (e) {
         c.close(fd);
         throw e;
@@ -105,8 +230,10 @@ export class TunDevice implements PacketIO {
     const end = Math.min(first + max, slots.count);
     let slot = first;
     let waited = timeoutMs <= 0;
+    const vnet = this.offload ? this.vnetIovecs(slots, mem) : undefined;
+    const bytes = slots.bytes;
     while (slot < end) {
-      const rc = c.read(this.fd, mem.receiveAddress(slot), capacity);
+      const rc = vnet ? c.readv(this.fd, vnet.receiveBase + BigInt(slot * 2 * IOVEC_SIZE), 2) : c.read(this.fd, mem.receiveAddress(slot), capacity);
       if (rc < 0) {
         const errno = c.errno();
         if (errno !== EAGAIN) throw new IoError(errno, `reading TUN ${this.name}`);
@@ -117,7 +244,16 @@ export class TunDevice implements PacketIO {
         break;
       }
       if (rc === 0) break;
-      mem.words.received(slot, rc, LinkType.RawIp);
+      if (vnet) {
+        if (rc <= VNET_HDR_SIZE) continue; // a header alone: nothing to forward
+        mem.words.receivedWithOffload(slot, rc - VNET_HDR_SIZE, LinkType.RawIp);
+        if (bytes[slots.offloadBase + slot * OFFLOAD_SIZE + 1] !== 0) {
+          this.gso.received++;
+          this.gso.receivedBytes += rc - VNET_HDR_SIZE;
+        }
+      } else {
+        mem.words.received(slot, rc, LinkType.RawIp);
+      }
       slot++;
     }
     const n = slot - first;
@@ -130,9 +266,18 @@ export class TunDevice implements PacketIO {
     const c = libc();
     const mem = slotMemory(slots);
     let sent = 0;
+    const vnet = this.offload ? this.vnetIovecs(slots, mem) : undefined;
+    const bytes = vnet ? slots.bytes : undefined;
     for (let i = 0; i < count; i++) {
       const slot = indices[i];
-      const rc = c.write(this.fd, mem.packetAddress(slot), mem.words.length(slot));
+      let rc: number;
+      if (vnet) {
+        vnet.aim(slot, mem.words.offset(slot), mem.words.length(slot));
+        rc = c.writev(this.fd, vnet.sendBase, 2);
+        if (rc > 0 && bytes![slots.offloadBase + slot * OFFLOAD_SIZE + 1] !== 0) this.gso.sent++;
+      } else {
+        rc = c.write(this.fd, mem.packetAddress(slot), mem.words.length(slot));
+      }
       if (rc < 0) {
         this.stats.sendErrors++;
         if (c.errno() === EAGAIN) break;
@@ -142,6 +287,11 @@ export class TunDevice implements PacketIO {
     }
     this.stats.sent += sent;
     return sent;
+  }
+
+  private vnetIovecs(slots: PacketSlots, mem: SlotMemory): VnetIovecs {
+    if (this.iovecs?.slots !== slots || this.iovecs.memory !== mem.base) this.iovecs = new VnetIovecs(slots, mem.base);
+    return this.iovecs;
   }
 
   close(): void {

@@ -7,7 +7,7 @@
 // poll(2) on libuv's thread pool (koffi async call), so timers, child processes and the
 // control plane keep running beside it.
 
-import { DESC_SIZE, DROP_REASON_NAMES, LinkType, Verdict } from "../core/abi.js";
+import { DESC_SIZE, DROP_REASON_NAMES, LinkType, Offload, OFFLOAD_SIZE, VNET_F_NEEDS_CSUM, Verdict } from "../core/abi.js";
 import { PacketFlags, type Balancer } from "../balancer/balancer.js";
 import { encodeAddress } from "../core/actions.js";
 import { pollReadable } from "../io/libc.js";
@@ -40,7 +40,12 @@ export interface DirectorOptions {
    * kernel routes what we write) and for a one-armed AF_PACKET director.
    */
   readonly routes?: readonly DirectorRoute[];
-  /** Largest batch per receive. Default: every slot of the balancer. */
+  /**
+   * Largest batch per receive. Default: every slot of the balancer. When an adapter carries
+   * offloads, a quarter of the slots (at most 64) stays free for the segments of
+   * super-packets that must be cut, and the batch is at most the rest (see docs/io.md,
+   * "Where a super-packet is cut").
+   */
   readonly batch?: number;
   /** Balancer timers (expiry, rate estimator, collectors) every tickMs. Default 200. */
   readonly tickMs?: number;
@@ -67,8 +72,13 @@ export interface DirectorStats {
   sendFailures: number;
   /** Forwards dropped because the next hop's MAC was unknown. */
   neighbourMisses: number;
-  /** Drops by reason name (DROP_REASON_NAMES, plus "needs-neighbour" and "pass"). */
+  /** Drops by reason name (DROP_REASON_NAMES, plus "needs-neighbour", "pass", "gso-no-room"). */
   drops: Record<string, number>;
+  /** GSO super-packets cut into segments here (a tunnel, or an egress without offloads), and the segments. */
+  gsoCut: number;
+  gsoSegments: number;
+  /** Partial checksums completed here (an egress without offloads). */
+  checksumsCompleted: number;
 }
 
 interface Route {
@@ -136,6 +146,9 @@ export class Director {
     sendFailures: 0,
     neighbourMisses: 0,
     drops: {},
+    gsoCut: 0,
+    gsoSegments: 0,
+    checksumsCompleted: 0,
   };
   private readonly batch: number;
   private readonly tickMs: number;
@@ -146,6 +159,10 @@ export class Director {
   private readonly neighbours: NeighbourResolver | undefined;
   private readonly outIndex: Int32Array[];
   private readonly outCount: Int32Array;
+  /** Some adapter carries offload records: forwards are checked before they leave. */
+  private readonly offloadAware: boolean;
+  /** Slots [batch, count) hold the segments of a super-packet being cut. */
+  private readonly reserveFirst: number;
   private lastTick = -Infinity;
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -155,10 +172,17 @@ export class Director {
     this.balancer = options.balancer;
     this.io = [...options.io];
     const slots = this.balancer.slots.count;
-    this.batch = options.batch ?? slots;
-    if (!Number.isInteger(this.batch) || this.batch < 1 || this.batch > slots) {
-      throw new RangeError(`Director batch ${this.batch} must be an integer in 1..${slots} (the balancer's slots)`);
+    this.offloadAware = this.io.some((io) => io.offload === true);
+    const asked = options.batch ?? slots;
+    if (!Number.isInteger(asked) || asked < 1 || asked > slots) {
+      throw new RangeError(`Director batch ${asked} must be an integer in 1..${slots} (the balancer's slots)`);
     }
+    // With offloads, some slots stay free for the segments of super-packets that must be cut.
+    const reserve = this.offloadAware && slots > 1 ? Math.min(64, Math.max(1, slots >> 2)) : 0;
+    this.batch = Math.min(asked, slots - reserve);
+    this.reserveFirst = this.batch;
+    // Held IP fragments released after a batch must not land where segments are cut.
+    if (reserve > 0) this.balancer.limitFragmentRelease(this.reserveFirst);
     this.tickMs = options.tickMs ?? 200;
     this.pollMs = options.pollMs ?? 50;
     this.clock = options.clock ?? (() => performance.now());
@@ -231,7 +255,6 @@ export class Director {
     const u32 = new Uint32Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 2);
     const outIndex = this.outIndex;
     const outCount = this.outCount;
-    outCount.fill(0);
     for (let s = 0; s < filled; s++) {
       const d = (slots.descBase + s * DESC_SIZE) >>> 2;
       const verdict = u32[d + 4];
@@ -248,8 +271,12 @@ export class Director {
           continue;
         }
         const to = this.routeOf(mem, start, length, link, index);
-        outIndex[to][outCount[to]++] = s;
         st.forwarded++;
+        if (this.offloadAware && this.mustCut(mem, s, to)) {
+          this.cut(s, index, to);
+          continue;
+        }
+        outIndex[to][outCount[to]++] = s;
       } else if (verdict === Verdict.Reply) {
         outIndex[index][outCount[index]++] = s;
         st.replied++;
@@ -268,12 +295,7 @@ export class Director {
         this.drop(DROP_REASON_NAMES[u32[d + 5]] ?? `reason-${u32[d + 5]}`);
       }
     }
-    for (let a = 0; a < this.io.length; a++) {
-      const count = outCount[a];
-      if (count === 0) continue;
-      const sent = this.io[a].send(slots, outIndex[a], count);
-      st.sendFailures += count - sent;
-    }
+    this.flush();
     this.maybeTick(now);
     return n;
   }
@@ -307,6 +329,89 @@ export class Director {
     }
     this.maybeTick(now);
     return n;
+  }
+
+  /** Sends what is queued per adapter. */
+  private flush(): void {
+    const slots = this.balancer.slots;
+    for (let a = 0; a < this.io.length; a++) {
+      const count = this.outCount[a];
+      if (count === 0) continue;
+      const sent = this.io[a].send(slots, this.outIndex[a], count);
+      this.stats.sendFailures += count - sent;
+      this.outCount[a] = 0;
+    }
+  }
+
+  /**
+   * A forward must be completed or cut here: the datapath deferred its action (a tunnel),
+   * or it carries a partial checksum or is a super-packet and its egress takes no offloads.
+   */
+  private mustCut(mem: Uint8Array, s: number, to: number): boolean {
+    const rec = this.balancer.slots.offloadBase + s * OFFLOAD_SIZE;
+    if (mem[rec + Offload.Deferred] !== 0) return true;
+    if (mem[rec + Offload.GsoType] === 0 && (mem[rec + Offload.Flags] & VNET_F_NEEDS_CSUM) === 0) return false;
+    return this.io[to].offload !== true;
+  }
+
+  /**
+   * Completes a partial checksum in place, or cuts a super-packet into segments in the
+   * reserved slots (after sending what is queued, so a flow's packets keep their order),
+   * applies a deferred action to them and sends them.
+   */
+  private cut(s: number, from: number, to: number): void {
+    const b = this.balancer;
+    const wasm = b.core.wasm;
+    const st = this.stats;
+    const mem = b.slots.bytes;
+    const rec = b.slots.offloadBase + s * OFFLOAD_SIZE;
+    if (mem[rec + Offload.GsoType] === 0) {
+      if (wasm.offloadCompleteSlot(s) !== 0) {
+        this.drop("bad-offload");
+        return;
+      }
+      st.checksumsCompleted++;
+      this.outIndex[to][this.outCount[to]++] = s;
+      return;
+    }
+    const deferred = mem[rec + Offload.Deferred] !== 0;
+    const total = wasm.gsoSegments(s);
+    if (total === 0) {
+      this.drop("bad-offload");
+      return;
+    }
+    const room = b.slots.count - this.reserveFirst;
+    if (room <= 0) {
+      this.drop("gso-no-room");
+      return;
+    }
+    this.flush();
+    st.gsoCut++;
+    st.gsoSegments += total;
+    const u32 = new Uint32Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 2);
+    for (let done = 0; done < total; ) {
+      const k = wasm.gsoSegmentInto(s, done, this.reserveFirst, room);
+      if (k === 0) {
+        this.drop("bad-offload");
+        return;
+      }
+      done += k;
+      if (deferred) wasm.applyActionBatch(this.reserveFirst, k);
+      for (let o = this.reserveFirst; o < this.reserveFirst + k; o++) {
+        const d = (b.slots.descBase + o * DESC_SIZE) >>> 2;
+        const verdict = u32[d + 4];
+        if (verdict === Verdict.Forward) {
+          const target = deferred ? this.routeOf(mem, b.slots.slotAddress(o) + u32[d], u32[d + 1], u32[d + 2], from) : to;
+          this.outIndex[target][this.outCount[target]++] = o;
+        } else if (verdict === Verdict.Reply) {
+          this.outIndex[from][this.outCount[from]++] = o;
+          st.replied++;
+        } else {
+          this.drop(DROP_REASON_NAMES[u32[d + 5]] ?? `reason-${u32[d + 5]}`);
+        }
+      }
+      this.flush();
+    }
   }
 
   private maybeTick(now: number): void {

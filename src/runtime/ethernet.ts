@@ -59,6 +59,11 @@ export class EthernetPort implements PacketIO {
     return this.socket.stats;
   }
 
+  /** The socket carries a virtio_net_hdr per frame (PACKET_VNET_HDR). */
+  get offload(): boolean {
+    return this.socket.offload;
+  }
+
   receive(slots: PacketSlots, first: number, max: number, timeoutMs?: number): number {
     return this.socket.receive(slots, first, max, timeoutMs);
   }
@@ -89,8 +94,13 @@ export class EthernetPort implements PacketIO {
  * discovery only (a classic BPF socket filter) and gets a larger receive buffer for the
  * bursts of many real servers.
  */
-export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean }): EthernetPort {
-  const socket = AfPacketSocket.open({ interface: options.interface, netns: options.netns, ...(options.serverSide ? { receiveBuffer: 1 << 20 } : {}) });
+export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean; offload?: boolean }): EthernetPort {
+  const socket = AfPacketSocket.open({
+    interface: options.interface,
+    netns: options.netns,
+    offload: options.offload === true,
+    ...(options.serverSide ? { receiveBuffer: 1 << 20 } : {}),
+  });
   try {
     if (options.serverSide) attachFilter(socket.fd, arpAndNeighbourDiscovery(), `AF_PACKET ${options.interface}`);
   } catch (e) {

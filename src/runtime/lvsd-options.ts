@@ -9,8 +9,23 @@ import type { PacketIO } from "../io/packet-io.js";
 import { parseMetricsAddress } from "../metrics/metrics-server.js";
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
-  | { readonly kind: "tun"; readonly name: string; readonly netns?: string; readonly mtu?: number }
-  | { readonly kind: "af-packet"; readonly interface: string; readonly netns?: string };
+  | {
+      readonly kind: "tun";
+      readonly name: string;
+      readonly netns?: string;
+      readonly mtu?: number;
+      /** Default true: IFF_VNET_HDR with offloads. */
+      readonly offload?: boolean;
+      /** Default LVSD_TUN_TXQUEUELEN. */
+      readonly txQueueLength?: number;
+    }
+  | {
+      readonly kind: "af-packet";
+      readonly interface: string;
+      readonly netns?: string;
+      /** Default true: PACKET_VNET_HDR (GSO frames and partial checksums pass whole). */
+      readonly offload?: boolean;
+    };
 
 export interface LvsdOptions {
   /** Rules file in ipvsadm -S format, applied at start and re-read by reload(). */
@@ -76,12 +91,15 @@ export interface LvsdOptions {
   readonly metrics?: { readonly host: string; readonly port: number };
 }
 
-export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
+/** lvsd's transmit queue for its TUN device: room for a burst of one TCP window of 1500-byte packets (docs/io.md). */
+export const LVSD_TUN_TXQUEUELEN = 4096;
+
+export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
              | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
-            [--no-huge-pages] [--keepalived FILE] [--metrics HOST:PORT]
+            [--no-huge-pages] [--no-offload] [--keepalived FILE] [--metrics HOST:PORT]
             [--standby] [--sync-refresh SECONDS] [--sysctl NAME=VALUE]...
             [--announce [--announce-table N] [--announce-protocol N] [--announce-device NAME]
                         [--announce-delay MS]]
@@ -92,6 +110,11 @@ servers; see docs/daemon.md for deploying each.
   --tun NAME            open (or create) TUN device NAME; route the VIPs (and, for NAT,
                         the real servers' replies) into it
   --mtu N               MTU for the TUN device (default: the kernel's)
+  --no-offload          no virtio-net header on the adapters (TUN: IFF_VNET_HDR, AF_PACKET:
+                        PACKET_VNET_HDR): the kernel cuts every frame to the MTU first (by
+                        default lvsd takes 64 KB frames with partial checksums; docs/io.md)
+  --txqueuelen N        the TUN device's queue toward lvsd, where the kernel drops when
+                        lvsd falls behind (default 4096; the kernel's own is 500)
   --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
                         leaving IF carry IF's MAC
   --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
@@ -162,6 +185,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let syncRefreshMs = 0;
   let announceOn = false;
   const announce: { device?: string; table?: number; protocol?: number; settleMs?: number } = {};
+  let offload = true;
+  let txQueueLength: number | undefined;
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -245,6 +270,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--connections":
         connections = integer(value(), 1, 1 << 24);
         break;
+      case "--txqueuelen":
+        txQueueLength = integer(value(), 1, 1_000_000);
+        break;
+      case "--no-offload":
+        offload = false;
+        break;
       case "--no-huge-pages":
         hugePages = false;
         break;
@@ -288,6 +319,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (tun && interfaces.length > 0) throw new ConfigError("--tun and --af-packet exclude each other: one kind of adapter per director");
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
+  if (txQueueLength !== undefined && !tun) throw new ConfigError("--txqueuelen applies to --tun only");
   if (routes.length > 0 && interfaces.length === 0)
     throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
   if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
@@ -308,8 +340,17 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(Object.keys(sysctls).length > 0 ? { sysctls } : {}),
   };
   const adapters: AdapterSpec[] = tun
-    ? [{ kind: "tun", name: tun, ...(netns ? { netns } : {}), ...(mtu !== undefined ? { mtu } : {}) }]
-    : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}) }));
+    ? [
+        {
+          kind: "tun",
+          name: tun,
+          ...(netns ? { netns } : {}),
+          ...(mtu !== undefined ? { mtu } : {}),
+          ...(offload ? {} : { offload: false }),
+          ...(txQueueLength !== undefined ? { txQueueLength } : {}),
+        },
+      ]
+    : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}), ...(offload ? {} : { offload: false }) }));
   return {
     help: false,
     adapters,

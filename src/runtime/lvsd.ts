@@ -24,9 +24,9 @@ import { LinkType } from "../core/abi.js";
 import { balancerSnapshot } from "../metrics/balancer-snapshot.js";
 import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
-import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
+import { Director, type DirectorRoute, type DirectorStats, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
-import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
+import { type AdapterSpec, LVSD_TUN_TXQUEUELEN, type LvsdOptions } from "./lvsd-options.js";
 import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
 import { SyncDaemons, type RunningSyncDaemon } from "../sync/daemon.js";
 import { RouteAnnouncer } from "./announcer.js";
@@ -133,8 +133,19 @@ export class Lvsd {
       for (const spec of specs) {
         const io =
           spec.kind === "tun"
-            ? TunDevice.open({ name: spec.name, netns: spec.netns, mtu: spec.mtu })
-            : openEthernetPort({ interface: spec.interface, netns: spec.netns, serverSide: spec.interface === options.serverSide });
+            ? TunDevice.open({
+                name: spec.name,
+                netns: spec.netns,
+                mtu: spec.mtu,
+                offload: spec.offload !== false,
+                txQueueLength: spec.txQueueLength ?? LVSD_TUN_TXQUEUELEN,
+              })
+            : openEthernetPort({
+                interface: spec.interface,
+                netns: spec.netns,
+                serverSide: spec.interface === options.serverSide,
+                offload: spec.offload !== false,
+              });
         opened.push(io);
         log(`adapter ${describeAdapter(spec, io)}`);
       }
@@ -393,6 +404,7 @@ export class Lvsd {
     return (
       `packets received ${s.received}, forwarded ${s.forwarded}, replied ${s.replied}, passed ${s.passed}, ` +
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
+      superPackets(this.io, s) +
       `connections ${this.balancer.connectionCount}${this.syncStatsText()}`
     );
   }
@@ -484,9 +496,26 @@ function summaryText(s: ReloadSummary): string {
   return parts.join(", ");
 }
 
+/** "super-packets in N, out M, cut C; " for TUN devices with offloads, else nothing. */
+function superPackets(io: readonly PacketIO[], s: DirectorStats): string {
+  const tuns = io.filter((x): x is TunDevice => x instanceof TunDevice && x.offload);
+  if (tuns.length === 0) return "";
+  const sum = (f: (t: TunDevice) => number) => tuns.reduce((n, t) => n + f(t), 0);
+  return `super-packets in ${sum((t) => t.gso.received)}, out ${sum((t) => t.gso.sent)}, cut ${s.gsoCut}; `;
+}
+
+function tunOffloads(io: PacketIO): string {
+  if (!(io instanceof TunDevice)) return "";
+  if (!io.offload) return "; no offloads";
+  const granted = Object.entries(io.offloads)
+    .filter(([, on]) => on)
+    .map(([name]) => name);
+  return `; offloads: virtio-net header, ${granted.join(" ")}`;
+}
+
 function describeAdapter(spec: AdapterSpec, io: PacketIO): string {
   const where = spec.netns ? ` in netns ${spec.netns}` : "";
   return spec.kind === "tun"
-    ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)`
-    : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP and ND only" : ""})`;
+    ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)${tunOffloads(io)}`
+    : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP and ND only" : ""}${(io as EthernetPort).offload ? "; virtio-net header" : ""})`;
 }
