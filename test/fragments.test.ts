@@ -282,6 +282,23 @@ test("a full batch leaves released fragments waiting; process(0) sends them", { 
   assert.equal(reassembled([firstBatch[3].packet, ...released.map((o) => o.packet)]).length, 1);
 });
 
+test("limitFragmentRelease: released fragments stay before the limit (a director's segment slots stay free); the rest wait", { skip }, () => {
+  const b = balancer("masq", undefined, 8);
+  b.limitFragmentRelease(3);
+  const [a] = fragmentsOf([{ v: 4, src: CLIENT[4], dst: VIP[4], id: 4, sport: 42004, dport: VPORT, size: 4000, frag: 1000 }]);
+  assert.equal(a.length, 5);
+  // Four later fragments held one call at a time, then the first alone in slot 0.
+  push(b, a.slice(1), 5000);
+  b.slots.write(0, a[0], LinkType.RawIp, 0);
+  assert.equal(b.process(1, 5010), 3, "the first, then two released into slots 1 and 2 only, not 3..7");
+  const first = collect(b, 3);
+  assert.equal(b.process(0, 5011), 2, "the other two at the next call");
+  const rest = collect(b, 2);
+  assert.ok([...first.slice(1), ...rest].every((o) => o.verdict === Verdict.Forward && o.destination === first[0].destination));
+  assert.equal(reassembled([first[0].packet, ...first.slice(1).map((o) => o.packet), ...rest.map((o) => o.packet)]).length, 1);
+  assert.throws(() => b.limitFragmentRelease(-1), /not a slot index/);
+});
+
 test("the Director sends released fragments: the first fragment last, all four leave for the real server in one step", { skip }, () => {
   const b = balancer("masq", undefined, 8);
   const [set] = fragmentsOf([{ v: 4, src: CLIENT[4], dst: VIP[4], id: 11, sport: 42011, dport: VPORT, size: 3000, frag: 1000 }]);
