@@ -60,3 +60,9 @@ export { diffRules } from "./runtime/rule-diff.js";
 export type { RuleChange, ReloadSummary } from "./runtime/rule-diff.js";
 export { startRsAgent } from "./runtime/rs-agent.js";
 export type { RsAgent, RsAgentOptions, RsAgentStats, AgentTunnel } from "./runtime/rs-agent.js";
+// lvsd's directors in a process of your own (docs/daemon.md, docs/tun-mode.md).
+export { startDrDirector } from "./runtime/dr-director.js";
+export type { DrDirector, DrDirectorOptions } from "./runtime/dr-director.js";
+export { startTunDirector, tunHostCommands } from "./runtime/tun-director.js";
+export type { TunDirector, TunDirectorOptions } from "./runtime/tun-director.js";
+export type { EthernetPort } from "./runtime/ethernet.js";

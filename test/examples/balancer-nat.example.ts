@@ -10,12 +10,7 @@ balancer.addService({ key: vip, scheduler: "rr", schedulerFlags: [], onePacket: 
 // ipvsadm -a -t 192.168.227.128:80 -r 192.168.253.143:80 -m   (and .144)
 for (const rip of ["192.168.253.143", "192.168.253.144"]) {
   balancer.addDestination(vip, {
-    address: rip,
-    port: 80,
-    method: "masq",
-    weight: 1,
-    upperThreshold: 0,
-    lowerThreshold: 0,
+    address: rip, port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0,
   });
 }
 
@@ -23,12 +18,7 @@ for (const rip of ["192.168.253.143", "192.168.253.144"]) {
 const chosen: string[] = [];
 for (let i = 0; i < 4; i++) {
   const syn = buildPacket({
-    protocol: "tcp",
-    src: `10.0.0.${i + 1}`,
-    dst: "192.168.227.128",
-    sport: 40000,
-    dport: 80,
-    flags: "S",
+    protocol: "tcp", src: `10.0.0.${i + 1}`, dst: "192.168.227.128", sport: 40000, dport: 80, flags: "S",
   });
   const out = balancer.processPacket(syn, LinkType.RawIp, Date.now());
   assert.equal(out.verdict, Verdict.Forward);
@@ -38,7 +28,4 @@ assert.deepEqual(chosen, ["192.168.253.143", "192.168.253.144", "192.168.253.143
 
 // What ipvsadm -Ln would show: two connections on each real server, not yet established.
 const [service] = balancer.listing().services;
-assert.deepEqual(
-  service.destinations.map((d) => d.inactConns),
-  [2, 2],
-);
+assert.deepEqual(service.destinations.map((d) => d.inactConns), [2, 2]);

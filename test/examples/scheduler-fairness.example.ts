@@ -3,23 +3,15 @@ import { test } from "node:test";
 import * as fc from "fast-check";
 import { registerScheduler, unregisterScheduler, type ScheduleContext } from "lvs-wasm";
 import {
-  activeDestinationSetArb,
-  runScheduler,
-  assertProportional,
-  assertWrrCycles,
-  maglevTable,
-  assertMaglevBalance,
-  assertMaglevDisruption,
+  activeDestinationSetArb, runScheduler, assertProportional, assertWrrCycles, maglevTable,
+  assertMaglevBalance, assertMaglevDisruption,
 } from "lvs-wasm/testing";
 
 test("wrr gives every destination exactly weight/gcd picks per cycle", () => {
   fc.assert(
     fc.property(activeDestinationSetArb({ maxDestinations: 5, maxWeight: 10 }), (dests) => {
       const run = runScheduler("wrr", dests, { flows: 500 });
-      assertWrrCycles(
-        run.picks,
-        dests.map((d) => d.weight ?? 1),
-      );
+      assertWrrCycles(run.picks, dests.map((d) => d.weight ?? 1));
     }),
     { numRuns: 50 },
   );
@@ -34,10 +26,7 @@ test("my own scheduler is proportional to weight", () => {
   };
   registerScheduler("my-random", random); // now also usable as: lvsadm -A -t VIP:80 -s my-random
   try {
-    const dests = [
-      { address: "10.0.0.1", weight: 1 },
-      { address: "10.0.0.2", weight: 3 },
-    ];
+    const dests = [{ address: "10.0.0.1", weight: 1 }, { address: "10.0.0.2", weight: 3 }];
     assertProportional(runScheduler("my-random", dests, { flows: 20000 }), { tolerance: 0.02 });
   } finally {
     unregisterScheduler("my-random");
@@ -48,9 +37,6 @@ test("Maglev stays balanced and moves little when a backend leaves", () => {
   const dests = Array.from({ length: 10 }, (_, i) => ({ address: `10.0.1.${i + 1}` }));
   const before = maglevTable(dests, { size: 65537 });
   assertMaglevBalance(before, dests.length);
-  const after = maglevTable(
-    dests.filter((_, i) => i !== 3),
-    { size: 65537 },
-  );
+  const after = maglevTable(dests.filter((_, i) => i !== 3), { size: 65537 });
   assertMaglevDisruption(before, after, 3, { maxOtherFraction: 0.05 });
 });
