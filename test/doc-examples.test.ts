@@ -41,3 +41,11 @@ for (const [examplePath, docPath] of EXAMPLES) {
   // Top-level assertions throw at import; node:test tests inside register and run here.
   await import(pathToFileURL(file).href);
 }
+
+test("README names exactly the built-in schedulers", async () => {
+  const { KERNEL_SCHEDULERS } = await import("../src/index.js");
+  const readme = readFileSync(new URL("README.md", REPO_URL), "utf8").replace(/\s+/g, " ");
+  const listed = /\*\*Schedulers\*\* \(`docs\/schedulers\.md`\): ([^;]+);/.exec(readme)?.[1];
+  assert.ok(listed, "README's Schedulers line");
+  assert.deepEqual(listed.split(", ").sort(), [...KERNEL_SCHEDULERS].sort());
+});
