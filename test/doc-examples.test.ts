@@ -6,8 +6,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync, mkdtempSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { EXAMPLES, REPO_URL, docBlocks, docFiles } from "./support/doc-blocks.js";
 
@@ -48,4 +48,35 @@ test("README names exactly the built-in schedulers", async () => {
   const listed = /\*\*Schedulers\*\* \(`docs\/schedulers\.md`\): ([^;]+);/.exec(readme)?.[1];
   assert.ok(listed, "README's Schedulers line");
   assert.deepEqual(listed.split(", ").sort(), [...KERNEL_SCHEDULERS].sort());
+});
+
+// Files the docs name: each must be in the repository (a stale path after a move, or a path
+// outside the checkout, is what a reader cannot follow). Globs must match something.
+const NOT_IN_REPO: Record<string, string> = {
+  "assembly/sched/mine.ts": "the file the reader writes in docs/schedulers.md's AssemblyScript recipe",
+  "bench/out/system.json": "written by npm run bench:system (git-ignored)",
+};
+
+test("every repository path the docs name exists, and none points outside the repository", () => {
+  const missing: string[] = [];
+  const root = new URL(".", REPO_URL).pathname;
+  for (const doc of docFiles()) {
+    const text = readFileSync(new URL(doc, REPO_URL), "utf8");
+    for (const [path] of text.matchAll(/(?:\.\.\/)+[\w./-]+|\b(?:src|test|docs|bench|scripts|assembly)\/[\w./*-]+\.(?:ts|md|json|cjs|mjs|lua)\b/g)) {
+      if (path.startsWith("../")) {
+        // relative to the doc; an import specifier's .js is the .ts source
+        const target = join(root, dirname(doc), path);
+        if (!target.startsWith(root)) missing.push(`${doc}: ${path} is outside the repository`);
+        else if (!existsSync(target) && !existsSync(target.replace(/\.js$/, ".ts"))) missing.push(`${doc}: ${path}`);
+        continue;
+      }
+      if (NOT_IN_REPO[path]) continue;
+      if (path.includes("*")) {
+        const dir = path.slice(0, path.lastIndexOf("/") + 1);
+        const name = new RegExp(`^${path.slice(dir.length).replace(/\./g, "\\.").replace(/\*/g, ".*")}$`);
+        if (!readdirSync(join(root, dir)).some((f) => name.test(f))) missing.push(`${doc}: ${path} matches nothing`);
+      } else if (!existsSync(join(root, path))) missing.push(`${doc}: ${path}`);
+    }
+  }
+  assert.deepEqual(missing, []);
 });
