@@ -78,6 +78,13 @@ const MUTANTS: readonly Mutant[] = [
     ],
     tests: ["datapath.test.ts"],
   },
+  {
+    id: "tunnel-encap-dropped",
+    what: "every tunnel action drops the packet (bad-action) instead of encapsulating: no trap, no stray write",
+    file: "assembly/forward/apply.ts",
+    edits: [["if (kind == ACTION_TUNNEL) return tunnelEncap(i, pkt, rec);", "if (kind == ACTION_TUNNEL) return outcome(VERDICT_DROP, REASON_BAD_ACTION);"]],
+    tests: ["fuzz-no-trap.test.ts"],
+  },
 ];
 
 function build(): void {
