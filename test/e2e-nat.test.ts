@@ -184,8 +184,13 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     const list = await lvsadm(["-Ln", "-t", `${VIP}:80`, "--stats"]);
     assert.match(list.stdout, new RegExp(`TCP  ${VIP.replace(/\./g, "\\.")}:80 +4 `));
     const w = await wrk(lab, "client", httpUrl(VIP), { durationS: 1, connections: 4 });
-    assert.ok(w.requests > 50, `wrk made ${w.requests} requests`);
+    // No rate is asserted (the machine may be loaded): every request answered, and wrk's four
+    // connections (more if the servers closed some after their keep-alive limit) counted.
+    assert.ok(w.requests > 0, `wrk made ${w.requests} requests`);
     assert.deepEqual(w.errors, { connect: 0, read: 0, write: 0, status: 0, timeout: 0 });
+    const after = await lvsadm(["-Ln", "-t", `${VIP}:80`, "--stats"]);
+    const conns = Number(new RegExp(`TCP  ${VIP.replace(/\./g, "\\.")}:80 +(\\d+) `).exec(after.stdout)?.[1]);
+    assert.ok(conns >= 4 + 4, `${conns} connections after wrk's 4: ${after.stdout}`);
   });
 
   test("IPv6 NAT: [VIP6]:80 over fd00:10::11 and ::12 alternates, replies from the VIP6", async () => {
