@@ -40,6 +40,7 @@ test("service keys: protocol, address, port 0..65535, fwmark 1..2^32-1 and famil
   refused(() => normaliseServiceKey(null as unknown as ServiceKey), /^key: expected/);
   assert.equal(serviceKeyText({ kind: "fwmark", fwmark: 5, family: 6 }), "FWM 5 IPv6");
   assert.equal(serviceKeyText({ kind: "fwmark", fwmark: 5, family: 4 }), "FWM 5");
+  assert.equal(serviceKeyText(KEY), "TCP 192.0.2.1:80");
   assert.equal(serviceKeyText({ ...KEY, protocol: "udp", address: "2001:db8::1" }), "UDP [2001:db8::1]:80");
 });
 
