@@ -14,7 +14,9 @@ export default defineConfig({
   target: "node20",
   sourcemap: true,
   clean: true,
-  splitting: false,
+  // One chunk holds what the entries share (the scheduler registry above all): lvs-wasm and
+  // lvs-wasm/testing must see the same registerScheduler, in ESM and in CJS alike.
+  splitting: true,
   shims: true,
   // The testing kit hands users fast-check arbitraries: it must share their fast-check, not bundle one.
   external: ["fast-check"],

@@ -103,3 +103,9 @@ export type { LvsMetricsSources, MetricsServer, MetricsEndpoint, MetricsSnapshot
 // Connection sync (issue 15).
 export * from "./sync/index.js";
 export type { SyncRecord, SyncImportResult } from "./balancer/sync-records.js";
+// lvsd's directors in a process of your own (docs/daemon.md, docs/tun-mode.md).
+export { startDrDirector } from "./runtime/dr-director.js";
+export type { DrDirector, DrDirectorOptions } from "./runtime/dr-director.js";
+export { startTunDirector, tunHostCommands } from "./runtime/tun-director.js";
+export type { TunDirector, TunDirectorOptions } from "./runtime/tun-director.js";
+export type { EthernetPort } from "./runtime/ethernet.js";

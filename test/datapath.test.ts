@@ -122,13 +122,16 @@ test("DR: INPUT-ONLY states (client FIN from ESTABLISHED is FIN_WAIT), the IP he
 test("persistence pins a client network to one destination until the template expires", { skip }, () => {
   const b = new Balancer({ connections: 256 });
   b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false, persistence: { timeout: 300, netmask: "255.255.255.0" } });
-  for (const rs of [RS1, RS2]) b.addDestination(KEY, { address: rs, port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  // Three real servers, so that the last SYN tells apart "template still there" (the second
+  // network's RS), "rr restarted" (the first RS) and "rr went on" (the third).
+  const RS3 = "192.168.253.145";
+  for (const rs of [RS1, RS2, RS3]) b.addDestination(KEY, { address: rs, port: 80, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
   const pkts = scapyBuild([
     tcp("10.1.1.1", 1001, VIP, 80, "S"),
     tcp("10.1.1.2", 1002, VIP, 80, "S"), // same /24: same RS
     tcp("10.1.1.3", 1003, VIP, 80, "S"),
     tcp("10.1.2.1", 1004, VIP, 80, "S"), // another network: rr moves on
-    tcp("10.1.1.4", 1005, VIP, 80, "S"), // after expiry
+    tcp("10.1.2.9", 1005, VIP, 80, "S"), // after expiry, from the second network
   ]);
   const first = dst4(b.processPacket(pkts[0], LinkType.RawIp, 0).packet);
   assert.equal(dst4(b.processPacket(pkts[1], LinkType.RawIp, 1000).packet), first);
@@ -147,9 +150,11 @@ test("persistence pins a client network to one destination until the template ex
   assert.equal(b.connectionRecords(301_999).filter((r) => r.template).length, 2);
   b.expireAll(3000 + 300_000);
   assert.equal(b.connectionRecords(303_000).filter((r) => r.template).length, 0);
-  // With every template gone, rr continues from where it was: RS1 after RS2.
+  // With every template gone, the second network is scheduled afresh, and rr continues from
+  // where it was: the one RS neither network had.
   const after = dst4(b.processPacket(pkts[4], LinkType.RawIp, 303_001).packet);
-  assert.equal(after, first === RS1 ? RS1 : RS2);
+  const third = [RS1, RS2, RS3].find((rs) => rs !== first && rs !== other);
+  assert.equal(after, third, `rr after ${first}, ${other}`);
 });
 
 test("a quiesced destination finishes its connections but takes no new ones; removal with expireNodestConn drops them", { skip }, () => {

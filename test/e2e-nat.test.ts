@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { sendCommand } from "../src/admin/control-client.js";
-import { lvsadmRaw, startLvsd, waitFor, type RunningLvsd } from "../src/demo/support.js";
+import { lvsadmRaw, lvsdCounters, startLvsd, waitFor, type RunningLvsd } from "../src/demo/support.js";
 import {
   createLab,
   curl,
@@ -184,8 +184,13 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     const list = await lvsadm(["-Ln", "-t", `${VIP}:80`, "--stats"]);
     assert.match(list.stdout, new RegExp(`TCP  ${VIP.replace(/\./g, "\\.")}:80 +4 `));
     const w = await wrk(lab, "client", httpUrl(VIP), { durationS: 1, connections: 4 });
-    assert.ok(w.requests > 50, `wrk made ${w.requests} requests`);
+    // No rate is asserted (the machine may be loaded): every request answered, and wrk's four
+    // connections (more if the servers closed some after their keep-alive limit) counted.
+    assert.ok(w.requests > 0, `wrk made ${w.requests} requests`);
     assert.deepEqual(w.errors, { connect: 0, read: 0, write: 0, status: 0, timeout: 0 });
+    const after = await lvsadm(["-Ln", "-t", `${VIP}:80`, "--stats"]);
+    const conns = Number(new RegExp(`TCP  ${VIP.replace(/\./g, "\\.")}:80 +(\\d+) `).exec(after.stdout)?.[1]);
+    assert.ok(conns >= 4 + 4, `${conns} connections after wrk's 4: ${after.stdout}`);
   });
 
   test("IPv6 NAT: [VIP6]:80 over fd00:10::11 and ::12 alternates, replies from the VIP6", async () => {
@@ -221,8 +226,13 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     await lvsadm(["-A", "-t", `${VIP}:5201`, "-s", "rr", "-p"]);
     await lvsadm(["-a", "-t", `${VIP}:5201`, "-r", `${RS1}:5201`, "-m"]);
     await lvsadm(["-a", "-t", `${VIP}:5201`, "-r", `${RS2}:5201`, "-m"]);
+    // iperf3 completes only if its data connection reaches the server its control connection
+    // did: then the server received what the client sent, and every 5201 entry names one RS.
     const r = await iperf3(lab, "client", VIP, { durationS: 1 });
-    assert.ok(r.bitsPerSecond > 1e6, `iperf3 through NAT: ${r.bitsPerSecond} bit/s`);
+    const end = (r.raw as { end?: { sum_received?: { bytes?: number }; sum_sent?: { bytes?: number } } }).end;
+    assert.ok((end?.sum_received?.bytes ?? 0) > 0, "the data connection carried data");
+    const servers = new Set((await connections()).filter((l) => l.includes(`${VIP}:5201`)).map((l) => l.trim().split(/\s+/).pop()));
+    assert.equal(servers.size, 1, `control and data on one server: ${[...servers].join(", ")}`);
   });
 
   test("wlc under long-lived connections: four held open on RS1, new ones go to RS2", async () => {
@@ -243,33 +253,31 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     }
   });
 
-  test("quiescing RS1 (lvsadm -e -w 0): its open 64 MiB download completes intact while new requests go only to RS2", async () => {
+  test("quiescing a real server (lvsadm -e -w 0): its open connection keeps working while new requests go only to the other", async () => {
     await lvsadm(["-A", "-t", `${VIP}:83`, "-s", "rr"]);
     // RS1 added last: the head of the kernel's list, so rr's first pick (the download)
     await lvsadm(["-a", "-t", `${VIP}:83`, "-r", `${RS2}:80`, "-m"]);
     await lvsadm(["-a", "-t", `${VIP}:83`, "-r", `${RS1}:80`, "-m"]);
-    const zeros = createHash("sha256")
-      .update(Buffer.alloc(BIG_MIB << 20))
-      .digest("hex");
-    // About three seconds at 20 MB/s: long enough to quiesce and ask three times meanwhile.
-    const download = lab.exec("client", "bash", ["-o", "pipefail", "-c", `curl -sS --max-time 30 --limit-rate 20M ${httpUrl(VIP, 83, "/big")} | sha256sum`], {
-      timeoutMs: 40_000,
-    });
-    await waitFor(
-      "the download's connection on RS1",
-      async () => (await connections()).some((l) => l.includes("ESTABLISHED") && l.includes(`${VIP}:83`) && l.includes(`${RS1}:80`)),
-      5000,
-    );
-    await lvsadm(["-e", "-t", `${VIP}:83`, "-r", `${RS1}:80`, "-m", "-w", "0"]);
-    const answers = [];
-    for (let i = 0; i < 3; i++) answers.push((await get(VIP, 83)).body.trim());
-    assert.deepEqual(answers, ["RS2", "RS2", "RS2"]);
-    assert.ok(
-      (await connections()).some((l) => l.includes("ESTABLISHED") && l.includes(`${RS1}:80`)),
-      "the download was still running",
-    );
-    const r = await download;
-    assert.equal(r.stdout.split(" ")[0], zeros, "all 64 MiB arrived, and nothing but zeros");
+    // A keep-alive connection the test controls: it stays open until stopped, and answers
+    // again on SIGUSR2, so nothing depends on how long a transfer happens to last.
+    const held = await hold(VIP, 83, 1);
+    try {
+      const busy = held.labels()[0].split(":")[2];
+      const [busyIp, otherIp, other] = busy === "RS1" ? [RS1, RS2, "RS2"] : [RS2, RS1, "RS1"];
+      await lvsadm(["-e", "-t", `${VIP}:83`, "-r", `${busyIp}:80`, "-m", "-w", "0"]);
+      const answers = [];
+      for (let i = 0; i < 3; i++) answers.push((await get(VIP, 83)).body.trim());
+      assert.deepEqual(answers, [other, other, other], `quiesced ${busy}: new connections go to ${other} (${otherIp})`);
+      process.kill(held.proc.pid, "SIGUSR2");
+      await held.proc.waitForOutput(/^conn 0 round 1 RS\d+$/m, 5000);
+      assert.deepEqual(held.labels(), [`0:0:${busy}`, `0:1:${busy}`], "the open connection still reaches the quiesced server");
+      assert.ok(
+        (await connections()).some((l) => l.includes("ESTABLISHED") && l.includes(`${VIP}:83`) && l.includes(`${busyIp}:80`)),
+        "and is still in the table",
+      );
+    } finally {
+      await held.proc.stop();
+    }
   });
 
   test("a 64 MiB random file through NAT arrives byte for byte (sha256)", async () => {
@@ -321,19 +329,11 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
 
     const sent = await lab.exec("director", "/usr/bin/python3", ["-c", GARBAGE, VIP]);
     assert.equal(sent.stdout.trim(), "sent 4");
-    const mark = lvsd.log().length;
     await waitFor(
       "lvsd's counters",
       async () => {
-        process.kill(lvsd.process.pid, "SIGUSR1");
-        await new Promise((r) => setTimeout(r, 100));
-        const line =
-          [
-            ...lvsd
-              .log()
-              .slice(mark)
-              .matchAll(/lvsd: packets received .*/g),
-          ].pop()?.[0] ?? "";
+        // Each SIGUSR1 is answered by a counters line: wait for that line, not for a while.
+        const line = await lvsdCounters(lvsd);
         const count = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(line)?.[1] ?? 0);
         return count("truncated") + count("bad-l4-header") >= 2 && count("pass") >= 2;
       },

@@ -633,6 +633,14 @@ test(`no byte string traps or writes outside its slot (${RUNS} inputs x ${APPLY.
       `\n  forwarded or replied, by action index: ${APPLY.map((a) => `${a}:${h.delivered[a]}`).join(" ")}`,
   );
   assert.equal(runs, RUNS);
+  // The inputs must reach the rewrite, not just the parser's first checks: a generator (or a
+  // parser) gone wrong would leave the rewrite untested while no trap is found. About 20% of
+  // inputs parse clean (run of 100 000); each action that can forward must have forwarded.
+  assert.ok(reachedPrimitive >= RUNS / 20, `only ${reachedPrimitive} of ${RUNS} inputs parsed clean on their own link`);
+  const mustDeliver = APPLY.filter((a) => a < ACTIONS.length && ACTIONS[a] !== null);
+  const never = mustDeliver.filter((a) => h.delivered[a] === 0).map(describe);
+  assert.deepEqual(never, [], "actions that never forwarded or replied");
+  assert.equal(h.delivered[ACTIONS.length - 1] + h.delivered[ACTION_COUNT], 0, "a zero record or an index past the table never forwards");
 });
 
 test("the harness sees a stray write anywhere outside the slot under test", () => {

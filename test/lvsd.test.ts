@@ -149,8 +149,9 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
     );
     assert.equal((await sendCommand(socket, ["-S", "-n"])).stdout, listing.stdout);
     // A scheduler the balancer does not know: refused by the validation, not half applied.
-    writeFileSync(rules, "-A -t 10.0.0.100:80 -s nosuch\n");
+    writeFileSync(rules, "# a comment\n-A -t 10.0.0.100:80 -s nosuch\n");
     assert.equal(daemon.reload(), null);
+    assert.match(lines.at(-1)!, /^reload .* refused, configuration unchanged: line 2: .*nosuch/, "the refusal names the line");
     assert.equal((await sendCommand(socket, ["-S", "-n"])).stdout, listing.stdout);
 
     // The control socket: a refused command answers ipvsadm's words, a garbage request an

@@ -1,7 +1,9 @@
 // The package as users get it: `npm pack` (prepack builds the wasm and dist/), installed
 // from the tarball into an empty project, then loaded by a child Node process as ESM
-// (import) and as CommonJS (require), each rewriting a packet; and a strict TypeScript
-// consumer type-checked against the installed declarations.
+// (import) and as CommonJS (require), each rewriting a packet; a strict TypeScript
+// consumer type-checked against the installed declarations; every doc example run there
+// (ESM and CJS), and every other ts block of the docs type-checked there
+// (test/support/doc-blocks.ts says which is which).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import ts from "typescript";
+import { EXAMPLES, docBlocks } from "./support/doc-blocks.js";
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL("../", import.meta.url));
@@ -22,7 +26,9 @@ let setupError: unknown;
 
 async function sh(cmd: string, args: string[], cwd: string, timeout = 120_000) {
   try {
-    return await run(cmd, args, { cwd, timeout, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: "" } });
+    // A child under `node --test` would report to this runner (NODE_TEST_CONTEXT): it must report on its own.
+    const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+    return await run(cmd, args, { cwd, timeout, maxBuffer: 64 * 1024 * 1024, env: { ...env, NODE_OPTIONS: "" } });
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(" ")} failed in ${cwd}: ${err.message}\n${err.stdout ?? ""}\n${err.stderr ?? ""}`);
@@ -213,4 +219,70 @@ new PacketCore().setAction(0, { kind: "nat-dnat", port: 80 });
   // A missing required field must be a type error: proves the declarations were really used.
   writeFileSync(join(project, "tsconfig.misuse.json"), tsconfig(["misuse.ts"]));
   await assert.rejects(sh(TSC, ["-p", "tsconfig.misuse.json"], project), /misuse\.ts.*error TS2345|error TS2345.*misuse/s);
+});
+
+// Each doc example, compiled to plain JavaScript the way a user's build would (imports of
+// "lvs-wasm" and "lvs-wasm/testing" left alone), then run by Node in the consumer project.
+function compileExample(file: string, format: "esm" | "cjs"): string {
+  const source = readFileSync(join(REPO, file), "utf8");
+  const module = format === "esm" ? ts.ModuleKind.ESNext : ts.ModuleKind.CommonJS;
+  return ts.transpileModule(source, { compilerOptions: { module, target: ts.ScriptTarget.ES2022, esModuleInterop: true }, fileName: file }).outputText;
+}
+
+for (const [file, doc] of EXAMPLES) {
+  const name = file.replace(/^.*\//, "").replace(/\.ts$/, "");
+  for (const format of ["esm", "cjs"] as const) {
+    test(`${doc}: ${name} runs from the installed package (${format.toUpperCase()})`, async () => {
+      if (setupError) throw setupError;
+      const out = join(project, `${name}.${format === "esm" ? "mjs" : "cjs"}`);
+      writeFileSync(out, compileExample(file, format));
+      // Tests inside (node:test) report as TAP; the process fails if any of them fails.
+      const { stdout } = await sh(process.execPath, ["--test-reporter=tap", out], project, 60_000);
+      if (readFileSync(join(REPO, file), "utf8").includes('from "node:test"')) {
+        assert.match(stdout, /^# fail 0$/m, stdout);
+        const passed = Number(/^# pass (\d+)$/m.exec(stdout)?.[1]);
+        assert.ok(passed > 0, `no test ran: ${stdout}`);
+      }
+    });
+  }
+}
+
+test("every other ts block of the docs type-checks against the installed package", async (t) => {
+  if (setupError) throw setupError;
+  const fragments = docBlocks().filter((b) => !b.example);
+  const dir = join(project, "fragments");
+  mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  for (const b of fragments) {
+    if (b.skip) {
+      t.diagnostic(`${b.doc}:${b.line} not checked: ${b.skip}`);
+      continue;
+    }
+    const name = `${b.doc.replace(/[/.]/g, "_")}_${b.line}.ts`;
+    writeFileSync(join(dir, name), `${b.context ?? ""}\n${b.code}export {};\n`);
+    files.push(`fragments/${name}`);
+  }
+  // The runnable examples too: their types against the declarations users get.
+  for (const [file] of EXAMPLES) {
+    const name = `example_${file.replace(/^.*\//, "")}`;
+    writeFileSync(join(dir, name), readFileSync(join(REPO, file), "utf8"));
+    files.push(`fragments/${name}`);
+  }
+  assert.ok(files.length >= 10, `${files.length} blocks to check`);
+  const tsconfig = {
+    compilerOptions: {
+      strict: true,
+      module: "node16",
+      moduleResolution: "node16",
+      target: "es2022",
+      noEmit: true,
+      skipLibCheck: true,
+      types: ["node"],
+      typeRoots: [join(REPO, "node_modules/@types")],
+    },
+    files,
+  };
+  writeFileSync(join(project, "tsconfig.docs.json"), JSON.stringify(tsconfig));
+  // tsc names each failing block by its file: fragments/docs_tun-mode_md_44.ts is docs/tun-mode.md, fence on line 44.
+  await sh(TSC, ["-p", "tsconfig.docs.json"], project);
 });

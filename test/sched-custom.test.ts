@@ -66,6 +66,28 @@ test("registration errors are one line and name the problem", () => {
   } finally {
     unregisterScheduler("dup");
   }
+  // Names: a lower-case letter, then up to 15 of [a-z0-9_-], like ipvsadm's.
+  for (const bad of ["1abc", "a".repeat(17), "abc!", "x y", ""]) assert.throws(() => registerScheduler(bad, () => 0), /must match/, bad);
+  assert.throws(() => registerScheduler(7 as unknown as string, () => 0), /scheduler name: 7 must match/);
+  assert.throws(() => registerScheduler("no-fn", 0 as unknown as () => number), /scheduler "no-fn": schedule must be a function/);
+  // -b flags: at most three lower-case names.
+  assert.throws(
+    () => registerScheduler("flags4", () => 0, { flagNames: ["a", "b", "c", "d"] }),
+    /flagNames takes up to 3 lower-case names, got \["a","b","c","d"\]/,
+  );
+  for (const bad of ["Upper", "1st", "with space", "x!"]) {
+    assert.throws(() => registerScheduler("flagbad", () => 0, { flagNames: [bad] }), /flagNames takes up to 3/, bad);
+  }
+  const longest = registerScheduler(`a${"b".repeat(15)}`, () => 0, { flagNames: ["one", "two-2", "three"] });
+  const other = registerScheduler("a_1", () => 0);
+  try {
+    assert.deepEqual(longest.flagNames, ["one", "two-2", "three"]);
+    assert.ok(longest.handle > 0 && other.handle > 0 && other.handle !== longest.handle, "each registration has its own positive handle");
+  } finally {
+    assert.equal(unregisterScheduler(longest.name), true, "unregistering a registered name says so");
+    assert.equal(unregisterScheduler("a_1"), true);
+  }
+  assert.equal(unregisterScheduler("a_1"), false, "unregistering an unknown name says so");
 });
 
 test("a custom scheduler returning an out-of-range index is reported, not silently used", () => {

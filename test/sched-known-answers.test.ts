@@ -224,18 +224,17 @@ test("mh: the table equals a reference built from the kernel's hsiphash offsets 
 test("mh: large weights are scaled by gcd and rshift = fls(max/gcd) - 6", () => {
   const weights = [1000, 3000, 65535];
   const { s, ids } = service("mh", weights, { maglevSize: 251, maglevOrder: "list" });
-  const rshift = 32 - Math.clz32(65535) - 6; // gcd 5: 13107 -> fls 14 -> 8
-  const gw = weights.map((w) => w / 5);
-  const rs = Math.max(0, 32 - Math.clz32(Math.max(...gw)) - 6);
-  assert.equal(rs, 8);
-  assert.ok(rshift >= rs);
-  const setups = weights.map((w, i) => {
+  // Worked by hand from ip_vs_mh_shift_weight (Linux 6.x): gcd 5 gives 200, 600, 13107;
+  // fls(13107) = 14, so rshift = 14 - 6 = 8 and the turns are 200 >> 8 = 0 (at least 1),
+  // 600 >> 8 = 2, 13107 >> 8 = 51. Without the gcd it would be rshift 10: turns 1, 2, 63.
+  const turns = [1, 2, 51];
+  const setups = turns.map((t, i) => {
     const [offset, skip] = mhOffsetSkip(`10.0.0.${i + 1}`, 80, 251);
-    return { offset, skip, turns: (w / 5) >> rs || 1 };
+    return { offset, skip, turns: t };
   });
-  assert.deepEqual(
-    Array.from(table.maglevTable(s)),
-    maglevFill(251, setups).map((k) => ids[k]),
-  );
+  const want = maglevFill(251, setups).map((k) => ids[k]);
+  assert.deepEqual(Array.from(table.maglevTable(s)), want);
+  const slots = want.reduce((c, id) => c.set(id, (c.get(id) ?? 0) + 1), new Map<number, number>());
+  assert.ok(slots.get(ids[2])! > 200, "the heaviest takes most of the 251 slots");
   table.deleteService(s);
 });

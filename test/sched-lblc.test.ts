@@ -61,6 +61,10 @@ test("lblcr: the set grows when its least-loaded member is lblc-overloaded and s
   assert.equal(t.schedule(s, vip(9)), b); // least-loaded member
   t.setNow(70_000); // set unchanged for > 60 s: drop the most loaded (a)
   assert.equal(t.schedule(s, vip(9)), b);
+  t.setLoad(a, { active: 0 }); // a is now the lighter, but it left the set: b (not overloaded) keeps serving
+  assert.equal(t.schedule(s, vip(9)), b);
+  t.setNow(100_000); // the set {b} has one member: nothing more to shed
+  assert.equal(t.schedule(s, vip(9)), b);
   t.setLoad(b, { active: 6 });
   t.setLoad(a, { active: 0 });
   assert.equal(t.schedule(s, vip(9)), a); // b overloaded, a not in the set any more: wlc adds it back

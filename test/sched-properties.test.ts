@@ -12,9 +12,12 @@ import {
   referencePick,
   withService,
   defaultFlows,
+  schedulerArb,
   type DestinationSpec,
   type StatelessScheduler,
 } from "../src/testing/index.js";
+import type { FlowKey } from "../src/index.js";
+import { foldAddress, hash32 } from "./support/kernel-hash.js";
 
 const RUNS = 150;
 
@@ -89,11 +92,53 @@ test("wlc and lc spread new connections when each pick is counted as a connectio
   fc.assert(
     fc.property(activeDestinationSetArb({ maxDestinations: 6, maxWeight: 8 }), (dests) => {
       const total = dests.reduce((a, d) => a + d.weight!, 0);
-      const run = runScheduler("wlc", dests, { flows: total * 5, bind: "active" });
+      const wlc = runScheduler("wlc", dests, { flows: total * 5, bind: "active" });
       // after total*5 picks, each destination holds exactly 5 * weight (overhead/weight stays equal)
-      dests.forEach((d, i) => assert.equal(run.counts[i], 5 * d.weight!));
+      dests.forEach((d, i) => assert.equal(wlc.counts[i], 5 * d.weight!, "wlc"));
+      // lc ignores the weights (but 0): the same number of picks spreads evenly
+      const lc = runScheduler("lc", dests, { flows: total * 5, bind: "active" });
+      const even = Math.floor((total * 5) / dests.length);
+      dests.forEach((_, i) => assert.ok(lc.counts[i] === even || lc.counts[i] === even + 1, `lc gave ${lc.counts[i]}, not ${even} or ${even + 1}`));
     }),
     { numRuns: 60 },
+  );
+});
+
+test("every scheduler picks only a usable destination (or none), for IPv4 and IPv6, TCP and UDP flows", () => {
+  fc.assert(
+    fc.property(
+      schedulerArb(),
+      destinationSetArb({ maxDestinations: 6, maxWeight: 5, maxActive: 4, overloaded: true }),
+      fc.array(flowKeyArb(), { minLength: 1, maxLength: 40 }),
+      (name, dests, flows) => {
+        const run = runScheduler(name, dests, { flows, bind: "active" });
+        assert.equal(run.picks.length, flows.length);
+        for (const p of run.picks) assert.ok(p === -1 || (dests[p].weight! > 0 && !dests[p].overloaded), `${name} picked ${p}`);
+      },
+    ),
+    { numRuns: RUNS },
+  );
+});
+
+test("sh and dh pick the bucket of hash_32(fold(address)): IPv4 as is, IPv6 the XOR of its four words", () => {
+  fc.assert(
+    fc.property(fc.constantFrom("sh", "dh"), fc.integer({ min: 2, max: 6 }), fc.array(flowKeyArb(), { minLength: 1, maxLength: 60 }), (name, n, flows) => {
+      const dests = Array.from({ length: n }, (_, i) => ({ address: `10.3.0.${i + 1}` }));
+      const run = runScheduler(name, dests, { flows });
+      // Weight 1 each: both fill the 256 buckets by cycling the list, so bucket b belongs to
+      // the destination of residue b % n (whichever order the list is in): flows of one
+      // residue share a destination, flows of different residues do not.
+      const owner = new Map<number, number>();
+      flows.forEach((f, i) => {
+        const address = name === "sh" ? f.clientAddress : f.virtualAddress!;
+        const residue = hash32(foldAddress(address), 8) % n;
+        const seen = owner.get(residue) ?? run.picks[i];
+        assert.equal(run.picks[i], seen, `${name} ${address}: bucket residue ${residue}`);
+        owner.set(residue, seen);
+      });
+      assert.equal(new Set(owner.values()).size, owner.size, `${name}: one destination per residue`);
+    }),
+    { numRuns: RUNS },
   );
 });
 
@@ -126,15 +171,27 @@ test("twos replays with the same seed", () => {
 
 for (const name of ["sh", "dh", "mh"]) {
   test(`${name} maps the same key to the same destination, whatever was scheduled in between`, () => {
+    // A few keys (at most 3) over many flows (at least 6) with fresh ports: most flows share
+    // their key with an earlier one, so the comparison below is between different flows.
+    const keyed = fc
+      .tuple(
+        fc.array(flowKeyArb(), { minLength: 1, maxLength: 3 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 65535 })), { minLength: 6, maxLength: 30 }),
+      )
+      .map(([keys, picks]) => picks.map(([k, port]): FlowKey => ({ ...keys[k % keys.length], clientPort: port })));
     fc.assert(
-      fc.property(activeDestinationSetArb({ maxDestinations: 8, maxWeight: 4 }), fc.array(flowKeyArb(), { minLength: 2, maxLength: 30 }), (dests, flows) => {
+      fc.property(activeDestinationSetArb({ maxDestinations: 8, maxWeight: 4 }), keyed, (dests, flows) => {
         const once = runScheduler(name, dests, { flows });
         const reversed = runScheduler(name, dests, { flows: [...flows].reverse() });
         assert.deepEqual(Array.from(reversed.picks).reverse(), Array.from(once.picks));
+        let compared = 0;
         flows.forEach((f, i) => {
           const j = flows.findIndex((g) => sameKey(name, f, g));
-          assert.equal(once.picks[i], once.picks[j]);
+          if (j === i) return;
+          compared++;
+          assert.equal(once.picks[i], once.picks[j], `flow ${i} and flow ${j} share a key`);
         });
+        assert.ok(compared >= flows.length - 3, `${compared} of ${flows.length} flows compared with an earlier one`);
       }),
       { numRuns: RUNS },
     );

@@ -34,7 +34,7 @@ export type {
   FormatOptions,
   SaveOptions,
 } from "./format.js";
-export { parseRules, formatRules, splitRulesLine } from "./rules.js";
+export { parseRules, formatRules, splitRulesLine, ruleLine } from "./rules.js";
 export type { RulesOptions, FormatRulesOptions } from "./rules.js";
 export { sameServiceKey, sameDestination, findByServiceKey } from "./keys.js";
 export { compareServices, compareDestinations } from "./sort.js";

@@ -21,6 +21,16 @@ with the capture's timestamps as the clock; writes the forwarded frames to OUT.p
 prints the -Ln --stats table and the drops by reason.
 `;
 
+// ipvsadm's help is reproduced byte for byte; what lvsadm adds to the language follows it.
+const LVSADM_EXTRA_HELP = `
+lvsadm's own (not in ipvsadm):
+  --version      -v                   print the ipvsadm version line lvsadm speaks
+  --json                              with -L or -S: the same data as JSON
+  lvsadm replay --rules RULES --in IN.pcap --out OUT.pcap [options]
+                                      run a rules file against a capture, offline
+                                      (lvsadm replay --help for its options)
+`;
+
 function replayMain(args: string[]): number {
   const opts: Record<string, string> = {};
   const neighbours: Array<[string, string]> = [];
@@ -92,7 +102,7 @@ async function main(args: string[]): Promise<number> {
     throw e;
   }
   if (cmd.kind === "help") {
-    process.stdout.write(formatUsage("lvsadm"));
+    process.stdout.write(formatUsage("lvsadm") + LVSADM_EXTRA_HELP);
     return 0;
   }
   if (cmd.kind === "version") {

@@ -35,6 +35,15 @@ export function splitRulesLine(line: string): string[] {
   return words;
 }
 
+// Which line of the text parseRules read set each service and destination it returns, so
+// that a later check (lvsd validating a reload on a scratch Balancer) can name the line.
+const sourceLines = new WeakMap<object, number>();
+
+/** The 1-based line of the rules text that set this service or destination (parseRules output only). */
+export function ruleLine(entry: ServiceConfig | DestinationConfig): number | undefined {
+  return sourceLines.get(entry);
+}
+
 interface MutableService {
   service: ServiceConfig;
   destinations: DestinationConfig[];
@@ -48,7 +57,7 @@ export function parseRules(text: string, options: RulesOptions = {}): RuleSet {
     const words = splitRulesLine(line);
     if (words.length === 0) return;
     try {
-      applyLine(services, words, options);
+      applyLine(services, words, options, index + 1);
     } catch (error) {
       const message = error instanceof CommandError || error instanceof ConfigError ? error.message : String(error);
       throw new ConfigError(`line ${index + 1}: ${message}`);
@@ -59,7 +68,7 @@ export function parseRules(text: string, options: RulesOptions = {}): RuleSet {
   };
 }
 
-function applyLine(services: MutableService[], words: readonly string[], options: RulesOptions): void {
+function applyLine(services: MutableService[], words: readonly string[], options: RulesOptions, line: number): void {
   let command: ReturnType<typeof parseCommand>;
   try {
     command = parseCommand(words, { program: "ipvsadm", ...(options.portNames ? { portNames: options.portNames } : {}) });
@@ -70,6 +79,8 @@ function applyLine(services: MutableService[], words: readonly string[], options
     throw error;
   }
   const find = (key: ServiceConfig["key"]) => services.find((entry) => sameServiceKey(entry.service.key, key));
+  if (command.kind === "add-service" || command.kind === "edit-service") sourceLines.set(command.service, line);
+  if (command.kind === "add-dest" || command.kind === "edit-dest") sourceLines.set(command.destination, line);
   switch (command.kind) {
     case "clear":
       services.length = 0;

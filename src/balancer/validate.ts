@@ -90,6 +90,11 @@ export function normaliseService(config: ServiceConfig): ServiceConfig {
     persistence = { timeout, netmask: config.persistence.netmask ?? (family === 4 ? "255.255.255.255" : 128) };
   }
   if (config.onePacket !== undefined && typeof config.onePacket !== "boolean") throw new ConfigError("onePacket: expected true or false");
+  // A port-0 address service takes every port, so only a persistence template can say which
+  // real server a client's other ports go to (ipvsadm refuses it the same way).
+  if (key.kind === "address" && key.port === 0 && !persistence) {
+    throw new ConfigError("key.port: 0 (every port) needs persistence, as in ipvsadm's -p; give it persistence: { timeout, netmask }");
+  }
   return {
     key,
     scheduler: config.scheduler,

@@ -9,12 +9,12 @@
 
 import { readFileSync } from "node:fs";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
-import { ConfigError, type RuleSet } from "../config/types.js";
+import { ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig } from "../config/types.js";
 import { answer, serveControlWith, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
 import { defaultSocketPath } from "../admin/control-client.js";
-import { parseRules } from "../admin/rules.js";
+import { parseRules, ruleLine } from "../admin/rules.js";
 import { TunDevice } from "../io/tun.js";
 import { KernelNeighbours } from "./neighbours.js";
 import { adviseHugePages } from "../io/huge-pages.js";
@@ -481,9 +481,19 @@ function validateOn(balancer: Balancer, wanted: RuleSet, options: BalancerOption
     maglevMaxSize: balancer.scheduler.maglevMaxSize,
     director: options?.director,
   });
+  // A refusal names the rules file's line (parseRules remembers it), like a parse error does.
+  const at = (entry: ServiceConfig | DestinationConfig, apply: () => void) => {
+    try {
+      apply();
+    } catch (e) {
+      const line = ruleLine(entry);
+      if (line === undefined) throw e;
+      throw new ConfigError(`line ${line}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
   for (const s of wanted.services) {
-    scratch.addService(s.service);
-    for (const d of s.destinations) scratch.addDestination(s.service.key, d);
+    at(s.service, () => scratch.addService(s.service));
+    for (const d of s.destinations) at(d, () => scratch.addDestination(s.service.key, d));
   }
 }
 

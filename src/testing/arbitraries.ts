@@ -1,8 +1,11 @@
 // fast-check arbitraries for scheduler tests: destination sets (unique addresses, weights,
-// loads, thresholds, OVERLOAD flags) and flow keys.
+// loads, thresholds, OVERLOAD flags), flow keys and scheduler names. By default they mix
+// IPv4 and IPv6, TCP, UDP and SCTP, and every scheduler: a scheduler that mishandles one of
+// them is found without the test having to ask.
 
 import * as fc from "fast-check";
 import type { FlowKey } from "../sched/flow.js";
+import { KERNEL_SCHEDULERS } from "../sched/registry.js";
 import type { DestinationSpec } from "./destinations.js";
 
 export interface DestinationSetConstraints {
@@ -21,7 +24,7 @@ export interface DestinationSetConstraints {
   readonly overloaded?: boolean;
   /** Draw upper and lower thresholds. Default false. */
   readonly thresholds?: boolean;
-  /** 4 (default) or 6. */
+  /** 4 or 6. Default: drawn per set (a service's destinations share a family). */
   readonly family?: 4 | 6;
   /** Draw ports in 1..65535 (default: all 80). */
   readonly ports?: boolean;
@@ -34,18 +37,25 @@ function v6(words: readonly number[]): string {
   return words.map((w) => w.toString(16)).join(":");
 }
 
-/** An IPv4 or IPv6 address as text. */
-export function addressArb(family: 4 | 6 = 4): fc.Arbitrary<string> {
+/** An IPv4 or IPv6 address as text; without a family, either (about half each). */
+export function addressArb(family?: 4 | 6): fc.Arbitrary<string> {
+  if (family === undefined) return fc.oneof(addressArb(4), addressArb(6));
   return family === 4
     ? fc.integer({ min: 0x01000000, max: 0xdfffffff }).map(v4)
     : fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }).map(v6);
+}
+
+/** Every built-in scheduler name (ipvsadm's -s), or those in `only`. */
+export function schedulerArb(only: readonly string[] = KERNEL_SCHEDULERS): fc.Arbitrary<string> {
+  return fc.constantFrom(...only);
 }
 
 /** Sets of destinations with distinct addresses, in list order. */
 export function destinationSetArb(c: DestinationSetConstraints = {}): fc.Arbitrary<DestinationSpec[]> {
   const minLength = c.minDestinations ?? 1;
   const maxLength = c.maxDestinations ?? 8;
-  const family = c.family ?? 4;
+  if (c.family === undefined) return fc.constantFrom(4 as const, 6 as const).chain((family) => destinationSetArb({ ...c, family }));
+  const family = c.family;
   const one = fc.record({
     weight: fc.integer({ min: c.minWeight ?? 0, max: c.maxWeight ?? 100 }),
     activeConnections: fc.integer({ min: 0, max: c.maxActive ?? 0 }),
@@ -70,6 +80,7 @@ export function activeDestinationSetArb(c: DestinationSetConstraints = {}): fc.A
 }
 
 export interface FlowKeyConstraints {
+  /** 4 or 6. Default: drawn per key (client and virtual address share it). */
   readonly family?: 4 | 6;
   readonly protocol?: "tcp" | "udp" | "sctp";
   /** Fixed virtual address (dh, lblc and lblcr hash it); drawn when absent. */
@@ -78,7 +89,10 @@ export interface FlowKeyConstraints {
 
 /** Flow keys: client address and port, virtual address and port, protocol. */
 export function flowKeyArb(c: FlowKeyConstraints = {}): fc.Arbitrary<FlowKey> {
-  const family = c.family ?? 4;
+  if (c.family === undefined && c.virtualAddress === undefined) {
+    return fc.constantFrom(4 as const, 6 as const).chain((family) => flowKeyArb({ ...c, family }));
+  }
+  const family = c.family ?? (c.virtualAddress?.includes(":") ? 6 : 4);
   return fc.record({
     clientAddress: addressArb(family),
     clientPort: fc.integer({ min: 1, max: 65535 }),

@@ -5,6 +5,7 @@ export type { DestinationSpec } from "./destinations.js";
 export { weightsOf } from "./destinations.js";
 export {
   addressArb,
+  schedulerArb,
   destinationSetArb,
   activeDestinationSetArb,
   flowKeyArb,

@@ -63,16 +63,26 @@ export function testingTable(maglevSize = 4093): ServiceTable {
   return shared;
 }
 
-/** Deterministic, well-spread flows: client addresses and ports, a few virtual addresses. */
-export function defaultFlows(n: number, family: 4 | 6 = 4): FlowKey[] {
+/**
+ * Deterministic, well-spread flows: client addresses and ports, a few virtual addresses.
+ * Without a family, IPv4 and IPv6 alternate (even flows IPv4), and so do TCP and UDP.
+ */
+export function defaultFlows(n: number, family?: 4 | 6): FlowKey[] {
   const flows: FlowKey[] = new Array(n);
   let x = 0x12345678;
   for (let i = 0; i < n; i++) {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     const y = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) >>> 0;
-    const c = family === 4 ? `10.${(y >>> 16) & 255}.${(y >>> 8) & 255}.${y & 255}` : `2001:db8::${(y >>> 16).toString(16)}:${(y & 0xffff).toString(16)}`;
-    const v = family === 4 ? `192.0.2.${x >>> 24}` : `2001:db8:1::${(x >>> 24).toString(16)}`;
-    flows[i] = { clientAddress: c, clientPort: 1024 + (x % 60000), virtualAddress: v, virtualPort: 80, protocol: "tcp" };
+    const f = family ?? (i % 2 === 0 ? 4 : 6);
+    const c = f === 4 ? `10.${(y >>> 16) & 255}.${(y >>> 8) & 255}.${y & 255}` : `2001:db8::${(y >>> 16).toString(16)}:${(y & 0xffff).toString(16)}`;
+    const v = f === 4 ? `192.0.2.${x >>> 24}` : `2001:db8:1::${(x >>> 24).toString(16)}`;
+    flows[i] = {
+      clientAddress: c,
+      clientPort: 1024 + (x % 60000),
+      virtualAddress: v,
+      virtualPort: 80,
+      protocol: family !== undefined || i % 4 < 2 ? "tcp" : "udp",
+    };
   }
   return flows;
 }

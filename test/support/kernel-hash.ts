@@ -63,9 +63,29 @@ export function hash32(val: number, bits: number): number {
   return Math.imul(val >>> 0, 0x61c88647) >>> (32 - bits);
 }
 
-/** ntohl(addr) for IPv4 text; XOR of the four words for IPv6 is not needed here. */
+/** ntohl(addr) for IPv4 text. */
 export function ipv4ToInt(a: string): number {
   return a.split(".").reduce((acc, p) => ((acc << 8) | Number(p)) >>> 0, 0);
+}
+
+/** The eight 16-bit groups of IPv6 text ("::" expanded; no embedded IPv4). */
+export function ipv6Groups(a: string): number[] {
+  const [head, tail] = a.includes("::") ? a.split("::") : [a, undefined];
+  const h = head ? head.split(":").map((g) => Number.parseInt(g, 16)) : [];
+  const t = tail ? tail.split(":").map((g) => Number.parseInt(g, 16)) : [];
+  return tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
+}
+
+/**
+ * The address fold of ip_vs_sh/dh/lblc (Linux 6.x, ip_vs_sh_hashkey): IPv4 ntohl(addr);
+ * IPv6 ntohl of the XOR of its four 32-bit words.
+ */
+export function foldAddress(a: string): number {
+  if (!a.includes(":")) return ipv4ToInt(a);
+  const g = ipv6Groups(a);
+  let x = 0;
+  for (let w = 0; w < 4; w++) x ^= ((g[2 * w] << 16) | g[2 * w + 1]) >>> 0;
+  return x >>> 0;
 }
 
 /** Maglev offset and skip of a destination, as ip_vs_mh_permutate computes them. */
