@@ -11,6 +11,7 @@ import { sendCommand, defaultSocketPath } from "./control-client.js";
 import { ConfigError } from "../config/types.js";
 import { formatUsage, formatVersion } from "./usage.js";
 import { extractJsonFlag } from "./json-output.js";
+import { exitWhenDrained, quietOnBrokenPipe, readStdin, writeAll } from "./stdio.js";
 
 const REPLAY_HELP = `Usage: lvsadm replay --rules RULES --in IN.pcap --out OUT.pcap [--neigh IP=MAC]...
                      [--director-mac MAC] [--gateway-mac MAC] [--tunnel-source IP]... [--tunnel-mtu N]
@@ -19,7 +20,7 @@ with the capture's timestamps as the clock; writes the forwarded frames to OUT.p
 prints the -Ln --stats table and the drops by reason.
 `;
 
-function replayMain(args: string[]): number {
+async function replayMain(args: string[]): Promise<number> {
   const opts: Record<string, string> = {};
   const neighbours: Array<[string, string]> = [];
   const tunnelSources: string[] = [];
@@ -31,7 +32,7 @@ function replayMain(args: string[]): number {
       return v;
     };
     if (a === "-h" || a === "--help") {
-      process.stdout.write(REPLAY_HELP);
+      await writeAll(process.stdout, REPLAY_HELP);
       return 0;
     } else if (a === "--neigh") {
       const v = value();
@@ -58,47 +59,55 @@ function replayMain(args: string[]): number {
     },
   });
   writeFileSync(opts["--out"], result.output);
-  process.stdout.write(result.stats);
-  process.stdout.write(`\nFrames: ${result.frames}  forwarded: ${result.forwarded}  replied: ${result.replied}  passed to host: ${result.passed}\n`);
   const drops = [...result.drops].sort((a, b) => b[1] - a[1]);
-  process.stdout.write(drops.length === 0 ? "Drops: none\n" : `Drops:\n${drops.map(([r, n]) => `  ${r}: ${n}`).join("\n")}\n`);
+  await writeAll(
+    process.stdout,
+    result.stats +
+      `\nFrames: ${result.frames}  forwarded: ${result.forwarded}  replied: ${result.replied}  passed to host: ${result.passed}\n` +
+      (drops.length === 0 ? "Drops: none\n" : `Drops:\n${drops.map(([r, n]) => `  ${r}: ${n}`).join("\n")}\n`),
+  );
   return 0;
 }
 
 async function main(args: string[]): Promise<number> {
-  if (args[0] === "replay") return replayMain(args.slice(1));
+  if (args[0] === "replay") return await replayMain(args.slice(1));
   const { argv, json } = extractJsonFlag(args);
   let cmd: ReturnType<typeof parseCommand>;
   try {
     cmd = parseCommand(argv, { program: "lvsadm" });
   } catch (e) {
     if (e instanceof CommandError) {
-      process.stderr.write(e.stderr);
+      await writeAll(process.stderr, e.stderr);
       return e.exitCode;
     }
     throw e;
   }
   if (cmd.kind === "help") {
-    process.stdout.write(formatUsage("lvsadm"));
+    await writeAll(process.stdout, formatUsage("lvsadm"));
     return 0;
   }
   if (cmd.kind === "version") {
-    process.stdout.write(formatVersion());
+    await writeAll(process.stdout, formatVersion());
     return 0;
   }
-  const stdin = cmd.kind === "restore" ? readFileSync(0, "utf8") : "";
+  const stdin = cmd.kind === "restore" ? await readStdin() : "";
   const socket = process.env.LVS_WASM_SOCKET ?? defaultSocketPath();
-  const reply = await sendCommand(socket, argv, stdin, 10_000, json);
-  process.stdout.write(reply.stdout);
-  process.stderr.write(reply.stderr);
+  const reply = await sendCommand(socket, argv, stdin, CONTROL_TIMEOUT_MS, json);
+  // Everything written and drained before the status is returned (a pipe takes 64 KiB
+  // at a time; exiting earlier cut listings short).
+  await Promise.all([writeAll(process.stdout, reply.stdout), writeAll(process.stderr, reply.stderr)]);
   return reply.exitCode;
 }
 
+/** How long lvsadm waits for the director's answer (a 50,000-service restore takes seconds). */
+const CONTROL_TIMEOUT_MS = 60_000;
+
+quietOnBrokenPipe();
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
+  (code) => exitWhenDrained(code),
+  async (e: unknown) => {
     const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`lvsadm: ${message}\n`);
-    process.exit(2);
+    await writeAll(process.stderr, `lvsadm: ${message}\n`);
+    await exitWhenDrained(2);
   },
 );

@@ -5,6 +5,8 @@ import { isIPv4, isIPv6 } from "node:net";
 import type { BalancerOptions } from "../balancer/balancer.js";
 import { ConfigError } from "../config/types.js";
 import type { PacketIO } from "../io/packet-io.js";
+import type { ControlServerOptions } from "../admin/control-server.js";
+import { MAX_DESTINATIONS, MAX_SERVICES } from "../sched/service-table.js";
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
   | { readonly kind: "tun"; readonly name: string; readonly netns?: string; readonly mtu?: number }
@@ -42,6 +44,8 @@ export interface LvsdOptions {
    * effort, logged either way.
    */
   readonly hugePages?: boolean;
+  /** Control socket limits: idle timeout and connections open at once (--control-idle-ms, --control-connections). */
+  readonly control?: ControlServerOptions;
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
@@ -51,12 +55,17 @@ export interface LvsdOptions {
   readonly clock?: () => number;
 }
 
+/** lvsd's table sizes unless told otherwise: a kube-proxy-sized cluster fits. */
+export const LVSD_DEFAULT_SERVICES = 65536;
+export const LVSD_DEFAULT_DESTINATIONS = 262144;
+
 export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N]
              | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
-            [--no-huge-pages]
+            [--no-huge-pages] [--max-services N] [--max-destinations N]
+            [--destinations-per-service N] [--control-idle-ms N] [--control-connections N]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -86,6 +95,16 @@ servers; see docs/daemon.md for deploying each.
   --connections N       connection table size (default 65536)
   --no-huge-pages       do not advise transparent huge pages for the tables (by default
                         lvsd does, where the kernel allows it)
+  --max-services N      service table size (default 65536; up to 1048576)
+  --max-destinations N  destination table size, all services together (default 262144;
+                        up to 1048575)
+  --destinations-per-service N
+                        longest destination list of one service (default 1024)
+  --control-idle-ms N   close a control connection that sends nothing for N ms (default
+                        10000)
+  --control-connections N
+                        control connections open at once; more are refused and logged
+                        (default 64)
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -104,6 +123,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let socketPath: string | undefined;
   let connections: number | undefined;
   let hugePages = true;
+  // Table sizes and control limits (docs/daemon.md, "Limits").
+  const tables: { maxServices?: number; maxDestinations?: number; destinationsPerService?: number } = {};
+  const control: { idleTimeoutMs?: number; maxConnections?: number } = {};
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -184,6 +206,21 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--no-huge-pages":
         hugePages = false;
         break;
+      case "--max-services":
+        tables.maxServices = integer(value(), 1, MAX_SERVICES);
+        break;
+      case "--max-destinations":
+        tables.maxDestinations = integer(value(), 1, MAX_DESTINATIONS);
+        break;
+      case "--destinations-per-service":
+        tables.destinationsPerService = integer(value(), 1, MAX_DESTINATIONS);
+        break;
+      case "--control-idle-ms":
+        control.idleTimeoutMs = integer(value(), 100, 3_600_000);
+        break;
+      case "--control-connections":
+        control.maxConnections = integer(value(), 1, 65536);
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -203,7 +240,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(tunnelSource6 ? { tunnelSource6 } : {}),
     ...(tunnelMtu !== undefined ? { tunnelMtu } : {}),
   };
+  const perService = tables.destinationsPerService ?? 0;
+  if (perService > (tables.maxDestinations ?? LVSD_DEFAULT_DESTINATIONS)) {
+    throw new ConfigError(`--destinations-per-service ${perService}: more than --max-destinations ${tables.maxDestinations ?? LVSD_DEFAULT_DESTINATIONS}`);
+  }
   const balancer = {
+    ...tables,
     ...(connections ? { connections } : {}),
     ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
   };
@@ -219,6 +261,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(serverSide !== undefined ? { serverSide } : {}),
     ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
     ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
+    ...(Object.keys(control).length > 0 ? { control } : {}),
     ...(hugePages ? {} : { hugePages: false }),
   };
 }

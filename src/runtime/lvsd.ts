@@ -13,6 +13,7 @@ import { ConfigError, type RuleSet } from "../config/types.js";
 import { answer, serveControl, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
+import { checkSocketPathLength } from "../admin/socket-claim.js";
 import { parseRules } from "../admin/rules.js";
 import { TunDevice } from "../io/tun.js";
 import { KernelNeighbours } from "./neighbours.js";
@@ -21,7 +22,7 @@ import type { WasmMemory } from "../core/wasm.js";
 import type { PacketIO } from "../io/packet-io.js";
 import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
-import type { AdapterSpec, LvsdOptions } from "./lvsd-options.js";
+import { LVSD_DEFAULT_DESTINATIONS, LVSD_DEFAULT_SERVICES, type AdapterSpec, type LvsdOptions } from "./lvsd-options.js";
 import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
 
 // ---------------------------------------------------------------------------- the daemon
@@ -70,6 +71,7 @@ export class Lvsd {
   static async start(options: LvsdOptions): Promise<Lvsd> {
     const log = options.log ?? stderrLog;
     const clock = options.clock ?? (() => performance.now());
+    if (options.socketPath) checkSocketPathLength(options.socketPath);
     // Read and parse the rules before touching devices: a bad file fails fast.
     const initial = options.rulesFile ? readRules(options.rulesFile) : null;
     const specs = options.adapters ?? [];
@@ -100,6 +102,10 @@ export class Lvsd {
       const ports = io.filter((x): x is EthernetPort => x instanceof EthernetPort);
       const server = ports.find((p) => p.serverSide);
       const balancerOptions: BalancerOptions = {
+        // lvsd's table sizes (a kube-proxy-sized cluster) unless the flags say otherwise.
+        maxServices: LVSD_DEFAULT_SERVICES,
+        maxDestinations: LVSD_DEFAULT_DESTINATIONS,
+        destinationsPerService: Math.min(1024, options.balancer?.maxDestinations ?? LVSD_DEFAULT_DESTINATIONS),
         ...options.balancer,
         ...(ports.length > 0 ? { director: { mac: (server ?? ports[0]).mac, ...options.balancer?.director } } : {}),
       };
@@ -113,7 +119,10 @@ export class Lvsd {
               pages = advice.applied ? "huge pages advised" : `4 KiB pages (${advice.reason})`;
             };
       const balancer = new Balancer({ ...balancerOptions, prepareMemory });
-      log(`balancer: ${balancer.connectionCapacity} connections, ${balancer.slots.count} packet slots, ${pages}`);
+      log(
+        `balancer: ${balancer.connectionCapacity} connections, ${balancer.scheduler.maxServices} services, ` +
+          `${balancer.scheduler.maxDestinations} destinations (${balancer.scheduler.destinationsPerService} per service), ${balancer.slots.count} packet slots, ${pages}`,
+      );
       const tunnel = balancerOptions.director;
       if (tunnel?.tunnelSource4 || tunnel?.tunnelSource6) {
         log(
@@ -175,7 +184,7 @@ export class Lvsd {
         }
         if (neighbours) await neighbours.start();
         if (daemon.socketPath) {
-          daemon.control = await serveControl(daemon.socketPath, daemon.context(), daemon.commandLog);
+          daemon.control = await serveControl(daemon.socketPath, daemon.context(), daemon.commandLog, options.control);
           log(`control socket ${daemon.socketPath} (mode 0600, directory 0700: root only)`);
         }
         if (arp) {
@@ -257,7 +266,7 @@ export class Lvsd {
 
   /** Validates `wanted` whole, then applies its difference from the running configuration. */
   applyRuleSet(wanted: RuleSet): ReloadSummary {
-    validateOn(this.balancer, wanted, this.options.balancer);
+    validateOn(this.balancer, wanted);
     const changes = diffRules(this.balancer.rules(), wanted);
     const counts = { "-A": 0, "-E": 0, "-D": 0, "-a": 0, "-e": 0, "-d": 0 } as Record<RuleChange["op"], number>;
     let failed = 0;
@@ -348,22 +357,16 @@ function readRules(file: string): RuleSet {
   return parseRules(text);
 }
 
-/** Checks a rule set against a scratch balancer of the same shape: a refusal changes nothing. */
-function validateOn(balancer: Balancer, wanted: RuleSet, options: BalancerOptions | undefined): void {
-  const scratch = new Balancer({
-    connections: 1,
-    slots: 1,
-    slotCapacity: 128,
-    maxServices: balancer.scheduler.maxServices,
-    maxDestinations: balancer.scheduler.maxDestinations,
-    destinationsPerService: balancer.scheduler.destinationsPerService,
-    maglevMaxSize: balancer.scheduler.maglevMaxSize,
-    director: options?.director,
-  });
-  for (const s of wanted.services) {
-    scratch.addService(s.service);
-    for (const d of s.destinations) scratch.addDestination(s.service.key, d);
-  }
+/**
+ * Checks a rule set against a scratch balancer with the same rules of validation, sized to
+ * the rule set: a refusal changes nothing, and the error names the file's line.
+ */
+function validateOn(balancer: Balancer, wanted: RuleSet): void {
+  const destinations = wanted.services.reduce((n, s) => n + s.destinations.length, 0);
+  const longest = wanted.services.reduce((n, s) => Math.max(n, s.destinations.length), 0);
+  balancer.checkRoom(wanted.services.length, destinations, longest);
+  const scratch = balancer.scratch(wanted.services.length, destinations);
+  for (const s of wanted.services) scratch.addWhole(s);
 }
 
 function summaryText(s: ReloadSummary): string {

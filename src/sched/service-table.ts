@@ -8,9 +8,9 @@ import { FLOW_KEY_BYTES, formatAddress, parseAddress, readFlowKey, writeFlowKey,
 import { customScheduler, customSchedulerByHandle, customSchedulerNames, type DestinationState, type ScheduleContext } from "./registry.js";
 
 export interface ServiceTableOptions {
-  /** Default 64. */
+  /** Default 64, at most 1,048,576 (memory is the real limit). */
   readonly maxServices?: number;
-  /** Destination records shared by all services (a removed one with live connections keeps its record). Default 4096, at most 65535. */
+  /** Destination records shared by all services (a removed one with live connections keeps its record). Default 4096, at most 1,048,575. */
   readonly maxDestinations?: number;
   /** Longest destination list of one service. Default 1024. */
   readonly destinationsPerService?: number;
@@ -63,6 +63,9 @@ export interface SchedulerInfo {
 type Fn = (...args: number[]) => number;
 
 const GENERIC_FLAGS = ["flag-1", "flag-2", "flag-3"];
+/** Largest table sizes the data plane carves (assembly/sched/init.ts; one action per destination, 2^20 in all). */
+export const MAX_SERVICES = 1 << 20;
+export const MAX_DESTINATIONS = (1 << 20) - 1;
 const MH_LIST_ORDER = 0x100;
 export const KERNEL_MAGLEV_SIZE = 4093;
 
@@ -113,8 +116,8 @@ export class ServiceTable {
 
   /** Carves the scheduler tables in `wasm` (a fresh instance unless given, e.g. a PacketCore's). */
   constructor(options: ServiceTableOptions = {}, wasm: LvsWasmExports = instantiateWasm()) {
-    const services = int(options.maxServices, 64, "maxServices", 1, 65536);
-    const dests = int(options.maxDestinations, 4096, "maxDestinations", 1, 65535);
+    const services = int(options.maxServices, 64, "maxServices", 1, MAX_SERVICES);
+    const dests = int(options.maxDestinations, 4096, "maxDestinations", 1, MAX_DESTINATIONS);
     const perService = int(options.destinationsPerService, Math.min(1024, dests), "destinationsPerService", 1, dests, " (and at most maxDestinations)");
     const mhTables = int(options.maglevTables, 4, "maglevTables", 0, 1024);
     const mhMax = int(options.maglevMaxSize, 65537, "maglevMaxSize", 2, 1 << 24);
