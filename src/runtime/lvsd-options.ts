@@ -6,6 +6,7 @@ import type { BalancerOptions } from "../balancer/balancer.js";
 import { ConfigError } from "../config/types.js";
 import type { PacketIO } from "../io/packet-io.js";
 import type { ControlServerOptions } from "../admin/control-server.js";
+import { checkSocketPathLength } from "../admin/socket-claim.js";
 import { MAX_DESTINATIONS, MAX_SERVICES } from "../sched/service-table.js";
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
@@ -199,6 +200,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         break;
       case "--socket":
         socketPath = value();
+        checkSocketPathLength(socketPath);
         break;
       case "--connections":
         connections = integer(value(), 1, 1 << 24);
