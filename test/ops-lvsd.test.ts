@@ -78,7 +78,10 @@ describe("lvsd and lvsadm through pipes and real daemons", { skip }, () => {
     assert.equal(Number(piped.stdout.trim()), Number(size), "the pipe carries every byte the file got");
     const slow = await host.sh(`set -o pipefail; "$LVSADM" -Sn | (sleep 1; wc -c)`, a.socket);
     assert.equal(Number(slow.stdout.trim()), Number(size), "a reader that starts late still gets everything");
-    const json = await host.sh(`set -o pipefail; "$LVSADM" -Ln --json | node -e 'let t="";process.stdin.on("data",c=>t+=c).on("end",()=>console.log(JSON.parse(t).services.reduce((n,s)=>n+s.destinations.length,0)))'`, a.socket);
+    const json = await host.sh(
+      `set -o pipefail; "$LVSADM" -Ln --json | node -e 'let t="";process.stdin.on("data",c=>t+=c).on("end",()=>console.log(JSON.parse(t).services.reduce((n,s)=>n+s.destinations.length,0)))'`,
+      a.socket,
+    );
     assert.equal(json.code, 0, json.stderr);
     assert.equal(json.stdout.trim(), "3000", "-Ln --json through a pipe parses whole");
   });
@@ -98,7 +101,10 @@ describe("lvsd and lvsadm through pipes and real daemons", { skip }, () => {
   });
 
   test("a restore error names its line, and changes nothing", async () => {
-    const r = await host.sh(`printf '%s\\n' '-A -t 10.99.0.1:80 -s rr' '-a -t 10.99.0.1:80 -r 192.168.1.1:80 -m' '-A -t 10.0.0.0:80 -s rr' | "$LVSADM" -R`, a.socket);
+    const r = await host.sh(
+      `printf '%s\\n' '-A -t 10.99.0.1:80 -s rr' '-a -t 10.99.0.1:80 -r 192.168.1.1:80 -m' '-A -t 10.0.0.0:80 -s rr' | "$LVSADM" -R`,
+      a.socket,
+    );
     assert.equal(r.code, 255);
     assert.equal(r.stderr, "line 3: Service already exists: TCP 10.0.0.0:80\n");
     const after = await host.sh(`"$LVSADM" -Ln -t 10.99.0.1:80`, a.socket);
@@ -106,8 +112,10 @@ describe("lvsd and lvsadm through pipes and real daemons", { skip }, () => {
   });
 
   test("a second lvsd on the same socket is refused and names the first one's pid; the first keeps its socket", async () => {
-    const second = host.spawnLvsd(["--tun", "lvsopsdup", "--socket", a.socket, "--no-huge-pages"]);
-    const { code } = await second.exited;
+    const second = host.spawnLvsd(["--tun", "lvsopsdup", "--netns", host.netns, "--socket", a.socket, "--no-huge-pages"]);
+    const outcome = await Promise.race([second.exited, second.waitForOutput(/^lvsd: ready$/m, 120_000).then(() => ({ code: "ready" }))]);
+    if (outcome.code === "ready") await second.stop("SIGKILL");
+    const { code } = outcome;
     assert.equal(code, 1);
     const lines = second.output().trim().split("\n");
     const refusal = lines.find((l) => l.includes("cannot start"));
@@ -134,7 +142,10 @@ describe("lvsd and lvsadm through pipes and real daemons", { skip }, () => {
     const p = host.spawnLvsd(["--tun", "lvsopslong", "--socket", path]);
     const { code } = await p.exited;
     assert.equal(code, 2);
-    assert.match(p.output(), /^lvsd: control socket \/\S+: \d+ bytes, longer than the 107 a Unix socket path may have \(sun_path\); choose a shorter --socket path\n$/);
+    assert.match(
+      p.output(),
+      /^lvsd: control socket \/\S+: \d+ bytes, longer than the 107 a Unix socket path may have \(sun_path\); choose a shorter --socket path\n$/,
+    );
     assert.equal(existsSync(dir), false);
   });
 

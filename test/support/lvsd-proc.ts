@@ -23,6 +23,8 @@ export interface LvsdProcess {
 export interface OpsHost {
   /** A scratch directory (removed at teardown). */
   readonly dir: string;
+  /** The network namespace lvsd's TUN devices go in (made by the first startLvsd). */
+  readonly netns: string;
   /** A shell script that runs the real lvsadm: use it as a command in shell lines. */
   readonly lvsadm: string;
   /** Starts lvsd (TUN device `tunName` in this host's namespace) and waits for "ready". */
@@ -52,8 +54,7 @@ export function createOpsHost(): OpsHost {
   };
   registerLab(teardown);
   let made: Promise<void> | null = null;
-  const namespace = () =>
-    (made ??= new Promise<void>((resolve, reject) => execFile("ip", ["netns", "add", ns], (e) => (e ? reject(e) : resolve()))));
+  const namespace = () => (made ??= new Promise<void>((resolve, reject) => execFile("ip", ["netns", "add", ns], (e) => (e ? reject(e) : resolve()))));
   const lvsadm = join(dir, "lvsadm");
   writeFileSync(lvsadm, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(TSX_LOADER)} ${JSON.stringify(LVSADM_CLI)} "$@"\n`);
   chmodSync(lvsadm, 0o755);
@@ -64,6 +65,7 @@ export function createOpsHost(): OpsHost {
   };
   return {
     dir,
+    netns: ns,
     lvsadm,
     spawnLvsd,
     async startLvsd(args = [], options = {}) {
