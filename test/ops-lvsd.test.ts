@@ -169,6 +169,41 @@ describe("lvsd and lvsadm through pipes and real daemons", { skip }, () => {
     assert.equal((await host.sh(`"$LVSADM" -Ln > /dev/null`, a.socket)).code, 0);
   });
 
+  test("a service for an address the kernel still has (local, TIME_WAIT) gets one warning line naming the fix", async () => {
+    const ns = host.netns;
+    await host.sh(`ip -n ${ns} link set lo up && ip -n ${ns} addr add 10.77.0.1/32 dev lo && ip -n ${ns} addr add 10.77.0.2/32 dev lo`);
+    // Five connections the server closes first: five TIME_WAIT sockets for 10.77.0.2:8080.
+    const tw = await host.sh(
+      `ip netns exec ${ns} node -e '
+        const net = require("node:net");
+        const srv = net.createServer((s) => s.end()).listen(8080, "10.77.0.2", async () => {
+          for (let i = 0; i < 5; i++) await new Promise((r) => net.connect(8080, "10.77.0.2").on("data", () => {}).on("close", r));
+          srv.close();
+        });' && ip -n ${ns} addr del 10.77.0.2/32 dev lo && ss -N ${ns} -Htan state time-wait | wc -l`,
+    );
+    assert.equal(tw.stdout.trim(), "5", tw.stderr);
+    assert.equal(
+      (await host.sh(`"$LVSADM" -A -t 10.77.0.1:80 -s rr && "$LVSADM" -A -t 10.77.0.2:8080 -s rr && "$LVSADM" -A -t 10.77.0.1:443`, a.socket)).code,
+      0,
+    );
+    await a.process.waitForOutput(/TIME_WAIT/, 20_000);
+    await a.process.waitForOutput(/10\.77\.0\.1:80: 10\.77\.0\.1 is a local address/, 20_000);
+    const warnings = a
+      .log()
+      .split("\n")
+      .filter((l) => l.includes("warning: service 10.77."));
+    const local = warnings.filter((l) => l.includes("is a local address"));
+    assert.equal(local.length, 1, `one line for the local address, not one per service:\n${warnings.join("\n")}`);
+    assert.match(local[0], /remove it \(ip addr del 10\.77\.0\.1\/\.\.\. dev IF\)/);
+    const early = warnings.filter((l) => l.includes("TIME_WAIT"));
+    assert.equal(early.length, 1);
+    assert.match(
+      early[0],
+      /^lvsd: warning: service 10\.77\.0\.2:8080: 5 TIME_WAIT sockets for 10\.77\.0\.2:8080 \(netns \S+\): early demux .*sysctl -w net\.ipv4\.ip_early_demux=0, or wait up to 60 s/,
+    );
+    assert.doesNotMatch(early[0], /local address/, "10.77.0.2 was removed: only its sockets remain");
+  });
+
   test("concurrent lvsadm commands all apply", async () => {
     const adds = Array.from({ length: 16 }, (_, i) => `"$LVSADM" -a -t 10.0.0.1:80 -r 172.16.0.${i + 1}:80 -m & `).join("");
     const r = await host.sh(`${adds} wait; "$LVSADM" -Ln -t 10.0.0.1:80 | grep -c 172.16.0.`, a.socket);

@@ -497,6 +497,11 @@ export class Balancer {
     return { tableSize: this.connectionCapacity, services: [...this.services.values()].map((s) => this.serviceSnapshot(s)) };
   }
 
+  /** The keys of every service, in the order they were added (cheap: no counters read). */
+  serviceKeys(): ServiceKey[] {
+    return [...this.services.values()].map((s) => s.config.key);
+  }
+
   /** One service as `ipvsadm -L -t ...` shows it. */
   service(key: ServiceKey): ServiceSnapshot {
     return this.serviceSnapshot(this.mustFind(key));

@@ -47,6 +47,11 @@ export interface LvsdOptions {
   readonly hugePages?: boolean;
   /** Control socket limits: idle timeout and connections open at once (--control-idle-ms, --control-connections). */
   readonly control?: ControlServerOptions;
+  /**
+   * Warn once when a service's address is local to the adapters' kernel or has TIME_WAIT or
+   * listening sockets there (the early-demux trap, docs/daemon.md). Default true.
+   */
+  readonly vipCheck?: boolean;
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;

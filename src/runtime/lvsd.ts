@@ -24,6 +24,7 @@ import { Director, type DirectorRoute, type NeighbourResolver, type PassHook } f
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
 import { LVSD_DEFAULT_DESTINATIONS, LVSD_DEFAULT_SERVICES, type AdapterSpec, type LvsdOptions } from "./lvsd-options.js";
 import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
+import { VipTrapCheck } from "./vip-trap.js";
 
 // ---------------------------------------------------------------------------- the daemon
 
@@ -47,6 +48,8 @@ export class Lvsd {
   private stopped = false;
   private readonly log: (line: string) => void;
   private readonly clock: () => number;
+  /** Warns about VIPs the kernel still has (docs/daemon.md, "A VIP this host still has"). */
+  private readonly vipTrap: VipTrapCheck | null;
 
   private constructor(
     private readonly options: LvsdOptions,
@@ -61,6 +64,15 @@ export class Lvsd {
     this.log = options.log ?? stderrLog;
     this.clock = options.clock ?? (() => performance.now());
     this.socketPath = options.socketPath === false ? null : (options.socketPath ?? defaultSocketPath());
+    this.vipTrap =
+      options.vipCheck === false
+        ? null
+        : new VipTrapCheck({ netns: options.adapters?.find((a) => a.netns)?.netns, isolated: options.isolateVips, log: this.log });
+  }
+
+  /** Checks the addresses of services not checked yet, off the packet path. */
+  private checkVips(): void {
+    void this.vipTrap?.check(this.balancer.serviceKeys());
   }
 
   /**
@@ -181,6 +193,7 @@ export class Lvsd {
         if (initial) {
           const s = daemon.applyRuleSet(initial);
           log(`rules ${options.rulesFile}: ${summaryText(s)}`);
+          daemon.checkVips();
         }
         if (neighbours) await neighbours.start();
         if (daemon.socketPath) {
@@ -219,6 +232,7 @@ export class Lvsd {
   /** Logs a configuration command's outcome; it may have added a real server: look for its MAC now. */
   private readonly commandLog = (line: string): void => {
     this.log(line);
+    this.checkVips();
     if (this.arp) this.probeNeighbours();
   };
 
@@ -305,6 +319,7 @@ export class Lvsd {
     try {
       const summary = this.applyRuleSet(readRules(file));
       this.log(`reload ${file}: ${summaryText(summary)}; ${this.balancer.connectionCount} connection entries kept`);
+      this.checkVips();
       return summary;
     } catch (e) {
       this.log(`reload ${file} refused, configuration unchanged: ${e instanceof Error ? e.message : String(e)}`);
