@@ -1,5 +1,5 @@
-// Service lookup on the packet path as services grow (issue 17): packets for a service
-// that exist (a hit: an ACK with no connection, looked up then dropped) and packets for
+// Service lookup on the packet path as services grow (issue 17): SYNs for a service that
+// exists (a hit: found, then no destination to schedule, so nothing is created) and SYNs for
 // an address with no service (a miss: passed to the host), with 16, 1,024 and 65,536
 // services, and once more at 65,536 after 200,000 services were added and removed (a
 // table with tombstones probed ever longer runs; backward-shift removal keeps it flat).
@@ -46,7 +46,11 @@ function balancerWith(c: Case): Balancer {
   return b;
 }
 
-/** 256 ACKs (no SYN: nothing is created) to services spread over the table, or to addresses with none. */
+/**
+ * 256 SYNs to services spread over the table (the services have no destination: the
+ * lookup finds the service, scheduling finds nobody, no connection is created, so every
+ * sample does the same work), or to addresses with no service.
+ */
 function packets(services: number, hit: boolean): Uint8Array[] {
   return Array.from({ length: BATCH }, (_, i) =>
     buildPacket({
@@ -55,7 +59,7 @@ function packets(services: number, hit: boolean): Uint8Array[] {
       dst: hit ? vip(Math.floor((i * 2654435761) % services)) : `203.0.113.${i & 255}`,
       sport: 40000 + i,
       dport: 80,
-      flags: "A",
+      flags: "S",
     }),
   );
 }
@@ -93,9 +97,9 @@ Written by \`node --import tsx bench/service-lookup.bench.ts\` (${new Date().toI
   .map((x) => x.toFixed(2))
   .join(" / ")}).
 
-Each sample runs one batch of ${BATCH} TCP ACKs through \`process()\`: a **hit** is for an existing
-service (found, then dropped: no connection and no SYN), a **miss** for an address with no
-service (passed to the host). The services are spread over the table. The last row of each
+Each sample runs one batch of ${BATCH} TCP SYNs through \`process()\`: a **hit** is for an existing
+service (found; it has no destination, so nothing is scheduled or created and every sample
+does the same work), a **miss** for an address with no service (passed to the host). The services are spread over the table. The last row of each
 kind has had 200,000 other services added and removed first: a removal shifts the entries
 after it back instead of leaving a tombstone, so the probe stops at the first empty slot as
 in a fresh table. The ratio column is against the 16-service row of the same run; the
