@@ -515,13 +515,13 @@ export class Balancer {
   private serviceSnapshot(s: ServiceEntry): ServiceSnapshot {
     const svcStats = this.statsBlock(1 + s.id);
     const destinations: DestinationSnapshot[] = [...s.dests.values()].map((d) => {
-      const state = this.scheduler.destination(d.id);
+      const state = this.scheduler.load(d.id);
       const ds = this.statsBlock(1 + this.scheduler.maxServices + d.id);
       return {
         config: { ...d.config, weight: state.weight },
-        activeConns: state.activeConnections,
-        inactConns: state.inactiveConnections,
-        persistConns: state.persistentConnections,
+        activeConns: state.active,
+        inactConns: state.inactive,
+        persistConns: state.persistent,
         stats: ds.stats,
         rates: ds.rates,
       };
@@ -571,7 +571,7 @@ export class Balancer {
     return {
       services: [...this.services.values()].map((s) => ({
         service: s.config,
-        destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.destination(d.id).weight })),
+        destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight })),
       })),
     };
   }

@@ -321,6 +321,25 @@ export class ServiceTable {
     };
   }
 
+  /**
+   * A destination's weight and connection counters only: what a listing needs for each of
+   * 200,000 destinations, without building the address text `destination()` builds.
+   */
+  load(dest: number): { weight: number; active: number; inactive: number; persistent: number } {
+    if (!Number.isInteger(dest) || dest < 0 || dest >= this.maxDestinations)
+      throw new SchedulerConfigError(`destination: ${JSON.stringify(dest)} is not a destination id`);
+    const m = this.mem();
+    if (this.whole?.buffer !== m.buffer) this.whole = new DataView(m.buffer);
+    const at = this.f.schedDestsPtr() + dest * this.f.schedDestBytes();
+    return {
+      weight: this.whole.getInt32(at + D.weight, true),
+      active: this.whole.getInt32(at + D.active, true),
+      inactive: this.whole.getInt32(at + D.inactive, true),
+      persistent: this.whole.getInt32(at + D.persist, true),
+    };
+  }
+  private whole: DataView | undefined;
+
   /** Destination ids of a service in list order. */
   destinationIds(service: number): number[] {
     this.checkService(service);
