@@ -52,7 +52,7 @@ test("capacity limits say which option to raise", () => {
   assert.throws(() => t.addDestination(s, { address: "10.1.0.5" }), oneLine(/too many destinations/));
   t.deleteService(s);
   const made = [0, 1, 2, 3].map(() => t.createService({ scheduler: "rr" }));
-  assert.throws(() => t.createService({ scheduler: "rr" }), oneLine(/raise maxServices/));
+  assert.throws(() => t.createService({ scheduler: "rr" }), oneLine(/the service table is full \(lvsd --max-services N/));
   made.forEach((m) => t.deleteService(m));
 });
 

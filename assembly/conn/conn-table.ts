@@ -35,6 +35,7 @@
 // queued record flushes first, and the datapath flushes before it returns, so outside a
 // process() call the queue is always empty.
 
+import { carve } from "../heap/carve";
 import { copy16, eq16 } from "../net/bytes";
 import { murmurMix as mix, murmurFinal as finalMix } from "../net/murmur";
 
@@ -108,8 +109,8 @@ export function initConnTable(capacity: u32, seed: u32): bool {
   posMask = positions - 1;
   hashSeed = seed;
   const recordBytes = <usize>((capacity + 1) >> 1) * PAIR_SIZE;
-  connBase = (heap.alloc(recordBytes + 64) + 63) & ~<usize>63;
-  index = (heap.alloc(<usize>positions * 8 + 64) + 63) & ~<usize>63;
+  connBase = (carve(recordBytes + 64) + 63) & ~<usize>63;
+  index = (carve(<usize>positions * 8 + 64) + 63) & ~<usize>63;
   memory.fill(connBase, 0, recordBytes);
   memory.fill(index, 0, <usize>positions * 8);
   // Chain every record into the free list, lowest index first.

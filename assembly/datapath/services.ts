@@ -1,7 +1,10 @@
 // Which virtual service a packet is for: an index from <protocol, family, VIP, port> and
 // from <fwmark, family> to the service id (the id the scheduler tables use), plus what
 // the datapath needs to know of each service beyond scheduling: persistence and
-// one-packet scheduling. Lookups are an open-addressed table, at most half full.
+// one-packet scheduling. Lookups are an open-addressed table (linear probing), at most half
+// full. A removal shifts the entries after it back (no tombstones): a table that saw many
+// services added and removed probes as few slots as a fresh one, so a packet for an address
+// with no service stops at the first empty slot, however many services came and went.
 
 import { eq16, copy16 } from "../net/bytes";
 
@@ -25,10 +28,9 @@ export const SVCF_ONE_PACKET: u32 = 2;
 
 let recs: usize = 0;
 let capacity: u32 = 0;
-// Index slots: u32 service id + 1 (0 empty, NONE-1 tombstone).
+// Index slots: u32 service id + 1 (0 empty).
 let index: usize = 0;
 let indexMask: u32 = 0;
-const TOMBSTONE: u32 = 0xffffffff;
 
 export function initServiceIndex(maxServices: u32): bool {
   if (recs != 0 || maxServices == 0 || maxServices > 1 << 20) return false;
@@ -75,7 +77,7 @@ function findSlot(proto: u32, family: u32, addr: usize, port: u32, fwmark: u32):
   for (let n: u32 = 0; n <= indexMask; n++) {
     const v = load<u32>(index + (<usize>i << 2));
     if (v == 0) return SVC_NONE;
-    if (v != TOMBSTONE && matches(v - 1, proto, family, addr, port, fwmark)) return i;
+    if (matches(v - 1, proto, family, addr, port, fwmark)) return i;
     i = (i + 1) & indexMask;
   }
   return SVC_NONE;
@@ -106,7 +108,7 @@ export function addServiceKey(svc: u32, proto: u32, family: u32, addr: usize, po
   let i = keyHash(proto, family, addr, port, fwmark) & indexMask;
   while (true) {
     const v = load<u32>(index + (<usize>i << 2));
-    if (v == 0 || v == TOMBSTONE) break;
+    if (v == 0) break;
     i = (i + 1) & indexMask;
   }
   store<u32>(index + (<usize>i << 2), svc + 1);
@@ -122,8 +124,32 @@ export function removeServiceKey(svc: u32): void {
     <u32>load<u8>(r + R_PROTO), <u32>load<u8>(r + R_FAMILY), r + R_ADDR,
     <u32>load<u16>(r + R_PORT), load<u32>(r + R_FWMARK),
   );
-  if (slot != SVC_NONE) store<u32>(index + (<usize>slot << 2), TOMBSTONE);
+  if (slot != SVC_NONE) removeSlot(slot);
   store<u8>(r + R_IN_USE, 0);
+}
+
+/** The slot a service's key hashes to. */
+function homeSlot(svc: u32): u32 {
+  const r = rec(svc);
+  return keyHash(<u32>load<u8>(r + R_PROTO), <u32>load<u8>(r + R_FAMILY), r + R_ADDR, <u32>load<u16>(r + R_PORT), load<u32>(r + R_FWMARK)) & indexMask;
+}
+
+/** Empties `hole` and moves back every later entry of the run whose probe passed it. */
+function removeSlot(hole: u32): void {
+  let j = hole;
+  while (true) {
+    j = (j + 1) & indexMask;
+    const v = load<u32>(index + (<usize>j << 2));
+    if (v == 0) break;
+    const home = homeSlot(v - 1);
+    // The entry at j may fill the hole when its home is not in (hole, j] (cyclically).
+    const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+    if (!stays) {
+      store<u32>(index + (<usize>hole << 2), v);
+      hole = j;
+    }
+  }
+  store<u32>(index + (<usize>hole << 2), 0);
 }
 
 /** Persistence (ms, 0 = off), one-packet scheduling, and the client prefix length. */

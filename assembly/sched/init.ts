@@ -21,9 +21,9 @@ export function initSched(
   services: u32, dests: u32, perService: u32, mhTables: u32, mhMaxSize: u32, cacheEntries: u32, keys: u32,
 ): u32 {
   if (servicesBase != 0) return SCHED_INIT_ALREADY;
-  if (services < 1 || services > 65536) return SCHED_INIT_BAD_ARGS;
-  // lblcr sets store destination ids as u16
-  if (dests < 1 || dests > 65535 || perService < 1 || perService > dests) return SCHED_INIT_BAD_ARGS;
+  // Limited by memory only; these bounds keep every size below in 32 bits.
+  if (services < 1 || services > 1 << 20) return SCHED_INIT_BAD_ARGS;
+  if (dests < 1 || dests > 1 << 20 || perService < 1 || perService > dests) return SCHED_INIT_BAD_ARGS;
   if (mhTables > 1024 || mhMaxSize < 2 || mhMaxSize > 1 << 24) return SCHED_INIT_BAD_ARGS;
   if (cacheEntries > 1 << 24 || keys < 1 || keys > 1 << 20) return SCHED_INIT_BAD_ARGS;
   initTables(services, dests, perService);

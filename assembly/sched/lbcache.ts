@@ -8,14 +8,14 @@
 import { statePtr, svcPtr, S_CACHE_ENTRIES, S_CACHE_ROVER, S_CACHE_COUNTER, S_CACHE_LASTCHECK, now } from "./table";
 import { hash32, foldAddr } from "./hash";
 
-export const ENTRY_SIZE: u32 = 64;
+export const ENTRY_SIZE: u32 = 96;
 export const E_NEXT: u32 = 0; // u32 next in chain (index + 1, 0 = end); free-list link
 export const E_LASTUSE: u32 = 4; // u32 ms
 export const E_DEST: u32 = 8; // lblc: i32 dest id (-1 = its dest was removed)
 export const E_LASTMOD: u32 = 8; // lblcr: u32 ms, last change of the set
 export const E_SET_SIZE: u32 = 12; // lblcr: u32 members
 export const E_ADDR: u32 = 16; // 16 bytes, zero-padded for IPv4
-export const E_SET: u32 = 32; // lblcr: u16 dest ids, newest first
+export const E_SET: u32 = 32; // lblcr: u32 dest ids, newest first (SET_CAPACITY of them)
 export const SET_CAPACITY: u32 = 16;
 
 export const TAB_BITS: u32 = 10;

@@ -15,7 +15,7 @@ import {
 } from "./lbcache";
 
 @inline function member(p: usize, i: u32): u32 {
-  return <u32>load<u16>(p + E_SET + (<usize>i << 1));
+  return load<u32>(p + E_SET + (<usize>i << 2));
 }
 
 /** ip_vs_dest_set_min: the weighted least-connection member, or -1. */
@@ -69,7 +69,7 @@ function setErase(p: usize, d: u32): bool {
   const size = load<u32>(p + E_SET_SIZE);
   for (let i: u32 = 0; i < size; i++) {
     if (member(p, i) != d) continue;
-    for (let k = i + 1; k < size; k++) store<u16>(p + E_SET + (<usize>(k - 1) << 1), <u16>member(p, k));
+    for (let k = i + 1; k < size; k++) store<u32>(p + E_SET + (<usize>(k - 1) << 2), member(p, k));
     store<u32>(p + E_SET_SIZE, size - 1);
     return true;
   }
@@ -83,8 +83,8 @@ function setInsert(p: usize, d: u32, check: bool): void {
     for (let i: u32 = 0; i < size; i++) if (member(p, i) == d) return;
   }
   if (size >= SET_CAPACITY) return;
-  for (let k = size; k > 0; k--) store<u16>(p + E_SET + (<usize>k << 1), <u16>member(p, k - 1));
-  store<u16>(p + E_SET, <u16>d);
+  for (let k = size; k > 0; k--) store<u32>(p + E_SET + (<usize>k << 2), member(p, k - 1));
+  store<u32>(p + E_SET, d);
   store<u32>(p + E_SET_SIZE, size + 1);
   store<u32>(p + E_LASTMOD, now);
 }

@@ -13,6 +13,7 @@ import { formatUsage, formatVersion } from "./usage.js";
 import { extractJsonFlag } from "./json-output.js";
 import { SYSCTL_SUBCOMMAND } from "./sysctl-command.js";
 import { drainMain } from "./drain-client.js";
+import { exitWhenDrained, quietOnBrokenPipe, readStdin, writeAll } from "./stdio.js";
 
 const REPLAY_HELP = `Usage: lvsadm replay --rules RULES --in IN.pcap --out OUT.pcap [--neigh IP=MAC]...
                      [--director-mac MAC] [--gateway-mac MAC] [--tunnel-source IP]... [--tunnel-mtu N]
@@ -31,7 +32,7 @@ lvsadm's own (not in ipvsadm):
                                       (lvsadm replay --help for its options)
 `;
 
-function replayMain(args: string[]): number {
+async function replayMain(args: string[]): Promise<number> {
   const opts: Record<string, string> = {};
   const neighbours: Array<[string, string]> = [];
   const tunnelSources: string[] = [];
@@ -43,7 +44,7 @@ function replayMain(args: string[]): number {
       return v;
     };
     if (a === "-h" || a === "--help") {
-      process.stdout.write(REPLAY_HELP);
+      await writeAll(process.stdout, REPLAY_HELP);
       return 0;
     } else if (a === "--neigh") {
       const v = value();
@@ -70,15 +71,18 @@ function replayMain(args: string[]): number {
     },
   });
   writeFileSync(opts["--out"], result.output);
-  process.stdout.write(result.stats);
-  process.stdout.write(`\nFrames: ${result.frames}  forwarded: ${result.forwarded}  replied: ${result.replied}  passed to host: ${result.passed}\n`);
   const drops = [...result.drops].sort((a, b) => b[1] - a[1]);
-  process.stdout.write(drops.length === 0 ? "Drops: none\n" : `Drops:\n${drops.map(([r, n]) => `  ${r}: ${n}`).join("\n")}\n`);
+  await writeAll(
+    process.stdout,
+    result.stats +
+      `\nFrames: ${result.frames}  forwarded: ${result.forwarded}  replied: ${result.replied}  passed to host: ${result.passed}\n` +
+      (drops.length === 0 ? "Drops: none\n" : `Drops:\n${drops.map(([r, n]) => `  ${r}: ${n}`).join("\n")}\n`),
+  );
   return 0;
 }
 
 async function main(args: string[]): Promise<number> {
-  if (args[0] === "replay") return replayMain(args.slice(1));
+  if (args[0] === "replay") return await replayMain(args.slice(1));
   if (args[0] === "drain" || args[0] === "undrain") {
     const socket = process.env.LVS_WASM_SOCKET ?? defaultSocketPath();
     return drainMain(socket, args, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
@@ -87,8 +91,7 @@ async function main(args: string[]): Promise<number> {
   if (argv[0] === SYSCTL_SUBCOMMAND) {
     // not ipvsadm's: the director's IPVS sysctls, read or set over the control socket
     const reply = await sendCommand(process.env.LVS_WASM_SOCKET ?? defaultSocketPath(), argv, "", 10_000, false);
-    process.stdout.write(reply.stdout);
-    process.stderr.write(reply.stderr);
+    await Promise.all([writeAll(process.stdout, reply.stdout), writeAll(process.stderr, reply.stderr)]);
     return reply.exitCode;
   }
   let cmd: ReturnType<typeof parseCommand>;
@@ -96,32 +99,37 @@ async function main(args: string[]): Promise<number> {
     cmd = parseCommand(argv, { program: "lvsadm" });
   } catch (e) {
     if (e instanceof CommandError) {
-      process.stderr.write(e.stderr);
+      await writeAll(process.stderr, e.stderr);
       return e.exitCode;
     }
     throw e;
   }
   if (cmd.kind === "help") {
-    process.stdout.write(formatUsage("lvsadm") + LVSADM_EXTRA_HELP);
+    await writeAll(process.stdout, formatUsage("lvsadm") + LVSADM_EXTRA_HELP);
     return 0;
   }
   if (cmd.kind === "version") {
-    process.stdout.write(formatVersion());
+    await writeAll(process.stdout, formatVersion());
     return 0;
   }
-  const stdin = cmd.kind === "restore" ? readFileSync(0, "utf8") : "";
+  const stdin = cmd.kind === "restore" ? await readStdin() : "";
   const socket = process.env.LVS_WASM_SOCKET ?? defaultSocketPath();
-  const reply = await sendCommand(socket, argv, stdin, 10_000, json);
-  process.stdout.write(reply.stdout);
-  process.stderr.write(reply.stderr);
+  const reply = await sendCommand(socket, argv, stdin, CONTROL_TIMEOUT_MS, json);
+  // Everything written and drained before the status is returned (a pipe takes 64 KiB
+  // at a time; exiting earlier cut listings short).
+  await Promise.all([writeAll(process.stdout, reply.stdout), writeAll(process.stderr, reply.stderr)]);
   return reply.exitCode;
 }
 
+/** How long lvsadm waits for the director's answer (a 50,000-service restore takes seconds). */
+const CONTROL_TIMEOUT_MS = 60_000;
+
+quietOnBrokenPipe();
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
+  (code) => exitWhenDrained(code),
+  async (e: unknown) => {
     const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`lvsadm: ${message}\n`);
-    process.exit(2);
+    await writeAll(process.stderr, `lvsadm: ${message}\n`);
+    await exitWhenDrained(2);
   },
 );

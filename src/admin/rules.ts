@@ -3,11 +3,12 @@
 // quoting). The whole text is validated before anything is returned, as if restored into an
 // empty table (ipvsadm-restore clears first): the first bad line names itself.
 import { ConfigError } from "../config/types.js";
+import { ruleLineOf, setRuleLine } from "../config/rule-lines.js";
 import type { DestinationConfig, RuleSet, ServiceConfig, ServiceWithDestinations } from "../config/types.js";
 import { parseCommand } from "./command.js";
 import { CommandError } from "./errors.js";
 import { formatSave } from "./format.js";
-import { sameDestination, sameServiceKey } from "./keys.js";
+import { parseAddress } from "./inet.js";
 import type { PortNames } from "./services-db.js";
 
 /** config_stream_read reads words of at most this many characters. */
@@ -35,23 +36,36 @@ export function splitRulesLine(line: string): string[] {
   return words;
 }
 
-// Which line of the text parseRules read set each service and destination it returns, so
-// that a later check (lvsd validating a reload on a scratch Balancer) can name the line.
-const sourceLines = new WeakMap<object, number>();
-
 /** The 1-based line of the rules text that set this service or destination (parseRules output only). */
 export function ruleLine(entry: ServiceConfig | DestinationConfig): number | undefined {
-  return sourceLines.get(entry);
+  return ruleLineOf(entry);
 }
 
 interface MutableService {
   service: ServiceConfig;
-  destinations: DestinationConfig[];
+  /** By canonical "address|port", in file order (a Map keeps it). */
+  destinations: Map<string, DestinationConfig>;
+}
+
+/**
+ * The services of a rules text by canonical key, in file order: every line is one map
+ * lookup, so a 250,000-line file parses in linear time (a list search made it quadratic).
+ */
+type ServiceMap = Map<string, MutableService>;
+
+function canonical(address: string): string {
+  return parseAddress(address)?.text ?? address;
+}
+function serviceId(key: ServiceConfig["key"]): string {
+  return key.kind === "fwmark" ? `fwmark|${key.family}|${key.fwmark}` : `${key.protocol}|${canonical(key.address)}|${key.port}`;
+}
+function destinationId(dest: { address: string; port: number }): string {
+  return `${canonical(dest.address)}|${dest.port}`;
 }
 
 /** Parses and validates a whole rules text; throws ConfigError("line N: ...") at the first bad line. */
 export function parseRules(text: string, options: RulesOptions = {}): RuleSet {
-  const services: MutableService[] = [];
+  const services: ServiceMap = new Map();
   const lines = text.split("\n");
   lines.forEach((line, index) => {
     const words = splitRulesLine(line);
@@ -64,11 +78,11 @@ export function parseRules(text: string, options: RulesOptions = {}): RuleSet {
     }
   });
   return {
-    services: services.map((entry): ServiceWithDestinations => ({ service: entry.service, destinations: entry.destinations })),
+    services: [...services.values()].map((entry): ServiceWithDestinations => ({ service: entry.service, destinations: [...entry.destinations.values()] })),
   };
 }
 
-function applyLine(services: MutableService[], words: readonly string[], options: RulesOptions, line: number): void {
+function applyLine(services: ServiceMap, words: readonly string[], options: RulesOptions, line: number): void {
   let command: ReturnType<typeof parseCommand>;
   try {
     command = parseCommand(words, { program: "ipvsadm", ...(options.portNames ? { portNames: options.portNames } : {}) });
@@ -78,27 +92,27 @@ function applyLine(services: MutableService[], words: readonly string[], options
     }
     throw error;
   }
-  const find = (key: ServiceConfig["key"]) => services.find((entry) => sameServiceKey(entry.service.key, key));
-  if (command.kind === "add-service" || command.kind === "edit-service") sourceLines.set(command.service, line);
-  if (command.kind === "add-dest" || command.kind === "edit-dest") sourceLines.set(command.destination, line);
+  const find = (key: ServiceConfig["key"]) => services.get(serviceId(key));
   switch (command.kind) {
     case "clear":
-      services.length = 0;
+      services.clear();
       return;
     case "add-service":
       if (find(command.service.key)) throw new ConfigError("Service already exists");
-      services.push({ service: command.service, destinations: [] });
+      setRuleLine(command.service, line);
+      services.set(serviceId(command.service.key), { service: command.service, destinations: new Map() });
       return;
     case "edit-service": {
       const entry = find(command.service.key);
       if (!entry) throw new ConfigError("No such service");
+      setRuleLine(command.service, line);
       entry.service = command.service;
       return;
     }
     case "delete-service": {
       const entry = find(command.service);
       if (!entry) throw new ConfigError("No such service");
-      services.splice(services.indexOf(entry), 1);
+      services.delete(serviceId(command.service));
       return;
     }
     case "add-dest":
@@ -106,22 +120,18 @@ function applyLine(services: MutableService[], words: readonly string[], options
       const entry = find(command.service);
       if (!entry) throw new ConfigError("Service not defined");
       checkThresholds(command.destination);
-      const at = entry.destinations.findIndex((dest) => sameDestination(dest, command.destination));
-      if (command.kind === "add-dest") {
-        if (at !== -1) throw new ConfigError("Destination already exists");
-        entry.destinations.push(command.destination);
-      } else {
-        if (at === -1) throw new ConfigError("No such destination");
-        entry.destinations[at] = command.destination;
-      }
+      const id = destinationId(command.destination);
+      const exists = entry.destinations.has(id);
+      if (command.kind === "add-dest" && exists) throw new ConfigError("Destination already exists");
+      if (command.kind === "edit-dest" && !exists) throw new ConfigError("No such destination");
+      setRuleLine(command.destination, line);
+      entry.destinations.set(id, command.destination);
       return;
     }
     case "delete-dest": {
       const entry = find(command.service);
       if (!entry) throw new ConfigError("Service not defined");
-      const at = entry.destinations.findIndex((dest) => sameDestination(dest, command.destination));
-      if (at === -1) throw new ConfigError("No such destination");
-      entry.destinations.splice(at, 1);
+      if (!entry.destinations.delete(destinationId(command.destination))) throw new ConfigError("No such destination");
       return;
     }
     default:

@@ -20,7 +20,19 @@ interface ServiceSortKey {
 
 const ZERO_WORDS: Words = [0, 0, 0, 0];
 
+/** Sort keys of the services being sorted: a merge sort compares each one log2(n) times. */
+const sortKeys = new WeakMap<ServiceConfig, ServiceSortKey>();
+
 function serviceSortKey(service: ServiceConfig): ServiceSortKey {
+  let known = sortKeys.get(service);
+  if (!known) {
+    known = computeSortKey(service);
+    sortKeys.set(service, known);
+  }
+  return known;
+}
+
+function computeSortKey(service: ServiceConfig): ServiceSortKey {
   const key = service.key;
   if (key.kind === "fwmark") {
     // ipvsadm adds fwmark services as TCP with a zero address and port.

@@ -25,6 +25,13 @@ import { readConnection, readStatsBlock, type ConnectionRecord } from "./memory-
 import { findSyncTarget, IMPORT_RESULTS, readSyncRecord, SYNC_FLAG, SYNC_RECORD_BYTES, type SyncImportResult, type SyncRecord } from "./sync-records.js";
 import { IPVS_SYSCTLS, checkSysctl, type IpvsSysctlName, type IpvsSysctls } from "./sysctls.js";
 import { normaliseFragmentOptions, readFragmentStats, type FragmentOptions, type FragmentStats } from "./fragments.js";
+import { atRuleLine } from "../config/rule-lines.js";
+
+/** The error with the rules line of `item` in front, when it has one. */
+function atLine(item: object, e: unknown): unknown {
+  if (e instanceof ConfigError) return new ConfigError(atRuleLine(item, e.message), e.code);
+  return e;
+}
 
 export interface DirectorAddressing {
   /** Our MAC: the source of every Ethernet frame we send. */
@@ -111,8 +118,11 @@ interface DestEntry {
 interface ServiceEntry {
   id: number;
   config: ServiceConfig;
-  dests: DestEntry[];
+  /** By "address|port", in the order they were added (a Map keeps it): one lookup each, whatever the count. */
+  dests: Map<string, DestEntry>;
 }
+
+const destKey = (address: string, port: number) => `${address}|${port}`;
 
 type Fn = (...args: number[]) => number;
 const STATE = { established: 1, finWait: 4, udp: 11 } as const;
@@ -125,7 +135,8 @@ export class Balancer {
   readonly scheduler: ServiceTable;
   readonly connectionCapacity: number;
   private readonly f: Record<string, Fn>;
-  private readonly services: ServiceEntry[] = [];
+  /** By service key text, in the order they were added: lookups stay flat at 50,000 services. */
+  private readonly services = new Map<string, ServiceEntry>();
   private readonly director: DirectorAddressing;
   private readonly listeners = new Set<BalancerEventListener>();
   private readonly serviceById = new Map<number, ServiceEntry>();
@@ -206,8 +217,7 @@ export class Balancer {
   // ---------------------------------------------------------------- services
 
   private find(key: ServiceKey): ServiceEntry | undefined {
-    const text = serviceKeyText(key);
-    return this.services.find((s) => serviceKeyText(s.config.key) === text);
+    return this.services.get(serviceKeyText(key));
   }
 
   private mustFind(key: ServiceKey): ServiceEntry {
@@ -258,8 +268,8 @@ export class Balancer {
     // A new service starts from zero counters, as the kernel's (kzalloc) does, even when
     // it reuses the slot of one deleted before.
     this.f.statsZeroService(id);
-    const entry: ServiceEntry = { id, config: c, dests: [] };
-    this.services.push(entry);
+    const entry: ServiceEntry = { id, config: c, dests: new Map() };
+    this.services.set(serviceKeyText(c.key), entry);
     this.serviceById.set(id, entry);
     this.configurationVersion++;
   }
@@ -292,14 +302,14 @@ export class Balancer {
     const entry = this.mustFind(key);
     this.scheduler.deleteService(entry.id);
     this.f.serviceKeyRemove(entry.id);
-    this.services.splice(this.services.indexOf(entry), 1);
+    this.services.delete(serviceKeyText(entry.config.key));
     this.serviceById.delete(entry.id);
     this.configurationVersion++;
   }
 
   /** ipvsadm -C. */
   clear(): void {
-    for (const s of [...this.services]) this.deleteService(s.config.key);
+    for (const s of [...this.services.values()]) this.deleteService(s.config.key);
   }
 
   // ------------------------------------------------------------ destinations
@@ -315,7 +325,9 @@ export class Balancer {
     const family = config.address.includes(":") ? 6 : 4;
     const local = family === 4 ? this.director.tunnelSource4 : this.director.tunnelSource6;
     if (!local) {
-      throw new ConfigError(`destination ${config.address}: tunnelling needs director.tunnelSource${family} (the outer source address)`);
+      throw new ConfigError(
+        `destination ${config.address}: tunnelling (-i) needs the outer source address: start lvsd with --tunnel-source${family} ADDR (director.tunnelSource${family} in the library)`,
+      );
     }
     void serviceFamily;
     const t = config.tunnel!;
@@ -340,7 +352,7 @@ export class Balancer {
   addDestination(key: ServiceKey, config: DestinationConfig): number {
     const entry = this.mustFind(key);
     const c = normaliseDestination(config, familyOfKey(entry.config.key));
-    if (entry.dests.some((d) => d.config.address === c.address && d.config.port === c.port)) {
+    if (entry.dests.has(destKey(c.address, c.port))) {
       throw new ConfigError(`Destination already exists: ${c.address}:${c.port} in ${serviceKeyText(entry.config.key)}`, "EEXIST");
     }
     const record = this.wrap(() => encodeAction(this.actionFor(c, familyOfKey(entry.config.key))));
@@ -354,15 +366,15 @@ export class Balancer {
       }),
     );
     this.writeAction(id, record);
-    // Newest first, as the kernel's list (and what --nosort prints).
-    entry.dests.unshift({ id, config: c });
+    // Kept in the order added; listings walk it backwards: newest first, as the kernel's list.
+    entry.dests.set(destKey(c.address, c.port), { id, config: c });
     this.configurationVersion++;
     return id;
   }
 
   private findDest(entry: ServiceEntry, address: string, port: number): DestEntry {
     const a = canonicalAddress(address, "destination.address").text;
-    const d = entry.dests.find((x) => x.config.address === a && x.config.port === port);
+    const d = entry.dests.get(destKey(a, port));
     if (!d) throw new ConfigError(`No such destination: ${a}:${port} in ${serviceKeyText(entry.config.key)}`, "ENOENT");
     return d;
   }
@@ -391,7 +403,7 @@ export class Balancer {
     const entry = this.mustFind(key);
     const d = this.findDest(entry, ref.address, ref.port);
     this.scheduler.removeDestination(d.id);
-    entry.dests.splice(entry.dests.indexOf(d), 1);
+    entry.dests.delete(destKey(d.config.address, d.config.port));
     this.configurationVersion++;
   }
 
@@ -610,7 +622,8 @@ export class Balancer {
    * ("no-destination" otherwise). Never throws for a record that names nothing known.
    */
   importConnection(r: SyncRecord, nowMs: number): SyncImportResult {
-    const target = findSyncTarget(this.services, r);
+    // Re-iterable: the search walks the services up to three times (mark, port, port 0).
+    const target = findSyncTarget({ [Symbol.iterator]: () => this.services.values() }, r);
     if (!target) return "no-destination";
     const p = this.params();
     const mem = this.mem();
@@ -641,7 +654,12 @@ export class Balancer {
 
   /** Everything `ipvsadm -L` shows, services in the order they were added. */
   listing(): ListingSnapshot {
-    return { tableSize: this.connectionCapacity, services: this.services.map((s) => this.serviceSnapshot(s)) };
+    return { tableSize: this.connectionCapacity, services: [...this.services.values()].map((s) => this.serviceSnapshot(s)) };
+  }
+
+  /** The keys of every service, in the order they were added (cheap: no counters read). */
+  serviceKeys(): ServiceKey[] {
+    return [...this.services.values()].map((s) => s.config.key);
   }
 
   /** One service as `ipvsadm -L -t ...` shows it. */
@@ -656,14 +674,15 @@ export class Balancer {
 
   private serviceSnapshot(s: ServiceEntry): ServiceSnapshot {
     const svcStats = this.statsBlock(1 + s.id);
-    const destinations: DestinationSnapshot[] = s.dests.map((d) => {
-      const state = this.scheduler.destination(d.id);
+    // Newest first, as the kernel's list (what --nosort prints): the map keeps the order added.
+    const destinations: DestinationSnapshot[] = [...s.dests.values()].reverse().map((d) => {
+      const state = this.scheduler.load(d.id);
       const ds = this.statsBlock(1 + this.scheduler.maxServices + d.id);
       return {
         config: { ...d.config, weight: state.weight },
-        activeConns: state.activeConnections,
-        inactConns: state.inactiveConnections,
-        persistConns: state.persistentConnections,
+        activeConns: state.active,
+        inactConns: state.inactive,
+        persistConns: state.persistent,
         stats: ds.stats,
         rates: ds.rates,
       };
@@ -698,11 +717,11 @@ export class Balancer {
 
   /** ipvsadm -Z: zero the counters of one service (and its destinations) or of everything. */
   zero(key?: ServiceKey): void {
-    const services = key ? [this.mustFind(key)] : this.services;
+    const services = key ? [this.mustFind(key)] : [...this.services.values()];
     if (!key) this.f.statsZeroTotal();
     for (const s of services) {
       this.f.statsZeroService(s.id);
-      for (const d of s.dests) this.f.statsZeroDest(d.id);
+      for (const d of s.dests.values()) this.f.statsZeroDest(d.id);
     }
   }
 
@@ -719,35 +738,96 @@ export class Balancer {
   /** The configuration as a rule set (what `ipvsadm -S` saves); destinations in the order they were added. */
   rules(): RuleSet {
     return {
-      services: this.services.map((s) => ({
+      services: [...this.services.values()].map((s) => ({
         service: s.config,
         // In the order they were added (oldest first), so applying the rules rebuilds the same list.
-        destinations: s.dests.map((d) => ({ ...d.config, weight: this.scheduler.destination(d.id).weight })).reverse(),
+        destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight })),
       })),
     };
   }
 
   /**
-   * Applies a rule set (ipvsadm -R) whole or not at all: every service and destination is
-   * checked against a scratch balancer first, so an error leaves this one unchanged.
+   * Applies a rule set (ipvsadm -R) whole or not at all: the counts are checked against the
+   * table limits, then every service and destination is checked against a scratch balancer
+   * just large enough for the running configuration plus the new one, then applied here. If
+   * this balancer still refuses one (a destination record held by connections of a removed
+   * destination), what was added is removed again. Errors name the rules line when the rule
+   * set came from parseRules. Linear in the size of both configurations.
    */
   applyRules(ruleSet: RuleSet): void {
-    const scratch = new Balancer({
+    const current = this.rules().services;
+    const dests = (list: readonly ServiceWithDestinations[]) => list.reduce((n, s) => n + s.destinations.length, 0);
+    this.checkRoom(current.length + ruleSet.services.length, dests(current) + dests(ruleSet.services));
+    const scratch = this.scratch(current.length + ruleSet.services.length, dests(current) + dests(ruleSet.services));
+    for (const s of current) scratch.addWhole(s);
+    for (const s of ruleSet.services) scratch.addWhole(s);
+    const added: ServiceKey[] = [];
+    try {
+      for (const s of ruleSet.services) {
+        this.addService(s.service);
+        added.push(s.service.key);
+        for (const d of s.destinations) this.addDestination(s.service.key, d);
+      }
+    } catch (e) {
+      for (const key of added.reverse()) this.deleteService(key);
+      throw e;
+    }
+  }
+
+  /**
+   * Refuses a configuration larger than the tables, naming the limit to raise (lvsd's flags
+   * set them: --max-services, --max-destinations, --destinations-per-service).
+   */
+  checkRoom(services: number, destinations: number, perService = 0): void {
+    if (services > this.scheduler.maxServices) {
+      throw new ConfigError(
+        `${services} services do not fit: the table holds ${this.scheduler.maxServices} (lvsd --max-services N, BalancerOptions.maxServices)`,
+      );
+    }
+    if (destinations > this.scheduler.maxDestinations) {
+      throw new ConfigError(
+        `${destinations} destinations do not fit: the table holds ${this.scheduler.maxDestinations} (lvsd --max-destinations N, BalancerOptions.maxDestinations)`,
+      );
+    }
+    if (perService > this.scheduler.destinationsPerService) {
+      throw new ConfigError(
+        `a service with ${perService} destinations does not fit: a service holds ${this.scheduler.destinationsPerService} (lvsd --destinations-per-service N)`,
+      );
+    }
+  }
+
+  /**
+   * A balancer with this one's rules of validation (limits per service, Maglev sizes,
+   * director addressing) and tables just large enough for `services` and `destinations`:
+   * a check of a large configuration does not carve a second set of full-size tables.
+   */
+  scratch(services: number, destinations: number): Balancer {
+    const maxDestinations = Math.max(1, Math.min(destinations, this.scheduler.maxDestinations));
+    return new Balancer({
       connections: 1,
-      maxServices: this.scheduler.maxServices,
-      maxDestinations: this.scheduler.maxDestinations,
       slots: 1,
       slotCapacity: 128,
-      director: this.director,
-      destinationsPerService: this.scheduler.destinationsPerService,
+      maxServices: Math.max(1, Math.min(services, this.scheduler.maxServices)),
+      maxDestinations,
+      destinationsPerService: Math.min(this.scheduler.destinationsPerService, maxDestinations),
       maglevMaxSize: this.scheduler.maglevMaxSize,
+      director: this.director,
     });
-    const apply = (b: Balancer, s: ServiceWithDestinations) => {
-      b.addService(s.service);
-      for (const d of s.destinations) b.addDestination(s.service.key, d);
-    };
-    for (const s of this.rules().services) apply(scratch, s);
-    for (const s of ruleSet.services) apply(scratch, s);
-    for (const s of ruleSet.services) apply(this, s);
+  }
+
+  /** Adds a service and its destinations; an error names the rules line it came from. */
+  addWhole(s: ServiceWithDestinations): void {
+    try {
+      this.addService(s.service);
+    } catch (e) {
+      throw atLine(s.service, e);
+    }
+    for (const d of s.destinations) {
+      try {
+        this.addDestination(s.service.key, d);
+      } catch (e) {
+        throw atLine(d, e);
+      }
+    }
   }
 }

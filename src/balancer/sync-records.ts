@@ -98,10 +98,21 @@ export function readSyncRecord(mem: Uint8Array, at: number): SyncRecord & { read
   return new RingRecord(mem.slice(at, at + SYNC_RECORD_BYTES));
 }
 
+interface DestLike {
+  readonly id: number;
+  readonly config: DestinationConfig;
+}
+
 interface ServiceLike {
   readonly id: number;
   readonly config: ServiceConfig;
-  readonly dests: readonly { readonly id: number; readonly config: DestinationConfig }[];
+  /** The Balancer's Map values, or any list. */
+  readonly dests: { values(): Iterable<DestLike> } | readonly DestLike[];
+}
+
+function find<T>(items: Iterable<T>, test: (item: T) => boolean): T | undefined {
+  for (const item of items) if (test(item)) return item;
+  return undefined;
 }
 
 /**
@@ -110,7 +121,7 @@ interface ServiceLike {
  * server by address and port, then by address alone (fwmark and port-zero services, and
  * templates that carry no port).
  */
-export function findSyncTarget<S extends ServiceLike>(services: readonly S[], r: SyncRecord): { service: S; destination: S["dests"][number] } | null {
+export function findSyncTarget<S extends ServiceLike>(services: Iterable<S>, r: SyncRecord): { service: S; destination: DestLike } | null {
   const vip = canonicalAddress(r.virtual.address, "virtual address").text;
   let mark = r.fwmark;
   if (r.template && r.protocol === 0) {
@@ -119,9 +130,9 @@ export function findSyncTarget<S extends ServiceLike>(services: readonly S[], r:
     mark = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
   }
   const byMark =
-    mark !== 0 ? services.find((s) => s.config.key.kind === "fwmark" && s.config.key.fwmark === mark && s.config.key.family === r.family) : undefined;
+    mark !== 0 ? find(services, (s) => s.config.key.kind === "fwmark" && s.config.key.fwmark === mark && s.config.key.family === r.family) : undefined;
   const byAddress = (port: number) =>
-    services.find((s) => {
+    find(services, (s) => {
       const k = s.config.key;
       return k.kind === "address" && PROTOCOL_NUMBER[k.protocol] === r.protocol && k.port === port && canonicalAddress(k.address, "address").text === vip;
     });
@@ -129,6 +140,7 @@ export function findSyncTarget<S extends ServiceLike>(services: readonly S[], r:
   if (!service) return null;
   const daddr = canonicalAddress(r.destination.address, "destination address").text;
   const sameAddress = (d: { config: DestinationConfig }) => canonicalAddress(d.config.address, "address").text === daddr;
-  const destination = service.dests.find((d) => sameAddress(d) && d.config.port === r.destination.port) ?? service.dests.find(sameAddress);
+  const dests = [...service.dests.values()];
+  const destination = dests.find((d) => sameAddress(d) && d.config.port === r.destination.port) ?? dests.find(sameAddress);
   return destination ? { service, destination } : null;
 }

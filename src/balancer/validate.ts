@@ -21,13 +21,22 @@ function integer(value: unknown, field: string, lo: number, hi: number): number 
 /** The address in canonical text, with its family and bytes. */
 export function canonicalAddress(text: unknown, field: string): { text: string; family: 4 | 6; bytes: Uint8Array } {
   if (typeof text !== "string") throw new ConfigError(`${field}: expected an IPv4 or IPv6 address, got ${JSON.stringify(text)}`);
+  const known = canonicalCache.get(text);
+  if (known) return { text: known.text, family: known.family, bytes: known.bytes.slice() };
   try {
     const { family, bytes } = encodeAddress(text, field);
-    return { text: formatAddress(bytes, family), family, bytes };
+    const canonical = { text: formatAddress(bytes, family), family, bytes };
+    if (canonicalCache.size >= CANONICAL_CACHE_SIZE) canonicalCache.clear();
+    canonicalCache.set(text, { ...canonical, bytes: bytes.slice() });
+    return canonical;
   } catch {
     throw new ConfigError(`${field}: "${text}" is not an IPv4 or IPv6 address (host names are not resolved)`);
   }
 }
+
+/** Addresses already made canonical (a large restore repeats the same few thousand); bounded. */
+const canonicalCache = new Map<string, { text: string; family: 4 | 6; bytes: Uint8Array }>();
+const CANONICAL_CACHE_SIZE = 1 << 17;
 
 /** A service key with its address canonical; throws ConfigError. */
 export function normaliseServiceKey(key: ServiceKey): ServiceKey {
@@ -62,14 +71,14 @@ export function persistencePrefix(persistence: Persistence, family: 4 | 6): numb
   const mask = persistence.netmask;
   if (family === 6) {
     const prefix = typeof mask === "number" ? mask : Number(mask);
-    return integer(prefix, "persistence.netmask", 1, 128);
+    return integer(prefix, "persistence netmask (-M)", 1, 128);
   }
-  if (typeof mask === "number") return integer(mask, "persistence.netmask", 0, 32);
-  const { family: f, bytes } = canonicalAddress(mask, "persistence.netmask");
-  if (f !== 4) throw new ConfigError(`persistence.netmask: "${mask}" is not an IPv4 netmask`);
+  if (typeof mask === "number") return integer(mask, "persistence netmask (-M)", 0, 32);
+  const { family: f, bytes } = canonicalAddress(mask, "persistence netmask (-M)");
+  if (f !== 4) throw new ConfigError(`persistence netmask (-M) "${mask}" is not an IPv4 netmask`);
   const value = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
   const prefix = 32 - Math.log2((~value >>> 0) + 1);
-  if (!Number.isInteger(prefix)) throw new ConfigError(`persistence.netmask: "${mask}" is not a contiguous netmask like 255.255.255.0`);
+  if (!Number.isInteger(prefix)) throw new ConfigError(`persistence netmask (-M) "${mask}" is not a contiguous netmask like 255.255.255.0`);
   return prefix;
 }
 

@@ -12,6 +12,7 @@ import { LVSD_USAGE, parseLvsdArgs } from "./lvsd-options.js";
 import { LvsdHost, isLvsdWorker, runLvsdWorker } from "./lvsd-worker.js";
 import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
 import type { KeepalivedConf } from "../health/keepalived-conf/read.js";
+import { exitWhenDrained, quietOnBrokenPipe, writeAll } from "../admin/stdio.js";
 
 const log = (line: string) => process.stderr.write(`lvsd: ${line}\n`);
 
@@ -27,7 +28,7 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (options.help) {
-    process.stdout.write(LVSD_USAGE);
+    await writeAll(process.stdout, LVSD_USAGE);
     return 0;
   }
   log(`starting (pid ${process.pid})`);
@@ -83,11 +84,12 @@ async function main(argv: string[]): Promise<number> {
 if (isLvsdWorker()) {
   void runLvsdWorker();
 } else {
+  quietOnBrokenPipe({ exit: false });
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    (code) => exitWhenDrained(code),
     (e: unknown) => {
       log(`fatal: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-      process.exit(1);
+      void exitWhenDrained(1);
     },
   );
 }

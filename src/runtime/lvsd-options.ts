@@ -7,6 +7,9 @@ import { parseSysctlAssignment } from "../balancer/sysctls.js";
 import { ConfigError } from "../config/types.js";
 import type { PacketIO } from "../io/packet-io.js";
 import { parseMetricsAddress } from "../metrics/metrics-server.js";
+import type { ControlServerOptions } from "../admin/control-server.js";
+import { checkSocketPathLength } from "../admin/socket-claim.js";
+import { MAX_DESTINATIONS, MAX_SERVICES } from "../sched/service-table.js";
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
   | {
@@ -64,6 +67,13 @@ export interface LvsdOptions {
    * docs/scale-out.md); `lvsadm drain` withdraws them. Off unless given.
    */
   readonly announce?: { readonly device?: string; readonly table?: number; readonly protocol?: number; readonly settleMs?: number };
+  /** Control socket limits: idle timeout and connections open at once (--control-idle-ms, --control-connections). */
+  readonly control?: ControlServerOptions;
+  /**
+   * Warn once when a service's address is local to the adapters' kernel or has TIME_WAIT or
+   * listening sockets there (the early-demux trap, docs/daemon.md). Default true.
+   */
+  readonly vipCheck?: boolean;
   /** Director batch size and timer period. */
   readonly batch?: number;
   readonly tickMs?: number;
@@ -94,6 +104,10 @@ export interface LvsdOptions {
 /** lvsd's transmit queue for its TUN device: room for a burst of one TCP window of 1500-byte packets (docs/io.md). */
 export const LVSD_TUN_TXQUEUELEN = 4096;
 
+/** lvsd's table sizes unless told otherwise: a kube-proxy-sized cluster fits. */
+export const LVSD_DEFAULT_SERVICES = 65536;
+export const LVSD_DEFAULT_DESTINATIONS = 262144;
+
 export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
              | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
                [--server-side IF] [--isolate-vip ADDR]...)
@@ -103,6 +117,8 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
             [--standby] [--sync-refresh SECONDS] [--sysctl NAME=VALUE]...
             [--announce [--announce-table N] [--announce-protocol N] [--announce-device NAME]
                         [--announce-delay MS]]
+            [--max-services N] [--max-destinations N]
+            [--destinations-per-service N] [--control-idle-ms N] [--control-connections N]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -163,6 +179,16 @@ servers; see docs/daemon.md for deploying each.
                         drop_entry, drop_packet, amemthresh, am_droprate,
                         expire_nodest_conn, expire_quiescent_template, conn_reuse_mode;
                         the kernel's defaults otherwise (docs/balancer.md, "Sysctls")
+  --max-services N      service table size (default 65536; up to 1048576)
+  --max-destinations N  destination table size, all services together (default 262144;
+                        up to 1048575)
+  --destinations-per-service N
+                        longest destination list of one service (default 1024)
+  --control-idle-ms N   close a control connection that sends nothing for N ms (default
+                        10000)
+  --control-connections N
+                        control connections open at once; more are refused and logged
+                        (default 64)
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -187,6 +213,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   const announce: { device?: string; table?: number; protocol?: number; settleMs?: number } = {};
   let offload = true;
   let txQueueLength: number | undefined;
+  // Table sizes and control limits (docs/daemon.md, "Limits").
+  const tables: { maxServices?: number; maxDestinations?: number; destinationsPerService?: number } = {};
+  const control: { idleTimeoutMs?: number; maxConnections?: number } = {};
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
   let serverSide: string | undefined;
@@ -266,6 +295,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         break;
       case "--socket":
         socketPath = value();
+        checkSocketPathLength(socketPath);
         break;
       case "--connections":
         connections = integer(value(), 1, 1 << 24);
@@ -311,6 +341,21 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         sysctls[sysctl] = v;
         break;
       }
+      case "--max-services":
+        tables.maxServices = integer(value(), 1, MAX_SERVICES);
+        break;
+      case "--max-destinations":
+        tables.maxDestinations = integer(value(), 1, MAX_DESTINATIONS);
+        break;
+      case "--destinations-per-service":
+        tables.destinationsPerService = integer(value(), 1, MAX_DESTINATIONS);
+        break;
+      case "--control-idle-ms":
+        control.idleTimeoutMs = integer(value(), 100, 3_600_000);
+        break;
+      case "--control-connections":
+        control.maxConnections = integer(value(), 1, 65536);
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -334,7 +379,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(tunnelSource6 ? { tunnelSource6 } : {}),
     ...(tunnelMtu !== undefined ? { tunnelMtu } : {}),
   };
+  const perService = tables.destinationsPerService ?? 0;
+  if (perService > (tables.maxDestinations ?? LVSD_DEFAULT_DESTINATIONS)) {
+    throw new ConfigError(`--destinations-per-service ${perService}: more than --max-destinations ${tables.maxDestinations ?? LVSD_DEFAULT_DESTINATIONS}`);
+  }
   const balancer = {
+    ...tables,
     ...(connections ? { connections } : {}),
     ...(Object.keys(tunnel).length > 0 ? { director: tunnel } : {}),
     ...(Object.keys(sysctls).length > 0 ? { sysctls } : {}),
@@ -360,6 +410,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(serverSide !== undefined ? { serverSide } : {}),
     ...(isolate.length > 0 ? { isolateVips: isolate } : {}),
     ...(Object.keys(balancer).length > 0 ? { balancer } : {}),
+    ...(Object.keys(control).length > 0 ? { control } : {}),
     ...(hugePages ? {} : { hugePages: false }),
     ...(keepalivedFile ? { keepalivedFile } : {}),
     ...(metrics ? { metrics } : {}),

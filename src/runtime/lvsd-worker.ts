@@ -20,11 +20,12 @@ import type { CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { serveControlWith, type ControlServer } from "../admin/control-server.js";
 import type { MetricsSnapshot } from "../metrics/snapshot.js";
+import { claimSocketPath } from "../admin/socket-claim.js";
 import { Lvsd } from "./lvsd.js";
 import type { LvsdOptions } from "./lvsd-options.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
-export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath" | "keepalivedFile" | "metrics">;
+export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath" | "keepalivedFile" | "metrics" | "control">;
 
 type ToWorker =
   | { readonly id: number; readonly kind: "command"; readonly request: unknown }
@@ -116,8 +117,10 @@ export class LvsdHost {
    * Starts the worker from `entry` (a module that calls runLvsdWorker() when
    * isLvsdWorker(): lvsd-cli.ts does), waits for it to be ready, then serves the socket.
    */
-  static async start(entry: URL, options: LvsdWorkerOptions & { socketPath?: string | false }, log: (line: string) => void): Promise<LvsdHost> {
-    const { socketPath, ...rest } = options;
+  static async start(entry: URL, options: LvsdWorkerOptions & Pick<LvsdOptions, "socketPath" | "control">, log: (line: string) => void): Promise<LvsdHost> {
+    const { socketPath, control, ...rest } = options;
+    // A path another lvsd answers on is refused before any adapter is opened.
+    if (socketPath !== false) await claimSocketPath(socketPath ?? defaultSocketPath());
     const data = { lvsdWorker: true, options: rest } satisfies WorkerData;
     // Run from source (lvsd-cli.ts under tsx): a worker does not inherit tsx's module hooks
     // on Node 20, so it registers them itself before importing the entry.
@@ -160,7 +163,7 @@ export class LvsdHost {
     log(`data plane on worker thread ${worker.threadId}; control on the main thread`);
     if (host.socketPath) {
       try {
-        host.server = await serveControlWith(host.socketPath, (request) => host.command(request));
+        host.server = await serveControlWith(host.socketPath, (request) => host.command(request), { log, ...control });
       } catch (e) {
         await host.stop();
         throw e;

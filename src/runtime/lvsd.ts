@@ -9,12 +9,13 @@
 
 import { readFileSync } from "node:fs";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
-import { ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig } from "../config/types.js";
+import { ConfigError, type RuleSet, } from "../config/types.js";
 import { answer, serveControlWith, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
 import { defaultSocketPath } from "../admin/control-client.js";
-import { parseRules, ruleLine } from "../admin/rules.js";
+import { checkSocketPathLength } from "../admin/socket-claim.js";
+import { parseRules } from "../admin/rules.js";
 import { TunDevice } from "../io/tun.js";
 import { KernelNeighbours } from "./neighbours.js";
 import { adviseHugePages } from "../io/huge-pages.js";
@@ -26,11 +27,12 @@ import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
 import { Director, type DirectorRoute, type DirectorStats, type NeighbourResolver, type PassHook } from "./director.js";
 import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
-import { type AdapterSpec, LVSD_TUN_TXQUEUELEN, type LvsdOptions } from "./lvsd-options.js";
-import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
 import { SyncDaemons, type RunningSyncDaemon } from "../sync/daemon.js";
 import { RouteAnnouncer } from "./announcer.js";
 import { isDrainRequest, runDrainRequest } from "./drain-command.js";
+import { LVSD_DEFAULT_DESTINATIONS, LVSD_DEFAULT_SERVICES, LVSD_TUN_TXQUEUELEN, type AdapterSpec, type LvsdOptions } from "./lvsd-options.js";
+import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
+import { VipTrapCheck } from "./vip-trap.js";
 
 // ---------------------------------------------------------------------------- the daemon
 
@@ -64,6 +66,8 @@ export class Lvsd {
   private readonly clock: () => number;
   /** Connection sync daemons (lvsadm --start-daemon); they also set the standby state. */
   readonly sync: SyncDaemons;
+  /** Warns about VIPs the kernel still has (docs/daemon.md, "A VIP this host still has"). */
+  private readonly vipTrap: VipTrapCheck | null;
 
   private constructor(
     private readonly options: LvsdOptions,
@@ -86,6 +90,10 @@ export class Lvsd {
       onChange: (running) => this.setStandby(running),
     });
     this.setStandby([]);
+    this.vipTrap =
+      options.vipCheck === false
+        ? null
+        : new VipTrapCheck({ netns: options.adapters?.find((a) => a.netns)?.netns, isolated: options.isolateVips, log: this.log });
   }
 
   /**
@@ -103,6 +111,11 @@ export class Lvsd {
     this.log(standby ? "standby: forwarding nothing, answering no ARP for the VIPs" : "active: forwarding for the VIPs");
   }
 
+  /** Checks the addresses of services not checked yet, off the packet path. */
+  private checkVips(): void {
+    void this.vipTrap?.check(this.balancer.serviceKeys());
+  }
+
   /**
    * Opens the adapters, builds the Balancer, applies the rules file, installs the VIP
    * isolation, serves the control socket and starts the loop. Anything that fails undoes
@@ -111,6 +124,7 @@ export class Lvsd {
   static async start(options: LvsdOptions): Promise<Lvsd> {
     const log = options.log ?? stderrLog;
     const clock = options.clock ?? (() => performance.now());
+    if (options.socketPath) checkSocketPathLength(options.socketPath);
     // Read and parse the rules before touching devices: a bad file fails fast.
     const initial = options.rulesFile ? readRules(options.rulesFile) : null;
     if (options.keepalivedFile && options.rulesFile)
@@ -155,6 +169,10 @@ export class Lvsd {
       const ports = io.filter((x): x is EthernetPort => x instanceof EthernetPort);
       const server = ports.find((p) => p.serverSide);
       const balancerOptions: BalancerOptions = {
+        // lvsd's table sizes (a kube-proxy-sized cluster) unless the flags say otherwise.
+        maxServices: LVSD_DEFAULT_SERVICES,
+        maxDestinations: LVSD_DEFAULT_DESTINATIONS,
+        destinationsPerService: Math.min(1024, options.balancer?.maxDestinations ?? LVSD_DEFAULT_DESTINATIONS),
         ...options.balancer,
         ...(ports.length > 0 ? { director: { mac: (server ?? ports[0]).mac, ...options.balancer?.director } } : {}),
         ...(io.every((x) => x.linkType === LinkType.RawIp) ? { director: { ...options.balancer?.director, directRoutingUnavailable: NO_DR_OVER_RAW_IP } } : {}),
@@ -169,7 +187,10 @@ export class Lvsd {
               pages = advice.applied ? "huge pages advised" : `4 KiB pages (${advice.reason})`;
             };
       const balancer = new Balancer({ ...balancerOptions, prepareMemory });
-      log(`balancer: ${balancer.connectionCapacity} connections, ${balancer.slots.count} packet slots, ${pages}`);
+      log(
+        `balancer: ${balancer.connectionCapacity} connections, ${balancer.scheduler.maxServices} services, ` +
+          `${balancer.scheduler.maxDestinations} destinations (${balancer.scheduler.destinationsPerService} per service), ${balancer.slots.count} packet slots, ${pages}`,
+      );
       const tunnel = balancerOptions.director;
       if (tunnel?.tunnelSource4 || tunnel?.tunnelSource6) {
         log(
@@ -231,10 +252,11 @@ export class Lvsd {
         if (initial) {
           const s = daemon.applyRuleSet(initial);
           log(`rules ${options.rulesFile}: ${summaryText(s)}`);
+          daemon.checkVips();
         }
         if (neighbours) await neighbours.start();
         if (daemon.socketPath) {
-          daemon.control = await serveControlWith(daemon.socketPath, (request) => daemon.command(request));
+          daemon.control = await serveControlWith(daemon.socketPath, (request) => daemon.command(request), { log, ...options.control });
           log(`control socket ${daemon.socketPath} (mode 0600, directory 0700: root only)`);
         }
         if (arp) {
@@ -294,6 +316,7 @@ export class Lvsd {
   /** Logs a configuration command's outcome; it may have added a real server: look for its MAC now. */
   private readonly commandLog = (line: string): void => {
     this.log(line);
+    this.checkVips();
     if (this.arp) this.probeNeighbours();
   };
 
@@ -344,7 +367,7 @@ export class Lvsd {
 
   /** Validates `wanted` whole, then applies its difference from the running configuration. */
   applyRuleSet(wanted: RuleSet): ReloadSummary {
-    validateOn(this.balancer, wanted, this.options.balancer);
+    validateOn(this.balancer, wanted);
     const changes = diffRules(this.balancer.rules(), wanted);
     const counts = { "-A": 0, "-E": 0, "-D": 0, "-a": 0, "-e": 0, "-d": 0 } as Record<RuleChange["op"], number>;
     let failed = 0;
@@ -387,6 +410,7 @@ export class Lvsd {
     try {
       const summary = this.applyRuleSet(readRules(file));
       this.log(`reload ${file}: ${summaryText(summary)}; ${this.balancer.connectionCount} connection entries kept`);
+      this.checkVips();
       return summary;
     } catch (e) {
       this.log(`reload ${file} refused, configuration unchanged: ${e instanceof Error ? e.message : String(e)}`);
@@ -469,32 +493,16 @@ function readRules(file: string): RuleSet {
   return parseRules(text);
 }
 
-/** Checks a rule set against a scratch balancer of the same shape: a refusal changes nothing. */
-function validateOn(balancer: Balancer, wanted: RuleSet, options: BalancerOptions | undefined): void {
-  const scratch = new Balancer({
-    connections: 1,
-    slots: 1,
-    slotCapacity: 128,
-    maxServices: balancer.scheduler.maxServices,
-    maxDestinations: balancer.scheduler.maxDestinations,
-    destinationsPerService: balancer.scheduler.destinationsPerService,
-    maglevMaxSize: balancer.scheduler.maglevMaxSize,
-    director: options?.director,
-  });
-  // A refusal names the rules file's line (parseRules remembers it), like a parse error does.
-  const at = (entry: ServiceConfig | DestinationConfig, apply: () => void) => {
-    try {
-      apply();
-    } catch (e) {
-      const line = ruleLine(entry);
-      if (line === undefined) throw e;
-      throw new ConfigError(`line ${line}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  };
-  for (const s of wanted.services) {
-    at(s.service, () => scratch.addService(s.service));
-    for (const d of s.destinations) at(d, () => scratch.addDestination(s.service.key, d));
-  }
+/**
+ * Checks a rule set against a scratch balancer with the same rules of validation, sized to
+ * the rule set: a refusal changes nothing, and the error names the file's line.
+ */
+function validateOn(balancer: Balancer, wanted: RuleSet): void {
+  const destinations = wanted.services.reduce((n, s) => n + s.destinations.length, 0);
+  const longest = wanted.services.reduce((n, s) => Math.max(n, s.destinations.length), 0);
+  balancer.checkRoom(wanted.services.length, destinations, longest);
+  const scratch = balancer.scratch(wanted.services.length, destinations);
+  for (const s of wanted.services) scratch.addWhole(s);
 }
 
 function summaryText(s: ReloadSummary): string {

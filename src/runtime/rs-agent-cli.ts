@@ -5,6 +5,7 @@
 // See docs/tun-mode.md.
 
 import { startRsAgent, type AgentTunnel } from "./rs-agent.js";
+import { exitWhenDrained, quietOnBrokenPipe, writeAll } from "../admin/stdio.js";
 
 const USAGE = `Usage: lvs-rs-agent [--tun-type ipip|gre|gue]... [--tun-port PORT] [--ipv6] [--device NAME] [--netns NAME]
 The LVS-TUN real-server agent for kernels without the ipip / fou / gre modules: receives
@@ -40,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
     switch (flag) {
       case "-h":
       case "--help":
-        process.stdout.write(USAGE);
+        await writeAll(process.stdout, USAGE);
         return 0;
       case "--tun-type":
         for (const t of value().split(",")) {
@@ -95,10 +96,11 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
+quietOnBrokenPipe();
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenDrained(code),
   (e: unknown) => {
     log(e instanceof Error ? e.message : String(e));
-    process.exit(1);
+    void exitWhenDrained(1);
   },
 );

@@ -26,12 +26,12 @@ export const SchedCode = {
 } as const;
 
 const MESSAGES: Record<number, string> = {
-  [-1]: "no free service slot: raise maxServices in the ServiceTable options",
+  [-1]: "no free service slot: the service table is full (lvsd --max-services N; maxServices in the library)",
   [-2]: "scheduler: unknown scheduler id",
   [-3]: "maglevSize: must be a prime no larger than maglevMaxSize",
-  [-4]: "no free Maglev table: raise maglevTables in the ServiceTable options",
-  [-5]: "too many destinations for this service (destinationsPerService, or Maglev's M)",
-  [-6]: "no free destination slot: raise maxDestinations in the ServiceTable options",
+  [-4]: "no free Maglev table: every mh table is in use (maglevTables in the library)",
+  [-5]: "too many destinations for this service (lvsd --destinations-per-service N; an mh service holds at most its table size M)",
+  [-6]: "no free destination slot: the destination table is full (lvsd --max-destinations N; maxDestinations in the library)",
   [-7]: "address: family must be 4 or 6",
   [-8]: "weight: must be an integer in 0..65535",
   [-9]: "service: no such service",

@@ -8,9 +8,9 @@ import { FLOW_KEY_BYTES, formatAddress, parseAddress, readFlowKey, writeFlowKey,
 import { customScheduler, customSchedulerByHandle, customSchedulerNames, type DestinationState, type ScheduleContext } from "./registry.js";
 
 export interface ServiceTableOptions {
-  /** Default 64. */
+  /** Default 64, at most 1,048,576 (memory is the real limit). */
   readonly maxServices?: number;
-  /** Destination records shared by all services (a removed one with live connections keeps its record). Default 4096, at most 65535. */
+  /** Destination records shared by all services (a removed one with live connections keeps its record). Default 4096, at most 1,048,575. */
   readonly maxDestinations?: number;
   /** Longest destination list of one service. Default 1024. */
   readonly destinationsPerService?: number;
@@ -63,6 +63,9 @@ export interface SchedulerInfo {
 type Fn = (...args: number[]) => number;
 
 const GENERIC_FLAGS = ["flag-1", "flag-2", "flag-3"];
+/** Largest table sizes the data plane carves (assembly/sched/init.ts; one action per destination, 2^20 in all). */
+export const MAX_SERVICES = 1 << 20;
+export const MAX_DESTINATIONS = (1 << 20) - 1;
 const MH_LIST_ORDER = 0x100;
 export const KERNEL_MAGLEV_SIZE = 4093;
 
@@ -113,8 +116,8 @@ export class ServiceTable {
 
   /** Carves the scheduler tables in `wasm` (a fresh instance unless given, e.g. a PacketCore's). */
   constructor(options: ServiceTableOptions = {}, wasm: LvsWasmExports = instantiateWasm()) {
-    const services = int(options.maxServices, 64, "maxServices", 1, 65536);
-    const dests = int(options.maxDestinations, 4096, "maxDestinations", 1, 65535);
+    const services = int(options.maxServices, 64, "maxServices", 1, MAX_SERVICES);
+    const dests = int(options.maxDestinations, 4096, "maxDestinations", 1, MAX_DESTINATIONS);
     const perService = int(options.destinationsPerService, Math.min(1024, dests), "destinationsPerService", 1, dests, " (and at most maxDestinations)");
     const mhTables = int(options.maglevTables, 4, "maglevTables", 0, 1024);
     const mhMax = int(options.maglevMaxSize, 65537, "maglevMaxSize", 2, 1 << 24);
@@ -317,6 +320,25 @@ export class ServiceTable {
       overloaded: (v.getUint32(D.flags, true) & 2) !== 0,
     };
   }
+
+  /**
+   * A destination's weight and connection counters only: what a listing needs for each of
+   * 200,000 destinations, without building the address text `destination()` builds.
+   */
+  load(dest: number): { weight: number; active: number; inactive: number; persistent: number } {
+    if (!Number.isInteger(dest) || dest < 0 || dest >= this.maxDestinations)
+      throw new SchedulerConfigError(`destination: ${JSON.stringify(dest)} is not a destination id`);
+    const m = this.mem();
+    if (this.whole?.buffer !== m.buffer) this.whole = new DataView(m.buffer);
+    const at = this.f.schedDestsPtr() + dest * this.f.schedDestBytes();
+    return {
+      weight: this.whole.getInt32(at + D.weight, true),
+      active: this.whole.getInt32(at + D.active, true),
+      inactive: this.whole.getInt32(at + D.inactive, true),
+      persistent: this.whole.getInt32(at + D.persist, true),
+    };
+  }
+  private whole: DataView | undefined;
 
   /** Destination ids of a service in list order. */
   destinationIds(service: number): number[] {
