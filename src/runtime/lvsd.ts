@@ -9,7 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
-import { ConfigError, type RuleSet, } from "../config/types.js";
+import { ConfigError, type RuleSet } from "../config/types.js";
 import { answer, serveControlWith, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
