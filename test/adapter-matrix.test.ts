@@ -183,7 +183,7 @@ describe("every forwarding method over every adapter (lvsd, lvsadm, curl; IPv4 a
         .split("\n")
         .filter((l) => l.startsWith("lvsd: cannot start"));
       assert.equal(lines.length, 1, proc.output());
-      assert.match(lines[0], /^lvsd: cannot start: destination fd00:10::11: direct routing \(-g\) needs an Ethernet adapter/);
+      assert.match(lines[0], /^lvsd: cannot start: line 2: destination fd00:10::11: direct routing \(-g\) needs an Ethernet adapter/);
       assert.doesNotMatch(proc.output(), /lvsd: ready/);
     });
 

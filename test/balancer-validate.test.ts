@@ -48,13 +48,13 @@ test("persistence: timeout 1..31 days, IPv4 contiguous netmask or prefix 0..32, 
   assert.equal(persistencePrefix({ timeout: 1, netmask: "255.255.255.0" }, 4), 24);
   assert.equal(persistencePrefix({ timeout: 1, netmask: "0.0.0.0" }, 4), 0);
   assert.equal(persistencePrefix({ timeout: 1, netmask: 32 }, 4), 32);
-  refused(() => persistencePrefix({ timeout: 1, netmask: 33 }, 4), /^persistence\.netmask: 33 is not an integer in 0\.\.32$/);
-  refused(() => persistencePrefix({ timeout: 1, netmask: "255.0.255.0" }, 4), /^persistence\.netmask: "255\.0\.255\.0" is not a contiguous netmask/);
-  refused(() => persistencePrefix({ timeout: 1, netmask: "ffff::" }, 4), /^persistence\.netmask: "ffff::" is not an IPv4 netmask$/);
+  refused(() => persistencePrefix({ timeout: 1, netmask: 33 }, 4), /^persistence netmask \(-M\): 33 is not an integer in 0\.\.32$/);
+  refused(() => persistencePrefix({ timeout: 1, netmask: "255.0.255.0" }, 4), /^persistence netmask \(-M\) "255\.0\.255\.0" is not a contiguous netmask/);
+  refused(() => persistencePrefix({ timeout: 1, netmask: "ffff::" }, 4), /^persistence netmask \(-M\) "ffff::" is not an IPv4 netmask$/);
   assert.equal(persistencePrefix({ timeout: 1, netmask: 128 }, 6), 128);
   assert.equal(persistencePrefix({ timeout: 1, netmask: "64" }, 6), 64);
-  refused(() => persistencePrefix({ timeout: 1, netmask: 0 }, 6), /^persistence\.netmask: 0 is not an integer in 1\.\.128$/);
-  refused(() => persistencePrefix({ timeout: 1, netmask: 129 }, 6), /^persistence\.netmask: 129 /);
+  refused(() => persistencePrefix({ timeout: 1, netmask: 0 }, 6), /^persistence netmask \(-M\): 0 is not an integer in 1\.\.128$/);
+  refused(() => persistencePrefix({ timeout: 1, netmask: 129 }, 6), /^persistence netmask \(-M\): 129 /);
 
   const b = new Balancer({ connections: 64 });
   refused(() => b.addService(service({ persistence: { timeout: 0, netmask: 32 } })), /^persistence\.timeout: 0 is not an integer in 1\.\.2678400$/);
