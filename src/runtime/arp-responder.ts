@@ -11,6 +11,7 @@
 import type { Balancer } from "../balancer/balancer.js";
 import type { NeighbourResolver, PassDecision, PassHook } from "./director.js";
 import type { PacketIO } from "../io/packet-io.js";
+import { NeighbourLearning } from "./neighbour-learning.js";
 
 /** What the responder sends its probes with: an AfPacketSocket fits. */
 export interface FrameSender {
@@ -43,17 +44,21 @@ const ipText = (b: Uint8Array, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]
 
 export class ArpResponder implements NeighbourResolver {
   /** Addresses learnt, with their MAC. */
-  readonly learned = new Map<string, string>();
+  private readonly neighbours: NeighbourLearning;
+  /** address -> MAC, as learnt. */
+  get learned(): ReadonlyMap<string, string> {
+    return this.neighbours.learned;
+  }
   readonly stats = { requests: 0, answered: 0, learned: 0, probes: 0 };
   private readonly vips: Set<string>;
   private readonly mac: Uint8Array;
-  private readonly lastProbe = new Map<string, number>();
   /** The director's pass hook. */
   readonly hook: PassHook;
 
   constructor(private readonly options: ArpResponderOptions) {
     this.vips = new Set(options.vips.map((v) => ipText(ip4(v), 0)));
     this.mac = macBytes(options.io.mac);
+    this.neighbours = new NeighbourLearning(options.balancer, options.probeIntervalMs);
     this.hook = (packet, from, slot) => this.handle(packet, from, slot);
   }
 
@@ -81,23 +86,13 @@ export class ArpResponder implements NeighbourResolver {
   }
 
   private learn(address: string, mac: string): void {
-    if (this.learned.get(address) === mac) return;
-    try {
-      this.options.balancer.setNeighbour(address, mac);
-      this.learned.set(address, mac);
-      this.stats.learned++;
-    } catch {
-      // neighbour table full: the gateway MAC (if any) keeps serving
-    }
+    if (this.neighbours.learn(address, mac)) this.stats.learned++;
   }
 
   /** Sends an ARP request for `address` (rate-limited); the answer is learnt when it arrives. */
   resolve(address: string, family: 4 | 6): void {
     if (family !== 4) return;
-    const now = performance.now();
-    const last = this.lastProbe.get(address);
-    if (last !== undefined && now - last < (this.options.probeIntervalMs ?? 1000)) return;
-    this.lastProbe.set(address, now);
+    if (!this.neighbours.probeDue(address)) return;
     const f = new Uint8Array(42);
     f.fill(0xff, 0, 6);
     f.set(this.mac, 6);

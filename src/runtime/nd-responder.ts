@@ -20,6 +20,7 @@ import { formatIpv6 } from "../admin/inet.js";
 import type { PacketIO } from "../io/packet-io.js";
 import type { NeighbourResolver, PassDecision, PassHook } from "./director.js";
 import type { FrameSender } from "./arp-responder.js";
+import { NeighbourLearning } from "./neighbour-learning.js";
 
 export interface NdResponderOptions {
   readonly balancer: Balancer;
@@ -121,17 +122,21 @@ function learnable(b: Uint8Array, at: number): boolean {
 
 export class NdResponder implements NeighbourResolver {
   /** Addresses learnt, with their MAC. */
-  readonly learned = new Map<string, string>();
+  private readonly neighbours: NeighbourLearning;
+  /** address -> MAC, as learnt. */
+  get learned(): ReadonlyMap<string, string> {
+    return this.neighbours.learned;
+  }
   readonly stats = { solicitations: 0, advertisements: 0, answered: 0, learned: 0, probes: 0, invalid: 0 };
   private readonly vips: Set<string>;
   private readonly mac: Uint8Array;
-  private readonly lastProbe = new Map<string, number>();
   /** The director's pass hook. */
   readonly hook: PassHook;
 
   constructor(private readonly options: NdResponderOptions) {
     this.vips = new Set(options.vips.map((v) => ip6Text(ip6(v), 0)));
     this.mac = macBytes(options.io.mac);
+    this.neighbours = new NeighbourLearning(options.balancer, options.probeIntervalMs);
     this.hook = (packet, from, slot) => this.handle(packet, from, slot);
   }
 
@@ -200,23 +205,13 @@ export class NdResponder implements NeighbourResolver {
     if (!learnable(f, addressAt) || f[macAt] & 1) return;
     const address = ip6Text(f, addressAt);
     const mac = macText(f, macAt);
-    if (this.learned.get(address) === mac) return;
-    try {
-      this.options.balancer.setNeighbour(address, mac);
-      this.learned.set(address, mac);
-      this.stats.learned++;
-    } catch {
-      // neighbour table full: the gateway MAC (if any) keeps serving
-    }
+    if (this.neighbours.learn(address, mac)) this.stats.learned++;
   }
 
   /** Sends a neighbour solicitation for `address` (rate-limited); the advertisement is learnt when it arrives. */
   resolve(address: string, family: 4 | 6): void {
     if (family !== 6) return;
-    const now = performance.now();
-    const last = this.lastProbe.get(address);
-    if (last !== undefined && now - last < (this.options.probeIntervalMs ?? 1000)) return;
-    this.lastProbe.set(address, now);
+    if (!this.neighbours.probeDue(address)) return;
     const target = ip6(address);
     const source = this.options.probeSource === undefined ? new Uint8Array(16) : ip6(this.options.probeSource);
     const withOption = !isZero(source, 0, 16); // no source link-layer option from ::
