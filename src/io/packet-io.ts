@@ -69,8 +69,8 @@ export class SlotWords {
     }
     return this.u32;
   }
-  /** Resets slot i's descriptor for a packet of `length` bytes behind the headroom. */
-  received(slot: number, length: number, link: LinkType): void {
+  /** Slot i's descriptor for a packet of `length` bytes behind the headroom, the rest zero. */
+  private resetDescriptor(slot: number, length: number, link: LinkType): Uint32Array {
     const u32 = this.u32;
     const d = (this.slots.descBase + slot * DESC_SIZE) >>> 2;
     u32[d] = HEADROOM;
@@ -81,6 +81,11 @@ export class SlotWords {
     u32[d + 5] = 0;
     u32[d + 6] = 0;
     u32[d + 7] = 0;
+    return u32;
+  }
+  /** Resets slot i's descriptor for a packet of `length` bytes behind the headroom. */
+  received(slot: number, length: number, link: LinkType): void {
+    const u32 = this.resetDescriptor(slot, length, link);
     const r = (this.slots.offloadBase + slot * OFFLOAD_SIZE) >>> 2;
     u32[r] = 0;
     u32[r + 1] = 0;
@@ -88,16 +93,7 @@ export class SlotWords {
   }
   /** Resets slot i's descriptor, keeping the offload record an adapter just read (but its private bytes). */
   receivedWithOffload(slot: number, length: number, link: LinkType): void {
-    const u32 = this.u32;
-    const d = (this.slots.descBase + slot * DESC_SIZE) >>> 2;
-    u32[d] = HEADROOM;
-    u32[d + 1] = length;
-    u32[d + 2] = link;
-    u32[d + 3] = 0;
-    u32[d + 4] = 0;
-    u32[d + 5] = 0;
-    u32[d + 6] = 0;
-    u32[d + 7] = 0;
+    const u32 = this.resetDescriptor(slot, length, link);
     // Bytes 10..11 of the record: the kernel writes 10; the private Deferred byte is ours.
     const r = (this.slots.offloadBase + slot * OFFLOAD_SIZE + 8) >>> 2;
     u32[r] &= 0xffff;
