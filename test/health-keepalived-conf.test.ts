@@ -307,7 +307,7 @@ test("lvsd --keepalived with a broken file: exit 1 with the file:line error befo
   const cli = new URL("../src/runtime/lvsd-cli.ts", import.meta.url).pathname;
   const run = (args: string[]) =>
     new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile(process.execPath, ["--import", "tsx", cli, ...args], { timeout: 30_000 }, (error, _stdout, stderr) => {
+      execFile(process.execPath, ["--import", "tsx", cli, "--workers", "1", ...args], { timeout: 30_000 }, (error, _stdout, stderr) => {
         resolve({ code: error ? Number(error.code) : 0, stderr });
       });
     });

@@ -72,7 +72,7 @@ test("lvsd prints the log docs/daemon.md shows, and a failure to start ends with
     const rules = join(dir, "rules");
     const socket = join(dir, "run", "lvsd.sock");
     writeFileSync(rules, "-A -u 10.0.0.100:7 -s rr\n-a -u 10.0.0.100:7 -r 192.168.10.11:7 -m -w 1\n-a -u 10.0.0.100:7 -r 192.168.10.12:7 -m -w 1\n");
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, "--netns", ns, "--tun", "lvs0", "--rules", rules, "--socket", socket], {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, "--workers", "1", "--netns", ns, "--tun", "lvs0", "--rules", rules, "--socket", socket], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     const lines = new Lines(child);
@@ -107,7 +107,7 @@ test("lvsd prints the log docs/daemon.md shows, and a failure to start ends with
     // A rules file that does not validate: lvsd says what it was doing, then one last line.
     const bad = join(dir, "bad");
     writeFileSync(bad, "# a comment\n-A -t 10.0.0.100:80 -s nosuch\n");
-    const failing = spawn(process.execPath, ["--import", "tsx", CLI, "--netns", ns, "--tun", "lvs0", "--rules", bad, "--socket", join(dir, "other.sock")], {
+    const failing = spawn(process.execPath, ["--import", "tsx", CLI, "--workers", "1", "--netns", ns, "--tun", "lvs0", "--rules", bad, "--socket", join(dir, "other.sock")], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     const failed = new Lines(failing);

@@ -3,7 +3,7 @@
 // connection inspection for listings.
 
 import { paramsBase } from "../layout";
-import { maxServices } from "../sched/table";
+import { maxServices, maxDests } from "../sched/table";
 import { initServiceIndex, addServiceKey, removeServiceKey, setPersistence, findService } from "../datapath/services";
 import { initNeighbours, setNeighbour, setOwnMac, setGatewayMac, neighbourCount } from "../datapath/neighbours";
 import { initEvents, enableEvents, eventsRing, eventsCount, eventsDropped, eventsClear } from "../datapath/events";
@@ -13,6 +13,7 @@ import {
 } from "../datapath/config";
 import { setDefence, defenceTick, secureTcp, dropEntry, dropPacket, amemthresh, amDroprate } from "../datapath/defence";
 import { processBatch, setFragmentReleaseEnd } from "../datapath/process";
+import { initOwnerIndex, rebuildOwnerIndex, flowOwner } from "../datapath/owner";
 import { expireSweep, dropDestConnections } from "../datapath/expire";
 import { initFragments, fragmentsOn, fragExpire, fragCounters, FC_COUNT } from "../datapath/fragments";
 import { connPtr, connCapacity, connInUse, connRemaining, C_FLAGS, F_IN_USE } from "../conn/conn-table";
@@ -22,6 +23,7 @@ export function datapathInit(neighbours: u32, events: u32): u32 {
   if (!initServiceIndex(maxServices)) return 1;
   if (!initNeighbours(neighbours)) return 1;
   if (!initEvents(events)) return 1;
+  if (!initOwnerIndex(maxDests)) return 1;
   initScratch();
   return 0;
 }
@@ -154,4 +156,13 @@ export function connNextLive(i: u32): u32 {
     if ((<u32>load<u16>(connPtr(k) + C_FLAGS) & F_IN_USE) != 0) return k;
   }
   return 0xffffffff;
+}
+
+/** lvsd --workers: re-indexes the real servers by address and port (after a configuration change). */
+export function ownerIndexRebuild(): u32 {
+  return rebuildOwnerIndex();
+}
+/** lvsd --workers: the worker (0..workers-1) owning the flow of the packet in slot, or -1 for any. */
+export function packetOwner(slot: u32, workers: u32): i32 {
+  return flowOwner(slot, workers);
 }

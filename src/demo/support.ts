@@ -63,7 +63,9 @@ export async function startLvsd(lab: Lab, args: readonly string[], options: { ho
   lab.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
   const socket = join(dir, "lvsd.sock");
   options.log?.(`[${host}]# lvsd ${args.join(" ")} --socket ${socket} &`);
-  const proc = lab.spawn(host, process.execPath, ["--import", TSX_LOADER, LVSD_CLI, ...args, "--socket", socket]);
+  // One data-plane worker unless the caller asks for more: the walkthroughs' exact round-robin orders are one director's.
+  const workers = args.includes("--workers") ? [] : ["--workers", "1"];
+  const proc = lab.spawn(host, process.execPath, ["--import", TSX_LOADER, LVSD_CLI, ...args, ...workers, "--socket", socket]);
   try {
     await proc.waitForOutput(/^lvsd: ready$/m, options.timeoutMs ?? 30_000);
   } catch (e) {

@@ -134,6 +134,8 @@ export interface Libc {
   setns: Fn<[number, number], number>;
   if_nametoindex: Fn<[string], number>;
   madvise: Fn<[bigint, number, number], number>;
+  /** eventfd(2): lvsd's workers wake each other with one (src/runtime/workers). */
+  eventfd: Fn<[number, number], number>;
   /** errno of the last call on this thread. */
   errno(): number;
   /** Address of a Buffer, TypedArray or ArrayBuffer's first byte (no copy). */
@@ -194,6 +196,7 @@ export function libc(): Libc {
     setns: f("int setns(int fd, int nstype)"),
     if_nametoindex: f("unsigned int if_nametoindex(const char *name)"),
     madvise: f("int madvise(void *addr, unsigned long length, int advice)"),
+    eventfd: f("int eventfd(unsigned int initval, int flags)"),
     errno: () => koffi.errno(),
     address: (b) => koffi.address(b),
   };

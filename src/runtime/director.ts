@@ -12,6 +12,7 @@ import { PacketFlags, type Balancer } from "../balancer/balancer.js";
 import { encodeAddress } from "../core/actions.js";
 import { pollReadable } from "../io/libc.js";
 import type { PacketIO } from "../io/packet-io.js";
+import type { PacketSlots } from "../core/packet-slots.js";
 
 /** What to do with a packet the data plane passed to the host (not for a virtual service). */
 export type PassDecision = "forward" | "drop" | "consumed";
@@ -28,6 +29,29 @@ export interface DirectorRoute {
   readonly prefix: string;
   /** The adapter (or its index in `io`) that packets to this prefix leave by. */
   readonly io: PacketIO | number;
+}
+
+/**
+ * Several directors (lvsd --workers N), each with its own Balancer and its own queue of the
+ * same adapters: what one of them needs to pass packets of flows it does not own to their
+ * owner, and to take the ones passed to it (src/runtime/workers/worker-mesh.ts).
+ */
+export interface FlowHandOff {
+  /** How many workers, and which one this director is (0-based). */
+  readonly workers: number;
+  readonly self: number;
+  /** Polled beside the adapters: readable when another worker handed packets over or a commit is due. */
+  readonly wakeFd: number;
+  /** Copies slot `slot` (received from adapter index `from`) to worker `owner`; false when its ring is full. */
+  give(owner: number, slots: PacketSlots, slot: number, from: number): boolean;
+  /** After a batch's give() calls: wakes the owners that sleep. */
+  afterGiving(): void;
+  /** Moves packets handed to this worker into slots [first, first + max); the adapter indexes go to `adapters`. */
+  take(slots: PacketSlots, first: number, max: number, adapters: Uint8Array): number;
+  /** Between two batches: applies what the other threads committed (configuration). */
+  between(): void;
+  /** Before sleeping in poll (true: returns false when there is work and the loop must not sleep) and after (false). */
+  sleeping(on: boolean): boolean;
 }
 
 export interface DirectorOptions {
@@ -59,6 +83,8 @@ export interface DirectorOptions {
   readonly neighbours?: NeighbourResolver;
   /** Milliseconds, monotonic. Default performance.now(). */
   readonly clock?: () => number;
+  /** One of several workers: packets of flows another worker owns go to it (lvsd --workers). */
+  readonly handOff?: FlowHandOff;
 }
 
 export interface DirectorStats {
@@ -79,6 +105,10 @@ export interface DirectorStats {
   gsoSegments: number;
   /** Partial checksums completed here (an egress without offloads). */
   checksumsCompleted: number;
+  /** lvsd --workers: packets received here of flows another worker owns, passed to it. */
+  handedOff: number;
+  /** lvsd --workers: packets another worker received and passed here, their owner. */
+  takenOver: number;
 }
 
 interface Route {
@@ -149,6 +179,8 @@ export class Director {
     gsoCut: 0,
     gsoSegments: 0,
     checksumsCompleted: 0,
+    handedOff: 0,
+    takenOver: 0,
   };
   private readonly batch: number;
   private readonly tickMs: number;
@@ -163,6 +195,11 @@ export class Director {
   private readonly offloadAware: boolean;
   /** Slots [batch, count) hold the segments of a super-packet being cut. */
   private readonly reserveFirst: number;
+  private readonly handOff: FlowHandOff | undefined;
+  /** Slots of this batch given to another worker (skipped when the verdicts are read). */
+  private readonly handed: Uint8Array;
+  /** For packets taken from other workers: the adapter index each came in on. */
+  private readonly takenFrom: Uint8Array;
   private lastTick = -Infinity;
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -200,6 +237,9 @@ export class Director {
     // Sized by slots, not batch: held IP fragments released after a batch fill the rest.
     this.outIndex = this.io.map(() => new Int32Array(slots));
     this.outCount = new Int32Array(this.io.length);
+    this.handOff = options.handOff && options.handOff.workers > 1 ? options.handOff : undefined;
+    this.handed = new Uint8Array(this.handOff ? slots : 0);
+    this.takenFrom = new Uint8Array(this.handOff ? slots : 0);
   }
 
   private drop(reason: string): void {
@@ -247,15 +287,78 @@ export class Director {
     if (n === 0) return 0;
     const now = this.clock();
     if (this.standby) return this.standbyStep(from, n, now);
+    this.stats.received += n;
+    if (this.handOff && this.giveAway(n, index) === n) {
+      this.stats.batches++;
+      this.maybeTick(now);
+      return n;
+    }
+    this.processSlots(n, index, null, now);
+    return n;
+  }
+
+  /**
+   * Gives the packets of slots [0, n) that another worker owns to it (wasm packetOwner:
+   * the client endpoint's hash), and marks them to be skipped here. Returns how many.
+   */
+  private giveAway(n: number, index: number): number {
+    const h = this.handOff!;
+    const slots = this.balancer.slots;
+    const owner = (this.balancer.core.wasm as unknown as { packetOwner(slot: number, workers: number): number }).packetOwner;
+    const mem = slots.bytes;
+    const u32 = new Uint32Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 2);
+    let given = 0;
+    for (let s = 0; s < n; s++) {
+      const o = owner(s, h.workers);
+      if (o < 0 || o === h.self) continue;
+      if (h.give(o, slots, s, index)) this.stats.handedOff++;
+      else this.drop("handoff-full");
+      this.handed[s] = 1;
+      u32[((slots.descBase + s * DESC_SIZE) >>> 2) + 1] = 0; // an empty packet: the datapath leaves it alone
+      given++;
+    }
+    if (given > 0) h.afterGiving();
+    return given;
+  }
+
+  /** Processes the packets other workers handed to this one (their owner). Returns how many. */
+  private takeOver(): number {
+    const h = this.handOff!;
+    const n = h.take(this.balancer.slots, 0, this.batch, this.takenFrom);
+    if (n === 0) return 0;
+    const now = this.clock();
+    this.stats.takenOver += n;
+    if (this.standby) {
+      for (let s = 0; s < n; s++) this.drop("standby");
+      return n;
+    }
+    this.processSlots(n, this.takenFrom[0], this.takenFrom, now);
+    return n;
+  }
+
+  /**
+   * Runs slots [0, n) through the datapath and sends the verdicts. `index`: the adapter they
+   * came in on (`adapter`), or with `fromOf`, per slot (packets taken over from other workers).
+   */
+  private processSlots(n: number, adapter: number, fromOf: Uint8Array | null, now: number): void {
+    const b = this.balancer;
+    const slots = b.slots;
     const filled = b.process(n, Math.floor(now)); // n, plus released IP fragments
     const st = this.stats;
     st.batches++;
-    st.received += n;
+    const handed = this.handOff ? this.handed : null;
     const mem = slots.bytes;
     const u32 = new Uint32Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 2);
     const outIndex = this.outIndex;
     const outCount = this.outCount;
+    const fallback = adapter;
     for (let s = 0; s < filled; s++) {
+      if (handed !== null && s < n && handed[s] === 1) {
+        handed[s] = 0; // given to its owner
+        continue;
+      }
+      const index = fromOf !== null && s < n ? fromOf[s] : fallback;
+      const from = this.io[index];
       const d = (slots.descBase + s * DESC_SIZE) >>> 2;
       const verdict = u32[d + 4];
       const start = slots.slotAddress(s) + u32[d];
@@ -297,7 +400,6 @@ export class Director {
     }
     this.flush();
     this.maybeTick(now);
-    return n;
   }
 
   /**
@@ -423,6 +525,10 @@ export class Director {
   /** One pass over every adapter; returns the packets received. */
   runOnce(): number {
     let total = 0;
+    if (this.handOff) {
+      this.handOff.between();
+      total += this.takeOver();
+    }
     for (let i = 0; i < this.io.length; i++) total += this.step(i);
     return total;
   }
@@ -451,6 +557,7 @@ export class Director {
     const pollable = this.io.map((io, i) => [io.fd, i] as const).filter(([fd]) => fd >= 0);
     const hasUnpollable = pollable.length < this.io.length;
     const fds = pollable.map(([fd]) => fd);
+    if (this.handOff) fds.push(this.handOff.wakeFd);
     while (!this.stopping) {
       const got = this.runOnce();
       this.maybeTick(this.clock());
@@ -461,8 +568,11 @@ export class Director {
       }
       if (hasUnpollable || fds.length === 0) {
         await new Promise<void>((r) => setTimeout(r, Math.min(2, this.pollMs)));
-      } else {
+      } else if (!this.handOff) {
         await pollReadable(fds, Math.min(this.pollMs, this.tickMs));
+      } else if (this.handOff.sleeping(true)) {
+        await pollReadable(fds, Math.min(this.pollMs, this.tickMs));
+        this.handOff.sleeping(false);
       }
     }
   }

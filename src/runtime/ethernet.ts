@@ -94,11 +94,13 @@ export class EthernetPort implements PacketIO {
  * discovery only (a classic BPF socket filter) and gets a larger receive buffer for the
  * bursts of many real servers.
  */
-export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean; offload?: boolean }): EthernetPort {
+export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean; offload?: boolean; fanoutGroup?: number }): EthernetPort {
   const socket = AfPacketSocket.open({
     interface: options.interface,
     netns: options.netns,
     offload: options.offload === true,
+    // Several workers: one socket each in a fanout group, spread by the symmetric flow hash.
+    ...(options.fanoutGroup !== undefined ? { fanout: { group: options.fanoutGroup, mode: "hash" as const } } : {}),
     ...(options.serverSide ? { receiveBuffer: 1 << 20 } : {}),
   });
   try {

@@ -8,7 +8,8 @@
 // / SIGINT stop cleanly with exit status 0. Every event is one line on stderr.
 
 import { ConfigError } from "../config/types.js";
-import { LVSD_USAGE, parseLvsdArgs } from "./lvsd-options.js";
+import { availableParallelism } from "node:os";
+import { LVSD_MAX_WORKERS, LVSD_USAGE, parseLvsdArgs } from "./lvsd-options.js";
 import { LvsdHost, isLvsdWorker, runLvsdWorker } from "./lvsd-worker.js";
 import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
 import type { KeepalivedConf } from "../health/keepalived-conf/read.js";
@@ -32,7 +33,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   log(`starting (pid ${process.pid})`);
-  const { help: _help, keepalivedFile, metrics, ...daemonOptions } = options;
+  const { help: _help, keepalivedFile, metrics, ...given } = options;
+  // One data-plane worker per core unless --workers says otherwise (docs/daemon.md, "Threads").
+  const daemonOptions = { ...given, workers: given.workers ?? Math.min(availableParallelism(), LVSD_MAX_WORKERS) };
   // keepalived.conf is read before anything starts: a broken file applies nothing.
   let keepalived: KeepalivedConf | null = null;
   try {
@@ -73,7 +76,8 @@ async function main(argv: string[]): Promise<number> {
       if (keepalivedFile) void control.reload();
       else void daemon.reload();
     });
-    process.on("SIGUSR1", () => void daemon.statsLine().then(log));
+    // Several workers: one line each.
+    process.on("SIGUSR1", () => void daemon.statsLine().then((lines) => lines.split("\n").forEach((l) => log(l))));
     process.on("SIGTERM", () => void stop("SIGTERM", 0).then(resolve));
     process.on("SIGINT", () => void stop("SIGINT", 0).then(resolve));
     daemon.running.catch(() => void stop("the packet loop failed", 1).then(resolve));

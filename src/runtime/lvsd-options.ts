@@ -10,6 +10,7 @@ import { parseMetricsAddress } from "../metrics/metrics-server.js";
 import type { ControlServerOptions } from "../admin/control-server.js";
 import { checkSocketPathLength } from "../admin/socket-claim.js";
 import { MAX_DESTINATIONS, MAX_SERVICES } from "../sched/service-table.js";
+import type { WorkerMeshData } from "./workers/worker-mesh.js";
 /** An adapter lvsd opens itself. */
 export type AdapterSpec =
   | {
@@ -99,10 +100,20 @@ export interface LvsdOptions {
   readonly keepalivedFile?: string;
   /** Serve Prometheus metrics here (--metrics HOST:PORT; docs/metrics.md). Nothing listens without it. */
   readonly metrics?: { readonly host: string; readonly port: number };
+  /**
+   * Data-plane workers, one thread each with its own Balancer and its own queue of every
+   * adapter (--workers N; docs/daemon.md, "Threads"). lvsd's default: the cores available.
+   */
+  readonly workers?: number;
+  /** Set by LvsdHost in each of several workers: which one this is, and what they share. */
+  readonly worker?: { readonly index: number; readonly mesh: WorkerMeshData };
 }
 
 /** lvsd's transmit queue for its TUN device: room for a burst of one TCP window of 1500-byte packets (docs/io.md). */
 export const LVSD_TUN_TXQUEUELEN = 4096;
+
+/** Most data-plane workers (--workers): the hand-off rings grow with the square of the count. */
+export const LVSD_MAX_WORKERS = 64;
 
 /** lvsd's table sizes unless told otherwise: a kube-proxy-sized cluster fits. */
 export const LVSD_DEFAULT_SERVICES = 65536;
@@ -119,6 +130,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
                         [--announce-delay MS]]
             [--max-services N] [--max-destinations N]
             [--destinations-per-service N] [--control-idle-ms N] [--control-connections N]
+            [--workers N]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -189,6 +201,10 @@ servers; see docs/daemon.md for deploying each.
   --control-connections N
                         control connections open at once; more are refused and logged
                         (default 64)
+  --workers N           data-plane worker threads (default: the cores available), each
+                        with its own balancer and its own queue of the adapters (a
+                        multi-queue TUN device, an AF_PACKET fanout group); a flow and
+                        its replies stay with one worker (docs/daemon.md, "Threads")
   -h, --help            this text
 
 Signals: SIGHUP reloads the rules file, SIGUSR1 logs the packet counters, SIGTERM and
@@ -225,6 +241,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let tunnelMtu: number | undefined;
   let keepalivedFile: string | undefined;
   let metrics: { host: string; port: number } | undefined;
+  let workers: number | undefined;
   const sysctls: Record<string, number> = {};
   const ipv4 = (text: string, name: string): string => {
     if (!isIPv4(text)) throw new ConfigError(`${name} ${text}: expected an IPv4 address`);
@@ -356,6 +373,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--control-connections":
         control.maxConnections = integer(value(), 1, 65536);
         break;
+      case "--workers":
+        workers = integer(value(), 1, LVSD_MAX_WORKERS);
+        break;
       default:
         throw new ConfigError(`unknown option ${arg} (see lvsd --help)`);
     }
@@ -414,6 +434,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(hugePages ? {} : { hugePages: false }),
     ...(keepalivedFile ? { keepalivedFile } : {}),
     ...(metrics ? { metrics } : {}),
+    ...(workers !== undefined ? { workers } : {}),
     ...(standby ? { standby: true } : {}),
     ...(syncRefreshMs > 0 ? { syncRefreshMs } : {}),
     ...(announceOn ? { announce } : {}),

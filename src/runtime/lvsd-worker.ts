@@ -8,40 +8,72 @@
 // rather than between them; the command itself runs on the worker between two batches (the
 // Balancer is not shared). See docs/daemon.md, "Threads".
 //
+// With several workers (lvsd --workers N) each has its own Balancer and its own queue of
+// every adapter (src/runtime/workers). A configuration command is staged in every worker
+// and committed by a shared epoch; listings and counters are gathered from every worker
+// and shown as totals (src/runtime/workers/merge.ts).
+//
 //   main thread                                worker thread
 //   control socket ── { argv, stdin } ──────►  Lvsd.command() ── Balancer
 //   SIGHUP / SIGUSR1 / SIGTERM ─ reload/stats/stop ─►  Lvsd
 //   stderr  ◄──────────── log lines ─────────  Director loop over the adapters
 
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker, parentPort, workerData } from "node:worker_threads";
-import type { CommandResult } from "../admin/execute.js";
+import type { Balancer } from "../balancer/balancer.js";
+import { ConfigError } from "../config/types.js";
+import { parseCommand, type LvsCommand } from "../admin/command.js";
+import { executeCommand, type CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { serveControlWith, type ControlServer } from "../admin/control-server.js";
+import { parseRules } from "../admin/rules.js";
+import { SYSCTL_SUBCOMMAND } from "../admin/sysctl-command.js";
+import type { ConnectionSnapshot, ListingSnapshot, ServiceSnapshot } from "../balancer/snapshots.js";
 import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { claimSocketPath } from "../admin/socket-claim.js";
 import { Lvsd } from "./lvsd.js";
 import type { LvsdOptions } from "./lvsd-options.js";
+import { isDrainRequest } from "./drain-command.js";
+import { closeMesh, commitEpoch, meshData, type WorkerMeshData } from "./workers/worker-mesh.js";
+import { mergeListings, mergeMetrics, mergeServices } from "./workers/merge.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
 export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath" | "keepalivedFile" | "metrics" | "control">;
 
+type Simple = "reload" | "stats" | "stop" | "metrics";
+
 type ToWorker =
   | { readonly id: number; readonly kind: "command"; readonly request: unknown }
-  | { readonly id: number; readonly kind: "reload" | "stats" | "stop" | "metrics" };
+  | { readonly id: number; readonly kind: Simple }
+  | { readonly id: number; readonly kind: "snapshot"; readonly argv: readonly string[] }
+  | {
+      readonly id: number;
+      readonly kind: "stage";
+      readonly epoch: number;
+      readonly resultId: number;
+      readonly change: { readonly request: unknown } | { readonly reloadText: string };
+    }
+  | { readonly id: 0; readonly kind: "neighbours"; readonly entries: ReadonlyArray<readonly [string, string]> };
 
 type FromWorker =
   | { readonly kind: "log"; readonly line: string }
-  | { readonly kind: "ready" }
+  | { readonly kind: "ready"; readonly adapters: readonly string[] }
   | { readonly kind: "start-failed"; readonly message: string }
   | { readonly kind: "loop-failed"; readonly message: string }
-  | { readonly kind: "answer"; readonly id: number; readonly value: unknown };
+  | { readonly kind: "answer"; readonly id: number; readonly value: unknown }
+  | { readonly kind: "neighbours"; readonly entries: ReadonlyArray<readonly [string, string]> };
+
+/** What a worker answers to "snapshot": the data of one listing, or null when the command fails there. */
+type ListingData = { readonly listing: ListingSnapshot } | { readonly service: ServiceSnapshot } | { readonly connections: ConnectionSnapshot[] } | null;
 
 interface WorkerData {
   readonly lvsdWorker: true;
   readonly options: LvsdWorkerOptions;
 }
+
+/** How often a worker tells the others the neighbours it learnt (several workers, AF_PACKET). */
+const NEIGHBOUR_RELAY_MS = 100;
 
 /** True in a thread started by LvsdHost (the entry module calls runLvsdWorker then). */
 export function isLvsdWorker(): boolean {
@@ -61,11 +93,45 @@ export async function runLvsdWorker(): Promise<void> {
     return;
   }
   daemon.running.catch((e: unknown) => post({ kind: "loop-failed", message: e instanceof Error ? e.message : String(e) }));
+  // Several workers: configuration changes staged here, applied when the epoch reaches theirs.
+  const staged: Array<Extract<ToWorker, { kind: "stage" }>> = [];
+  let relay: NodeJS.Timeout | undefined;
+  const relayed = new Map<string, string>();
+  if (daemon.mesh) {
+    daemon.mesh.onCommit = (epoch) => {
+      while (staged.length > 0 && staged[0].epoch <= epoch) {
+        const { resultId, change } = staged.shift()!;
+        const value = "reloadText" in change ? daemon.reload(change.reloadText) : (daemon.command(change.request) as CommandResult);
+        post({ kind: "answer", id: resultId, value });
+      }
+    };
+    if (daemon.arp) {
+      relay = setInterval(() => {
+        const fresh = [...daemon.knownNeighbours()].filter(([a, m]) => relayed.get(a) !== m);
+        for (const [a, m] of fresh) relayed.set(a, m);
+        if (fresh.length > 0) post({ kind: "neighbours", entries: fresh });
+      }, NEIGHBOUR_RELAY_MS);
+      relay.unref();
+    }
+  }
   port.on("message", (m: ToWorker) => {
     const reply = (value: unknown) => post({ kind: "answer", id: m.id, value });
     switch (m.kind) {
       case "command":
         void Promise.resolve(daemon.command(m.request)).then(reply);
+        break;
+      case "stage":
+        staged.push(m);
+        reply(null);
+        break;
+      case "snapshot":
+        reply(listingData(daemon.balancer, m.argv, () => daemon.now()));
+        break;
+      case "neighbours":
+        for (const [a, mac] of m.entries) {
+          relayed.set(a, mac);
+          daemon.learnRelayedNeighbour(a, mac);
+        }
         break;
       case "reload":
         daemon.reload();
@@ -78,6 +144,7 @@ export async function runLvsdWorker(): Promise<void> {
         reply(daemon.metricsSnapshot());
         break;
       case "stop":
+        clearInterval(relay);
         void daemon.stop().then(() => {
           reply(null);
           port.close();
@@ -85,11 +152,69 @@ export async function runLvsdWorker(): Promise<void> {
         break;
     }
   });
-  post({ kind: "ready" });
+  post({ kind: "ready", adapters: daemon.io.map((x) => x.name) });
+}
+
+/** The data of a services or connections listing in this worker, for the main thread to add up. */
+function listingData(balancer: Balancer, argv: readonly string[], now: () => number): ListingData {
+  try {
+    const cmd = parseCommand(argv, { program: "lvsadm" });
+    if (cmd.kind !== "list") return null;
+    if (cmd.show === "connections") return { connections: balancer.connections(now()) };
+    if (cmd.show !== "services") return null;
+    return cmd.service ? { service: balancer.service(cmd.service) } : { listing: balancer.listing() };
+  } catch {
+    return null; // the command's own error: the main thread lets one worker answer it
+  }
+}
+
+/** How the main thread answers a command when there are several workers. */
+type Route = "one" | "all" | "merged";
+
+/** Staged in every worker: the commands that change the configuration, the counters or the sync daemons. */
+const CHANGES = new Set<LvsCommand["kind"]>([
+  "add-service",
+  "edit-service",
+  "delete-service",
+  "clear",
+  "add-dest",
+  "edit-dest",
+  "delete-dest",
+  "zero",
+  "set-timeouts",
+  "restore",
+  "start-daemon",
+  "stop-daemon",
+]);
+
+function routeOf(request: unknown): Route {
+  const argv = (request as { argv?: unknown } | null)?.argv;
+  if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) return "one";
+  if (isDrainRequest(argv)) return "one"; // the route announcer runs in worker 0
+  if (argv[0] === SYSCTL_SUBCOMMAND) return argv.length > 1 ? "all" : "one";
+  let cmd: LvsCommand;
+  try {
+    cmd = parseCommand(argv, { program: "lvsadm" });
+  } catch {
+    return "one"; // a usage error: one worker answers it, nothing changes
+  }
+  if (CHANGES.has(cmd.kind)) return "all";
+  if (cmd.kind === "list" && (cmd.show === "services" || cmd.show === "connections")) return "merged";
+  return "one";
+}
+
+/** A read-only stand-in for a Balancer whose listings are the workers' totals (for executeCommand). */
+function mergedView(data: readonly NonNullable<ListingData>[]): Balancer {
+  const view = {
+    listing: () => mergeListings(data.map((d) => (d as { listing: ListingSnapshot }).listing)),
+    service: () => mergeServices(data.map((d) => (d as { service: ServiceSnapshot }).service)),
+    connections: () => data.flatMap((d) => (d as { connections: ConnectionSnapshot[] }).connections),
+  };
+  return view as unknown as Balancer;
 }
 
 /**
- * The main side: the worker, the control socket relaying to it, and the requests the
+ * The main side: the workers, the control socket relaying to them, and the requests the
  * signals make. Same socket protocol and permissions as src/admin/control-server.ts.
  */
 export class LvsdHost {
@@ -98,14 +223,19 @@ export class LvsdHost {
   private nextId = 1;
   private readonly pending = new Map<number, (value: unknown) => void>();
   private stopping: Promise<void> | null = null;
-  /** Resolves when the worker ends; rejects if its packet loop failed or it died. */
+  /** Resolves when the workers end; rejects if a packet loop failed or a worker died. */
   readonly running: Promise<void>;
   private settle!: { resolve: () => void; reject: (e: Error) => void };
+  private readonly workers: Worker[] = [];
+  private mesh: WorkerMeshData | null = null;
+  /** Configuration changes, one at a time (several workers). */
+  private changes: Promise<unknown> = Promise.resolve();
+  private epoch = 0;
+  private exited = 0;
+  private rulesFile: string | undefined;
+  private readonly ready = new Set<Worker>();
 
-  private constructor(
-    private readonly worker: Worker,
-    socketPath: string | false | undefined,
-  ) {
+  private constructor(socketPath: string | false | undefined) {
     this.socketPath = socketPath === false ? null : (socketPath ?? defaultSocketPath());
     this.running = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
@@ -113,54 +243,42 @@ export class LvsdHost {
     this.running.catch(() => {});
   }
 
+  /** How many data-plane workers run. */
+  get workerCount(): number {
+    return this.workers.length;
+  }
+
   /**
-   * Starts the worker from `entry` (a module that calls runLvsdWorker() when
-   * isLvsdWorker(): lvsd-cli.ts does), waits for it to be ready, then serves the socket.
+   * Starts the workers from `entry` (a module that calls runLvsdWorker() when
+   * isLvsdWorker(): lvsd-cli.ts does), waits for them to be ready, then serves the socket.
+   * Worker 0 starts first: it creates the devices, the others open more queues of them.
    */
   static async start(entry: URL, options: LvsdWorkerOptions & Pick<LvsdOptions, "socketPath" | "control">, log: (line: string) => void): Promise<LvsdHost> {
     const { socketPath, control, ...rest } = options;
+    const count = options.workers ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > 64) throw new ConfigError(`workers ${count}: not an integer in 1..64`);
     // A path another lvsd answers on is refused before any adapter is opened.
     if (socketPath !== false) await claimSocketPath(socketPath ?? defaultSocketPath());
-    const data = { lvsdWorker: true, options: rest } satisfies WorkerData;
-    // Run from source (lvsd-cli.ts under tsx): a worker does not inherit tsx's module hooks
-    // on Node 20, so it registers them itself before importing the entry.
-    const worker = entry.pathname.endsWith(".ts")
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`,
-          { eval: true, workerData: data },
-        )
-      : new Worker(entry, { workerData: data });
-    const host = new LvsdHost(worker, socketPath);
-    await new Promise<void>((resolve, reject) => {
-      worker.on("message", (m: FromWorker) => {
-        if (m.kind === "log") log(m.line);
-        else if (m.kind === "ready") resolve();
-        else if (m.kind === "start-failed") reject(new Error(m.message));
-        else if (m.kind === "loop-failed") {
-          log(`director loop failed: ${m.message}`);
-          host.settle.reject(new Error(m.message));
-        } else if (m.kind === "answer") {
-          const done = host.pending.get(m.id);
-          host.pending.delete(m.id);
-          done?.(m.value);
-        }
-      });
-      worker.on("error", (e) => {
-        reject(e);
-        host.settle.reject(e);
-      });
-      worker.on("exit", (code) => {
-        reject(new Error(`the data-plane worker exited (${code}) before it was ready`));
-        for (const done of host.pending.values()) done({ stdout: "", stderr: "lvsd: stopping\n", exitCode: 2 });
-        host.pending.clear();
-        if (code === 0 || host.stopping) host.settle.resolve();
-        else host.settle.reject(new Error(`the data-plane worker exited with status ${code}`));
-      });
-    }).catch(async (e: unknown) => {
-      await worker.terminate();
+    const host = new LvsdHost(socketPath);
+    host.rulesFile = rest.rulesFile;
+    try {
+      if (count === 1) {
+        await host.spawn(entry, rest, 0, log);
+        log(`data plane on worker thread ${host.workers[0].threadId}; control on the main thread`);
+      } else {
+        host.mesh = meshData(count);
+        const names = await host.spawn(entry, { ...rest, worker: { index: 0, mesh: host.mesh } }, 0, log);
+        // The others open the devices worker 0 created ("lvs%d" resolved to its name).
+        const adapters = rest.adapters?.map((a, i) => (a.kind === "tun" ? { ...a, name: names[i] ?? a.name } : a));
+        await Promise.all(
+          Array.from({ length: count - 1 }, (_, k) => host.spawn(entry, { ...rest, adapters, worker: { index: k + 1, mesh: host.mesh! } }, k + 1, log)),
+        );
+        log(`data plane on ${count} worker threads (${host.workers.map((w) => w.threadId).join(", ")}); control on the main thread`);
+      }
+    } catch (e) {
+      await host.abort();
       throw e;
-    });
-    log(`data plane on worker thread ${worker.threadId}; control on the main thread`);
+    }
     if (host.socketPath) {
       try {
         host.server = await serveControlWith(host.socketPath, (request) => host.command(request), { log, ...control });
@@ -174,41 +292,178 @@ export class LvsdHost {
     return host;
   }
 
-  private request(m: { kind: "command"; request: unknown } | { kind: "reload" | "stats" | "stop" | "metrics" }): Promise<unknown> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.worker.postMessage({ ...m, id } as ToWorker);
+  /** Starts worker `index` and waits until it is ready; resolves with its adapters' names. */
+  private async spawn(entry: URL, options: LvsdWorkerOptions, index: number, log: (line: string) => void): Promise<readonly string[]> {
+    const data = { lvsdWorker: true, options } satisfies WorkerData;
+    // Run from source (lvsd-cli.ts under tsx): a worker does not inherit tsx's module hooks
+    // on Node 20, so it registers them itself before importing the entry.
+    const worker = entry.pathname.endsWith(".ts")
+      ? new Worker(
+          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`,
+          { eval: true, workerData: data },
+        )
+      : new Worker(entry, { workerData: data });
+    this.workers.push(worker);
+    const several = options.worker !== undefined;
+    const say = several ? (line: string) => log(`worker ${index}: ${line}`) : log;
+    return new Promise<readonly string[]>((resolve, reject) => {
+      worker.on("message", (m: FromWorker) => {
+        if (m.kind === "log") say(m.line);
+        else if (m.kind === "ready") {
+          this.ready.add(worker);
+          resolve(m.adapters);
+        } else if (m.kind === "start-failed") reject(new Error(several ? `worker ${index}: ${m.message}` : m.message));
+        else if (m.kind === "loop-failed") {
+          say(`director loop failed: ${m.message}`);
+          this.settle.reject(new Error(m.message));
+        } else if (m.kind === "neighbours") {
+          for (const other of this.workers) if (other !== worker) other.postMessage({ id: 0, kind: "neighbours", entries: m.entries } satisfies ToWorker);
+        } else if (m.kind === "answer") {
+          const done = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          done?.(m.value);
+        }
+      });
+      worker.on("error", (e) => {
+        reject(e);
+        this.settle.reject(e);
+      });
+      worker.on("exit", (code) => {
+        reject(new Error(`the data-plane worker exited (${code}) before it was ready`));
+        this.exited++;
+        if (this.exited === this.workers.length) {
+          for (const done of this.pending.values()) done({ stdout: "", stderr: "lvsd: stopping\n", exitCode: 2 });
+          this.pending.clear();
+          if (this.mesh) closeMesh(this.mesh);
+          this.mesh = null;
+        }
+        if (code !== 0 && !this.stopping) this.settle.reject(new Error(`the data-plane worker exited with status ${code}`));
+        else if (this.exited === this.workers.length) this.settle.resolve();
+      });
     });
   }
 
-  /** Relays one control request to the worker and returns its answer. */
+  private ask(
+    worker: Worker,
+    m: Omit<Extract<ToWorker, { kind: "command" }>, "id"> | { kind: Simple } | { kind: "snapshot"; argv: readonly string[] },
+  ): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      worker.postMessage({ ...m, id } as ToWorker);
+    });
+  }
+
+  private askAll(m: { kind: Simple } | { kind: "snapshot"; argv: readonly string[] }): Promise<unknown[]> {
+    return Promise.all(this.workers.map((w) => this.ask(w, m)));
+  }
+
+  /**
+   * A change for every worker, all or nothing: staged in each (every worker holds the same
+   * configuration, so each decides alike), then committed by raising the shared epoch; each
+   * worker applies it between two batches. Resolves with every worker's result.
+   */
+  private change(change: { request: unknown } | { reloadText: string }): Promise<unknown[]> {
+    const run = async () => {
+      const epoch = ++this.epoch;
+      const results = this.workers.map(() => {
+        const id = this.nextId++;
+        return { id, value: new Promise<unknown>((resolve) => this.pending.set(id, resolve)) };
+      });
+      await Promise.all(
+        this.workers.map((w, i) => {
+          const id = this.nextId++;
+          return new Promise<unknown>((resolve) => {
+            this.pending.set(id, resolve);
+            w.postMessage({ id, kind: "stage", epoch, resultId: results[i].id, change } satisfies ToWorker);
+          });
+        }),
+      );
+      if (this.mesh) commitEpoch(this.mesh, epoch);
+      return Promise.all(results.map((r) => r.value));
+    };
+    const next = this.changes.then(run, run);
+    this.changes = next.catch(() => {});
+    return next;
+  }
+
+  /** Relays one control request to the workers and returns the answer (totals over all workers). */
   async command(request: unknown): Promise<CommandResult> {
-    return (await this.request({ kind: "command", request })) as CommandResult;
+    if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
+    const route = routeOf(request);
+    if (route === "all") {
+      const results = (await this.change({ request })) as CommandResult[];
+      return results[0];
+    }
+    if (route === "merged") {
+      const r = request as { argv: string[]; json?: unknown };
+      const data = (await this.askAll({ kind: "snapshot", argv: r.argv })) as ListingData[];
+      if (data.every((d): d is NonNullable<ListingData> => d !== null)) {
+        const cmd = parseCommand(r.argv, { program: "lvsadm" });
+        return executeCommand({ balancer: mergedView(data), now: () => 0, program: "lvsadm" }, cmd, "", { json: r.json === true });
+      }
+    }
+    return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
   }
 
-  /** SIGHUP: the worker re-reads the rules file and logs what it did. */
+  /** SIGHUP: the workers re-read the rules file (several: the main thread reads it once for all). */
   async reload(): Promise<void> {
-    await this.request({ kind: "reload" });
+    if (this.workers.length === 1) {
+      await this.ask(this.workers[0], { kind: "reload" });
+      return;
+    }
+    const file = this.rulesFile;
+    let text: string;
+    try {
+      if (!file) throw new Error("no rules file");
+      text = readFileSync(file, "utf8");
+      parseRules(text);
+    } catch {
+      // Each worker logs why (the same words as with one worker); nothing changes.
+      await this.ask(this.workers[0], { kind: "reload" });
+      return;
+    }
+    await this.change({ reloadText: text });
   }
 
-  /** SIGUSR1: the counters line. */
+  /** SIGUSR1: the counters line (several workers: one line each, "worker N: ..."). */
   async statsLine(): Promise<string> {
-    return (await this.request({ kind: "stats" })) as string;
+    const lines = (await this.askAll({ kind: "stats" })) as string[];
+    return lines.length === 1 ? lines[0] : lines.map((l, i) => `worker ${i}: ${l}`).join("\n");
   }
 
-  /** The data plane's counters, for the metrics (src/metrics). */
+  /** The data plane's counters, for the metrics (src/metrics): totals over the workers. */
   async metricsSnapshot(): Promise<MetricsSnapshot> {
-    return (await this.request({ kind: "metrics" })) as MetricsSnapshot;
+    const each = (await this.askAll({ kind: "metrics" })) as MetricsSnapshot[];
+    return each.length === 1 ? each[0] : mergeMetrics(each);
   }
 
-  /** Closes the socket, stops the worker's daemon (it logs the counters) and waits for its exit. */
+  /** A start that failed: the workers that started stop cleanly (they undo what they set up), the rest end. */
+  private async abort(): Promise<void> {
+    this.stopping ??= (async () => {
+      await Promise.all(
+        this.workers.map((w) =>
+          this.ready.has(w)
+            ? Promise.race([this.ask(w, { kind: "stop" }), new Promise((r) => setTimeout(r, 10_000).unref())]).then(() => w.terminate())
+            : w.terminate(),
+        ),
+      );
+    })();
+    await this.stopping;
+  }
+
+  /** Closes the socket, stops the workers' daemons (each logs its counters) and waits for their exit. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.server?.close();
-      const timer = setTimeout(() => void this.worker.terminate(), 10_000);
-      await Promise.race([this.request({ kind: "stop" }), this.running.catch(() => {})]);
-      await this.running.catch(() => {});
+      const timer = setTimeout(() => {
+        for (const w of this.workers) void w.terminate();
+      }, 10_000);
+      // Worker 0 last: it removes the VIP isolation, and its queue takes the device with it.
+      const [first, ...others] = this.workers;
+      await Promise.all(others.map((w) => this.ask(w, { kind: "stop" })));
+      if (first) await Promise.race([this.ask(first, { kind: "stop" }), this.running.catch(() => {})]);
+      if (this.workers.length > 0) await this.running.catch(() => {});
       clearTimeout(timer);
     })();
     return this.stopping;

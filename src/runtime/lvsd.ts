@@ -33,6 +33,7 @@ import { isDrainRequest, runDrainRequest } from "./drain-command.js";
 import { LVSD_DEFAULT_DESTINATIONS, LVSD_DEFAULT_SERVICES, LVSD_TUN_TXQUEUELEN, type AdapterSpec, type LvsdOptions } from "./lvsd-options.js";
 import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
 import { VipTrapCheck } from "./vip-trap.js";
+import { WorkerMesh } from "./workers/worker-mesh.js";
 
 // ---------------------------------------------------------------------------- the daemon
 
@@ -68,6 +69,9 @@ export class Lvsd {
   readonly sync: SyncDaemons;
   /** Warns about VIPs the kernel still has (docs/daemon.md, "A VIP this host still has"). */
   private readonly vipTrap: VipTrapCheck | null;
+  /** One of several workers (lvsd --workers N): the rings and the configuration epoch, else null. */
+  mesh: WorkerMesh | null = null;
+  private indexedVersion = -1;
 
   private constructor(
     private readonly options: LvsdOptions,
@@ -91,7 +95,7 @@ export class Lvsd {
     });
     this.setStandby([]);
     this.vipTrap =
-      options.vipCheck === false
+      options.vipCheck === false || (options.worker?.index ?? 0) > 0
         ? null
         : new VipTrapCheck({ netns: options.adapters?.find((a) => a.netns)?.netns, isolated: options.isolateVips, log: this.log });
   }
@@ -143,8 +147,12 @@ export class Lvsd {
     }
     const opened: PacketIO[] = [];
     const undo: Array<() => Promise<void>> = [];
+    // One of several workers (lvsd --workers N): its own queue of every adapter, and only
+    // worker 0 does what must happen once per host (VIP isolation, route announcements).
+    const mesh = options.worker && options.worker.mesh.workers > 1 ? new WorkerMesh(options.worker.mesh, options.worker.index) : null;
+    const first = !mesh || mesh.self === 0;
     try {
-      for (const spec of specs) {
+      for (const [i, spec] of specs.entries()) {
         const io =
           spec.kind === "tun"
             ? TunDevice.open({
@@ -153,12 +161,15 @@ export class Lvsd {
                 mtu: spec.mtu,
                 offload: spec.offload !== false,
                 txQueueLength: spec.txQueueLength ?? LVSD_TUN_TXQUEUELEN,
+                ...(mesh ? { multiQueue: true } : {}),
               })
             : openEthernetPort({
                 interface: spec.interface,
                 netns: spec.netns,
                 serverSide: spec.interface === options.serverSide,
                 offload: spec.offload !== false,
+                // The server side reads ARP and ND only: every worker takes a copy of each.
+                ...(mesh && spec.interface !== options.serverSide ? { fanoutGroup: fanoutGroup(i) } : {}),
               });
         opened.push(io);
         log(`adapter ${describeAdapter(spec, io)}`);
@@ -234,9 +245,10 @@ export class Lvsd {
         clock,
         ...(pass ? { pass } : {}),
         ...(resolver ? { neighbours: resolver } : {}),
+        ...(mesh ? { handOff: mesh } : {}),
       });
       const isolated = options.isolateVips ?? [];
-      if (isolated.length > 0) {
+      if (isolated.length > 0 && first) {
         for (const spec of specs) {
           if (spec.kind !== "af-packet" || spec.interface === options.serverSide) continue;
           undo.push(await isolateVips(spec.netns, spec.interface, isolated));
@@ -247,6 +259,7 @@ export class Lvsd {
       const daemon = new Lvsd({ ...options, balancer: { ...options.balancer, director: balancerOptions.director } }, io, balancer, director);
       daemon.neighbours = neighbours;
       daemon.arp = arp;
+      daemon.mesh = mesh;
       daemon.undo.push(...undo.splice(0));
       try {
         if (initial) {
@@ -254,6 +267,7 @@ export class Lvsd {
           log(`rules ${options.rulesFile}: ${summaryText(s)}`);
           daemon.checkVips();
         }
+        daemon.reindexOwners();
         if (neighbours) await neighbours.start();
         if (daemon.socketPath) {
           daemon.control = await serveControlWith(daemon.socketPath, (request) => daemon.command(request), { log, ...options.control });
@@ -265,7 +279,7 @@ export class Lvsd {
           daemon.probeTimer.unref();
         }
         daemon.loop = director.start();
-        if (options.announce) {
+        if (options.announce && first) {
           // Last: announce only once the director forwards.
           daemon.announcer = await RouteAnnouncer.start({
             ...options.announce,
@@ -329,7 +343,19 @@ export class Lvsd {
     if (r && Array.isArray(r.argv) && r.argv.every((a) => typeof a === "string") && isDrainRequest(r.argv)) {
       return runDrainRequest(this.announcer, r.argv as string[], r.json === true);
     }
-    return answer(this.context(), request, this.commandLog);
+    const result = answer(this.context(), request, this.commandLog);
+    this.reindexOwners();
+    return result;
+  }
+
+  /**
+   * Several workers: after a configuration change, re-indexes the real servers by address
+   * and port, which the flow-owner hash of their replies needs (assembly/datapath/owner.ts).
+   */
+  reindexOwners(): void {
+    if (!this.mesh || this.balancer.configVersion === this.indexedVersion) return;
+    this.indexedVersion = this.balancer.configVersion;
+    (this.balancer.core.wasm as unknown as { ownerIndexRebuild(): number }).ownerIndexRebuild();
   }
 
   /** Resolves when the packet loop ends (stop(), or an adapter failure, which rejects). */
@@ -337,10 +363,30 @@ export class Lvsd {
     return this.loop ?? Promise.resolve();
   }
 
-  /** Every neighbour MAC the daemon knows: learnt by ARP or copied from the kernel's table. */
-  knownNeighbours(): Map<string, string> {
-    return new Map([...(this.neighbours?.known ?? []), ...(this.arp?.learned() ?? [])]);
+  /** The daemon's clock, in whole milliseconds (connection expiry in listings). */
+  now(): number {
+    return Math.floor(this.clock());
   }
+
+  /** Every neighbour MAC the daemon knows: learnt by ARP, copied from the kernel's table, or from another worker. */
+  knownNeighbours(): Map<string, string> {
+    return new Map([...this.relayedNeighbours, ...(this.neighbours?.known ?? []), ...(this.arp?.learned() ?? [])]);
+  }
+
+  /**
+   * Several workers: a neighbour another worker learnt (the fanout group hands each ARP
+   * reply to one socket only), copied into this worker's table.
+   */
+  learnRelayedNeighbour(address: string, mac: string): void {
+    if (this.relayedNeighbours.get(address) === mac) return;
+    try {
+      this.balancer.setNeighbour(address, mac);
+      this.relayedNeighbours.set(address, mac);
+    } catch {
+      // neighbour table full: as for a neighbour learnt here
+    }
+  }
+  private readonly relayedNeighbours = new Map<string, string>();
 
   /**
    * AF_PACKET: probes by ARP or neighbour solicitation (on the port each routes to) the real
@@ -397,7 +443,7 @@ export class Lvsd {
    * Re-reads the rules file and applies the difference (SIGHUP). A file that does not parse
    * or validate changes nothing; the error is logged and returned as null.
    */
-  reload(): ReloadSummary | null {
+  reload(rulesText?: string): ReloadSummary | null {
     if (this.options.keepalivedFile) {
       void this.controlPlane?.reload();
       return null;
@@ -408,7 +454,9 @@ export class Lvsd {
       return null;
     }
     try {
-      const summary = this.applyRuleSet(readRules(file));
+      // Several workers get the text the main thread read once, so that they all apply the same file.
+      const summary = this.applyRuleSet(rulesText === undefined ? readRules(file) : parseRules(rulesText));
+      this.reindexOwners();
       this.log(`reload ${file}: ${summaryText(summary)}; ${this.balancer.connectionCount} connection entries kept`);
       this.checkVips();
       return summary;
@@ -429,6 +477,7 @@ export class Lvsd {
       `packets received ${s.received}, forwarded ${s.forwarded}, replied ${s.replied}, passed ${s.passed}, ` +
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
       superPackets(this.io, s) +
+      (this.mesh ? `hand-offs out ${s.handedOff}, in ${s.takenOver}; ` : "") +
       `connections ${this.balancer.connectionCount}${this.syncStatsText()}`
     );
   }
@@ -481,6 +530,14 @@ export class Lvsd {
     }
     this.log(this.statsLine());
   }
+}
+
+/**
+ * The PACKET_FANOUT group of the sockets of adapter `i` (lvsd --workers N): one group per
+ * interface (the kernel refuses a group spanning two), distinct per lvsd process.
+ */
+function fanoutGroup(i: number): number {
+  return (process.pid * 8 + i) & 0xffff;
 }
 
 function readRules(file: string): RuleSet {

@@ -59,7 +59,8 @@ export function createOpsHost(): OpsHost {
   writeFileSync(lvsadm, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(TSX_LOADER)} ${JSON.stringify(LVSADM_CLI)} "$@"\n`);
   chmodSync(lvsadm, 0o755);
   const spawnLvsd = (args: readonly string[]) => {
-    const p = spawnTracked(process.execPath, ["--import", TSX_LOADER, LVSD_CLI, ...args]);
+    // One data-plane worker (lvsd's default is one per core): these tests are about one director.
+    const p = spawnTracked(process.execPath, ["--import", TSX_LOADER, LVSD_CLI, ...args, ...(args.includes("--workers") ? [] : ["--workers", "1"])]);
     procs.push(p);
     return p;
   };
