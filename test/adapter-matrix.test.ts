@@ -172,7 +172,19 @@ describe("every forwarding method over every adapter (lvsd, lvsadm, curl; IPv4 a
       lab.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
       const rules = join(dir, "rules");
       writeFileSync(rules, `-A -t ${bracket(vip[6], 80)} -s rr\n-a -t ${bracket(vip[6], 80)} -r ${bracket(rs[6][0], 80)} -g -w 1\n`);
-      const proc = lab.spawn("director", process.execPath, ["--import", TSX_LOADER, LVSD_CLI, "--workers", "1", "--tun", "lvs9", "--rules", rules, "--socket", join(dir, "s")]);
+      const proc = lab.spawn("director", process.execPath, [
+        "--import",
+        TSX_LOADER,
+        LVSD_CLI,
+        "--workers",
+        "1",
+        "--tun",
+        "lvs9",
+        "--rules",
+        rules,
+        "--socket",
+        join(dir, "s"),
+      ]);
       // Bounded: an lvsd that wrongly starts is killed, and the assertions below say so.
       const timer = setTimeout(() => proc.killSync(), 30_000);
       const { code } = await proc.exited;

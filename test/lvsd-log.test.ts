@@ -107,9 +107,13 @@ test("lvsd prints the log docs/daemon.md shows, and a failure to start ends with
     // A rules file that does not validate: lvsd says what it was doing, then one last line.
     const bad = join(dir, "bad");
     writeFileSync(bad, "# a comment\n-A -t 10.0.0.100:80 -s nosuch\n");
-    const failing = spawn(process.execPath, ["--import", "tsx", CLI, "--workers", "1", "--netns", ns, "--tun", "lvs0", "--rules", bad, "--socket", join(dir, "other.sock")], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const failing = spawn(
+      process.execPath,
+      ["--import", "tsx", CLI, "--workers", "1", "--netns", ns, "--tun", "lvs0", "--rules", bad, "--socket", join(dir, "other.sock")],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
     const failed = new Lines(failing);
     const code = await new Promise<number | null>((resolve) => failing.on("close", (c) => resolve(c)));
     assert.equal(code, 1);

@@ -28,6 +28,7 @@ import { executeCommand, type CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { serveControlWith, type ControlServer } from "../admin/control-server.js";
 import { parseRules } from "../admin/rules.js";
+import { toJson } from "../admin/json-output.js";
 import { SYSCTL_SUBCOMMAND } from "../admin/sysctl-command.js";
 import type { ConnectionSnapshot, ListingSnapshot, ServiceSnapshot } from "../balancer/snapshots.js";
 import type { MetricsSnapshot } from "../metrics/snapshot.js";
@@ -41,7 +42,7 @@ import { mergeListings, mergeMetrics, mergeServices } from "./workers/merge.js";
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
 export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath" | "keepalivedFile" | "metrics" | "control">;
 
-type Simple = "reload" | "stats" | "stop" | "metrics";
+type Simple = "reload" | "stats" | "stop" | "metrics" | "debug";
 
 type ToWorker =
   | { readonly id: number; readonly kind: "command"; readonly request: unknown }
@@ -143,6 +144,9 @@ export async function runLvsdWorker(): Promise<void> {
       case "metrics":
         reply(daemon.metricsSnapshot());
         break;
+      case "debug":
+        reply(workerReport(daemon));
+        break;
       case "stop":
         clearInterval(relay);
         void daemon.stop().then(() => {
@@ -154,6 +158,21 @@ export async function runLvsdWorker(): Promise<void> {
   });
   post({ kind: "ready", adapters: daemon.io.map((x) => x.name) });
 }
+
+/** One worker's counters and connections, with the client packets each connection counted here (the `workers` request). */
+export interface WorkerReport {
+  readonly worker: number;
+  readonly datapath: Lvsd["director"]["stats"];
+  readonly connections: ReadonlyArray<ConnectionSnapshot & { readonly inPackets: number }>;
+}
+
+function workerReport(daemon: Lvsd): Omit<WorkerReport, "worker"> {
+  const connections = daemon.balancer.connectionRecords(daemon.now()).map((r) => ({ ...r.snapshot, inPackets: r.inPackets }));
+  return { datapath: daemon.director.stats, connections };
+}
+
+/** The control request that lists each worker's counters and connections (JSON; not an ipvsadm command). */
+export const WORKERS_REQUEST = "workers";
 
 /** The data of a services or connections listing in this worker, for the main thread to add up. */
 function listingData(balancer: Balancer, argv: readonly string[], now: () => number): ListingData {
@@ -389,6 +408,12 @@ export class LvsdHost {
 
   /** Relays one control request to the workers and returns the answer (totals over all workers). */
   async command(request: unknown): Promise<CommandResult> {
+    const argv = (request as { argv?: unknown } | null)?.argv;
+    if (Array.isArray(argv) && argv[0] === WORKERS_REQUEST) {
+      const each = (await this.askAll({ kind: "debug" })) as Array<Omit<WorkerReport, "worker">>;
+      const workers: WorkerReport[] = each.map((r, worker) => ({ worker, ...r }));
+      return { stdout: `${toJson({ workers })}\n`, stderr: "", exitCode: 0 };
+    }
     if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
     const route = routeOf(request);
     if (route === "all") {
