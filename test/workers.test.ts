@@ -101,7 +101,7 @@ for (const adapter of ["tun", "af-packet"] as const) {
         // Port 80 answers its label (for the held connections), 8000 serves the file.
         const label = lab.spawn(rs as "rs1", process.execPath, [
           "-e",
-          `require("node:http").createServer((q, r) => r.end("${rs.toUpperCase()}\\n")).listen(80, "${address}", () => console.log("listening"))`,
+          `const s = require("node:http").createServer((q, r) => r.end("${rs.toUpperCase()}\\n")); s.keepAliveTimeout = 60000; s.listen(80, "${address}", () => console.log("listening"))`,
         ]);
         const file = lab.spawn(rs as "rs1", process.execPath, ["-e", FILE_SERVER, join(dir, "random.bin"), address, "8000"]);
         servers.push(label, file);

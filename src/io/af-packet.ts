@@ -39,6 +39,7 @@ import {
   PACKET_FANOUT,
   PACKET_FANOUT_CPU,
   PACKET_FANOUT_FLAG_DEFRAG,
+  PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
   PACKET_FANOUT_HASH,
   PACKET_FANOUT_LB,
   PACKET_IGNORE_OUTGOING,
@@ -171,7 +172,9 @@ export class AfPacketSocket implements PacketIO {
           if (!Number.isInteger(f.group) || f.group < 0 || f.group > 0xffff) throw new RangeError(`fanout group ${f.group} is not in 0..65535`);
           const mode = f.mode ?? "hash";
           const type = mode === "hash" ? PACKET_FANOUT_HASH : mode === "lb" ? PACKET_FANOUT_LB : PACKET_FANOUT_CPU;
-          const flags = (f.defrag ?? mode === "hash") ? PACKET_FANOUT_FLAG_DEFRAG : 0;
+          // The group's own hook taps the device: without its flag, every member reads back what this host sends.
+          const flags =
+            ((f.defrag ?? mode === "hash") ? PACKET_FANOUT_FLAG_DEFRAG : 0) | (options.ignoreOutgoing !== false ? PACKET_FANOUT_FLAG_IGNORE_OUTGOING : 0);
           setIntOption(
             fd,
             SOL_PACKET,

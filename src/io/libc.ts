@@ -62,6 +62,8 @@ export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_LB = 1;
 export const PACKET_FANOUT_CPU = 2;
 export const PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
+/** In a fanout group the group's hook taps the device, so PACKET_IGNORE_OUTGOING needs this flag too (include/uapi/linux/if_packet.h). */
+export const PACKET_FANOUT_FLAG_IGNORE_OUTGOING = 0x4000;
 export const PACKET_MR_PROMISC = 1;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
