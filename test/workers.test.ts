@@ -31,7 +31,12 @@ const skip = labSkip("curl", "tshark");
 const FILE_MIB = 24;
 const HELD = 16;
 
-/** Holds `n` keep-alive HTTP connections; prints "conn I round R LABEL port P"; SIGUSR2 asks again on each. */
+/**
+ * Holds `n` keep-alive HTTP connections. The first request on each is /push: the server
+ * answers its label at once and a last line 4.5 s later, so that after an idle pause the
+ * real server speaks first. Prints "conn I round R LABEL port P" per answer and "conn I
+ * late"; SIGUSR2 asks again (GET /) on every connection.
+ */
 const HOLDER = `
 const net = require("node:net");
 const [host, port, n] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
@@ -42,17 +47,32 @@ for (let i = 0; i < n; i++) {
   let buf = "";
   s.on("data", (d) => {
     buf += d;
+    const late = buf.indexOf("late\\n");
+    if (late >= 0) { console.log("conn " + i + " late"); buf = buf.slice(late + 5); }
     const m = /\\r\\n\\r\\n(RS\\d+)\\n/.exec(buf);
     if (!m) return;
-    buf = "";
+    buf = buf.slice(m.index + m[0].length);
     console.log("conn " + i + " round " + round + " " + m[1] + " port " + s.localPort);
     if (round === 0 && ++open === n) console.log("holding " + n);
   });
   s.on("error", (e) => console.log("conn " + i + " error " + e.code));
-  s.write("GET / HTTP/1.1\\r\\nHost: vip\\r\\n\\r\\n");
+  s.write("GET /push HTTP/1.1\\r\\nHost: vip\\r\\n\\r\\n");
   socks.push(s);
 }
 process.on("SIGUSR2", () => { round++; for (const s of socks) s.write("GET / HTTP/1.1\\r\\nHost: vip\\r\\n\\r\\n"); });
+`;
+
+/** Answers its label; on /push, the label at once and "late" 4.5 s later (one body, its length known). */
+const LABEL_SERVER = `
+const [label, host] = process.argv.slice(1);
+const s = require("node:http").createServer((q, r) => {
+  if (q.url !== "/push") return r.end(label + "\\n");
+  r.writeHead(200, { "content-length": label.length + 6 });
+  r.write(label + "\\n");
+  setTimeout(() => r.end("late\\n"), 4500);
+});
+s.keepAliveTimeout = 60000;
+s.listen(80, host, () => console.log("listening"));
 `;
 
 /** Serves one file on every path. */
@@ -99,10 +119,7 @@ for (const adapter of ["tun", "af-packet"] as const) {
       for (const [i, rs] of ["rs1", "rs2"].entries()) {
         const address = [RS1, RS2][i];
         // Port 80 answers its label (for the held connections), 8000 serves the file.
-        const label = lab.spawn(rs as "rs1", process.execPath, [
-          "-e",
-          `const s = require("node:http").createServer((q, r) => r.end("${rs.toUpperCase()}\\n")); s.keepAliveTimeout = 60000; s.listen(80, "${address}", () => console.log("listening"))`,
-        ]);
+        const label = lab.spawn(rs as "rs1", process.execPath, ["-e", LABEL_SERVER, rs.toUpperCase(), address]);
         const file = lab.spawn(rs as "rs1", process.execPath, ["-e", FILE_SERVER, join(dir, "random.bin"), address, "8000"]);
         servers.push(label, file);
         await Promise.all([label.waitForOutput(/^listening$/m, 10_000), file.waitForOutput(/^listening$/m, 10_000)]);
@@ -154,8 +171,9 @@ for (const adapter of ["tun", "af-packet"] as const) {
         await holder.waitForOutput(new RegExp(`holding ${HELD}`), 20_000);
         const ports = [...holder.output().matchAll(/^conn \d+ round 0 RS\d port (\d+)$/gm)].map((m) => Number(m[1]));
         assert.equal(ports.length, HELD);
-        // Idle past the TUN flow-steering entries' expiry, then every connection again.
-        await new Promise((r) => setTimeout(r, 4500));
+        // Idle past the TUN flow-steering entries' expiry; then the real servers speak first
+        // (their packets reach whichever queue the kernel's hash picks), then the client.
+        await holder.waitForOutput(new RegExp(`(conn \\d+ late\\n[\\s\\S]*){${HELD}}`), 15_000);
         process.kill(holder.pid, "SIGUSR2");
         await holder.waitForOutput(new RegExp(`(conn \\d+ round 1 RS\\d port \\d+\\n[\\s\\S]*){${HELD}}`), 15_000);
         assert.doesNotMatch(holder.output(), /error/, "no connection broke");
