@@ -115,10 +115,20 @@ export function flowOwner(slot: u32, workers: u32): i32 {
     client = pkt + pDstAddr;
     cport = pDport;
   }
-  if ((serviceFlags(svc) & SVCF_PERSISTENT) != 0) {
+  return clientOwner(svc, family, client, cport, workers);
+}
+
+/**
+ * The worker owning the flows of client caddr:cport of service svc: hash(client address,
+ * client port), or hash(client address & persistence mask) for a persistent service.
+ */
+export function clientOwner(svc: u32, family: u32, caddr: usize, cport: u32, workers: u32): i32 {
+  if (workers <= 1) return 0;
+  let client = caddr;
+  if (svc != SVC_NONE && (serviceFlags(svc) & SVCF_PERSISTENT) != 0) {
     store<u64>(masked, 0);
     store<u64>(masked + 8, 0);
-    maskClient(svc, family, client, masked);
+    maskClient(svc, family, caddr, masked);
     client = masked;
     cport = 0;
   }

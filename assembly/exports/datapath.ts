@@ -13,7 +13,7 @@ import {
 } from "../datapath/config";
 import { setDefence, defenceTick, secureTcp, dropEntry, dropPacket, amemthresh, amDroprate } from "../datapath/defence";
 import { processBatch, setFragmentReleaseEnd } from "../datapath/process";
-import { initOwnerIndex, rebuildOwnerIndex, flowOwner } from "../datapath/owner";
+import { initOwnerIndex, rebuildOwnerIndex, flowOwner, clientOwner } from "../datapath/owner";
 import { expireSweep, dropDestConnections } from "../datapath/expire";
 import { initFragments, fragmentsOn, fragExpire, fragCounters, FC_COUNT } from "../datapath/fragments";
 import { connPtr, connCapacity, connInUse, connRemaining, C_FLAGS, F_IN_USE } from "../conn/conn-table";
@@ -165,4 +165,8 @@ export function ownerIndexRebuild(): u32 {
 /** lvsd --workers: the worker (0..workers-1) owning the flow of the packet in slot, or -1 for any. */
 export function packetOwner(slot: u32, workers: u32): i32 {
   return flowOwner(slot, workers);
+}
+/** lvsd --workers: the worker owning client (address at params+0):cport of service svc (a synced connection's owner). */
+export function connectionOwner(svc: u32, family: u32, cport: u32, workers: u32): i32 {
+  return clientOwner(svc, family, paramsBase, cport, workers);
 }

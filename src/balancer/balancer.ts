@@ -472,6 +472,20 @@ export class Balancer {
     return n;
   }
 
+  /**
+   * lvsd --workers: which of `workers` data-plane workers owns a synced connection (the
+   * hash of its client endpoint, as the datapath's packetOwner), or 0 with no service for it.
+   */
+  syncOwner(r: SyncRecord, workers: number): number {
+    const target = findSyncTarget({ [Symbol.iterator]: () => this.services.values() }, r);
+    if (!target || workers <= 1) return 0;
+    const p = this.params();
+    const mem = this.mem();
+    mem.fill(0, p, p + 16);
+    mem.set(encodeAddress(r.client.address, "client address").bytes, p);
+    return this.f.connectionOwner(target.service.id, r.family, r.template ? 0 : r.client.port, workers);
+  }
+
   /** IP fragment counters (docs/fragments.md). */
   fragmentStats(): FragmentStats {
     return readFragmentStats(this.mem(), this.f.regionFragCounters() >>> 0, this.f.fragCounterCount());

@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
 import { ConfigError, type RuleSet } from "../config/types.js";
+import type { SyncRecord } from "../balancer/sync-records.js";
 import { answer, serveControlWith, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
@@ -92,6 +93,10 @@ export class Lvsd {
       log: this.log,
       refreshMs: options.syncRefreshMs,
       onChange: (running) => this.setStandby(running),
+      // Several workers: every worker's backup hears every message and keeps the connections it owns.
+      ...(options.worker && options.worker.mesh.workers > 1
+        ? { accept: (r: SyncRecord) => balancer.syncOwner(r, options.worker!.mesh.workers) === options.worker!.index }
+        : {}),
     });
     this.setStandby([]);
     this.vipTrap =

@@ -17,7 +17,7 @@ import { BlockList, isIP } from "node:net";
 import type { Balancer } from "../balancer/balancer.js";
 import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
 import { ConfigError } from "../config/types.js";
-import { SyncReceiver } from "./receiver.js";
+import { SyncReceiver, type SyncReceiverOptions } from "./receiver.js";
 import { SyncSender } from "./sender.js";
 import { SYNC_GROUP, SYNC_PORT } from "./wire.js";
 
@@ -43,6 +43,8 @@ export interface SyncDaemonsOptions {
   readonly refreshMs?: number;
   /** Called after every start or stop (lvsd switches its standby state here). */
   readonly onChange?: (running: readonly RunningSyncDaemon[]) => void;
+  /** A backup imports only the connections this accepts (lvsd --workers: the worker's own). */
+  readonly accept?: SyncReceiverOptions["accept"];
 }
 
 interface Daemon {
@@ -151,7 +153,12 @@ export class SyncDaemons {
         const [net, len] = a.cidr.split("/");
         subnets.addSubnet(net, Number(len), family === 6 ? "ipv6" : "ipv4");
       }
-      const receiver = new SyncReceiver(this.options.balancer, { syncId: config.syncId, clock: this.options.clock, log: this.log });
+      const receiver = new SyncReceiver(this.options.balancer, {
+        syncId: config.syncId,
+        clock: this.options.clock,
+        log: this.log,
+        accept: this.options.accept,
+      });
       const d: Daemon = { ...daemon, receiver };
       socket.on("message", (msg, rinfo) => {
         if (!subnets.check(rinfo.address.replace(/%.*$/, ""), family === 6 ? "ipv6" : "ipv4")) {

@@ -4,7 +4,7 @@
 // or half-applies a connection; everything refused is counted.
 
 import type { Balancer } from "../balancer/balancer.js";
-import type { SyncImportResult } from "../balancer/sync-records.js";
+import type { SyncImportResult, SyncRecord } from "../balancer/sync-records.js";
 import { fromSyncConnection } from "./convert.js";
 import { decodeMessage, SyncMessageRejected, type MessageRejection } from "./wire.js";
 
@@ -28,6 +28,8 @@ export interface SyncReceiverOptions {
   readonly clock: () => number;
   /** One line per refused message (rate-limit it yourself if the link is hostile). */
   readonly log?: (line: string) => void;
+  /** Imports only the connections this accepts (lvsd --workers: those this worker owns). Default: all. */
+  readonly accept?: (record: SyncRecord) => boolean;
 }
 
 export class SyncReceiver {
@@ -70,6 +72,7 @@ export class SyncReceiver {
         this.stats.skipped++;
         continue;
       }
+      if (this.options.accept && !this.options.accept(record)) continue; // another worker's
       this.stats.imported[this.balancer.importConnection(record, now)]++;
     }
   }
