@@ -4,8 +4,8 @@
 //
 // (a) a flow and its replies are handled by one worker: every held connection is in
 //     exactly one worker's table, and it keeps answering after 4 s idle, longer than the
-//     kernel keeps a TUN flow-steering entry (TUN_FLOW_EXPIRE, 3 s in Linux 6.12's
-//     drivers/net/tun.c), so that its next packets may reach either queue; packets that
+//     kernel keeps a TUN flow-steering entry (TUN_FLOW_EXPIRE, 3 s in
+//     drivers/net/tun.c; tested on Linux 6.18), so that its next packets may reach either queue; packets that
 //     reach the other worker are handed to the owner (hand-off counters > 0);
 // (b) the statistics add up: -Ln --stats (totals over the workers) count exactly the
 //     packets tshark saw leave the client for the service and reach it back;
