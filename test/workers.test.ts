@@ -137,7 +137,7 @@ for (const adapter of ["tun", "af-packet"] as const) {
         ].join("\n"),
       );
       if (adapter === "tun") {
-        lvsd = await startLvsd(lab, ["--tun", "lvs0", "--rules", rules, "--workers", "2"]);
+        lvsd = await startLvsd(lab, ["--tun", "lvs0", "--rules", rules, "--workers", "2", "--metrics", "127.0.0.1:9101"]);
         await lab.exec("director", "ip", ["route", "add", `${VIP}/32`, "dev", "lvs0"]);
         await lab.exec("director", "ip", ["route", "add", "default", "dev", "lvs0", "table", "100"]);
         await lab.exec("director", "ip", ["rule", "add", "iif", "eth1", "lookup", "100"]);
@@ -194,6 +194,16 @@ for (const adapter of ["tun", "af-packet"] as const) {
         assert.ok(handedOff > 0, "some packets reached the worker that does not own them and were handed over");
         assert.equal(takenOver, handedOff, "every packet handed over was taken by its owner");
         for (const w of workers) assert.equal(w.datapath.drops["handoff-full"] ?? 0, 0);
+        if (adapter === "tun") {
+          // The metrics count the hand-offs per worker too (scraped after the report: at least as many).
+          const text = (await lab.exec("director", "curl", ["-s", "http://127.0.0.1:9101/metrics"])).stdout;
+          const out = [...text.matchAll(/^lvs_wasm_datapath_handoffs_total\{worker="(\d)",direction="out"\} (\d+)$/gm)];
+          assert.deepEqual(
+            out.map((m) => m[1]),
+            ["0", "1"],
+          );
+          assert.ok(out.reduce((n, m) => n + Number(m[2]), 0) >= handedOff, text);
+        }
       } finally {
         await holder.stop();
       }

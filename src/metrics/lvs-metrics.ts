@@ -213,6 +213,19 @@ export class LvsMetrics {
         for (const [reason, n] of Object.entries(snap()?.datapath?.drops ?? {})) setCounter(this, { reason }, n);
       },
     });
+    new Counter({
+      name: "lvs_wasm_datapath_handoffs_total",
+      help: "lvsd --workers: packets a worker received for a flow another worker owns and handed to it (out), or took from the others (in).",
+      labelNames: ["worker", "direction"],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [i, w] of (snap()?.workers ?? []).entries()) {
+          setCounter(this, { worker: String(i), direction: "out" }, w.handedOff);
+          setCounter(this, { worker: String(i), direction: "in" }, w.takenOver);
+        }
+      },
+    });
     const adapterCounter = (name: string, help: string, field: "received" | "sent" | "sendErrors" | "truncated") =>
       new Counter({
         name,

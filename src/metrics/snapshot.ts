@@ -33,6 +33,8 @@ export interface MetricsSnapshot {
   readonly adapters?: readonly AdapterCounters[];
   readonly connections: number;
   readonly capacity: number;
+  /** lvsd --workers N (N > 1): per worker, the packets it handed to another worker's ring and took from the others. */
+  readonly workers?: ReadonlyArray<{ readonly handedOff: number; readonly takenOver: number }>;
 }
 
 /** Health state as the metrics see it (the health checker's status(), structurally). */

@@ -115,5 +115,9 @@ export function mergeMetrics(each: readonly MetricsSnapshot[]): MetricsSnapshot 
     ...(first.adapters ? { adapters: [...adapters.values()] } : {}),
     connections: each.reduce((n, s) => n + s.connections, 0),
     capacity: each.reduce((n, s) => n + s.capacity, 0),
+    workers: each.map((s) => {
+      const d = s.datapath as (DatapathCounters & { handedOff?: number; takenOver?: number }) | undefined;
+      return { handedOff: d?.handedOff ?? 0, takenOver: d?.takenOver ?? 0 };
+    }),
   };
 }
