@@ -289,6 +289,8 @@ export class Director {
     if (this.standby) return this.standbyStep(from, n, now);
     this.stats.received += n;
     if (this.handOff && this.giveAway(n, index) === n) {
+      // All given away: nothing to process here (and no mark may outlive this batch).
+      this.handed.fill(0, 0, n);
       this.stats.batches++;
       this.maybeTick(now);
       return n;
