@@ -1,0 +1,127 @@
+// Two directors sharing a worker mesh (what lvsd --workers 2 runs, without devices or
+// privileges): each has its own Balancer and in-memory adapters; packets of flows the
+// other owns go through the hand-off rings. Every flow is forwarded once, by its owner,
+// and its replies too, whichever worker received them. test/workers.test.ts does the same
+// end to end over a TUN device and AF_PACKET.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Balancer, LinkType, type ServiceKey } from "../src/index.js";
+import { MemoryPacketIO } from "../src/io/packet-io.js";
+import { Director } from "../src/runtime/director.js";
+import { WorkerMesh, closeMesh, meshData } from "../src/runtime/workers/worker-mesh.js";
+import { HandoffRing } from "../src/runtime/workers/handoff-ring.js";
+import { udp4 } from "./support/io-lab.js";
+
+const KEY: ServiceKey = { kind: "address", protocol: "udp", address: "10.9.0.1", port: 53 };
+const FLOWS = 40;
+
+function worker(mesh: ReturnType<typeof meshData>, index: number) {
+  const balancer = new Balancer({ connections: 256, slots: 64 });
+  balancer.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  balancer.addDestination(KEY, { address: "10.8.0.2", port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  // lvsd re-indexes the real servers after every configuration change (Lvsd.reindexOwners).
+  (balancer.core.wasm as unknown as { ownerIndexRebuild(): number }).ownerIndexRebuild();
+  const clients = new MemoryPacketIO(`clients${index}`);
+  const servers = new MemoryPacketIO(`servers${index}`);
+  const director = new Director({
+    balancer,
+    io: [clients, servers],
+    routes: [{ prefix: "10.8.0.0/16", io: servers }],
+    handOff: new WorkerMesh(mesh, index),
+  });
+  const holds = (port: number) => balancer.connections(0).some((c) => c.client.port === port);
+  return { balancer, clients, servers, director, holds };
+}
+
+const request = (port: number) => udp4("10.7.0.1", port, "10.9.0.1", 53, new Uint8Array(4));
+const reply = (port: number) => udp4("10.8.0.2", 53, "10.7.0.1", port, new Uint8Array(4));
+const ports = Array.from({ length: FLOWS }, (_, i) => 20000 + i);
+
+test("two workers: every flow is forwarded once by its owner, and so are its replies, whichever worker received them", () => {
+  const mesh = meshData(2, 1 << 16);
+  try {
+    const w = [worker(mesh, 0), worker(mesh, 1)];
+    // Every request reaches worker 0 (the kernel's hash put them all on its queue).
+    w[0].clients.inject(...ports.map(request));
+    w[0].director.runOnce();
+    w[1].director.runOnce();
+    const owners = ports.map((p) => w.findIndex((x) => x.holds(p)));
+    for (const p of ports) assert.equal(w.filter((x) => x.holds(p)).length, 1, `flow ${p}: in one worker's table`);
+    const ofOne = owners.filter((o) => o === 1).length;
+    assert.ok(ofOne > 0 && ofOne < FLOWS, `the hash spreads the flows: ${ofOne} of ${FLOWS} owned by worker 1`);
+    assert.equal(w[0].director.stats.handedOff, ofOne, "worker 0 handed over exactly the flows worker 1 owns");
+    assert.equal(w[1].director.stats.takenOver, ofOne);
+    assert.equal(w[0].servers.sent.length + w[1].servers.sent.length, FLOWS, "each request forwarded once");
+    assert.equal(w[1].servers.sent.length, ofOne, "by its owner");
+    // Every reply reaches worker 1 (the other queue): worker 0's flows go back through the ring.
+    w[1].servers.inject(...ports.map(reply));
+    w[1].director.runOnce();
+    w[0].director.runOnce();
+    const out = [...w[0].servers.sent.slice(FLOWS - ofOne), ...w[1].servers.sent.slice(ofOne)];
+    assert.equal(out.length, FLOWS, "each reply sent once");
+    for (const x of out) assert.equal([...x.subarray(12, 16)].join("."), "10.9.0.1", "rewritten to the VIP by the worker holding its flow");
+    assert.equal(w[1].director.stats.handedOff, FLOWS - ofOne);
+    for (const x of w) assert.equal(x.director.stats.passed, 0, "no packet missed its flow");
+  } finally {
+    closeMesh(mesh);
+  }
+});
+
+test("two workers: a batch given away whole does not hide the next batch's packets", () => {
+  const mesh = meshData(2, 1 << 16);
+  try {
+    const w = [worker(mesh, 0), worker(mesh, 1)];
+    // Learn which flows each worker owns.
+    w[0].clients.inject(...ports.map(request));
+    w[0].director.runOnce();
+    w[1].director.runOnce();
+    const mine = ports.filter((p) => w[0].holds(p));
+    const theirs = ports.filter((p) => w[1].holds(p));
+    const sent = w[0].servers.sent.length;
+    // A batch of worker 1's packets only (all handed over), then one of worker 0's own.
+    w[0].clients.inject(...theirs.map(request));
+    w[0].director.runOnce();
+    w[0].clients.inject(request(mine[0]));
+    w[0].director.runOnce();
+    assert.equal(w[0].servers.sent.length, sent + 1, "worker 0 forwarded its own packet of the next batch");
+    w[1].director.runOnce();
+    assert.equal(w[1].director.stats.takenOver, theirs.length * 2);
+  } finally {
+    closeMesh(mesh);
+  }
+});
+
+test("hand-off ring: packets of many sizes cross whole and in order, across the wrap; a full ring refuses, then takes again", () => {
+  const ring = HandoffRing.create(4096);
+  const from = new Balancer({ connections: 16, slots: 4 }).slots;
+  const to = new Balancer({ connections: 16, slots: 8 }).slots;
+  const adapters = new Uint8Array(8);
+  const queued: Array<{ bytes: Uint8Array; adapter: number }> = [];
+  const received: Array<{ bytes: Uint8Array; adapter: number }> = [];
+  let refusals = 0;
+  const drain = () => {
+    for (let n = ring.take(to, 0, 8, adapters); n > 0; n = ring.take(to, 0, 8, adapters)) {
+      for (let s = 0; s < n; s++) received.push({ bytes: to.view(s).slice(), adapter: adapters[s] });
+    }
+  };
+  for (let i = 0; i < 300; i++) {
+    const length = 20 + ((i * 397) % 1481);
+    const bytes = Uint8Array.from({ length }, (_, k) => (i + k * 7) & 0xff);
+    from.write(0, bytes, LinkType.RawIp);
+    if (!ring.push(from, 0, i % 3)) {
+      refusals++;
+      drain();
+      assert.ok(ring.empty);
+      assert.ok(ring.push(from, 0, i % 3), "an empty ring takes the packet");
+    }
+    queued.push({ bytes, adapter: i % 3 });
+  }
+  drain();
+  assert.ok(refusals > 10, `the ring filled up ${refusals} times (it wrapped)`);
+  assert.equal(received.length, queued.length);
+  for (const [i, q] of queued.entries()) {
+    assert.deepEqual(received[i].bytes, q.bytes, `packet ${i}`);
+    assert.equal(received[i].adapter, q.adapter);
+  }
+});
