@@ -96,7 +96,7 @@ export class HandoffRing {
     this.words[w + 2] = adapter;
     this.words[w + 3] = u32[d + 3];
     const rec = slots.offloadBase + slot * OFFLOAD_SIZE;
-    this.data.set(mem.subarray(rec, rec + VNET_HDR_SIZE), at + 16);
+    for (let k = 0; k < VNET_HDR_SIZE; k++) this.data[at + 16 + k] = mem[rec + k]; // 10 bytes: no view to allocate
     const start = slots.slotAddress(slot) + offset;
     this.data.set(mem.subarray(start, start + length), at + RECORD_HEADER);
     this.head = (head + need) >>> 0;
@@ -137,8 +137,8 @@ export class HandoffRing {
       u32[d + 7] = 0;
       adapters[slot] = this.words[w + 2];
       const rec = slots.offloadBase + slot * OFFLOAD_SIZE;
-      mem.set(this.data.subarray(at + 16, at + 16 + VNET_HDR_SIZE), rec);
-      mem.fill(0, rec + VNET_HDR_SIZE, rec + OFFLOAD_SIZE);
+      for (let k = 0; k < VNET_HDR_SIZE; k++) mem[rec + k] = this.data[at + 16 + k];
+      for (let k = VNET_HDR_SIZE; k < OFFLOAD_SIZE; k++) mem[rec + k] = 0;
       const dst = slots.slotAddress(slot) + HEADROOM;
       mem.set(this.data.subarray(at + RECORD_HEADER, at + RECORD_HEADER + copy), dst);
       tail = (tail + ((RECORD_HEADER + length + 7) & ~7)) >>> 0;
