@@ -125,3 +125,52 @@ test("hand-off ring: packets of many sizes cross whole and in order, across the 
     assert.equal(received[i].adapter, q.adapter);
   }
 });
+
+/** The Internet checksum of bytes [from, to). */
+function checksum(p: Uint8Array, from: number, to: number): number {
+  let sum = 0;
+  for (let i = from; i < to; i += 2) sum += (p[i] << 8) | (i + 1 < to ? p[i + 1] : 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** ICMP port unreachable from `src` to `dst` quoting the first 28 bytes of `quoted`, checksums complete. */
+function portUnreachable(src: string, dst: string, quoted: Uint8Array): Uint8Array {
+  const p = new Uint8Array(20 + 8 + 28);
+  const v = new DataView(p.buffer);
+  p[0] = 0x45;
+  v.setUint16(2, p.length);
+  p[8] = 64;
+  p[9] = 1;
+  p.set(src.split(".").map(Number), 12);
+  p.set(dst.split(".").map(Number), 16);
+  v.setUint16(10, checksum(p, 0, 20));
+  p[20] = 3;
+  p[21] = 3;
+  p.set(quoted.subarray(0, 28), 28);
+  v.setUint16(22, checksum(p, 20, p.length));
+  return p;
+}
+
+test("two workers: an ICMP error from a real server about a flow reaches the flow's owner, whichever worker received it", () => {
+  const mesh = meshData(2, 1 << 16);
+  try {
+    const w = [worker(mesh, 0), worker(mesh, 1)];
+    w[0].clients.inject(...ports.map(request));
+    w[0].director.runOnce();
+    w[1].director.runOnce();
+    // The real server's kernel answers a forwarded packet of each worker's flows with port
+    // unreachable; every error reaches worker 0's queue.
+    const forwarded = [...w[0].servers.sent, ...w[1].servers.sent];
+    const before = w.map((x) => x.director.stats.forwarded);
+    w[0].servers.inject(...forwarded.map((f) => portUnreachable("10.8.0.2", "10.7.0.1", f)));
+    w[0].director.runOnce();
+    w[1].director.runOnce();
+    const errors = w.reduce((n, x, i) => n + x.director.stats.forwarded - before[i], 0);
+    assert.equal(errors, FLOWS, "every error forwarded toward its client");
+    for (const x of w) assert.equal(x.director.stats.passed, 0, "none missed its flow");
+    assert.ok(w[0].director.stats.handedOff > 0, "those of worker 1's flows went through the ring");
+  } finally {
+    closeMesh(mesh);
+  }
+});

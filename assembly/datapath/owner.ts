@@ -8,8 +8,12 @@
 // docs/io.md, "Workers and flow symmetry".
 
 import { slotPtr, descGet, DESC_OFFSET, DESC_LENGTH, DESC_LINK, DESC_MARK, slotStride } from "../layout";
-import { parsePacketInline, pFamily, pProto, pFrag, pSport, pDport, pSrcAddr, pDstAddr, FRAG_LATER } from "../net/parse";
-import { PROTO_TCP, PROTO_UDP, PROTO_SCTP } from "../net/constants";
+import { parsePacketInline, pFamily, pProto, pFrag, pSport, pDport, pSrcAddr, pDstAddr, pL4, pL4Len, pIcmpType, FRAG_LATER } from "../net/parse";
+import {
+  PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED,
+  ICMP_PARAMETER_PROBLEM, ICMPV6_DEST_UNREACH, ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED, ICMPV6_PARAM_PROBLEM,
+} from "../net/constants";
+import { rd8, rd16 } from "../net/bytes";
 import { REASON_NONE } from "../verdict";
 import { murmurMix, murmurFinal } from "../net/murmur";
 import { eq16 } from "../net/bytes";
@@ -100,9 +104,10 @@ export function flowOwner(slot: u32, workers: u32): i32 {
   const pkt = slotPtr(slot) + off;
   if (parsePacketInline(pkt, len, descGet(slot, DESC_LINK)) != REASON_NONE) return OWNER_ANY;
   const proto = pProto;
-  if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) return OWNER_ANY;
-  if (pFrag == FRAG_LATER) return OWNER_ANY;
   const family = pFamily;
+  if (pFrag == FRAG_LATER) return OWNER_ANY;
+  if ((proto == PROTO_ICMP && family == 4) || (proto == PROTO_ICMPV6 && family == 6)) return icmpErrorOwner(pkt, family, descGet(slot, DESC_MARK), workers);
+  if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) return OWNER_ANY;
   let svc = serviceOf(proto, family, pkt + pDstAddr, pDport, descGet(slot, DESC_MARK));
   let client = pkt + pSrcAddr;
   let cport = pSport;
@@ -116,6 +121,53 @@ export function flowOwner(slot: u32, workers: u32): i32 {
     cport = pDport;
   }
   return clientOwner(svc, family, client, cport, workers);
+}
+
+/**
+ * An ICMP error belongs to the flow of the packet it quotes, which is one the director
+ * sent: VIP -> client (a NAT reply: the client is its destination), client -> VIP (a DR or
+ * tunnel forward) or client -> real server (a NAT forward): the client is its source.
+ */
+function icmpErrorOwner(pkt: usize, family: u32, mark: u32, workers: u32): i32 {
+  const type = pIcmpType;
+  const error = family == 4
+    ? type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETER_PROBLEM
+    : type == ICMPV6_DEST_UNREACH || type == ICMPV6_PACKET_TOO_BIG || type == ICMPV6_TIME_EXCEEDED || type == ICMPV6_PARAM_PROBLEM;
+  if (!error) return OWNER_ANY;
+  const e = pkt + pL4 + 8;
+  const avail: i32 = <i32>pL4Len - 8;
+  let eproto: u32;
+  let esrc: usize;
+  let edst: usize;
+  let ports: usize;
+  if (family == 4) {
+    if (avail < 20) return OWNER_ANY;
+    const ihl = (rd8(e) & 0xf) << 2;
+    if (ihl < 20 || avail < <i32>(ihl + 4)) return OWNER_ANY;
+    eproto = rd8(e + 9);
+    esrc = e + 12;
+    edst = e + 16;
+    ports = e + ihl;
+  } else {
+    if (avail < 44) return OWNER_ANY;
+    eproto = rd8(e + 6);
+    esrc = e + 8;
+    edst = e + 24;
+    ports = e + 40;
+  }
+  if (eproto != PROTO_TCP && eproto != PROTO_UDP && eproto != PROTO_SCTP) return OWNER_ANY;
+  const esport = rd16(ports);
+  const edport = rd16(ports + 2);
+  let svc = serviceOf(eproto, family, esrc, esport, mark);
+  if (svc != SVC_NONE) return clientOwner(svc, family, edst, edport, workers);
+  svc = serviceOf(eproto, family, edst, edport, mark);
+  if (svc == SVC_NONE) {
+    let d = findDest(family, edst, edport);
+    if (d == NO_DEST) d = findDest(family, edst, 0);
+    if (d == NO_DEST) return OWNER_ANY;
+    svc = load<u32>(destPtr(d) + D_SERVICE);
+  }
+  return clientOwner(svc, family, esrc, esport, workers);
 }
 
 /**
