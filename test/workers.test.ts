@@ -255,6 +255,11 @@ for (const adapter of ["tun", "af-packet"] as const) {
         { conns: requests, inpkts: sent, outpkts: received },
         `lvsadm -Ln --stats:\n${stats}`,
       );
+      // --json and --rate are the same totals.
+      const json = JSON.parse(await lvsadm(["-Ln", "--json", "-t", `${VIP}:85`]));
+      const total = json.services[0].stats;
+      assert.deepEqual([Number(total.conns), Number(total.inpkts), Number(total.outpkts)], [requests, sent, received]);
+      assert.match(await lvsadm(["-Ln", "--rate", "-t", `${VIP}:85`]), new RegExp(`TCP  ${esc(VIP)}:85 +\\d+ +\\d+ +\\d+`));
       const workers = await report();
       assert.ok(
         workers.every((w) => w.datapath.forwarded > 0),
@@ -278,6 +283,9 @@ for (const adapter of ["tun", "af-packet"] as const) {
       await lvsadm(["-A", "-t", `${VIP}:81`, "-s", "lc"]);
       await lvsadm(["-a", "-t", `${VIP}:81`, "-r", `${RS2}:80`, "-m"]);
       await lvsadm(["-d", "-t", `${VIP}:8000`, "-r", `${RS2}:8000`]);
+      // A command every worker refuses: ipvsadm's words once, nothing changed anywhere.
+      const refused = await lvsadmRaw(lvsd.socket, ["-a", "-t", `${VIP}:99`, "-r", `${RS1}:80`, "-m"]);
+      assert.deepEqual([refused.code, refused.stderr.trim()], [255, "Service not defined"]);
       writeFileSync(
         rules,
         [
