@@ -12,6 +12,7 @@ import { Director } from "../src/runtime/director.js";
 import { WorkerMesh, closeMesh, meshData } from "../src/runtime/workers/worker-mesh.js";
 import { HandoffRing } from "../src/runtime/workers/handoff-ring.js";
 import { udp4 } from "./support/io-lab.js";
+import { buildPacket } from "../src/testing/packets.js";
 
 const KEY: ServiceKey = { kind: "address", protocol: "udp", address: "10.9.0.1", port: 53 };
 const FLOWS = 40;
@@ -172,5 +173,50 @@ test("two workers: an ICMP error from a real server about a flow reaches the flo
     assert.ok(w[0].director.stats.handedOff > 0, "those of worker 1's flows went through the ring");
   } finally {
     closeMesh(mesh);
+  }
+});
+
+test("a synced connection belongs to the worker that owns its packets (a backup's worker keeps what its owner would), persistent services by client network", () => {
+  const b = new Balancer({ connections: 256, slots: 64 });
+  const PERSIST: ServiceKey = { kind: "address", protocol: "tcp", address: "10.9.0.1", port: 443 };
+  b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  b.addDestination(KEY, { address: "10.8.0.2", port: 53, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  b.addService({ key: PERSIST, scheduler: "rr", schedulerFlags: [], onePacket: false, persistence: { timeout: 300, netmask: "255.255.255.0" } });
+  b.addDestination(PERSIST, { address: "10.8.0.3", port: 443, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  const wasm = b.core.wasm as unknown as { ownerIndexRebuild(): number; packetOwner(slot: number, workers: number): number };
+  wasm.ownerIndexRebuild();
+  const record = (protocol: number, client: string, port: number, vport: number, rs: string) => ({
+    protocol,
+    family: 4 as const,
+    client: { address: client, port },
+    virtual: { address: "10.9.0.1", port: vport },
+    destination: { address: rs, port: vport },
+    state: 0,
+    template: false,
+    inactive: false,
+    method: "masq" as const,
+    fwmark: 0,
+    timeoutMs: 60_000,
+  });
+  const packetOwner = (p: Uint8Array, workers: number) => {
+    b.slots.write(0, p, LinkType.RawIp);
+    return wasm.packetOwner(0, workers);
+  };
+  for (const workers of [2, 3, 8]) {
+    const seen = new Set<number>();
+    for (let i = 0; i < 64; i++) {
+      const client = `10.7.${i % 4}.${1 + i}`;
+      const owner = packetOwner(udp4(client, 30000 + i, "10.9.0.1", 53, new Uint8Array(4)), workers);
+      seen.add(owner);
+      assert.equal(b.syncOwner(record(17, client, 30000 + i, 53, "10.8.0.2"), workers), owner, `${client}:${30000 + i}, ${workers} workers`);
+      // The real server's reply has the same owner.
+      assert.equal(packetOwner(udp4("10.8.0.2", 53, client, 30000 + i, new Uint8Array(4)), workers), owner);
+    }
+    assert.equal(seen.size, workers, `the flows spread over all ${workers} workers`);
+    // Persistent: one owner for every port of a client network /24.
+    const owners = new Set(Array.from({ length: 16 }, (_, i) => b.syncOwner(record(6, `10.7.5.${1 + i}`, 40000 + i * 7, 443, "10.8.0.3"), workers)));
+    assert.equal(owners.size, 1, "one client network, one worker");
+    const syn = (i: number) => buildPacket({ protocol: "tcp", src: `10.7.5.${1 + i}`, dst: "10.9.0.1", sport: 40000 + i * 7, dport: 443, flags: "S" });
+    for (let i = 0; i < 16; i++) assert.equal(packetOwner(syn(i), workers), [...owners][0], "its packets go to that worker");
   }
 });
