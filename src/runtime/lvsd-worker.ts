@@ -331,7 +331,8 @@ export class LvsdHost {
         else if (m.kind === "ready") {
           this.ready.add(worker);
           resolve(m.adapters);
-        } else if (m.kind === "start-failed") reject(new Error(several ? `worker ${index}: ${m.message}` : m.message));
+        } else if (m.kind === "start-failed")
+          reject(new Error(m.message)); // the same words as with one worker
         else if (m.kind === "loop-failed") {
           say(`director loop failed: ${m.message}`);
           this.settle.reject(new Error(m.message));
