@@ -220,3 +220,25 @@ test("a synced connection belongs to the worker that owns its packets (a backup'
     for (let i = 0; i < 16; i++) assert.equal(packetOwner(syn(i), workers), [...owners][0], "its packets go to that worker");
   }
 });
+
+test("worker mesh: the counters each worker publishes add up where worker 0 reads them (drain idleness sees every worker)", () => {
+  const mesh = meshData(3, 1 << 16);
+  try {
+    const workers = [0, 1, 2].map((i) => new WorkerMesh(mesh, i));
+    workers[0].publish(10, 1);
+    workers[1].publish(0, 0);
+    workers[2].publish(0, 0);
+    const before = workers[0].forwardedTotal();
+    // Only worker 2 forwards: worker 0 must see the total move, and the connections add up.
+    workers[2].publish(7, 4);
+    workers[1].publish(0, 2);
+    assert.equal(workers[0].forwardedTotal(), 17);
+    assert.notEqual(workers[0].forwardedTotal(), before);
+    assert.equal(workers[0].connectionsTotal(), 7);
+    // Counters past 2^31 (an Int32 word each) still add, mod 2^32, and stay non-negative.
+    workers[1].publish(0x9000_0000, 0);
+    assert.equal(workers[0].forwardedTotal(), (0x9000_0000 + 17) >>> 0);
+  } finally {
+    closeMesh(mesh);
+  }
+});

@@ -40,6 +40,8 @@ export interface AnnouncerOptions {
   readonly log: (line: string) => void;
   /** Packets forwarded so far (the director's counter): drain idleness is measured on it. */
   readonly forwarded: () => number;
+  /** Connection entries for the drain status; default the balancer's (several workers: the sum). */
+  readonly connections?: () => number;
   /** Milliseconds, monotonic. */
   readonly clock: () => number;
 }
@@ -145,7 +147,7 @@ export class RouteAnnouncer {
       draining: this.draining,
       announced: this.announced,
       quietMs: Math.max(0, Math.round(this.options.clock() - this.lastForwardAt)),
-      connections: this.options.balancer.connectionCount,
+      connections: this.options.connections ? this.options.connections() : this.options.balancer.connectionCount,
     };
   }
 

@@ -57,6 +57,7 @@ export class Lvsd {
   private loop: Promise<void> | null = null;
   private neighbours: KernelNeighbours | null = null;
   private probeTimer: NodeJS.Timeout | undefined;
+  private publishTimer: NodeJS.Timeout | undefined;
   /** The VIP routes for a routing daemon (--announce), or null. */
   announcer: RouteAnnouncer | null = null;
   private readonly announced = new Set<string>();
@@ -284,6 +285,13 @@ export class Lvsd {
           daemon.probeTimer.unref();
         }
         daemon.loop = director.start();
+        if (mesh) {
+          // Every worker's counters where worker 0's announcer sums them (drain idleness).
+          const publish = () => mesh.publish(director.stats.forwarded, balancer.connectionCount);
+          publish();
+          daemon.publishTimer = setInterval(publish, 100);
+          daemon.publishTimer.unref();
+        }
         if (options.announce && first) {
           // Last: announce only once the director forwards.
           daemon.announcer = await RouteAnnouncer.start({
@@ -292,7 +300,9 @@ export class Lvsd {
             netns: specs[0]?.netns,
             log,
             clock,
-            forwarded: () => director.stats.forwarded,
+            ...(mesh
+              ? { forwarded: () => mesh.forwardedTotal(), connections: () => mesh.connectionsTotal() }
+              : { forwarded: () => director.stats.forwarded }),
           });
         }
         daemon.loop.catch((e: unknown) => {
@@ -308,6 +318,7 @@ export class Lvsd {
         await daemon.controlPlane?.stop();
         await director.stop();
         clearInterval(daemon.probeTimer);
+        clearInterval(daemon.publishTimer);
         neighbours?.stop();
         await daemon.control?.close();
         for (const fn of daemon.undo.splice(0).reverse()) await fn();
@@ -520,6 +531,7 @@ export class Lvsd {
     this.announcer?.close();
     await this.controlPlane?.stop();
     clearInterval(this.probeTimer);
+    clearInterval(this.publishTimer);
     this.neighbours?.stop();
     this.sync.close();
     await this.director.stop();

@@ -20,7 +20,10 @@ export const DEFAULT_RING_BYTES = 4 << 20;
 /** Structured-clonable: crosses to the workers in workerData. */
 export interface WorkerMeshData {
   readonly workers: number;
-  /** Int32 words: [0] the committed configuration epoch, [16 * (1 + i)] worker i asleep. */
+  /**
+   * Int32 words: [0] the committed configuration epoch; worker i's line at 16 * (1 + i):
+   * +0 asleep, +1 packets forwarded (mod 2^32), +2 connection entries (published by publish()).
+   */
   readonly control: SharedArrayBuffer;
   /** rings[from * workers + to] (none where from === to). */
   readonly rings: readonly (SharedArrayBuffer | null)[];
@@ -30,6 +33,8 @@ export interface WorkerMeshData {
 
 const EPOCH = 0;
 const asleep = (worker: number) => 16 * (1 + worker);
+const forwardedWord = (worker: number) => 16 * (1 + worker) + 1;
+const connectionsWord = (worker: number) => 16 * (1 + worker) + 2;
 
 /** Creates what N workers share (on the main thread: the eventfds live as long as the process). */
 export function meshData(workers: number, ringCapacity = DEFAULT_RING_BYTES): WorkerMeshData {
@@ -119,6 +124,30 @@ export class WorkerMesh implements FlowHandOff {
     if (epoch === this.appliedEpoch) return;
     this.appliedEpoch = epoch;
     this.onCommit(epoch);
+  }
+
+  /**
+   * Publishes this worker's counters for the others to sum (a timer in each worker calls it):
+   * `lvsadm drain --status` and `--wait` judge idleness on every worker's packets, not only
+   * on worker 0's, which runs the announcer.
+   */
+  publish(forwarded: number, connections: number): void {
+    Atomics.store(this.control, forwardedWord(this.self), forwarded | 0);
+    Atomics.store(this.control, connectionsWord(this.self), connections | 0);
+  }
+
+  /** Packets forwarded by every worker, mod 2^32 (for change detection: it moves when any worker forwards). */
+  forwardedTotal(): number {
+    let sum = 0;
+    for (let w = 0; w < this.workers; w++) sum = (sum + Atomics.load(this.control, forwardedWord(w))) | 0;
+    return sum >>> 0;
+  }
+
+  /** Connection entries over every worker, as last published. */
+  connectionsTotal(): number {
+    let sum = 0;
+    for (let w = 0; w < this.workers; w++) sum += Atomics.load(this.control, connectionsWord(w)) >>> 0;
+    return sum;
   }
 
   /** The epoch this worker has applied. */
