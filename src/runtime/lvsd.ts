@@ -300,9 +300,7 @@ export class Lvsd {
             netns: specs[0]?.netns,
             log,
             clock,
-            ...(mesh
-              ? { forwarded: () => mesh.forwardedTotal(), connections: () => mesh.connectionsTotal() }
-              : { forwarded: () => director.stats.forwarded }),
+            ...(mesh ? { forwarded: () => mesh.forwardedTotal(), connections: () => mesh.connectionsTotal() } : { forwarded: () => director.stats.forwarded }),
           });
         }
         daemon.loop.catch((e: unknown) => {
