@@ -11,7 +11,7 @@ import { MemoryPacketIO } from "../src/io/packet-io.js";
 import { Director } from "../src/runtime/director.js";
 import { WorkerMesh, closeMesh, meshData } from "../src/runtime/workers/worker-mesh.js";
 import { HandoffRing } from "../src/runtime/workers/handoff-ring.js";
-import { udp4 } from "./support/io-lab.js";
+import { ipv4Checksum, udp4 } from "./support/io-lab.js";
 import { buildPacket } from "../src/testing/packets.js";
 
 const KEY: ServiceKey = { kind: "address", protocol: "udp", address: "10.9.0.1", port: 53 };
@@ -238,6 +238,43 @@ test("worker mesh: the counters each worker publishes add up where worker 0 read
     // Counters past 2^31 (an Int32 word each) still add, mod 2^32, and stay non-negative.
     workers[1].publish(0x9000_0000, 0);
     assert.equal(workers[0].forwardedTotal(), (0x9000_0000 + 17) >>> 0);
+  } finally {
+    closeMesh(mesh);
+  }
+});
+
+/** Cuts an IPv4 packet (20-byte header) in two fragments at L4 byte `at` (a multiple of 8), with identification `id`. */
+function fragments4(packet: Uint8Array, at: number, id: number): [Uint8Array, Uint8Array] {
+  const piece = (from: number, to: number, more: boolean) => {
+    const f = new Uint8Array(20 + to - from);
+    f.set(packet.subarray(0, 20));
+    f.set(packet.subarray(20 + from, 20 + to), 20);
+    const v = new DataView(f.buffer);
+    v.setUint16(2, f.length);
+    v.setUint16(4, id);
+    v.setUint16(6, (more ? 0x2000 : 0) | (from / 8));
+    v.setUint16(10, 0);
+    v.setUint16(10, ipv4Checksum(f));
+    return f;
+  };
+  return [piece(0, at, true), piece(at, packet.length - 20, false)];
+}
+
+test("two workers: a later fragment follows its first fragment to the flow's owner (the kernel queues a datagram's fragments together)", () => {
+  const mesh = meshData(2, 1 << 16);
+  try {
+    const w = [worker(mesh, 0), worker(mesh, 1)];
+    // Every fragment reaches worker 0, each datagram's first fragment then its later one, as one TUN queue delivers them.
+    const cut = ports.map((p, i) => fragments4(udp4("10.7.0.1", p, "10.9.0.1", 53, new Uint8Array(40)), 24, 0x1000 + i));
+    w[0].clients.inject(...cut.flat());
+    // 80 packets are more than one batch: run both workers until neither moves a packet.
+    while (w[0].director.runOnce() + w[1].director.runOnce() > 0);
+    const ofOne = ports.filter((p) => w[1].holds(p)).length;
+    assert.ok(ofOne > 0 && ofOne < FLOWS, `the hash spreads the flows: ${ofOne} of ${FLOWS} owned by worker 1`);
+    assert.equal(w[1].servers.sent.length, 2 * ofOne, "worker 1 forwarded both fragments of each datagram it owns");
+    assert.equal(w[0].servers.sent.length, 2 * (FLOWS - ofOne), "worker 0 both of its own");
+    assert.equal(w[0].director.stats.handedOff, 2 * ofOne, "the later fragments went the way of their first");
+    for (const x of w) assert.equal(x.director.stats.passed, 0, "no fragment missed its flow");
   } finally {
     closeMesh(mesh);
   }

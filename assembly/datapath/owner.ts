@@ -8,7 +8,7 @@
 // docs/io.md, "Workers and flow symmetry".
 
 import { slotPtr, descGet, DESC_OFFSET, DESC_LENGTH, DESC_LINK, DESC_MARK, slotStride } from "../layout";
-import { parsePacketInline, pFamily, pProto, pFrag, pSport, pDport, pSrcAddr, pDstAddr, pL4, pL4Len, pIcmpType, FRAG_LATER } from "../net/parse";
+import { parsePacketInline, pFamily, pProto, pFrag, pFragHdr, pL3, pSport, pDport, pSrcAddr, pDstAddr, pL4, pL4Len, pIcmpType, FRAG_FIRST, FRAG_LATER } from "../net/parse";
 import {
   PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED,
   ICMP_PARAMETER_PROBLEM, ICMPV6_DEST_UNREACH, ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED, ICMPV6_PARAM_PROBLEM,
@@ -91,10 +91,43 @@ function serviceOf(proto: u32, family: u32, dst: usize, dport: u32, mark: u32): 
   return svc;
 }
 
+// Later fragments carry no ports, so their owner is the one their first fragment had. The
+// kernel steers every fragment of a datagram to one TUN queue (its flow hash of a fragment
+// uses the addresses only), so the worker that handed the first fragment on sees the later
+// ones too: it remembers <family, addresses, protocol, id> -> owner in a small direct-mapped
+// table (a 32-bit check hash per entry; a collision only sends a fragment to a worker that
+// drops it, as without the table). A later fragment that arrives before its first is not
+// known here and stays with the worker that received it.
+const FRAG_OWNERS: u32 = 1024;
+const fragOwners: usize = memory.data(FRAG_OWNERS * 8, 16);
+
+function fragmentKey(pkt: usize, family: u32, proto: u32): u32 {
+  const id = family == 4 ? <u32>load<u16>(pkt + pL3 + 4) : load<u32>(pkt + pFragHdr + 4);
+  let h = murmurMix(family | (proto << 8), id);
+  h = murmurMix(h, load<u32>(pkt + pSrcAddr));
+  h = murmurMix(h, load<u32>(pkt + pDstAddr));
+  if (family == 6) {
+    for (let i: usize = 4; i < 16; i += 4) h = murmurMix(murmurMix(h, load<u32>(pkt + pSrcAddr + i)), load<u32>(pkt + pDstAddr + i));
+  }
+  const k = murmurFinal(h);
+  return k == 0 ? 1 : k;
+}
+
+function rememberFragmentOwner(key: u32, owner: i32): void {
+  const e = fragOwners + <usize>(key & (FRAG_OWNERS - 1)) * 8;
+  store<u32>(e, key);
+  store<i32>(e, owner, 4);
+}
+
+function fragmentOwner(key: u32): i32 {
+  const e = fragOwners + <usize>(key & (FRAG_OWNERS - 1)) * 8;
+  return load<u32>(e) == key ? load<i32>(e, 4) : OWNER_ANY;
+}
+
 /**
  * The worker (0..workers-1) that owns the flow of the packet in `slot`, or OWNER_ANY for a
- * packet of no service's flow: not IP, ICMP, a later fragment (no ports), or neither to a
- * virtual service nor from a real server.
+ * packet of no service's flow: not IP, ICMP, a later fragment whose first this worker has not
+ * seen, or neither to a virtual service nor from a real server.
  */
 export function flowOwner(slot: u32, workers: u32): i32 {
   if (workers <= 1 || index == 0) return 0;
@@ -103,9 +136,16 @@ export function flowOwner(slot: u32, workers: u32): i32 {
   if (off > slotStride || len > slotStride - off) return OWNER_ANY;
   const pkt = slotPtr(slot) + off;
   if (parsePacketInline(pkt, len, descGet(slot, DESC_LINK)) != REASON_NONE) return OWNER_ANY;
+  if (pFrag == FRAG_LATER) return fragmentOwner(fragmentKey(pkt, pFamily, pProto));
+  const owner = unfragmentedOwner(pkt, slot, workers);
+  if (pFrag == FRAG_FIRST && owner != OWNER_ANY) rememberFragmentOwner(fragmentKey(pkt, pFamily, pProto), owner);
+  return owner;
+}
+
+/** flowOwner for a packet parsed whole or a first fragment (ports present). */
+function unfragmentedOwner(pkt: usize, slot: u32, workers: u32): i32 {
   const proto = pProto;
   const family = pFamily;
-  if (pFrag == FRAG_LATER) return OWNER_ANY;
   if ((proto == PROTO_ICMP && family == 4) || (proto == PROTO_ICMPV6 && family == 6)) return icmpErrorOwner(pkt, family, descGet(slot, DESC_MARK), workers);
   if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) return OWNER_ANY;
   let svc = serviceOf(proto, family, pkt + pDstAddr, pDport, descGet(slot, DESC_MARK));
