@@ -92,32 +92,31 @@ function applyLine(services: ServiceMap, words: readonly string[], options: Rule
     }
     throw error;
   }
-  const find = (key: ServiceConfig["key"]) => services.get(serviceId(key));
   switch (command.kind) {
     case "clear":
       services.clear();
       return;
     case "add-service":
-      if (find(command.service.key)) throw new ConfigError("Service already exists");
+      if (services.get(serviceId(command.service.key))) throw new ConfigError("Service already exists");
       setRuleLine(command.service, line);
       services.set(serviceId(command.service.key), { service: command.service, destinations: new Map() });
       return;
     case "edit-service": {
-      const entry = find(command.service.key);
+      const entry = services.get(serviceId(command.service.key));
       if (!entry) throw new ConfigError("No such service");
       setRuleLine(command.service, line);
       entry.service = command.service;
       return;
     }
     case "delete-service": {
-      const entry = find(command.service);
+      const entry = services.get(serviceId(command.service));
       if (!entry) throw new ConfigError("No such service");
       services.delete(serviceId(command.service));
       return;
     }
     case "add-dest":
     case "edit-dest": {
-      const entry = find(command.service);
+      const entry = services.get(serviceId(command.service));
       if (!entry) throw new ConfigError("Service not defined");
       checkThresholds(command.destination);
       const id = destinationId(command.destination);
@@ -129,7 +128,7 @@ function applyLine(services: ServiceMap, words: readonly string[], options: Rule
       return;
     }
     case "delete-dest": {
-      const entry = find(command.service);
+      const entry = services.get(serviceId(command.service));
       if (!entry) throw new ConfigError("Service not defined");
       if (!entry.destinations.delete(destinationId(command.destination))) throw new ConfigError("No such destination");
       return;
