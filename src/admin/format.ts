@@ -17,7 +17,7 @@ import { schedulerFlagBits, schedulerFlagNames } from "./command.js";
 import { formatIpv4, parseAddress } from "./inet.js";
 import { systemPortNamesDb } from "./services-db.js";
 import type { PortNames } from "./services-db.js";
-import { compareDestinations, compareServices, glibcSort } from "./sort.js";
+import { compareDestinations, glibcSort, sortServices } from "./sort.js";
 
 export type {
   ConnectionEndpoint,
@@ -64,7 +64,7 @@ export function formatListing(snapshot: ListingSnapshot, format: ListFormat = DE
   const [major, minor, patch] = (snapshot.version ?? "1.2.1").split(".");
   let out = `IP Virtual Server version ${major ?? 0}.${minor ?? 0}.${patch ?? 0} (size=${snapshot.tableSize})\n`;
   out += title(format);
-  const services = format.sort ? glibcSort(snapshot.services, (a, b) => compareServices(a.config, b.config)) : snapshot.services;
+  const services = format.sort ? sortServices(snapshot.services, (s) => s.config) : snapshot.services;
   for (const service of services) out += renderService(service, rendering);
   return out;
 }
@@ -87,7 +87,7 @@ export function formatSave(services: readonly ServiceWithDestinations[], options
     rule: true,
     portNames: options.portNames ?? systemPortNamesDb(),
   };
-  const sorted = glibcSort(services, (a, b) => compareServices(a.service, b.service));
+  const sorted = sortServices(services, (s) => s.service);
   let out = "";
   for (const entry of sorted) {
     out += renderService(

@@ -238,6 +238,7 @@ export class Balancer {
 
   /** The kernel's "Scheduler or persistence engine not found" for an unknown name. */
   private checkScheduler(name: string): void {
+    if (this.scheduler.isBuiltin(name)) return;
     if (!this.scheduler.schedulers().some((s) => s.name === name)) {
       const known = this.scheduler
         .schedulers()

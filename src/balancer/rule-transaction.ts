@@ -127,7 +127,8 @@ export class RuleTransaction {
           } catch (e) {
             throw atLine(spec.service, e);
           }
-          const dests: PreparedDestination[] = [];
+          // Checked now, prepared again when written: keeping 200,000 prepared records
+          // alive between the two made the garbage collector copy them, which cost more.
           const ids = new Set<string>();
           for (const d of spec.destinations) {
             let pd: PreparedDestination;
@@ -138,8 +139,8 @@ export class RuleTransaction {
             }
             if (ids.has(pd.id)) throw new ConfigError(atRuleLine(d, `Destination already exists: ${d.address}:${d.port} in ${k}`), "EEXIST");
             ids.add(pd.id);
-            dests.push(pd);
           }
+          const dests = spec.destinations;
           addedServices.add(k);
           serviceOf.set(k, p);
           const c = countOf(k, p);
@@ -334,10 +335,10 @@ export class RuleTransaction {
   }
 }
 
-function addWhole(b: Balancer, p: PreparedService, dests: readonly PreparedDestination[]): Undo {
+function addWhole(b: Balancer, p: PreparedService, dests: readonly DestinationConfig[]): Undo {
   b.addPreparedService(p);
   try {
-    for (const d of dests) b.addPreparedDestination(p, d);
+    for (const d of dests) b.addPreparedDestination(p, b.prepareDestination(p.config, d));
   } catch (e) {
     b.deleteService(p.config.key);
     throw e;

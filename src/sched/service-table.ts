@@ -188,6 +188,13 @@ export class ServiceTable {
     return out;
   }
 
+  /** True for the name of a scheduler of the data plane (rr, wlc, mh, ...). */
+  isBuiltin(name: string): boolean {
+    this.builtinNames ??= new Set(this.builtins.filter((s) => !s.name.startsWith("*")).map((s) => s.name));
+    return this.builtinNames.has(name);
+  }
+  private builtinNames: Set<string> | undefined;
+
   /** Resolves a scheduler name as `-s NAME` does. */
   resolve(name: string): SchedulerInfo & { handle: number } {
     const b = this.builtins.find((s) => s.name === name && !s.name.startsWith("*"));
