@@ -17,7 +17,8 @@ import { schedulerFlagBits, schedulerFlagNames } from "./command.js";
 import { formatIpv4, parseAddress } from "./inet.js";
 import { systemPortNamesDb } from "./services-db.js";
 import type { PortNames } from "./services-db.js";
-import { compareDestinations, glibcSort, sortServices } from "./sort.js";
+import { compareDestinations, glibcSort, sortServicesInSteps } from "./sort.js";
+import type { Slicer } from "../balancer/slices.js";
 
 export type {
   ConnectionEndpoint,
@@ -60,13 +61,41 @@ const ZERO_RATES: TrafficRates = { cps: 0n, inpps: 0n, outpps: 0n, inbps: 0n, ou
 
 /** `ipvsadm -L` with its flags: version header, column titles, every service. */
 export function formatListing(snapshot: ListingSnapshot, format: ListFormat = DEFAULT_LIST_FORMAT, options: FormatOptions = {}): string {
+  return runSteps(listingSteps(snapshot, format, options));
+}
+
+/** formatListing in slices (../balancer/slices.ts): the same text, with pauses for the packet loop. */
+export function formatListingInSlices(snapshot: ListingSnapshot, format: ListFormat, options: FormatOptions, slicer: Slicer): Promise<string> {
+  return runStepsInSlices(listingSteps(snapshot, format, options), slicer);
+}
+
+function* listingSteps(snapshot: ListingSnapshot, format: ListFormat, options: FormatOptions): Generator<void, string> {
   const rendering: Rendering = { format, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
   const [major, minor, patch] = (snapshot.version ?? "1.2.1").split(".");
   let out = `IP Virtual Server version ${major ?? 0}.${minor ?? 0}.${patch ?? 0} (size=${snapshot.tableSize})\n`;
   out += title(format);
-  const services = format.sort ? sortServices(snapshot.services, (s) => s.config) : snapshot.services;
-  for (const service of services) out += renderService(service, rendering);
+  const services = format.sort ? yield* sortServicesInSteps(snapshot.services, (s) => s.config) : snapshot.services;
+  for (let i = 0; i < services.length; i++) {
+    out += renderService(services[i]!, rendering);
+    if ((i & 63) === 63) yield;
+  }
   return out;
+}
+
+/** Runs a generator of steps to its end in one go. */
+function runSteps<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+async function runStepsInSlices<T>(steps: Generator<void, T>, slicer: Slicer): Promise<T> {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (slicer.due()) await slicer.pauseNow();
+  }
 }
 
 /** `ipvsadm -L -t|-u|-f SERVICE`: column titles and that one service, no version header. */
@@ -82,14 +111,25 @@ export interface SaveOptions extends FormatOptions {
 
 /** `ipvsadm -S [-n]`: the rules, sorted as ipvsadm sorts them. */
 export function formatSave(services: readonly ServiceWithDestinations[], options: SaveOptions = {}): string {
+  return runSteps(saveSteps(services, options));
+}
+
+/** formatSave in slices (../balancer/slices.ts): the same text, with pauses for the packet loop. */
+export function formatSaveInSlices(services: readonly ServiceWithDestinations[], options: SaveOptions, slicer: Slicer): Promise<string> {
+  return runStepsInSlices(saveSteps(services, options), slicer);
+}
+
+function* saveSteps(services: readonly ServiceWithDestinations[], options: SaveOptions): Generator<void, string> {
   const rendering: Rendering = {
     format: { ...DEFAULT_LIST_FORMAT, numeric: options.numeric ?? false },
     rule: true,
     portNames: options.portNames ?? systemPortNamesDb(),
   };
-  const sorted = sortServices(services, (s) => s.service);
+  const sorted = yield* sortServicesInSteps(services, (s) => s.service);
   let out = "";
-  for (const entry of sorted) {
+  for (let i = 0; i < sorted.length; i++) {
+    const entry = sorted[i]!;
+    if ((i & 63) === 63) yield;
     out += renderService(
       {
         config: entry.service,

@@ -96,6 +96,48 @@ export function sortServices<T>(items: readonly T[], configOf: (item: T) => Serv
   return sorted.map((k) => k.item);
 }
 
+/**
+ * sortServices in slices: yields now and then (between merges, and inside long ones) so
+ * that a caller can pause there; the same merge tree, so the same order, as glibcSort.
+ */
+export function* sortServicesInSteps<T>(items: readonly T[], configOf: (item: T) => ServiceConfig): Generator<void, T[]> {
+  const keyed: Array<{ item: T; key: ServiceSortKey }> = [];
+  for (let i = 0; i < items.length; i++) {
+    keyed.push({ item: items[i]!, key: computeSortKey(configOf(items[i]!)) });
+    if ((i & 1023) === 1023) yield;
+  }
+  const compare = (a: { key: ServiceSortKey }, b: { key: ServiceSortKey }) => compareSortKeys(a.key, b.key);
+  if (keyed.length > 1) yield* mergeSortInSteps(keyed, 0, keyed.length, compare, new Array(keyed.length));
+  return keyed.map((k) => k.item);
+}
+
+/** Below this many items a part is sorted in one go (well under a millisecond). */
+const STEP_ITEMS = 2048;
+
+function* mergeSortInSteps<T>(items: T[], start: number, count: number, compare: (a: T, b: T) => number, scratch: T[]): Generator<void> {
+  if (count <= STEP_ITEMS) {
+    mergeSort(items, start, count, compare, scratch);
+    yield;
+    return;
+  }
+  const leftCount = Math.floor(count / 2);
+  yield* mergeSortInSteps(items, start, leftCount, compare, scratch);
+  yield* mergeSortInSteps(items, start + leftCount, count - leftCount, compare, scratch);
+  let n = 0;
+  let i = start;
+  let j = start + leftCount;
+  const leftEnd = start + leftCount;
+  const rightEnd = start + count;
+  while (i < leftEnd && j < rightEnd) {
+    if (compare(items[i]!, items[j]!) <= 0) scratch[n++] = items[i++]!;
+    else scratch[n++] = items[j++]!;
+    if ((n & 4095) === 0) yield;
+  }
+  while (i < leftEnd) scratch[n++] = items[i++]!;
+  while (j < rightEnd) scratch[n++] = items[j++]!;
+  for (let k = 0; k < n; k++) items[start + k] = scratch[k]!;
+}
+
 /** glibc's msort: split in halves (the first one smaller), merge taking the left on ties. */
 export function glibcSort<T>(items: readonly T[], compare: (a: T, b: T) => number): T[] {
   const out = items.slice();

@@ -28,6 +28,7 @@ import { IPVS_SYSCTLS, checkSysctl, type IpvsSysctlName, type IpvsSysctls } from
 import { normaliseFragmentOptions, readFragmentStats, type FragmentOptions, type FragmentStats } from "./fragments.js";
 import { atRuleLine } from "../config/rule-lines.js";
 import { RuleTransaction } from "./rule-transaction.js";
+import type { Slicer } from "./slices.js";
 
 /** The error with the rules line of `item` in front, when it has one. */
 function atLine(item: object, e: unknown): unknown {
@@ -751,6 +752,37 @@ export class Balancer {
     return { tableSize: this.connectionCapacity, services: [...this.services.values()].map((s) => this.serviceSnapshot(s)) };
   }
 
+  /** listing() in slices: services read a slice at a time, the packet loop running between. */
+  async listingInSlices(slicer: Slicer): Promise<ListingSnapshot> {
+    const services: ServiceSnapshot[] = [];
+    for (const s of this.services.values()) {
+      services.push(this.serviceSnapshot(s));
+      if ((services.length & 63) === 0 && slicer.due()) await slicer.pauseNow();
+    }
+    return { tableSize: this.connectionCapacity, services };
+  }
+
+  /** rules() in slices: services read a slice at a time, the packet loop running between. */
+  async rulesInSlices(slicer: Slicer): Promise<RuleSet> {
+    const services: ServiceWithDestinations[] = [];
+    for (const s of this.services.values()) {
+      services.push(this.serviceRules(s));
+      if ((services.length & 63) === 0 && slicer.due()) await slicer.pauseNow();
+    }
+    return { services };
+  }
+
+  /** The serviceKeyText of every service, in the order they were added. */
+  serviceKeyTexts(): string[] {
+    return [...this.services.keys()];
+  }
+
+  /** One service's rules (configuration and destinations, as rules() gives them), by serviceKeyText. */
+  serviceRulesByText(keyText: string): ServiceWithDestinations | undefined {
+    const s = this.services.get(keyText);
+    return s ? this.serviceRules(s) : undefined;
+  }
+
   /** The keys of every service, in the order they were added (cheap: no counters read). */
   serviceKeys(): ServiceKey[] {
     return [...this.services.values()].map((s) => s.config.key);
@@ -831,12 +863,14 @@ export class Balancer {
 
   /** The configuration as a rule set (what `ipvsadm -S` saves); destinations in the order they were added. */
   rules(): RuleSet {
+    return { services: [...this.services.values()].map((s) => this.serviceRules(s)) };
+  }
+
+  private serviceRules(s: ServiceEntry): ServiceWithDestinations {
     return {
-      services: [...this.services.values()].map((s) => ({
-        service: s.config,
-        // In the order they were added (oldest first), so applying the rules rebuilds the same list.
-        destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight })),
-      })),
+      service: s.config,
+      // In the order they were added (oldest first), so applying the rules rebuilds the same list.
+      destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight })),
     };
   }
 

@@ -88,6 +88,35 @@ export class RuleTransaction {
    * as changed by the ones before it; throws ConfigError naming the line, changing nothing.
    */
   static prepare(b: Balancer, specs: readonly RuleChangeSpec[]): RuleTransaction {
+    const plan = RuleTransaction.plan(b, specs);
+    for (;;) {
+      const r = plan.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** RuleTransaction.restore in slices: the same checks and errors, pausing between slices. */
+  static restoreInSlices(b: Balancer, ruleSet: RuleSet, slicer: Slicer): Promise<RuleTransaction> {
+    return RuleTransaction.prepareInSlices(
+      b,
+      ruleSet.services.map((s) => ({ op: "-A", service: s.service, destinations: s.destinations })),
+      slicer,
+    );
+  }
+
+  /** RuleTransaction.prepare in slices: the same checks and errors, pausing between slices. */
+  static async prepareInSlices(b: Balancer, specs: readonly RuleChangeSpec[], slicer: Slicer): Promise<RuleTransaction> {
+    const plan = RuleTransaction.plan(b, specs);
+    for (;;) {
+      const r = plan.next();
+      if (r.done) return r.value;
+      if (slicer.due()) await slicer.pauseNow();
+    }
+  }
+
+  /** Checks the changes; yields now and then, where a slice may end. */
+  private static *plan(b: Balancer, specs: readonly RuleChangeSpec[]): Generator<void, RuleTransaction> {
+    let n = 0;
     const groups = new Map<string, Group>();
     const removedServices = new Set<string>();
     const addedServices = new Set<string>();
@@ -116,6 +145,7 @@ export class RuleTransaction {
       return c;
     };
     for (const spec of specs) {
+      if ((++n & 15) === 0) yield;
       const k = keyTextOf(b, spec.service, spec.service);
       const g = groupOf(k);
       switch (spec.op) {
@@ -241,6 +271,7 @@ export class RuleTransaction {
     // The sizes, before anything changes (lvsd's flags name the limits).
     b.checkRoom(b.serviceCount - removedServices.size + addedServices.size, b.scheduler.destinationRecordsUsed + destinationDelta);
     for (const c of finalCount.values()) {
+      if ((++n & 255) === 0) yield;
       try {
         b.checkRoom(0, 0, c.count);
         if (c.maglevSize > 0 && c.count > c.maglevSize) {
@@ -253,13 +284,14 @@ export class RuleTransaction {
     if (mhDelta > 0 && b.maglevServiceCount + mhDelta > b.scheduler.maglevTables) {
       throw new ConfigError(`${b.maglevServiceCount + mhDelta} services with scheduler mh do not fit: the tables hold ${b.scheduler.maglevTables}`);
     }
-    // Room first: services removed whole, then services that free records, then the rest.
-    const ordered = [...groups.values()].map((g, i) => ({ g, i }));
-    ordered.sort((x, y) => Number(y.g.removesService) - Number(x.g.removesService) || Math.sign(x.g.net) - Math.sign(y.g.net) || x.i - y.i);
-    return new RuleTransaction(
-      b,
-      ordered.map((x) => x.g),
-    );
+    // Room first: services removed whole, then services that free records, then the rest
+    // (each in the order given; buckets, not a sort: linear, and no long pause).
+    const removed: Group[] = [];
+    const freeing: Group[] = [];
+    const even: Group[] = [];
+    const taking: Group[] = [];
+    for (const g of groups.values()) (g.removesService ? removed : g.net < 0 ? freeing : g.net === 0 ? even : taking).push(g);
+    return new RuleTransaction(b, [...removed, ...freeing, ...even, ...taking]);
   }
 
   /** Applies everything now, in one go (library calls); rolls back and throws on a refusal. */
