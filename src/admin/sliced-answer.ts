@@ -64,7 +64,7 @@ export async function answerInSlices(ctx: ExecutionContext, request: unknown, op
       return await options.lock.run(() => restoreInSlices(ctx, argv, stdin, options));
     }
     if (!json && cmd.kind === "list" && cmd.show === "services" && !cmd.service) {
-      const snapshot = await ctx.balancer.listingInSlices(options.slicer());
+      const snapshot = await ctx.balancer.listingInSlices(options.slicer(), cmd.format.stats || cmd.format.rate);
       return ok(await formatListingInSlices(snapshot, cmd.format, ctx.format ?? {}, options.slicer()));
     }
     if (!json && cmd.kind === "save") {
