@@ -285,13 +285,12 @@ export class RuleTransaction {
       throw new ConfigError(`${b.maglevServiceCount + mhDelta} services with scheduler mh do not fit: the tables hold ${b.scheduler.maglevTables}`);
     }
     // Room first: services removed whole, then services that free records, then the rest
-    // (each in the order given; buckets, not a sort: linear, and no long pause).
+    // (each in the order given, so a restore adds in file order; buckets, not a sort).
     const removed: Group[] = [];
     const freeing: Group[] = [];
-    const even: Group[] = [];
-    const taking: Group[] = [];
-    for (const g of groups.values()) (g.removesService ? removed : g.net < 0 ? freeing : g.net === 0 ? even : taking).push(g);
-    return new RuleTransaction(b, [...removed, ...freeing, ...even, ...taking]);
+    const rest: Group[] = [];
+    for (const g of groups.values()) (g.removesService ? removed : g.net < 0 ? freeing : rest).push(g);
+    return new RuleTransaction(b, [...removed, ...freeing, ...rest]);
   }
 
   /** Applies everything now, in one go (library calls); rolls back and throws on a refusal. */
