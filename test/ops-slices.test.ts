@@ -82,7 +82,11 @@ test("a restore with a bad line near the end changes nothing at any moment, and 
       // The parser refuses it (read in slices).
       ["-a -t 10.0.19.131:80 -r 192.168.9.9:8080 -m -w 99999", good.length - 3, /^line 24998: illegal weight specified\n$/],
       // The parser takes it, the director cannot (checked in slices): a tunnel without a source.
-      ["-a -t 10.0.19.131:80 -r 192.168.9.9:8080 -i -w 1", good.length - 3, /^line 24998: destination 192\.168\.9\.9: tunnelling \(-i\) needs the outer source address: start lvsd with --tunnel-source4 ADDR/],
+      [
+        "-a -t 10.0.19.131:80 -r 192.168.9.9:8080 -i -w 1",
+        good.length - 3,
+        /^line 24998: destination 192\.168\.9\.9: tunnelling \(-i\) needs the outer source address: start lvsd with --tunnel-source4 ADDR/,
+      ],
     ] as const) {
       const text = [...good.slice(0, line), bad, ...good.slice(line)].join("\n");
       const seenFrom = io.seen.length;
@@ -95,7 +99,10 @@ test("a restore with a bad line near the end changes nothing at any moment, and 
       assert.ok(during.length > 1, "the packet loop ran while the restore was read and checked");
       assert.deepEqual([...new Set(during)], [1], "the table never changed while it was checked");
     }
-    assert.ok(lines.some((l) => /^lvsadm -R: line 24998: illegal weight specified$/.test(l)), "the refusal is logged");
+    assert.ok(
+      lines.some((l) => /^lvsadm -R: line 24998: illegal weight specified$/.test(l)),
+      "the refusal is logged",
+    );
   } finally {
     await daemon.stop();
   }
@@ -123,7 +130,9 @@ test("a listing asked during a restore answers (between the restore's slices), a
 
 test("a failure while applying rolls back what was applied: the configuration is the old one again", () => {
   const b = new Balancer({ connections: 64, slots: 4, maxServices: 64, maxDestinations: 256 });
-  b.applyRules(parseRules("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 192.168.1.1:80 -m -w 1\n-a -t 10.0.0.1:80 -r 192.168.1.2:80 -m -w 1\n-A -u 10.0.0.2:53 -s wlc\n"));
+  b.applyRules(
+    parseRules("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 192.168.1.1:80 -m -w 1\n-a -t 10.0.0.1:80 -r 192.168.1.2:80 -m -w 1\n-A -u 10.0.0.2:53 -s wlc\n"),
+  );
   const before = b.rules();
   const saved = formatSave(before.services, { numeric: true });
   const wanted = [

@@ -95,7 +95,11 @@ const row = async (label: string, work: () => Promise<string>) => {
 };
 try {
   const text = bigRules(services, per);
-  console.log(`${services} services, ${services * per} destinations; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}; node ${process.version}`);
+  console.log(
+    `${services} services, ${services * per} destinations; load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}; node ${process.version}`,
+  );
   console.log("| step | wall | CPU | packet-loop reads | longest gap | CPU in the longest-CPU gap | gaps > 10 ms | longest GC pause | |");
   console.log("|---|---:|---:|---:|---:|---:|---:|---:|---|");
   await row("nothing (baseline, 1 s)", async () => {
