@@ -250,7 +250,8 @@ export class ServiceTable {
   /** ipvsadm -A with arguments serviceArguments() checked. Returns the service id. */
   createServiceWith(args: ServiceArguments): number {
     const [id, flags, m, handle] = args;
-    return checkCode(this.f.svcCreate(id, flags, m, handle), `service (scheduler ${this.builtins[id]?.name ?? "custom"})`);
+    const svc = this.f.svcCreate(id, flags, m, handle);
+    return svc >= 0 ? svc : checkCode(svc, `service (scheduler ${this.builtins[id]?.name ?? "custom"})`);
   }
 
   /** ipvsadm -E: changes the scheduler, flags or Maglev size (validated first). */
@@ -322,7 +323,9 @@ export class ServiceTable {
       throw new SchedulerConfigError(`destination: service ${service} has a Maglev table of M = ${m}; it cannot hold more than ${m} destinations`);
     }
     this.mem().set(a.bytes, this.f.schedAddrPtr());
-    return checkCode(this.f.destAdd(service, a.family, a.port, a.weight, a.upper, a.lower), `destination ${formatAddress(a.bytes, a.family)}:${a.port}`);
+    const id = this.f.destAdd(service, a.family, a.port, a.weight, a.upper, a.lower);
+    // The message is made only for a refusal: 200,000 additions format no address.
+    return id >= 0 ? id : checkCode(id, `destination ${formatAddress(a.bytes, a.family)}:${a.port}`);
   }
 
   /** Destination records in use, those of removed destinations still held by connections included. */
