@@ -178,3 +178,23 @@ test("a reload of a 5,000-service file with one changed line applies one change"
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("-R of a text that starts with -C replaces the running configuration, touching only what differs", async () => {
+  const { daemon } = await daemonWith();
+  try {
+    const text = KEPT + bigRules(300, 2);
+    assert.equal((await daemon.command({ argv: ["-R"], stdin: text })).exitCode, 0);
+    const version = daemon.balancer.configVersion;
+    // The same configuration, one service dropped (the last: 10.0.1.43) and one weight changed.
+    const wanted = `-C\n${text.replace("-a -t 10.0.0.7:80 -r 192.168.0.2:8080 -m -w 1", "-a -t 10.0.0.7:80 -r 192.168.0.2:8080 -m -w 9").replace(/-A -t 10\.0\.1\.43:80 -s wlc\n(-a -t 10\.0\.1\.43:80 .*\n)*/, "")}`;
+    const r = await daemon.command({ argv: ["-R"], stdin: wanted });
+    assert.deepEqual([r.exitCode, r.stderr], [0, ""]);
+    assert.equal(daemon.balancer.configVersion, version + 2, "two changes: the service removed, the weight edited");
+    const saved = (await daemon.command({ argv: ["-Sn"] })).stdout;
+    assert.doesNotMatch(saved, /10\.0\.1\.43:80/);
+    assert.match(saved, /-a -t 10\.0\.0\.7:80 -r 192\.168\.0\.2:8080 -m -w 9\n/);
+    assert.equal(daemon.balancer.serviceCount, 300);
+  } finally {
+    await daemon.stop();
+  }
+});
