@@ -6,6 +6,7 @@ import { ConfigError } from "../config/types.js";
 import { ruleLineOf, setRuleLine } from "../config/rule-lines.js";
 import type { DestinationConfig, RuleSet, ServiceConfig, ServiceWithDestinations } from "../config/types.js";
 import { parseCommand } from "./command.js";
+import { readSaveLine } from "./save-lines.js";
 import { CommandError } from "./errors.js";
 import { formatSave } from "./format.js";
 import { parseAddress } from "./inet.js";
@@ -133,9 +134,9 @@ class RulesReader {
 }
 
 function applyLine(services: ServiceMap, words: readonly string[], options: RulesOptions, line: number): "clear" | undefined {
-  let command: ReturnType<typeof parseCommand>;
+  let command: ReturnType<typeof parseCommand> | undefined = readSaveLine(words);
   try {
-    command = parseCommand(words, { program: "ipvsadm", ...(options.portNames ? { portNames: options.portNames } : {}) });
+    command ??= parseCommand(words, { program: "ipvsadm", ...(options.portNames ? { portNames: options.portNames } : {}) });
   } catch (error) {
     if (error instanceof CommandError && error.kind === "usage") {
       throw new ConfigError("a rules line must start with a command such as -A or -a");
