@@ -44,7 +44,7 @@ const destinationLine = fc.tuple(
 );
 // Lines of the two shapes with canonical parts, as ipvsadm -S -n writes them.
 const canonicalAddress = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join("."));
-const canonicalPort = fc.integer({ min: 1, max: 65535 }).map(String);
+const canonicalPort = fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 1, max: 65535 }).map(String) }, { weight: 1, arbitrary: fc.constant("0") });
 const canonicalHostPort = fc.tuple(canonicalAddress, canonicalPort).map(([a, p]) => `${a}:${p}`);
 const canonicalService = fc.tuple(
   fc.constant("-A"),
