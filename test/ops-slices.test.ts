@@ -17,8 +17,11 @@ import { Balancer } from "../src/balancer/balancer.js";
 import { RuleTransaction } from "../src/balancer/rule-transaction.js";
 import { parseRules } from "../src/admin/rules.js";
 import { formatSave } from "../src/admin/format.js";
+import { answer } from "../src/admin/control-server.js";
+import { toJson } from "../src/admin/json-output.js";
 import { buildPacket } from "../src/testing/packets.js";
 import { bigRules } from "./support/lvsd-proc.js";
+import { until } from "./support/io-lab.js";
 
 /**
  * An adapter that always has one SYN to deliver (to the service on 10.255.0.1:80, which
@@ -197,4 +200,27 @@ test("-R of a text that starts with -C replaces the running configuration, touch
   } finally {
     await daemon.stop();
   }
+});
+
+test("--json listings and saves in slices are byte for byte the one-step answer; counters past 2^53 stay exact", async () => {
+  const { daemon, io } = await daemonWith();
+  try {
+    assert.equal((await daemon.command({ argv: ["-R"], stdin: KEPT + bigRules(400, 3) })).exitCode, 0);
+    // Some traffic, so that counters are not all zero; then the packet loop stops, so that
+    // counters and rates stand still between the two readings.
+    const sent = io.sent.length;
+    assert.ok(await until(() => io.sent.length > sent + 100, 10_000));
+    await daemon.director.stop();
+    const ctx = { balancer: daemon.balancer, now: () => 0, program: "lvsadm" };
+    for (const argv of [["-Ln"], ["-L", "-n", "--stats"], ["-Sn"]]) {
+      const sliced = await daemon.command({ argv, json: true });
+      const whole = answer(ctx, { argv, json: true });
+      assert.equal(sliced.exitCode, 0);
+      assert.equal(sliced.stdout, whole.stdout, argv.join(" "));
+      assert.ok(JSON.parse(sliced.stdout).services.length === 401);
+    }
+  } finally {
+    await daemon.stop();
+  }
+  assert.equal(toJson({ big: 2n ** 60n + 1n, small: 7n, list: [0n] }), '{\n  "big": 1152921504606846977,\n  "small": 7,\n  "list": [\n    0\n  ]\n}');
 });

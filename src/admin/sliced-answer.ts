@@ -6,8 +6,8 @@
 //   -R         read, checked whole, then applied in slices (RuleTransaction): all or
 //              nothing. A text with -C replaces the running configuration, and only what
 //              differs is touched (rule-changes.ts).
-//   -L, -S     the whole table, read and formatted in slices (a listing during a restore
-//              shows the services applied so far).
+//   -L, -S     the whole table (text or --json), read and formatted in slices (a listing
+//              during a restore shows the services applied so far).
 //   changes    (-A -E -D -a -e -d -C -Z --set, sysctls, daemons) wait for a running restore
 //              to end, then run as answer() runs them.
 //   the rest   answered at once, as answer() answers them.
@@ -19,6 +19,7 @@ import { parseCommand, type LvsCommand } from "./command.js";
 import { answer } from "./control-server.js";
 import type { CommandResult, ExecutionContext } from "./execute.js";
 import { formatListingInSlices, formatSaveInSlices } from "./format.js";
+import { toJsonInSlices } from "./json-output.js";
 import { diffRunning } from "./rule-changes.js";
 import { readRulesInSlices } from "./rules.js";
 import { SYSCTL_SUBCOMMAND } from "./sysctl-command.js";
@@ -63,12 +64,14 @@ export async function answerInSlices(ctx: ExecutionContext, request: unknown, op
       const stdin = typeof r.stdin === "string" ? r.stdin : "";
       return await options.lock.run(() => restoreInSlices(ctx, argv, stdin, options));
     }
-    if (!json && cmd.kind === "list" && cmd.show === "services" && !cmd.service) {
-      const snapshot = await ctx.balancer.listingInSlices(options.slicer(), cmd.format.stats || cmd.format.rate);
+    if (cmd.kind === "list" && cmd.show === "services" && !cmd.service) {
+      const snapshot = await ctx.balancer.listingInSlices(options.slicer(), json || cmd.format.stats || cmd.format.rate);
+      if (json) return ok(`${await toJsonInSlices({ tableSize: snapshot.tableSize }, "services", snapshot.services, options.slicer())}\n`);
       return ok(await formatListingInSlices(snapshot, cmd.format, ctx.format ?? {}, options.slicer()));
     }
-    if (!json && cmd.kind === "save") {
+    if (cmd.kind === "save") {
       const rules = await ctx.balancer.rulesInSlices(options.slicer());
+      if (json) return ok(`${await toJsonInSlices({}, "services", rules.services, options.slicer())}\n`);
       return ok(await formatSaveInSlices(rules.services, { ...ctx.format, numeric: cmd.numeric }, options.slicer()));
     }
   } catch (e) {
