@@ -24,6 +24,10 @@ export { IPVS_SYSCTLS, DEFAULT_SYSCTLS, parseSysctlAssignment } from "./balancer
 export type { IpvsSysctls, IpvsSysctlName } from "./balancer/sysctls.js";
 export type { ConnectionRecord } from "./balancer/memory-readers.js";
 export type { FragmentOptions, FragmentStats } from "./balancer/fragments.js";
+// Large configuration changes, all or nothing, in slices beside a packet loop (issue 17).
+export { RuleTransaction } from "./balancer/rule-transaction.js";
+export type { RuleChangeSpec, RuleCounts, RuleOp } from "./balancer/rule-transaction.js";
+export { Slicer, DEFAULT_SLICE_MS } from "./balancer/slices.js";
 export { ConfigError } from "./config/types.js";
 export type {
   ServiceKey,

@@ -103,7 +103,7 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
         "",
       ].join("\n"),
     );
-    const summary = daemon.reload();
+    const summary = await daemon.reload();
     assert.ok(summary);
     assert.deepEqual(
       [
@@ -142,7 +142,7 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
 
     // A file that does not validate changes nothing and says why.
     writeFileSync(rules, "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m -w 99999\n");
-    assert.equal(daemon.reload(), null);
+    assert.equal(await daemon.reload(), null);
     assert.ok(
       lines.some((l) => /^reload .* refused, configuration unchanged: line 2: illegal weight specified$/.test(l)),
       lines.join("\n"),
@@ -150,7 +150,7 @@ test("lvsd over an in-memory adapter: a reload edits, removes and adds without d
     assert.equal((await sendCommand(socket, ["-S", "-n"])).stdout, listing.stdout);
     // A scheduler the balancer does not know: refused by the validation, not half applied.
     writeFileSync(rules, "# a comment\n-A -t 10.0.0.100:80 -s nosuch\n");
-    assert.equal(daemon.reload(), null);
+    assert.equal(await daemon.reload(), null);
     assert.match(lines.at(-1)!, /^reload .* refused, configuration unchanged: line 2: .*nosuch/, "the refusal names the line");
     assert.equal((await sendCommand(socket, ["-S", "-n"])).stdout, listing.stdout);
 

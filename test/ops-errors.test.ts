@@ -30,14 +30,14 @@ test("a reload refused by the running director names the rules line and the lvsd
     const before = daemon.balancer.rules();
     // Line 4 tunnels (-i) without a tunnel source: the parser accepts it, the director cannot.
     writeFileSync(rules, "-A -t 10.0.0.100:80 -s rr\n# a comment\n-a -t 10.0.0.100:80 -r 192.168.10.11:80 -m\n-a -t 10.0.0.100:80 -r 192.168.10.12:80 -i\n");
-    assert.equal(daemon.reload(), null);
+    assert.equal(await daemon.reload(), null);
     assert.match(
       lines.at(-1) ?? "",
       /^reload .* refused, configuration unchanged: line 4: destination 192\.168\.10\.12: tunnelling \(-i\) needs the outer source address: start lvsd with --tunnel-source4 ADDR/,
     );
     // Three services where --max-services is 2.
     writeFileSync(rules, ["-A -t 10.0.0.1:80", "-A -t 10.0.0.2:80", "-A -t 10.0.0.3:80", ""].join("\n"));
-    assert.equal(daemon.reload(), null);
+    assert.equal(await daemon.reload(), null);
     assert.match(lines.at(-1) ?? "", /refused, configuration unchanged: 3 services do not fit: the table holds 2 \(lvsd --max-services N/);
     assert.deepEqual(daemon.balancer.rules(), before, "nothing changed");
   } finally {

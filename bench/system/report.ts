@@ -161,7 +161,9 @@ export function renderReport(run: RunRecord): string {
   p("# System benchmark: lvs-wasm against HAProxy and the kernel router", "");
   p(
     "Written by `npm run bench:system` (`bench/system/run.ts`, root). Per-bench figures of the",
-    "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/).",
+    "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/); the control",
+    "plane at kube-proxy scale (50,000 services: restore, listing, reload, the packet loop's longest",
+    "gap meanwhile) in [docs/benchmarks/operations.md](benchmarks/operations.md).",
     "",
   );
   p("## This run", "");

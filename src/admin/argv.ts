@@ -20,9 +20,32 @@ export type PoptEvent<Tag extends string> =
   | { readonly type: "end" }
   | { readonly type: "error"; readonly error: PoptErrorText; readonly badOption: string };
 
+/** Option tables by short letter and long name: a 250,000-line restore looks up a million options. */
+interface OptionIndex<Tag extends string> {
+  readonly short: Map<string, OptionSpec<Tag>>;
+  readonly long: Map<string, OptionSpec<Tag>>;
+}
+const indexes = new WeakMap<readonly OptionSpec<string>[], OptionIndex<string>>();
+
+function indexOf<Tag extends string>(table: readonly OptionSpec<Tag>[]): OptionIndex<Tag> {
+  let index = indexes.get(table) as OptionIndex<Tag> | undefined;
+  if (!index) {
+    // The first spec with a name wins, as a search from the start of the table finds it.
+    const short = new Map<string, OptionSpec<Tag>>();
+    const long = new Map<string, OptionSpec<Tag>>();
+    for (const spec of table) {
+      if (spec.short !== undefined && !short.has(spec.short)) short.set(spec.short, spec);
+      if (spec.long !== undefined && !long.has(spec.long)) long.set(spec.long, spec);
+    }
+    index = { short, long };
+    indexes.set(table, index as OptionIndex<string>);
+  }
+  return index;
+}
+
 export class PoptScanner<Tag extends string> {
   private readonly words: readonly string[];
-  private readonly table: readonly OptionSpec<Tag>[];
+  private readonly table: OptionIndex<Tag>;
   private next = 0;
   /** The rest of a bundle of short options ("-Ln" after L: "n"); null when none. */
   private nextCharArg: string | null = null;
@@ -36,7 +59,7 @@ export class PoptScanner<Tag extends string> {
       const nul = word.indexOf("\0");
       return nul === -1 ? word : word.slice(0, nul);
     });
-    this.table = table;
+    this.table = indexOf(table);
   }
 
   nextOption(): PoptEvent<Tag> {
@@ -60,7 +83,7 @@ export class PoptScanner<Tag extends string> {
           const eq = body.indexOf("=");
           const name = eq === -1 ? body : body.slice(0, eq);
           if (eq !== -1) longArg = body.slice(eq + 1);
-          option = name.length > 0 ? this.table.find((spec) => spec.long === name) : undefined;
+          option = name.length > 0 ? this.table.long.get(name) : undefined;
           if (!option) return this.error("unknown option");
         } else {
           // One dash: ipvsadm has no one-dash long options, so these are short options.
@@ -72,7 +95,7 @@ export class PoptScanner<Tag extends string> {
         const bundle = this.nextCharArg;
         this.nextCharArg = null;
         const letter = bundle[0];
-        option = letter === undefined ? undefined : this.table.find((spec) => spec.short === letter);
+        option = letter === undefined ? undefined : this.table.short.get(letter);
         if (!option) return this.error("unknown option");
         const rest = bundle.slice(1);
         if (rest.length > 0) this.nextCharArg = rest[0] === "=" ? rest.slice(1) : rest;

@@ -17,7 +17,8 @@ import { schedulerFlagBits, schedulerFlagNames } from "./command.js";
 import { formatIpv4, parseAddress } from "./inet.js";
 import { systemPortNamesDb } from "./services-db.js";
 import type { PortNames } from "./services-db.js";
-import { compareDestinations, compareServices, glibcSort } from "./sort.js";
+import { compareDestinations, glibcSort, sortServicesInSteps } from "./sort.js";
+import type { Slicer } from "../balancer/slices.js";
 
 export type {
   ConnectionEndpoint,
@@ -60,13 +61,70 @@ const ZERO_RATES: TrafficRates = { cps: 0n, inpps: 0n, outpps: 0n, inbps: 0n, ou
 
 /** `ipvsadm -L` with its flags: version header, column titles, every service. */
 export function formatListing(snapshot: ListingSnapshot, format: ListFormat = DEFAULT_LIST_FORMAT, options: FormatOptions = {}): string {
+  return runSteps(listingSteps(snapshot, format, options));
+}
+
+/** formatListing in slices (../balancer/slices.ts): the same text, with pauses for the packet loop. */
+export function formatListingInSlices(snapshot: ListingSnapshot, format: ListFormat, options: FormatOptions, slicer: Slicer): Promise<string> {
+  return runStepsInSlices(listingSteps(snapshot, format, options), slicer);
+}
+
+function* listingSteps(snapshot: ListingSnapshot, format: ListFormat, options: FormatOptions): Generator<void, string> {
   const rendering: Rendering = { format, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
   const [major, minor, patch] = (snapshot.version ?? "1.2.1").split(".");
   let out = `IP Virtual Server version ${major ?? 0}.${minor ?? 0}.${patch ?? 0} (size=${snapshot.tableSize})\n`;
   out += title(format);
-  const services = format.sort ? glibcSort(snapshot.services, (a, b) => compareServices(a.config, b.config)) : snapshot.services;
-  for (const service of services) out += renderService(service, rendering);
-  return out;
+  const services = format.sort ? yield* sortServicesInSteps(snapshot.services, (s) => s.config) : snapshot.services;
+  const text = new FlatText(out);
+  for (let i = 0; i < services.length; i++) {
+    text.add(renderService(services[i]!, rendering));
+    if ((i & 63) === 63) yield;
+  }
+  return text.join();
+}
+
+/**
+ * A long text made of many short pieces, kept as flat strings of a few dozen pieces each:
+ * a 15 MB listing built with += is a rope of millions of nodes that the garbage collector
+ * copies again and again (it was most of a -Ln of 50,000 services).
+ */
+class FlatText {
+  private readonly chunks: string[] = [];
+  private pieces: string[] = [];
+
+  constructor(first = "") {
+    if (first) this.pieces.push(first);
+  }
+
+  add(piece: string): void {
+    this.pieces.push(piece);
+    if (this.pieces.length >= 64) {
+      this.chunks.push(this.pieces.join(""));
+      this.pieces = [];
+    }
+  }
+
+  join(): string {
+    if (this.pieces.length > 0) this.chunks.push(this.pieces.join(""));
+    this.pieces = [];
+    return this.chunks.join("");
+  }
+}
+
+/** Runs a generator of steps to its end in one go. */
+function runSteps<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+async function runStepsInSlices<T>(steps: Generator<void, T>, slicer: Slicer): Promise<T> {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (slicer.due()) await slicer.pauseNow();
+  }
 }
 
 /** `ipvsadm -L -t|-u|-f SERVICE`: column titles and that one service, no version header. */
@@ -82,23 +140,36 @@ export interface SaveOptions extends FormatOptions {
 
 /** `ipvsadm -S [-n]`: the rules, sorted as ipvsadm sorts them. */
 export function formatSave(services: readonly ServiceWithDestinations[], options: SaveOptions = {}): string {
+  return runSteps(saveSteps(services, options));
+}
+
+/** formatSave in slices (../balancer/slices.ts): the same text, with pauses for the packet loop. */
+export function formatSaveInSlices(services: readonly ServiceWithDestinations[], options: SaveOptions, slicer: Slicer): Promise<string> {
+  return runStepsInSlices(saveSteps(services, options), slicer);
+}
+
+function* saveSteps(services: readonly ServiceWithDestinations[], options: SaveOptions): Generator<void, string> {
   const rendering: Rendering = {
     format: { ...DEFAULT_LIST_FORMAT, numeric: options.numeric ?? false },
     rule: true,
     portNames: options.portNames ?? systemPortNamesDb(),
   };
-  const sorted = glibcSort(services, (a, b) => compareServices(a.service, b.service));
-  let out = "";
-  for (const entry of sorted) {
-    out += renderService(
-      {
-        config: entry.service,
-        destinations: entry.destinations.map((config) => ({ config, activeConns: 0, inactConns: 0, persistConns: 0 })),
-      },
-      rendering,
+  const sorted = yield* sortServicesInSteps(services, (s) => s.service);
+  const text = new FlatText();
+  for (let i = 0; i < sorted.length; i++) {
+    const entry = sorted[i]!;
+    if ((i & 63) === 63) yield;
+    text.add(
+      renderService(
+        {
+          config: entry.service,
+          destinations: entry.destinations.map((config) => ({ config, activeConns: 0, inactConns: 0, persistConns: 0 })),
+        },
+        rendering,
+      ),
     );
   }
-  return out;
+  return text.join();
 }
 
 /** print_title(). */

@@ -14,8 +14,10 @@ export { CommandError } from "./errors.js";
 export type { CommandErrorKind } from "./errors.js";
 export {
   formatListing,
+  formatListingInSlices,
   formatServiceListing,
   formatSave,
+  formatSaveInSlices,
   formatConnections,
   formatTimeouts,
   formatDaemons,
@@ -34,7 +36,7 @@ export type {
   FormatOptions,
   SaveOptions,
 } from "./format.js";
-export { parseRules, formatRules, splitRulesLine, ruleLine } from "./rules.js";
+export { parseRules, parseRulesInSlices, readRulesInSlices, formatRules, splitRulesLine, ruleLine } from "./rules.js";
 export type { RulesOptions, FormatRulesOptions } from "./rules.js";
 export { sameServiceKey, sameDestination, findByServiceKey } from "./keys.js";
 export { compareServices, compareDestinations } from "./sort.js";

@@ -32,7 +32,7 @@ export function inetAton(text: string): number | undefined {
       if (isDigit(c)) {
         if (base === 8 && (c === "8" || c === "9")) return undefined;
         value = value * base + (c!.charCodeAt(0) - 48);
-      } else if (base === 16 && c !== undefined && /[0-9a-fA-F]/.test(c)) {
+      } else if (base === 16 && c !== undefined && isHexDigit(c)) {
         value = value * 16 + parseInt(c, 16);
       } else {
         break;
@@ -49,14 +49,14 @@ export function inetAton(text: string): number | undefined {
   }
   const rest = text[i];
   if (rest !== undefined && !IS_C_SPACE.test(rest)) return undefined;
-  const limits = [0xffffffff, 0xffffff, 0xffff, 0xff];
-  if (value > limits[parts.length]!) return undefined;
+  if (value > ATON_LAST_PART_LIMITS[parts.length]!) return undefined;
   let result = value;
-  parts.forEach((part, index) => {
-    result += part * 2 ** (24 - 8 * index);
-  });
+  for (let index = 0; index < parts.length; index++) result += parts[index]! * 2 ** (24 - 8 * index);
   return result >>> 0;
 }
+
+/** The largest value of inet_aton's last part, by the number of parts before it. */
+const ATON_LAST_PART_LIMITS = [0xffffffff, 0xffffff, 0xffff, 0xff];
 
 /** glibc inet_pton(AF_INET): exactly four decimal parts 0..255, no leading zeros. */
 export function inetPton4(text: string): number | undefined {
@@ -75,6 +75,8 @@ export function inetPton4(text: string): number | undefined {
 
 /** glibc inet_pton(AF_INET6): eight 16-bit words, or undefined. */
 export function inetPton6(text: string): number[] | undefined {
+  // Every IPv6 text has a colon; most words read here are IPv4 addresses.
+  if (!text.includes(":")) return undefined;
   const words: number[] = [];
   let gapAt = -1;
   let i = 0;
@@ -83,17 +85,11 @@ export function inetPton6(text: string): number[] | undefined {
     i = 1;
   }
   let groupStart = i;
+  // The hex digits of the group being read (no closure: this runs for every address word).
   let group = "";
-  const flush = (): boolean => {
-    if (group.length === 0) return true;
-    if (words.length >= 8) return false;
-    words.push(parseInt(group, 16));
-    group = "";
-    return true;
-  };
   for (; i < text.length; i++) {
     const c = text[i]!;
-    if (/[0-9a-fA-F]/.test(c)) {
+    if (isHexDigit(c)) {
       if (group.length === 4) return undefined;
       group += c;
       continue;
@@ -105,7 +101,9 @@ export function inetPton6(text: string): number[] | undefined {
         gapAt = words.length;
       } else {
         if (i + 1 >= text.length) return undefined; // a trailing single ':'
-        if (!flush()) return undefined;
+        if (words.length >= 8) return undefined;
+        words.push(parseInt(group, 16));
+        group = "";
       }
       groupStart = i + 1;
       continue;
@@ -120,7 +118,10 @@ export function inetPton6(text: string): number[] | undefined {
     }
     return undefined;
   }
-  if (!flush()) return undefined;
+  if (group.length > 0) {
+    if (words.length >= 8) return undefined;
+    words.push(parseInt(group, 16));
+  }
   if (gapAt !== -1) {
     if (words.length > 7) return undefined;
     const zeros = new Array<number>(8 - words.length).fill(0);
@@ -129,9 +130,13 @@ export function inetPton6(text: string): number[] | undefined {
   return words.length === 8 ? words : undefined;
 }
 
+function isHexDigit(c: string): boolean {
+  return (c >= "0" && c <= "9") || (c >= "a" && c <= "f") || (c >= "A" && c <= "F");
+}
+
 /** inet_ntoa / inet_ntop(AF_INET). */
 export function formatIpv4(value: number): string {
-  return [value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff].join(".");
+  return `${value >>> 24}.${(value >>> 16) & 0xff}.${(value >>> 8) & 0xff}.${value & 0xff}`;
 }
 
 /** glibc inet_ntop(AF_INET6): longest run of two or more zero words shown as "::", first on ties. */

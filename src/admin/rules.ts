@@ -6,10 +6,12 @@ import { ConfigError } from "../config/types.js";
 import { ruleLineOf, setRuleLine } from "../config/rule-lines.js";
 import type { DestinationConfig, RuleSet, ServiceConfig, ServiceWithDestinations } from "../config/types.js";
 import { parseCommand } from "./command.js";
+import { readSaveLine } from "./save-lines.js";
 import { CommandError } from "./errors.js";
 import { formatSave } from "./format.js";
 import { parseAddress } from "./inet.js";
 import type { PortNames } from "./services-db.js";
+import type { Slicer } from "../balancer/slices.js";
 
 /** config_stream_read reads words of at most this many characters. */
 const MAX_WORD_LENGTH = 4096;
@@ -65,59 +67,117 @@ function destinationId(dest: { address: string; port: number }): string {
 
 /** Parses and validates a whole rules text; throws ConfigError("line N: ...") at the first bad line. */
 export function parseRules(text: string, options: RulesOptions = {}): RuleSet {
-  const services: ServiceMap = new Map();
-  const lines = text.split("\n");
-  lines.forEach((line, index) => {
-    const words = splitRulesLine(line);
-    if (words.length === 0) return;
-    try {
-      applyLine(services, words, options, index + 1);
-    } catch (error) {
-      const message = error instanceof CommandError || error instanceof ConfigError ? error.message : String(error);
-      throw new ConfigError(`line ${index + 1}: ${message}`);
-    }
-  });
-  return {
-    services: [...services.values()].map((entry): ServiceWithDestinations => ({ service: entry.service, destinations: [...entry.destinations.values()] })),
-  };
+  const reader = new RulesReader(text, options);
+  while (reader.next()) {
+    // one line each
+  }
+  return reader.result();
 }
 
-function applyLine(services: ServiceMap, words: readonly string[], options: RulesOptions, line: number): void {
-  let command: ReturnType<typeof parseCommand>;
+/**
+ * parseRules in slices (slices.ts): a 250,000-line restore read on the thread that
+ * forwards pauses every couple of milliseconds, so packets and signals go on. The same
+ * result and the same errors as parseRules.
+ */
+export async function parseRulesInSlices(text: string, slicer: Slicer, options: RulesOptions = {}): Promise<RuleSet> {
+  return (await readRulesInSlices(text, slicer, options)).ruleSet;
+}
+
+/** parseRulesInSlices, and whether the text clears the table (-C): then it replaces the running rules. */
+export async function readRulesInSlices(text: string, slicer: Slicer, options: RulesOptions = {}): Promise<{ ruleSet: RuleSet; clears: boolean }> {
+  const reader = new RulesReader(text, options);
+  for (let n = 1; reader.next(); n++) {
+    if ((n & 63) === 0 && slicer.due()) await slicer.pauseNow();
+  }
+  const services: ServiceWithDestinations[] = [];
+  for (const entry of reader.entries()) {
+    services.push(toRules(entry));
+    if ((services.length & 255) === 0 && slicer.due()) await slicer.pauseNow();
+  }
+  return { ruleSet: { services }, clears: reader.clears };
+}
+
+function toRules(entry: MutableService): ServiceWithDestinations {
+  return { service: entry.service, destinations: [...entry.destinations.values()] };
+}
+
+/** Reads a rules text one line at a time (no split of the whole text: that alone took tens of ms). */
+class RulesReader {
+  private readonly services: ServiceMap = new Map();
+  /** A -C line was read. */
+  clears = false;
+  private at = 0;
+  private line = 0;
+
+  constructor(
+    private readonly text: string,
+    private readonly options: RulesOptions,
+  ) {}
+
+  /** Reads the next line; false at the end of the text. */
+  next(): boolean {
+    if (this.at > this.text.length) return false;
+    let end = this.text.indexOf("\n", this.at);
+    if (end === -1) end = this.text.length;
+    const line = this.text.slice(this.at, end);
+    this.at = end + 1;
+    this.line++;
+    const words = splitRulesLine(line);
+    if (words.length === 0) return true;
+    try {
+      if (applyLine(this.services, words, this.options, this.line) === "clear") this.clears = true;
+    } catch (error) {
+      const message = error instanceof CommandError || error instanceof ConfigError ? error.message : String(error);
+      throw new ConfigError(`line ${this.line}: ${message}`);
+    }
+    return true;
+  }
+
+  result(): RuleSet {
+    return { services: [...this.services.values()].map(toRules) };
+  }
+
+  /** The services read so far, in file order. */
+  entries(): IterableIterator<MutableService> {
+    return this.services.values();
+  }
+}
+
+function applyLine(services: ServiceMap, words: readonly string[], options: RulesOptions, line: number): "clear" | undefined {
+  let command: ReturnType<typeof parseCommand> | undefined = readSaveLine(words);
   try {
-    command = parseCommand(words, { program: "ipvsadm", ...(options.portNames ? { portNames: options.portNames } : {}) });
+    command ??= parseCommand(words, { program: "ipvsadm", ...(options.portNames ? { portNames: options.portNames } : {}) });
   } catch (error) {
     if (error instanceof CommandError && error.kind === "usage") {
       throw new ConfigError("a rules line must start with a command such as -A or -a");
     }
     throw error;
   }
-  const find = (key: ServiceConfig["key"]) => services.get(serviceId(key));
   switch (command.kind) {
     case "clear":
       services.clear();
-      return;
+      return "clear";
     case "add-service":
-      if (find(command.service.key)) throw new ConfigError("Service already exists");
+      if (services.get(serviceId(command.service.key))) throw new ConfigError("Service already exists");
       setRuleLine(command.service, line);
       services.set(serviceId(command.service.key), { service: command.service, destinations: new Map() });
       return;
     case "edit-service": {
-      const entry = find(command.service.key);
+      const entry = services.get(serviceId(command.service.key));
       if (!entry) throw new ConfigError("No such service");
       setRuleLine(command.service, line);
       entry.service = command.service;
       return;
     }
     case "delete-service": {
-      const entry = find(command.service);
+      const entry = services.get(serviceId(command.service));
       if (!entry) throw new ConfigError("No such service");
       services.delete(serviceId(command.service));
       return;
     }
     case "add-dest":
     case "edit-dest": {
-      const entry = find(command.service);
+      const entry = services.get(serviceId(command.service));
       if (!entry) throw new ConfigError("Service not defined");
       checkThresholds(command.destination);
       const id = destinationId(command.destination);
@@ -129,7 +189,7 @@ function applyLine(services: ServiceMap, words: readonly string[], options: Rule
       return;
     }
     case "delete-dest": {
-      const entry = find(command.service);
+      const entry = services.get(serviceId(command.service));
       if (!entry) throw new ConfigError("Service not defined");
       if (!entry.destinations.delete(destinationId(command.destination))) throw new ConfigError("No such destination");
       return;

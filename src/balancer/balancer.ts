@@ -8,6 +8,7 @@ import { ACTION_SIZE, encodeAction, encodeAddress, encodeMac, type ForwardAction
 import { PacketCore } from "../core/packet-core.js";
 import { instantiateWasm, type WasmMemory } from "../core/wasm.js";
 import { ServiceTable } from "../sched/service-table.js";
+import type { PreparedDestination, PreparedService } from "./prepared.js";
 import { SchedulerConfigError } from "../sched/errors.js";
 import { ConfigError, type DestinationConfig, type RuleSet, type ServiceConfig, type ServiceKey, type ServiceWithDestinations } from "../config/types.js";
 import type { ConnectionSnapshot, DestinationSnapshot, ListingSnapshot, ServiceSnapshot, Timeouts } from "./snapshots.js";
@@ -26,6 +27,8 @@ import { findSyncTarget, IMPORT_RESULTS, readSyncRecord, SYNC_FLAG, SYNC_RECORD_
 import { IPVS_SYSCTLS, checkSysctl, type IpvsSysctlName, type IpvsSysctls } from "./sysctls.js";
 import { normaliseFragmentOptions, readFragmentStats, type FragmentOptions, type FragmentStats } from "./fragments.js";
 import { atRuleLine } from "../config/rule-lines.js";
+import { RuleTransaction } from "./rule-transaction.js";
+import type { Slicer } from "./slices.js";
 
 /** The error with the rules line of `item` in front, when it has one. */
 function atLine(item: object, e: unknown): unknown {
@@ -129,6 +132,8 @@ const STATE = { established: 1, finWait: 4, udp: 11 } as const;
 /** Snapshots the sync ring holds between two drains (a batch queues at most two per packet). */
 const SYNC_RING_CAPACITY = 1024;
 const EVENT_TYPES = ["", "flow-created", "flow-expired", "destination-overloaded", "destination-underloaded"] as const;
+
+export type { PreparedDestination, PreparedService } from "./prepared.js";
 
 export class Balancer {
   readonly core: PacketCore;
@@ -234,6 +239,7 @@ export class Balancer {
 
   /** The kernel's "Scheduler or persistence engine not found" for an unknown name. */
   private checkScheduler(name: string): void {
+    if (this.scheduler.isBuiltin(name)) return;
     if (!this.scheduler.schedulers().some((s) => s.name === name)) {
       const known = this.scheduler
         .schedulers()
@@ -254,24 +260,84 @@ export class Balancer {
 
   /** ipvsadm -A. */
   addService(config: ServiceConfig): void {
+    const prepared = this.prepareService(config);
+    if (this.services.has(prepared.keyText)) throw new ConfigError(`Service already exists: ${prepared.keyText}`, "EEXIST");
+    this.addPreparedService(prepared);
+  }
+
+  /**
+   * Checks a service as addService does (configuration, scheduler, flags, persistence)
+   * without touching the tables or asking whether it exists: a restore checks a whole
+   * rule set this way first, then writes it (addPreparedService).
+   */
+  prepareService(config: ServiceConfig): PreparedService {
     const c = normaliseService(config);
-    if (this.find(c.key)) throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`, "EEXIST");
     this.checkScheduler(c.scheduler);
     const family = familyOfKey(c.key);
     const prefix = c.persistence ? persistencePrefix(c.persistence, family) : family === 4 ? 32 : 128;
-    const id = this.wrap(() => this.scheduler.createService(this.schedulerOptions(c)));
+    const scheduler = this.wrap(() => this.scheduler.serviceArguments(this.schedulerOptions(c)));
+    return { config: c, keyText: serviceKeyText(c.key), prefix, scheduler };
+  }
+
+  /** Writes a service prepareService() checked; throws only when the tables refuse it (full, taken). */
+  addPreparedService(p: PreparedService): void {
+    const c = p.config;
+    const id = this.wrap(() => this.scheduler.createServiceWith(p.scheduler));
     if (!this.registerKey(id, c.key)) {
       this.scheduler.deleteService(id);
-      throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`, "EEXIST");
+      throw new ConfigError(`Service already exists: ${p.keyText}`, "EEXIST");
     }
-    this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, p.prefix);
     // A new service starts from zero counters, as the kernel's (kzalloc) does, even when
     // it reuses the slot of one deleted before.
     this.f.statsZeroService(id);
     const entry: ServiceEntry = { id, config: c, dests: new Map() };
-    this.services.set(serviceKeyText(c.key), entry);
+    this.services.set(p.keyText, entry);
     this.serviceById.set(id, entry);
     this.configurationVersion++;
+  }
+
+  /** True when a service with this key is configured. */
+  hasService(key: ServiceKey): boolean {
+    return this.services.has(this.prepareKeyText(key));
+  }
+
+  /** The serviceKeyText of a key, checked and made canonical (throws ConfigError). */
+  prepareKeyText(key: ServiceKey): string {
+    return serviceKeyText(normaliseServiceKey(key));
+  }
+
+  /** True when a service of this serviceKeyText is configured. */
+  hasServiceText(keyText: string): boolean {
+    return this.services.has(keyText);
+  }
+
+  /** Services configured. */
+  get serviceCount(): number {
+    return this.services.size;
+  }
+
+  /** Services configured with scheduler mh (each holds one of the Maglev tables). */
+  get maglevServiceCount(): number {
+    let n = 0;
+    for (const s of this.services.values()) if (s.config.scheduler === "mh") n++;
+    return n;
+  }
+
+  /** The configuration of a service (as normalised when it was added or edited). */
+  serviceConfig(key: ServiceKey): ServiceConfig {
+    return this.mustFind(key).config;
+  }
+
+  /** How many destinations the service of this serviceKeyText has (0 if none such). */
+  destinationCount(keyText: string): number {
+    return this.services.get(keyText)?.dests.size ?? 0;
+  }
+
+  /** One destination's configuration, its weight as the tables hold it. */
+  destinationConfig(key: ServiceKey, ref: { address: string; port: number }): DestinationConfig {
+    const d = this.findDest(this.mustFind(key), ref.address, ref.port);
+    return { ...d.config, weight: this.scheduler.load(d.id).weight };
   }
 
   private registerKey(id: number, key: ServiceKey): boolean {
@@ -351,13 +417,20 @@ export class Balancer {
   /** ipvsadm -a. Returns the destination id. */
   addDestination(key: ServiceKey, config: DestinationConfig): number {
     const entry = this.mustFind(key);
-    const c = normaliseDestination(config, familyOfKey(entry.config.key));
-    if (entry.dests.has(destKey(c.address, c.port))) {
-      throw new ConfigError(`Destination already exists: ${c.address}:${c.port} in ${serviceKeyText(entry.config.key)}`, "EEXIST");
-    }
-    const record = this.wrap(() => encodeAction(this.actionFor(c, familyOfKey(entry.config.key))));
-    const id = this.wrap(() =>
-      this.scheduler.addDestination(entry.id, {
+    return this.commitDestination(entry, this.prepareDestination(entry.config, config));
+  }
+
+  /**
+   * Checks a destination as addDestination does (configuration, forwarding method, the
+   * director's addressing) for a service of this configuration, without touching the
+   * tables: what a restore checks first and writes later (addPreparedDestination).
+   */
+  prepareDestination(service: ServiceConfig, config: DestinationConfig): PreparedDestination {
+    const family = familyOfKey(service.key);
+    const c = normaliseDestination(config, family);
+    const record = this.wrap(() => encodeAction(this.actionFor(c, family)));
+    const scheduler = this.wrap(() =>
+      this.scheduler.destinationArguments({
         address: c.address,
         port: c.port,
         weight: c.weight,
@@ -365,11 +438,33 @@ export class Balancer {
         lowerThreshold: c.lowerThreshold,
       }),
     );
-    this.writeAction(id, record);
+    return { config: c, id: destKey(c.address, c.port), record, scheduler };
+  }
+
+  /** Writes a destination prepareDestination() checked into its service (by key, or as prepared). */
+  addPreparedDestination(service: ServiceKey | PreparedService, p: PreparedDestination): number {
+    const entry = "keyText" in service ? this.services.get(service.keyText) : this.mustFind(service);
+    if (!entry) throw new ConfigError(`No such service: ${(service as PreparedService).keyText}`, "ESRCH");
+    return this.commitDestination(entry, p);
+  }
+
+  private commitDestination(entry: ServiceEntry, p: PreparedDestination): number {
+    const c = p.config;
+    if (entry.dests.has(p.id)) {
+      throw new ConfigError(`Destination already exists: ${c.address}:${c.port} in ${serviceKeyText(entry.config.key)}`, "EEXIST");
+    }
+    const id = this.wrap(() => this.scheduler.addDestinationWith(entry.id, p.scheduler));
+    this.writeAction(id, p.record);
     // Kept in the order added; listings walk it backwards: newest first, as the kernel's list.
-    entry.dests.set(destKey(c.address, c.port), { id, config: c });
+    entry.dests.set(p.id, { id, config: c });
     this.configurationVersion++;
     return id;
+  }
+
+  /** The destinations of a configured service, in the order they were added (no counters read). */
+  destinationConfigs(key: ServiceKey): DestinationConfig[] {
+    const entry = this.mustFind(key);
+    return [...entry.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight }));
   }
 
   private findDest(entry: ServiceEntry, address: string, port: number): DestEntry {
@@ -671,6 +766,41 @@ export class Balancer {
     return { tableSize: this.connectionCapacity, services: [...this.services.values()].map((s) => this.serviceSnapshot(s)) };
   }
 
+  /**
+   * listing() in slices: services read a slice at a time, the packet loop running between.
+   * With `counters` false the traffic counters and rates are left out (what -Ln prints
+   * without --stats or --rate), which halves the work.
+   */
+  async listingInSlices(slicer: Slicer, counters = true): Promise<ListingSnapshot> {
+    const services: ServiceSnapshot[] = [];
+    for (const s of this.services.values()) {
+      services.push(this.serviceSnapshot(s, counters));
+      if ((services.length & 63) === 0 && slicer.due()) await slicer.pauseNow();
+    }
+    return { tableSize: this.connectionCapacity, services };
+  }
+
+  /** rules() in slices: services read a slice at a time, the packet loop running between. */
+  async rulesInSlices(slicer: Slicer): Promise<RuleSet> {
+    const services: ServiceWithDestinations[] = [];
+    for (const s of this.services.values()) {
+      services.push(this.serviceRules(s));
+      if ((services.length & 63) === 0 && slicer.due()) await slicer.pauseNow();
+    }
+    return { services };
+  }
+
+  /** The serviceKeyText of every service, in the order they were added. */
+  serviceKeyTexts(): string[] {
+    return [...this.services.keys()];
+  }
+
+  /** One service's rules (configuration and destinations, as rules() gives them), by serviceKeyText. */
+  serviceRulesByText(keyText: string): ServiceWithDestinations | undefined {
+    const s = this.services.get(keyText);
+    return s ? this.serviceRules(s) : undefined;
+  }
+
   /** The keys of every service, in the order they were added (cheap: no counters read). */
   serviceKeys(): ServiceKey[] {
     return [...this.services.values()].map((s) => s.config.key);
@@ -686,21 +816,22 @@ export class Balancer {
     return readStatsBlock(this.mem(), base);
   }
 
-  private serviceSnapshot(s: ServiceEntry): ServiceSnapshot {
-    const svcStats = this.statsBlock(1 + s.id);
+  private serviceSnapshot(s: ServiceEntry, counters = true): ServiceSnapshot {
     // Newest first, as the kernel's list (what --nosort prints): the map keeps the order added.
-    const destinations: DestinationSnapshot[] = [...s.dests.values()].reverse().map((d) => {
+    const entries = [...s.dests.values()];
+    const destinations: DestinationSnapshot[] = [];
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const d = entries[i]!;
       const state = this.scheduler.load(d.id);
-      const ds = this.statsBlock(1 + this.scheduler.maxServices + d.id);
-      return {
-        config: { ...d.config, weight: state.weight },
-        activeConns: state.active,
-        inactConns: state.inactive,
-        persistConns: state.persistent,
-        stats: ds.stats,
-        rates: ds.rates,
-      };
-    });
+      const snapshot = { config: { ...d.config, weight: state.weight }, activeConns: state.active, inactConns: state.inactive, persistConns: state.persistent };
+      if (!counters) destinations.push(snapshot);
+      else {
+        const ds = this.statsBlock(1 + this.scheduler.maxServices + d.id);
+        destinations.push({ ...snapshot, stats: ds.stats, rates: ds.rates });
+      }
+    }
+    if (!counters) return { config: s.config, destinations };
+    const svcStats = this.statsBlock(1 + s.id);
     return { config: s.config, stats: svcStats.stats, rates: svcStats.rates, destinations };
   }
 
@@ -751,41 +882,28 @@ export class Balancer {
 
   /** The configuration as a rule set (what `ipvsadm -S` saves); destinations in the order they were added. */
   rules(): RuleSet {
+    return { services: [...this.services.values()].map((s) => this.serviceRules(s)) };
+  }
+
+  private serviceRules(s: ServiceEntry): ServiceWithDestinations {
     return {
-      services: [...this.services.values()].map((s) => ({
-        service: s.config,
-        // In the order they were added (oldest first), so applying the rules rebuilds the same list.
-        destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight })),
-      })),
+      service: s.config,
+      // In the order they were added (oldest first), so applying the rules rebuilds the same list.
+      destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight })),
     };
   }
 
   /**
-   * Applies a rule set (ipvsadm -R) whole or not at all: the counts are checked against the
-   * table limits, then every service and destination is checked against a scratch balancer
-   * just large enough for the running configuration plus the new one, then applied here. If
-   * this balancer still refuses one (a destination record held by connections of a removed
-   * destination), what was added is removed again. Errors name the rules line when the rule
-   * set came from parseRules. Linear in the size of both configurations.
+   * Applies a rule set (ipvsadm -R) whole or not at all: every service and destination is
+   * checked, and the counts against the table sizes, before anything changes; should the
+   * tables still refuse one (a destination record held by connections of a removed
+   * destination), what was added is removed again. Errors name the rules line when the
+   * rule set came from parseRules. Linear in the size of the rule set. For a large rule set
+   * on a thread that also forwards, RuleTransaction.restore(...).applyInSlices() does the
+   * same in slices.
    */
   applyRules(ruleSet: RuleSet): void {
-    const current = this.rules().services;
-    const dests = (list: readonly ServiceWithDestinations[]) => list.reduce((n, s) => n + s.destinations.length, 0);
-    this.checkRoom(current.length + ruleSet.services.length, dests(current) + dests(ruleSet.services));
-    const scratch = this.scratch(current.length + ruleSet.services.length, dests(current) + dests(ruleSet.services));
-    for (const s of current) scratch.addWhole(s);
-    for (const s of ruleSet.services) scratch.addWhole(s);
-    const added: ServiceKey[] = [];
-    try {
-      for (const s of ruleSet.services) {
-        this.addService(s.service);
-        added.push(s.service.key);
-        for (const d of s.destinations) this.addDestination(s.service.key, d);
-      }
-    } catch (e) {
-      for (const key of added.reverse()) this.deleteService(key);
-      throw e;
-    }
+    RuleTransaction.restore(this, ruleSet).applyNow();
   }
 
   /**

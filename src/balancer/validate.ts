@@ -34,6 +34,12 @@ export function canonicalAddress(text: unknown, field: string): { text: string; 
   }
 }
 
+/** canonicalAddress without the bytes (no copy made): what normalising a configuration needs. */
+export function canonicalText(text: unknown, field: string): { text: string; family: 4 | 6 } {
+  const known = typeof text === "string" ? canonicalCache.get(text) : undefined;
+  return known ?? canonicalAddress(text, field);
+}
+
 /** Addresses already made canonical (a large restore repeats the same few thousand); bounded. */
 const canonicalCache = new Map<string, { text: string; family: 4 | 6; bytes: Uint8Array }>();
 const CANONICAL_CACHE_SIZE = 1 << 17;
@@ -45,7 +51,7 @@ export function normaliseServiceKey(key: ServiceKey): ServiceKey {
     if (!PROTOCOLS.includes(key.protocol)) {
       throw new ConfigError(`key.protocol: ${JSON.stringify(key.protocol)} is not one of tcp, udp, sctp`);
     }
-    const { text } = canonicalAddress(key.address, "key.address");
+    const { text } = canonicalText(key.address, "key.address");
     return { kind: "address", protocol: key.protocol, address: text, port: integer(key.port, "key.port", 0, 65535) };
   }
   if (key.kind === "fwmark") {
@@ -117,7 +123,7 @@ export function normaliseService(config: ServiceConfig): ServiceConfig {
 /** Checks a whole destination configuration against its service's family; returns it normalised. */
 export function normaliseDestination(config: DestinationConfig, serviceFamily: 4 | 6): DestinationConfig {
   if (config === null || typeof config !== "object") throw new ConfigError("destination: expected an object");
-  const { text, family } = canonicalAddress(config.address, "destination.address");
+  const { text, family } = canonicalText(config.address, "destination.address");
   const method = config.method ?? "route";
   if (method !== "masq" && method !== "route" && method !== "tunnel") {
     throw new ConfigError(`destination.method: ${JSON.stringify(method)} is not one of masq (-m), route (-g), tunnel (-i)`);

@@ -70,7 +70,17 @@ export function encodeAddress(text: string, field: string): { family: 4 | 6; byt
   const version = isIP(text);
   const bytes = new Uint8Array(16);
   if (version === 4) {
-    text.split(".").forEach((part, i) => (bytes[i] = Number(part)));
+    // isIP accepted it: four decimal parts of at most three digits.
+    let part = 0;
+    let value = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 46) {
+        bytes[part++] = value;
+        value = 0;
+      } else value = value * 10 + (c - 48);
+    }
+    bytes[part] = value;
     return { family: 4, bytes };
   }
   if (version === 6) {
@@ -119,49 +129,51 @@ function checkPort(port: number | undefined, field: string, required = false): n
 }
 
 /** Encodes an action into a 96-byte record (validated whole: throws ActionError). */
+// Module-level helpers, not closures: a 200,000-destination restore encodes 200,000 records.
+function writeMacs(rec: Uint8Array, m: Partial<MacRewrite>, required: boolean): void {
+  if (m.destinationMac === undefined && m.sourceMac === undefined && !required) return;
+  if (m.destinationMac === undefined || m.sourceMac === undefined) {
+    throw new ActionError("destinationMac and sourceMac go together");
+  }
+  rec.set(encodeMac(m.destinationMac, "destinationMac"), A.dstMac);
+  rec.set(encodeMac(m.sourceMac, "sourceMac"), A.srcMac);
+  rec[A.setMac] = 1;
+}
+function writeAddress(rec: Uint8Array, text: string, at: number, field: string): 4 | 6 {
+  const { family, bytes } = encodeAddress(text, field);
+  rec.set(bytes, at);
+  return family;
+}
+const NAT_KINDS = {
+  "nat-dnat": ActionKind.NatDnat,
+  "nat-snat": ActionKind.NatSnat,
+  "icmp-nat-in": ActionKind.IcmpNatIn,
+  "icmp-nat-out": ActionKind.IcmpNatOut,
+} as const;
+
 export function encodeAction(action: ForwardAction): Uint8Array {
   const rec = new Uint8Array(ACTION_SIZE);
   const view = new DataView(rec.buffer);
-  const macs = (m: Partial<MacRewrite>, required: boolean) => {
-    if (m.destinationMac === undefined && m.sourceMac === undefined && !required) return;
-    if (m.destinationMac === undefined || m.sourceMac === undefined) {
-      throw new ActionError("destinationMac and sourceMac go together");
-    }
-    rec.set(encodeMac(m.destinationMac, "destinationMac"), A.dstMac);
-    rec.set(encodeMac(m.sourceMac, "sourceMac"), A.srcMac);
-    rec[A.setMac] = 1;
-  };
-  const addr = (text: string, at: number, field: string) => {
-    const { family, bytes } = encodeAddress(text, field);
-    rec.set(bytes, at);
-    return family;
-  };
   switch (action.kind) {
     case "nat-dnat":
     case "nat-snat":
     case "icmp-nat-in":
     case "icmp-nat-out": {
-      const kinds = {
-        "nat-dnat": ActionKind.NatDnat,
-        "nat-snat": ActionKind.NatSnat,
-        "icmp-nat-in": ActionKind.IcmpNatIn,
-        "icmp-nat-out": ActionKind.IcmpNatOut,
-      };
-      rec[A.kind] = kinds[action.kind];
-      rec[A.family] = addr(action.address, A.addr, "address");
+      rec[A.kind] = NAT_KINDS[action.kind];
+      rec[A.family] = writeAddress(rec, action.address, A.addr, "address");
       view.setUint16(A.port, checkPort(action.port, "port"), true);
-      macs(action, false);
+      writeMacs(rec, action, false);
       break;
     }
     case "dr":
       rec[A.kind] = ActionKind.DirectRouting;
-      macs(action, true);
+      writeMacs(rec, action, true);
       break;
     case "tunnel": {
       if (!(action.type in TUN_TYPE)) throw new ActionError(`type must be one of ipip, gue, gre; got ${String(action.type)}`);
       rec[A.kind] = ActionKind.Tunnel;
-      const fr = addr(action.remote, A.addr, "remote");
-      const fl = addr(action.local, A.tunSrc, "local");
+      const fr = writeAddress(rec, action.remote, A.addr, "remote");
+      const fl = writeAddress(rec, action.local, A.tunSrc, "local");
       if (fr !== fl) throw new ActionError("remote and local must be of the same address family");
       rec[A.family] = fr;
       rec[A.tunType] = TUN_TYPE[action.type];
@@ -176,17 +188,17 @@ export function encodeAction(action: ForwardAction): Uint8Array {
         throw new ActionError(`mtu must be an integer in 68..65535, got ${action.mtu}`);
       }
       view.setUint16(A.mtu, action.mtu ?? 0, true);
-      macs(action, false);
+      writeMacs(rec, action, false);
       break;
     }
     case "decap":
       rec[A.kind] = ActionKind.Decapsulate;
       view.setUint16(A.tunPort, checkPort(action.port, "port"), true);
-      macs(action, false);
+      writeMacs(rec, action, false);
       break;
     case "port-unreachable":
       rec[A.kind] = ActionKind.PortUnreachable;
-      macs(action, false);
+      writeMacs(rec, action, false);
       break;
     default:
       throw new ActionError(`unknown action kind ${(action as { kind: unknown }).kind}`);

@@ -99,11 +99,15 @@ export async function runLvsdWorker(): Promise<void> {
   let relay: NodeJS.Timeout | undefined;
   const relayed = new Map<string, string>();
   if (daemon.mesh) {
+    // A change may run in slices (a large restore or reload): the next staged one waits for it.
+    let applying: Promise<void> = Promise.resolve();
     daemon.mesh.onCommit = (epoch) => {
       while (staged.length > 0 && staged[0].epoch <= epoch) {
         const { resultId, change } = staged.shift()!;
-        const value = "reloadText" in change ? daemon.reload(change.reloadText) : (daemon.command(change.request) as CommandResult);
-        post({ kind: "answer", id: resultId, value });
+        applying = applying.then(async () => {
+          const value = "reloadText" in change ? await daemon.reload(change.reloadText) : await daemon.command(change.request);
+          post({ kind: "answer", id: resultId, value });
+        });
       }
     };
     if (daemon.arp) {

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { Balancer, type BalancerOptions } from "../balancer/balancer.js";
 import { ConfigError, type RuleSet } from "../config/types.js";
 import type { SyncRecord } from "../balancer/sync-records.js";
-import { answer, serveControlWith, type ControlServer } from "../admin/control-server.js";
+import { serveControlWith, type ControlServer } from "../admin/control-server.js";
 import type { CommandResult } from "../admin/execute.js";
 import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
 import { defaultSocketPath } from "../admin/control-client.js";
@@ -32,7 +32,12 @@ import { SyncDaemons, type RunningSyncDaemon } from "../sync/daemon.js";
 import { RouteAnnouncer } from "./announcer.js";
 import { isDrainRequest, runDrainRequest } from "./drain-command.js";
 import { LVSD_DEFAULT_DESTINATIONS, LVSD_DEFAULT_SERVICES, LVSD_TUN_TXQUEUELEN, type AdapterSpec, type LvsdOptions } from "./lvsd-options.js";
-import { diffRules, type ReloadSummary, type RuleChange } from "./rule-diff.js";
+import type { ReloadSummary } from "./rule-diff.js";
+import { answerInSlices, ConfigLock } from "../admin/sliced-answer.js";
+import { changeLines, countChanges, diffRunning } from "../admin/rule-changes.js";
+import { parseRulesInSlices } from "../admin/rules.js";
+import { RuleTransaction } from "../balancer/rule-transaction.js";
+import { Slicer } from "../balancer/slices.js";
 import { VipTrapCheck } from "./vip-trap.js";
 import { WorkerMesh } from "./workers/worker-mesh.js";
 
@@ -74,6 +79,8 @@ export class Lvsd {
   /** One of several workers (lvsd --workers N): the rings and the configuration epoch, else null. */
   mesh: WorkerMesh | null = null;
   private indexedVersion = -1;
+  /** Configuration changes one at a time: a restore or reload holds it across its slices. */
+  private readonly configLock = new ConfigLock();
 
   private constructor(
     private readonly options: LvsdOptions,
@@ -269,7 +276,7 @@ export class Lvsd {
       daemon.undo.push(...undo.splice(0));
       try {
         if (initial) {
-          const s = daemon.applyRuleSet(initial);
+          const s = await daemon.applyRuleSet(initial);
           log(`rules ${options.rulesFile}: ${summaryText(s)}`);
           daemon.checkVips();
         }
@@ -357,9 +364,16 @@ export class Lvsd {
     if (r && Array.isArray(r.argv) && r.argv.every((a) => typeof a === "string") && isDrainRequest(r.argv)) {
       return runDrainRequest(this.announcer, r.argv as string[], r.json === true);
     }
-    const result = answer(this.context(), request, this.commandLog);
-    this.reindexOwners();
-    return result;
+    // Restores and whole-table listings in slices, beside the packet loop (docs/daemon.md, "Large changes in slices").
+    const result = answerInSlices(this.context(), request, { slicer: () => new Slicer(), lock: this.configLock, log: this.commandLog });
+    if (!(result instanceof Promise)) {
+      this.reindexOwners();
+      return result;
+    }
+    return result.then((r) => {
+      this.reindexOwners();
+      return r;
+    });
   }
 
   /**
@@ -425,59 +439,57 @@ export class Lvsd {
     }
   }
 
-  /** Validates `wanted` whole, then applies its difference from the running configuration. */
-  applyRuleSet(wanted: RuleSet): ReloadSummary {
-    validateOn(this.balancer, wanted);
-    const changes = diffRules(this.balancer.rules(), wanted);
-    const counts = { "-A": 0, "-E": 0, "-D": 0, "-a": 0, "-e": 0, "-d": 0 } as Record<RuleChange["op"], number>;
-    let failed = 0;
-    for (const c of changes) {
-      try {
-        c.apply(this.balancer);
-        counts[c.op]++;
-        this.log(`apply ${c.line}`);
-      } catch (e) {
-        failed++;
-        this.log(`apply ${c.line}: failed: ${e instanceof Error ? e.message : String(e)}`);
-      }
+  /**
+   * Applies the difference between the running configuration and `wanted`: checked whole
+   * first, then applied in slices between the packet loop's batches, all or nothing (a
+   * refusal throws ConfigError and changes nothing). Only what differs is touched.
+   */
+  async applyRuleSet(wanted: RuleSet): Promise<ReloadSummary> {
+    const slicer = new Slicer();
+    const specs = await diffRunning(this.balancer, wanted, slicer);
+    const tx = await RuleTransaction.prepareInSlices(this.balancer, specs, slicer);
+    await tx.applyInSlices(slicer);
+    const lines: string[] = [];
+    for (const spec of specs) {
+      if (lines.length >= LOGGED_CHANGES) break;
+      lines.push(...changeLines(spec));
     }
-    return {
-      servicesAdded: counts["-A"],
-      servicesRemoved: counts["-D"],
-      servicesEdited: counts["-E"],
-      destinationsAdded: counts["-a"],
-      destinationsRemoved: counts["-d"],
-      destinationsEdited: counts["-e"],
-      failed,
-      changes: changes.map((c) => c.line),
-    };
+    for (const line of lines.slice(0, LOGGED_CHANGES)) this.log(`apply ${line}`);
+    const counts = countChanges(specs);
+    const total = specs.reduce((n, s) => n + (s.op === "-A" ? 1 + s.destinations.length : 1), 0);
+    if (total > LOGGED_CHANGES) this.log(`apply: ${total - LOGGED_CHANGES} more changes not logged one by one`);
+    return { ...counts, failed: 0, changes: lines };
   }
 
   /**
-   * Re-reads the rules file and applies the difference (SIGHUP). A file that does not parse
-   * or validate changes nothing; the error is logged and returned as null.
+   * Re-reads the rules file and applies the difference (SIGHUP), in slices, after any
+   * change already running. A file that does not parse or validate changes nothing; the
+   * error is logged and the promise resolves to null.
    */
-  reload(rulesText?: string): ReloadSummary | null {
+  reload(rulesText?: string): Promise<ReloadSummary | null> {
     if (this.options.keepalivedFile) {
       void this.controlPlane?.reload();
-      return null;
+      return Promise.resolve(null);
     }
     const file = this.options.rulesFile;
     if (!file) {
       this.log("reload: no rules file (start with --rules FILE); nothing to do");
-      return null;
+      return Promise.resolve(null);
     }
-    try {
-      // Several workers get the text the main thread read once, so that they all apply the same file.
-      const summary = this.applyRuleSet(rulesText === undefined ? readRules(file) : parseRules(rulesText));
-      this.reindexOwners();
-      this.log(`reload ${file}: ${summaryText(summary)}; ${this.balancer.connectionCount} connection entries kept`);
-      this.checkVips();
-      return summary;
-    } catch (e) {
-      this.log(`reload ${file} refused, configuration unchanged: ${e instanceof Error ? e.message : String(e)}`);
-      return null;
-    }
+    return this.configLock.run(async () => {
+      try {
+        // Several workers get the text the main thread read once, so that they all apply the same file.
+        const text = rulesText ?? readRulesText(file);
+        const summary = await this.applyRuleSet(await parseRulesInSlices(text, new Slicer()));
+        this.reindexOwners();
+        this.log(`reload ${file}: ${summaryText(summary)}; ${this.balancer.connectionCount} connection entries kept`);
+        this.checkVips();
+        return summary;
+      } catch (e) {
+        this.log(`reload ${file} refused, configuration unchanged: ${e instanceof Error ? e.message : String(e)}`);
+        return null;
+      }
+    });
   }
 
   /** One line of counters: packets, drops by reason, adapter errors. */
@@ -555,26 +567,19 @@ function fanoutGroup(i: number): number {
   return (process.pid * 8 + i) & 0xffff;
 }
 
-function readRules(file: string): RuleSet {
-  let text: string;
+/** Changes of a reload logged one by one ("apply -a ..."); the rest are counted. */
+const LOGGED_CHANGES = 1000;
+
+function readRulesText(file: string): string {
   try {
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (e) {
     throw new ConfigError(`cannot read rules file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  return parseRules(text);
 }
 
-/**
- * Checks a rule set against a scratch balancer with the same rules of validation, sized to
- * the rule set: a refusal changes nothing, and the error names the file's line.
- */
-function validateOn(balancer: Balancer, wanted: RuleSet): void {
-  const destinations = wanted.services.reduce((n, s) => n + s.destinations.length, 0);
-  const longest = wanted.services.reduce((n, s) => Math.max(n, s.destinations.length), 0);
-  balancer.checkRoom(wanted.services.length, destinations, longest);
-  const scratch = balancer.scratch(wanted.services.length, destinations);
-  for (const s of wanted.services) scratch.addWhole(s);
+function readRules(file: string): RuleSet {
+  return parseRules(readRulesText(file));
 }
 
 function summaryText(s: ReloadSummary): string {

@@ -62,6 +62,19 @@ export interface SchedulerInfo {
 
 type Fn = (...args: number[]) => number;
 
+/** A service's scheduler arguments, checked: what createServiceWith() writes (serviceArguments()). */
+export type ServiceArguments = readonly [scheduler: number, flags: number, maglevSize: number, handle: number];
+
+/** A destination's fields, checked: what addDestinationWith() writes (destinationArguments()). */
+export interface DestinationArguments {
+  readonly family: 4 | 6;
+  readonly bytes: Uint8Array;
+  readonly port: number;
+  readonly weight: number;
+  readonly upper: number;
+  readonly lower: number;
+}
+
 const GENERIC_FLAGS = ["flag-1", "flag-2", "flag-3"];
 /** Largest table sizes the data plane carves (assembly/sched/init.ts; one action per destination, 2^20 in all). */
 export const MAX_SERVICES = 1 << 20;
@@ -108,6 +121,8 @@ export class ServiceTable {
   readonly maglevMaxSize: number;
   readonly destinationsPerService: number;
   readonly batchKeys: number;
+  /** Services that may use mh at the same time. */
+  readonly maglevTables: number;
   private readonly builtins: SchedulerInfo[];
   private readonly hostId: number;
   private readonly f: Record<string, Fn>;
@@ -133,6 +148,7 @@ export class ServiceTable {
     this.maglevMaxSize = mhMax;
     this.destinationsPerService = perService;
     this.batchKeys = keys;
+    this.maglevTables = mhTables;
     this.u8 = new Uint8Array(wasm.memory.buffer);
     this.builtins = this.readNames();
     this.hostId = this.builtins.find((s) => s.name === "*host")?.id ?? -1;
@@ -172,6 +188,13 @@ export class ServiceTable {
     return out;
   }
 
+  /** True for the name of a scheduler of the data plane (rr, wlc, mh, ...). */
+  isBuiltin(name: string): boolean {
+    this.builtinNames ??= new Set(this.builtins.filter((s) => !s.name.startsWith("*")).map((s) => s.name));
+    return this.builtinNames.has(name);
+  }
+  private builtinNames: Set<string> | undefined;
+
   /** Resolves a scheduler name as `-s NAME` does. */
   resolve(name: string): SchedulerInfo & { handle: number } {
     const b = this.builtins.find((s) => s.name === name && !s.name.startsWith("*"));
@@ -184,7 +207,11 @@ export class ServiceTable {
     throw new SchedulerConfigError(`scheduler: ${JSON.stringify(name)} is not a scheduler: use one of ${names}, or registerScheduler() it`);
   }
 
-  private encodeService(options: ServiceOptions): [number, number, number, number] {
+  /**
+   * Checks a service's scheduler options without touching the tables: a large restore
+   * checks every service first, then writes them (createServiceWith).
+   */
+  serviceArguments(options: ServiceOptions): ServiceArguments {
     const sched = this.resolve(options.scheduler ?? "wlc");
     const allowed = [...sched.flagNames];
     let flags = 0;
@@ -217,14 +244,20 @@ export class ServiceTable {
 
   /** ipvsadm -A. Returns the service id. */
   createService(options: ServiceOptions = {}): number {
-    const [id, flags, m, handle] = this.encodeService(options);
-    return checkCode(this.f.svcCreate(id, flags, m, handle), `service (scheduler ${options.scheduler ?? "wlc"})`);
+    return this.createServiceWith(this.serviceArguments(options));
+  }
+
+  /** ipvsadm -A with arguments serviceArguments() checked. Returns the service id. */
+  createServiceWith(args: ServiceArguments): number {
+    const [id, flags, m, handle] = args;
+    const svc = this.f.svcCreate(id, flags, m, handle);
+    return svc >= 0 ? svc : checkCode(svc, `service (scheduler ${this.builtins[id]?.name ?? "custom"})`);
   }
 
   /** ipvsadm -E: changes the scheduler, flags or Maglev size (validated first). */
   editService(service: number, options: ServiceOptions): void {
     this.checkService(service);
-    const [id, flags, m, handle] = this.encodeService(options);
+    const [id, flags, m, handle] = this.serviceArguments(options);
     const n = this.serviceField(service, S.nDests);
     if (m > 0 && n > m) {
       throw new SchedulerConfigError(`maglevSize: ${m} is smaller than the service's ${n} destinations; a Maglev table needs M >= destinations`);
@@ -239,7 +272,14 @@ export class ServiceTable {
   }
 
   private serviceField(service: number, field: number): number {
-    return this.view(this.f.schedServicesPtr() + service * this.f.schedServiceBytes(), 64).getUint32(field, true);
+    return this.words().getUint32(this.f.schedServicesPtr() + service * this.f.schedServiceBytes() + field, true);
+  }
+
+  /** The whole memory as a DataView, made again only when the memory grew. */
+  private words(): DataView {
+    const m = this.mem();
+    if (this.whole?.buffer !== m.buffer) this.whole = new DataView(m.buffer);
+    return this.whole;
   }
 
   private checkService(service: number): void {
@@ -259,18 +299,38 @@ export class ServiceTable {
   /** ipvsadm -a. Returns the destination id. */
   addDestination(service: number, options: DestinationOptions): number {
     this.checkService(service);
+    return this.addDestinationWith(service, this.destinationArguments(options));
+  }
+
+  /** Checks a destination's fields as addDestination does, without touching the tables. */
+  destinationArguments(options: DestinationOptions): DestinationArguments {
     const addr = parseAddress(options.address, "address");
-    const port = int(options.port, 0, "port", 0, 65535);
-    const weight = int(options.weight, 1, "weight", 0, 65535, " (0 = quiesced)");
-    const upper = int(options.upperThreshold, 0, "upperThreshold", 0, 2 ** 31 - 1);
-    const lower = int(options.lowerThreshold, 0, "lowerThreshold", 0, 2 ** 31 - 1);
+    return {
+      family: addr.family,
+      bytes: addr.bytes,
+      port: int(options.port, 0, "port", 0, 65535),
+      weight: int(options.weight, 1, "weight", 0, 65535, " (0 = quiesced)"),
+      upper: int(options.upperThreshold, 0, "upperThreshold", 0, 2 ** 31 - 1),
+      lower: int(options.lowerThreshold, 0, "lowerThreshold", 0, 2 ** 31 - 1),
+    };
+  }
+
+  /** ipvsadm -a with fields destinationArguments() checked, to an existing service. Returns the destination id. */
+  addDestinationWith(service: number, a: DestinationArguments): number {
     const n = this.serviceField(service, S.nDests);
     const m = this.serviceField(service, S.mhSize);
-    if (this.builtins[this.serviceField(service, S.sched)]?.name === "mh" && n + 1 > m) {
+    if (m > 0 && n + 1 > m && this.builtins[this.serviceField(service, S.sched)]?.name === "mh") {
       throw new SchedulerConfigError(`destination: service ${service} has a Maglev table of M = ${m}; it cannot hold more than ${m} destinations`);
     }
-    this.mem().set(addr.bytes, this.f.schedAddrPtr());
-    return checkCode(this.f.destAdd(service, addr.family, port, weight, upper, lower), `destination ${options.address}:${port}`);
+    this.mem().set(a.bytes, this.f.schedAddrPtr());
+    const id = this.f.destAdd(service, a.family, a.port, a.weight, a.upper, a.lower);
+    // The message is made only for a refusal: 200,000 additions format no address.
+    return id >= 0 ? id : checkCode(id, `destination ${formatAddress(a.bytes, a.family)}:${a.port}`);
+  }
+
+  /** Destination records in use, those of removed destinations still held by connections included. */
+  get destinationRecordsUsed(): number {
+    return this.f.schedDestsUsed() >>> 0;
   }
 
   /** ipvsadm -e: fields not given keep their value. */
@@ -328,14 +388,13 @@ export class ServiceTable {
   load(dest: number): { weight: number; active: number; inactive: number; persistent: number } {
     if (!Number.isInteger(dest) || dest < 0 || dest >= this.maxDestinations)
       throw new SchedulerConfigError(`destination: ${JSON.stringify(dest)} is not a destination id`);
-    const m = this.mem();
-    if (this.whole?.buffer !== m.buffer) this.whole = new DataView(m.buffer);
+    const w = this.words();
     const at = this.f.schedDestsPtr() + dest * this.f.schedDestBytes();
     return {
-      weight: this.whole.getInt32(at + D.weight, true),
-      active: this.whole.getInt32(at + D.active, true),
-      inactive: this.whole.getInt32(at + D.inactive, true),
-      persistent: this.whole.getInt32(at + D.persist, true),
+      weight: w.getInt32(at + D.weight, true),
+      active: w.getInt32(at + D.active, true),
+      inactive: w.getInt32(at + D.inactive, true),
+      persistent: w.getInt32(at + D.persist, true),
     };
   }
   private whole: DataView | undefined;
