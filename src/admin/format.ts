@@ -236,12 +236,13 @@ function schedFlagsText(config: ServiceConfig): string {
 
 function forwardName(dest: DestinationSnapshot): string {
   if (dest.local) return "Local";
-  return { masq: "Masq", route: "Route", tunnel: "Tunnel" }[dest.config.method];
+  // FullNat: DPVS's ipvsadm name for the method.
+  return { masq: "Masq", route: "Route", tunnel: "Tunnel", fullnat: "FullNat" }[dest.config.method];
 }
 
 function forwardSwitch(dest: DestinationSnapshot): string {
   if (dest.local) return "-g";
-  return { masq: "-m", route: "-g", tunnel: "-i" }[dest.config.method];
+  return { masq: "-m", route: "-g", tunnel: "-i", fullnat: "--fullnat" }[dest.config.method];
 }
 
 const CHECKSUM_SHORT: Readonly<Record<TunnelChecksum, string>> = { nocsum: "-c", csum: "+c", remcsum: "r+c" };

@@ -119,8 +119,8 @@ export function normaliseDestination(config: DestinationConfig, serviceFamily: 4
   if (config === null || typeof config !== "object") throw new ConfigError("destination: expected an object");
   const { text, family } = canonicalAddress(config.address, "destination.address");
   const method = config.method ?? "route";
-  if (method !== "masq" && method !== "route" && method !== "tunnel") {
-    throw new ConfigError(`destination.method: ${JSON.stringify(method)} is not one of masq (-m), route (-g), tunnel (-i)`);
+  if (method !== "masq" && method !== "route" && method !== "tunnel" && method !== "fullnat") {
+    throw new ConfigError(`destination.method: ${JSON.stringify(method)} is not one of masq (-m), route (-g), tunnel (-i), fullnat (--fullnat)`);
   }
   if (family !== serviceFamily && method !== "tunnel") {
     throw new ConfigError(`destination.address: an IPv${family} real server needs the tunnel method under an IPv${serviceFamily} service`);

@@ -1,0 +1,272 @@
+// Full NAT (lvsadm --fullnat, DPVS's FNAT) through the whole datapath: packets scapy built,
+// rewritten both ways, judged by tshark with checksum validation, and the local address
+// pool's rules: a port per flow that no live connection uses toward the same real server,
+// the pool's addresses in turn, a named drop when it is exhausted, deleted addresses kept by
+// their connections. ICMP errors about a flow, GSO super-packets with partial checksums, and
+// sync (the kernel's message has no local address: not synced).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Balancer, DropReason, LinkType, PcapLinkType, Verdict, type ServiceKey } from "../src/index.js";
+import { scapyBuild } from "./support/scapy.js";
+import { assertFrameValid, tsharkDissect, type DissectedFrame } from "./support/tshark.js";
+import { skipUnless } from "./support/tools.js";
+import { build, natModel, hopModel, toPartial, vnetHeader, deviceComplete, TCP_ACK, TCP_PSH } from "./support/gso-model.js";
+
+const SKIP = { skip: skipUnless("scapy", "tshark") };
+const SCAPY = { skip: skipUnless("scapy") };
+
+const ADDR = {
+  4: { cip: "198.51.100.7", vip: "203.0.113.10", rip: "10.20.0.5", lip: ["10.20.0.250", "10.20.0.251"] },
+  6: { cip: "2001:db8:c::7", vip: "2001:db8:f::10", rip: "2001:db8:d::5", lip: ["2001:db8:d::fa", "2001:db8:d::fb"] },
+} as const;
+type Family = 4 | 6;
+type Proto = "tcp" | "udp";
+const CPORT = 40000;
+const VPORT = 80;
+const RPORT = 8080;
+
+function keyOf(family: Family, proto: Proto = "tcp"): ServiceKey {
+  return { kind: "address", protocol: proto, address: ADDR[family].vip, port: VPORT };
+}
+
+function fnatBalancer(family: Family, proto: Proto = "tcp", options: ConstructorParameters<typeof Balancer>[0] = {}, laddrs = 1): Balancer {
+  const b = new Balancer({ connections: 1024, ...options });
+  const key = keyOf(family, proto);
+  b.addService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  b.addDestination(key, { address: ADDR[family].rip, port: RPORT, method: "fullnat", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  for (const lip of ADDR[family].lip.slice(0, laddrs)) b.addLocalAddress(key, lip);
+  return b;
+}
+
+function ipLayer(family: Family, src: string, dst: string): string {
+  return family === 4 ? `IP(src='${src}',dst='${dst}',ttl=64)` : `IPv6(src='${src}',dst='${dst}',hlim=64)`;
+}
+function l4(proto: Proto, sport: number, dport: number, flags = "S"): string {
+  return proto === "tcp"
+    ? `TCP(sport=${sport},dport=${dport},flags='${flags}',seq=1000,ack=1)/b'full nat payload'`
+    : `UDP(sport=${sport},dport=${dport})/b'datagram!'`;
+}
+const fromClient = (family: Family, proto: Proto, cport = CPORT, flags = "S", cip: string = ADDR[family].cip) =>
+  `${ipLayer(family, cip, ADDR[family].vip)}/${l4(proto, cport, VPORT, flags)}`;
+const fromServer = (family: Family, proto: Proto, lip: string, lport: number, flags = "SA") =>
+  `${ipLayer(family, ADDR[family].rip, lip)}/${l4(proto, RPORT, lport, flags)}`;
+
+const one = (f: DissectedFrame, key: string): string => {
+  const v = f.fields.get(key);
+  assert.ok(v && v.length > 0, `tshark shows no ${key} (${f.protocols})`);
+  return v[0];
+};
+
+/** src, dst, sport, dport as tshark reads them, with every checksum verified good. */
+function judge(packet: Uint8Array, family: Family, proto: Proto, label: string): { src: string; dst: string; sport: number; dport: number } {
+  const [f] = tsharkDissect(PcapLinkType.Raw, [packet]);
+  assertFrameValid(f, label);
+  if (family === 4) assert.equal(one(f, "ip.checksum.status"), "1", `${label}: IP header checksum`);
+  assert.equal(one(f, `${proto}.checksum.status`), "1", `${label}: ${proto} checksum`);
+  const ip = family === 4 ? "ip" : "ipv6";
+  return { src: one(f, `${ip}.src`), dst: one(f, `${ip}.dst`), sport: Number(one(f, `${proto}.srcport`)), dport: Number(one(f, `${proto}.dstport`)) };
+}
+
+for (const family of [4, 6] as const) {
+  for (const proto of ["tcp", "udp"] as const) {
+    test(
+      `IPv${family} ${proto}: client -> VIP leaves as LIP:lport -> RIP:rport, the reply returns as VIP:vport -> client:cport; tshark verifies every checksum`,
+      SKIP,
+      () => {
+        const a = ADDR[family];
+        const b = fnatBalancer(family, proto);
+        const [first] = scapyBuild([fromClient(family, proto)]);
+        const out = b.processPacket(first, LinkType.RawIp, 1000);
+        assert.deepEqual([out.verdict, out.reason], [Verdict.Forward, DropReason.None]);
+        const fwd = judge(out.packet, family, proto, "client -> RS");
+        assert.equal(fwd.src, a.lip[0], "source rewritten to the local address");
+        assert.equal(fwd.dst, a.rip, "destination rewritten to the real server");
+        assert.equal(fwd.dport, RPORT);
+        assert.ok(fwd.sport >= 32768 && fwd.sport <= 60999, `local port ${fwd.sport} in ip_local_port_range`);
+        assert.equal(out.packet[family === 4 ? 8 : 7], 63, "the director counts its hop");
+
+        const [reply] = scapyBuild([fromServer(family, proto, a.lip[0], fwd.sport)]);
+        const back = b.processPacket(reply, LinkType.RawIp, 1001);
+        assert.deepEqual([back.verdict, back.reason], [Verdict.Forward, DropReason.None]);
+        const rev = judge(back.packet, family, proto, "RS -> client");
+        assert.deepEqual(rev, { src: a.vip, dst: a.cip, sport: VPORT, dport: CPORT });
+
+        // A reply to a local port no flow holds is not ours: passed to the host, untouched.
+        const [stray] = scapyBuild([fromServer(family, proto, a.lip[0], fwd.sport === 60999 ? 32768 : fwd.sport + 1)]);
+        assert.equal(b.processPacket(stray, LinkType.RawIp, 1002).verdict, Verdict.Pass);
+        // The next client packet of the flow takes the same local port.
+        const [again] = scapyBuild([fromClient(family, proto, CPORT, "A")]);
+        const out2 = b.processPacket(again, LinkType.RawIp, 1003);
+        assert.equal(judge(out2.packet, family, proto, "second packet").sport, fwd.sport, "the flow keeps its local port");
+      },
+    );
+  }
+}
+
+test(
+  "two clients with the same source port get different local ports toward one real server; the listing counts each local address's connections",
+  SCAPY,
+  () => {
+    const b = fnatBalancer(4);
+    const pkts = scapyBuild([fromClient(4, "tcp", CPORT, "S", "198.51.100.7"), fromClient(4, "tcp", CPORT, "S", "198.51.100.8")]);
+    const ports = pkts.map((p, i) => {
+      const out = b.processPacket(p, LinkType.RawIp, 1000 + i);
+      assert.equal(out.verdict, Verdict.Forward);
+      return (out.packet[20] << 8) | out.packet[21];
+    });
+    assert.notEqual(ports[0], ports[1]);
+    assert.deepEqual(b.localAddresses(keyOf(4)), [{ address: ADDR[4].lip[0], connections: 2, exhausted: 0 }]);
+  },
+);
+
+test("the pool's local addresses take flows in turn, and a full address passes its flows to the next", SCAPY, () => {
+  const b = fnatBalancer(4, "tcp", { localPortRange: [50000, 50001] }, 2);
+  const syns = scapyBuild([1, 2, 3, 4, 5].map((i) => fromClient(4, "tcp", CPORT + i)));
+  const outs = syns.map((p, i) => b.processPacket(p, LinkType.RawIp, 1000 + i));
+  const sources = outs.slice(0, 4).map((o) => `${[...o.packet.subarray(12, 16)].join(".")}:${(o.packet[20] << 8) | o.packet[21]}`);
+  assert.deepEqual(new Set(sources).size, 4, `four distinct (LIP, lport): ${sources}`);
+  assert.deepEqual(
+    sources.map((s) => s.split(":")[0]),
+    [ADDR[4].lip[0], ADDR[4].lip[1], ADDR[4].lip[0], ADDR[4].lip[1]],
+    "in turn",
+  );
+  // Two addresses x two ports toward one RIP:rport: the fifth flow finds none.
+  assert.deepEqual([outs[4].verdict, outs[4].reason], [Verdict.Drop, DropReason.LaddrExhausted]);
+  assert.equal(b.localAddressExhaustion, 1);
+  assert.deepEqual(
+    b.localAddresses(keyOf(4)).map((l) => [l.connections, l.exhausted]),
+    [
+      [2, 1],
+      [2, 1],
+    ],
+  );
+  assert.equal(b.connectionCount, 4, "the refused flow left no connection");
+});
+
+test("a port comes free when its connection expires; a deleted local address keeps its flows but takes no new one", SCAPY, () => {
+  const b = fnatBalancer(4, "udp", { localPortRange: [50000, 50000] });
+  const key = keyOf(4, "udp");
+  const [d1, d2, reply] = scapyBuild([fromClient(4, "udp", 40001), fromClient(4, "udp", 40002), fromServer(4, "udp", ADDR[4].lip[0], 50000)]);
+  assert.equal(b.processPacket(d1, LinkType.RawIp, 1000).verdict, Verdict.Forward);
+  assert.equal(b.processPacket(d2, LinkType.RawIp, 1001).reason, DropReason.LaddrExhausted, "one port, taken");
+  // UDP's 300 s timeout: after it the port is free again.
+  b.expireAll(1000 + 301_000);
+  assert.equal(b.connectionCount, 0);
+  assert.equal(b.processPacket(d2, LinkType.RawIp, 302_000).verdict, Verdict.Forward, "the expired flow's port is reused");
+
+  b.deleteLocalAddress(key, ADDR[4].lip[0]);
+  assert.deepEqual(b.localAddresses(key), []);
+  const back = b.processPacket(reply, LinkType.RawIp, 302_001);
+  assert.equal(back.verdict, Verdict.Forward, "the live flow still answers through its (deleted) local address");
+  assert.equal([...back.packet.subarray(16, 20)].join("."), ADDR[4].cip);
+  const [d3] = scapyBuild([fromClient(4, "udp", 40003)]);
+  assert.equal(b.processPacket(d3, LinkType.RawIp, 302_002).reason, DropReason.LaddrExhausted, "no local address left: no new flow");
+  // Re-adding the address while its old entry is still held makes a new entry.
+  b.addLocalAddress(key, ADDR[4].lip[0]);
+  b.expireAll(302_002 + 301_000);
+  assert.equal(b.processPacket(d3, LinkType.RawIp, 700_000).verdict, Verdict.Forward);
+  assert.deepEqual(b.localAddresses(key), [{ address: ADDR[4].lip[0], connections: 1, exhausted: 0 }]);
+});
+
+test("configuration: local addresses of the service's family, no duplicates, no method change to or from fullnat, nothing half applied", () => {
+  const b = fnatBalancer(4);
+  const key = keyOf(4);
+  assert.throws(() => b.addLocalAddress(key, "2001:db8::1"), /IPv4 service needs IPv4 local addresses/);
+  assert.throws(() => b.addLocalAddress(key, ADDR[4].lip[0]), /already exists/);
+  assert.throws(() => b.addLocalAddress(key, "10.0.0.999"), /local address/);
+  assert.throws(() => b.deleteLocalAddress(key, "10.9.9.9"), /No such local address/);
+  const rs = { address: ADDR[4].rip, port: RPORT, weight: 1, upperThreshold: 0, lowerThreshold: 0 };
+  assert.throws(() => b.editDestination(key, { ...rs, method: "masq" }), /cannot change to or from fullnat/);
+  assert.equal(b.service(key).destinations[0].config.method, "fullnat");
+  assert.throws(() => b.addDestination(key, { ...rs, address: "2001:db8::5", method: "fullnat" }), /needs the tunnel method/);
+  const small = new Balancer({ localAddresses: 1 });
+  small.addService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  small.addLocalAddress(key, "10.20.0.250");
+  assert.throws(() => small.addLocalAddress(key, "10.20.0.251"), /table of 1 local addresses is full/);
+  assert.throws(() => new Balancer({ localPortRange: [2000, 1000] }), /localPortRange/);
+  // The rule set carries the pool, and a rebuild from it is the same.
+  const rules = b.rules();
+  assert.deepEqual(rules.services[0].localAddresses, [ADDR[4].lip[0]]);
+  const copy = new Balancer();
+  copy.applyRules(rules);
+  assert.deepEqual(copy.rules(), rules);
+});
+
+test(
+  "ICMP errors about a full-NAT flow: from the client side toward the real server, from the server side back to the client, both layers rewritten; tshark verifies",
+  SKIP,
+  () => {
+    const a = ADDR[4];
+    const b = fnatBalancer(4, "udp");
+    const [d1] = scapyBuild([fromClient(4, "udp")]);
+    const fwd = b.processPacket(d1, LinkType.RawIp, 1000);
+    const lport = (fwd.packet[20] << 8) | fwd.packet[21];
+    // The RS (or a router before it) says port unreachable about LIP:lport -> RIP:rport.
+    const [fromRs, fromClientSide] = scapyBuild([
+      `IP(src='${a.rip}',dst='${a.lip[0]}')/ICMP(type=3,code=3)/IP(src='${a.lip[0]}',dst='${a.rip}',ttl=63)/UDP(sport=${lport},dport=${RPORT})/b'datagram!'`,
+      `IP(src='${a.cip}',dst='${a.vip}')/ICMP(type=3,code=4)/IP(src='${a.vip}',dst='${a.cip}')/UDP(sport=${VPORT},dport=${CPORT})/b'answer'`,
+    ]);
+    const out = b.processPacket(fromRs, LinkType.RawIp, 1001);
+    assert.deepEqual([out.verdict, out.reason], [Verdict.Forward, DropReason.None]);
+    const [f] = tsharkDissect(PcapLinkType.Raw, [out.packet]);
+    assertFrameValid(f, "error toward the client");
+    assert.deepEqual(f.fields.get("ip.src"), [a.vip, a.cip], "outer VIP -> client; quoted client -> VIP");
+    assert.deepEqual(f.fields.get("ip.dst"), [a.cip, a.vip]);
+    assert.deepEqual(f.fields.get("udp.srcport"), [String(CPORT)]);
+    assert.deepEqual(f.fields.get("udp.dstport"), [String(VPORT)]);
+    assert.equal(one(f, "icmp.checksum.status"), "1");
+
+    const inb = b.processPacket(fromClientSide, LinkType.RawIp, 1002);
+    assert.deepEqual([inb.verdict, inb.reason], [Verdict.Forward, DropReason.None]);
+    const [g] = tsharkDissect(PcapLinkType.Raw, [inb.packet]);
+    assertFrameValid(g, "error toward the RS");
+    assert.deepEqual(g.fields.get("ip.src"), [a.lip[0], a.rip], "outer LIP -> RIP; quoted RIP -> LIP");
+    assert.deepEqual(g.fields.get("ip.dst"), [a.rip, a.lip[0]]);
+    assert.deepEqual(g.fields.get("udp.srcport"), [String(RPORT)]);
+    assert.deepEqual(g.fields.get("udp.dstport"), [String(lport)]);
+    assert.equal(one(g, "icmp.checksum.status"), "1");
+  },
+);
+
+const ip4 = (s: string) => new Uint8Array(s.split(".").map(Number));
+
+test("a TCP GSO super-packet with a partial checksum: both halves rewritten once, the field kept partial, the device's completion right", () => {
+  const a = ADDR[4];
+  const b = fnatBalancer(4, "tcp", { slots: 4 });
+  const spec = { family: 4 as const, proto: "tcp" as const, src: ip4(a.cip), dst: ip4(a.vip), sport: CPORT, dport: VPORT };
+  b.slots.write(0, build({ ...spec, seq: 1000, flags: 0x02, payload: new Uint8Array(0) }), LinkType.RawIp);
+  b.process(1, 1000);
+  const lport = (b.slots.result(0).packet[20] << 8) | b.slots.result(0).packet[21];
+  const payload = new Uint8Array(20000).map((_, i) => (i * 7) & 0x3f);
+  const complete = build({ ...spec, seq: 1001, flags: TCP_ACK | TCP_PSH, payload });
+  const partial = toPartial(complete);
+  const header = vnetHeader(partial, 1448);
+  b.slots.write(0, partial, LinkType.RawIp);
+  b.slots.offloadRecord(0).set(header);
+  b.process(1, 1001);
+  const r = b.slots.result(0);
+  assert.equal(r.verdict, Verdict.Forward, `reason ${r.reason}`);
+  const expected = natModel(natModel(hopModel(complete), "dst", ip4(a.rip), RPORT, true), "src", ip4(a.lip[0]), lport, true);
+  assert.deepEqual(r.packet, expected, "destination and source rewritten, L4 field = folded pseudo-header sum");
+  assert.deepEqual(
+    deviceComplete(r.packet, 20, 16),
+    natModel(natModel(hopModel(complete), "dst", ip4(a.rip), RPORT, false), "src", ip4(a.lip[0]), lport, false),
+  );
+});
+
+test("full-NAT connections are not synced (the kernel's message has no local address); NAT ones still are", SCAPY, () => {
+  const b = fnatBalancer(4, "udp");
+  const key = keyOf(4, "udp");
+  b.addDestination(key, { address: "10.20.0.6", port: RPORT, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  const seen: string[] = [];
+  b.onSync((records) => {
+    for (const r of records) seen.push(r.destination.address);
+  });
+  const pkts = scapyBuild([fromClient(4, "udp", 40001), fromClient(4, "udp", 40002)]);
+  for (const [i, p] of pkts.entries()) assert.equal(b.processPacket(p, LinkType.RawIp, 1000 + i).verdict, Verdict.Forward);
+  // One flow went to each destination (rr); the UDP one-packet threshold (3) needs more packets.
+  for (let n = 0; n < 4; n++) for (const [i, p] of pkts.entries()) b.processPacket(p, LinkType.RawIp, 2000 + n * 10 + i);
+  assert.ok(seen.includes("10.20.0.6"), `the NAT flow was synced (${seen})`);
+  assert.ok(!seen.includes(ADDR[4].rip), `the full-NAT flow was not (${seen})`);
+});
