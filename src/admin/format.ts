@@ -97,6 +97,30 @@ export function formatSave(services: readonly ServiceWithDestinations[], options
       },
       rendering,
     );
+    // Full NAT's local addresses, as DPVS's ipvsadm adds them (--add-laddr = -P, -z LIP).
+    for (const address of entry.localAddresses ?? []) out += `-P ${serviceName(entry.service.key, rendering)} -z ${laddrText(address)}\n`;
+  }
+  return out;
+}
+
+/** A local address as -z takes it (bare, IPv6 included, as DPVS writes it). */
+function laddrText(address: string): string {
+  return parseAddress(address)?.text ?? address;
+}
+
+/** One service's local addresses with their use (`lvsadm -G`, modelled on DPVS's listing). */
+export interface LocalAddressListing {
+  readonly service: ServiceKey;
+  readonly addresses: readonly { readonly address: string; readonly connections: number; readonly exhausted: number }[];
+}
+
+/** `lvsadm -G [-t|-u service]`: a header, then one line per local address of each service. */
+export function formatLocalAddresses(listings: readonly LocalAddressListing[], numeric = true, options: FormatOptions = {}): string {
+  const rendering: Rendering = { format: { ...DEFAULT_LIST_FORMAT, numeric }, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
+  let out = `${left("VIP:VPORT", 33)} ${left("LIP", 40)} ${right("CONNS", 8)} ${right("EXHAUSTED", 10)}\n`;
+  for (const l of listings) {
+    const name = serviceName(l.service, rendering);
+    for (const a of l.addresses) out += `${left(name, 33)} ${left(a.address, 40)} ${right(String(a.connections), 8)} ${right(String(a.exhausted), 10)}\n`;
   }
   return out;
 }

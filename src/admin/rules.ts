@@ -45,6 +45,8 @@ interface MutableService {
   service: ServiceConfig;
   /** By canonical "address|port", in file order (a Map keeps it). */
   destinations: Map<string, DestinationConfig>;
+  /** Full NAT's local addresses (-P ... -z), canonical, in file order. */
+  localAddresses: Set<string>;
 }
 
 /**
@@ -78,7 +80,13 @@ export function parseRules(text: string, options: RulesOptions = {}): RuleSet {
     }
   });
   return {
-    services: [...services.values()].map((entry): ServiceWithDestinations => ({ service: entry.service, destinations: [...entry.destinations.values()] })),
+    services: [...services.values()].map(
+      (entry): ServiceWithDestinations => ({
+        service: entry.service,
+        destinations: [...entry.destinations.values()],
+        ...(entry.localAddresses.size > 0 ? { localAddresses: [...entry.localAddresses] } : {}),
+      }),
+    ),
   };
 }
 
@@ -100,7 +108,7 @@ function applyLine(services: ServiceMap, words: readonly string[], options: Rule
     case "add-service":
       if (find(command.service.key)) throw new ConfigError("Service already exists");
       setRuleLine(command.service, line);
-      services.set(serviceId(command.service.key), { service: command.service, destinations: new Map() });
+      services.set(serviceId(command.service.key), { service: command.service, destinations: new Map(), localAddresses: new Set() });
       return;
     case "edit-service": {
       const entry = find(command.service.key);
@@ -134,8 +142,19 @@ function applyLine(services: ServiceMap, words: readonly string[], options: Rule
       if (!entry.destinations.delete(destinationId(command.destination))) throw new ConfigError("No such destination");
       return;
     }
+    case "add-laddr":
+    case "del-laddr": {
+      const entry = find(command.service);
+      if (!entry) throw new ConfigError("No such service");
+      const address = canonical(command.address);
+      if (command.kind === "add-laddr") {
+        if (entry.localAddresses.has(address)) throw new ConfigError("Local address already exists");
+        entry.localAddresses.add(address);
+      } else if (!entry.localAddresses.delete(address)) throw new ConfigError("No such local address");
+      return;
+    }
     default:
-      throw new ConfigError(`the '${command.kind}' command does not belong in a rules file (only -A -E -D -a -e -d -C do)`);
+      throw new ConfigError(`the '${command.kind}' command does not belong in a rules file (only -A -E -D -a -e -d -C -P -Q do)`);
   }
 }
 

@@ -369,7 +369,7 @@ export class Lvsd {
   applyRuleSet(wanted: RuleSet): ReloadSummary {
     validateOn(this.balancer, wanted);
     const changes = diffRules(this.balancer.rules(), wanted);
-    const counts = { "-A": 0, "-E": 0, "-D": 0, "-a": 0, "-e": 0, "-d": 0 } as Record<RuleChange["op"], number>;
+    const counts = { "-A": 0, "-E": 0, "-D": 0, "-a": 0, "-e": 0, "-d": 0, "-P": 0, "-Q": 0 } as Record<RuleChange["op"], number>;
     let failed = 0;
     for (const c of changes) {
       try {
@@ -388,6 +388,8 @@ export class Lvsd {
       destinationsAdded: counts["-a"],
       destinationsRemoved: counts["-d"],
       destinationsEdited: counts["-e"],
+      localAddressesAdded: counts["-P"],
+      localAddressesRemoved: counts["-Q"],
       failed,
       changes: changes.map((c) => c.line),
     };
