@@ -270,3 +270,25 @@ test("full-NAT connections are not synced (the kernel's message has no local add
   assert.ok(seen.includes("10.20.0.6"), `the NAT flow was synced (${seen})`);
   assert.ok(!seen.includes(ADDR[4].rip), `the full-NAT flow was not (${seen})`);
 });
+
+test("a backup whose real server is full NAT creates no connection from a sync message (no local address in it), and stays consistent", () => {
+  const b = fnatBalancer(4, "tcp");
+  const record = {
+    protocol: 6,
+    family: 4 as const,
+    client: { address: ADDR[4].cip, port: CPORT },
+    virtual: { address: ADDR[4].vip, port: VPORT },
+    destination: { address: ADDR[4].rip, port: RPORT },
+    state: 1,
+    template: false,
+    inactive: false,
+    method: "masq" as const,
+    fwmark: 0,
+    timeoutMs: 900_000,
+  };
+  assert.equal(b.importConnection(record, 1000), "no-destination");
+  assert.equal(b.connectionCount, 0);
+  assert.deepEqual(b.localAddresses(keyOf(4)), [{ address: ADDR[4].lip[0], connections: 0, exhausted: 0 }]);
+  // A template names a real server only: it is imported.
+  assert.equal(b.importConnection({ ...record, template: true, client: { address: ADDR[4].cip, port: 0 }, state: 0 }, 1000), "created");
+});
