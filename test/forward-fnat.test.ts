@@ -153,6 +153,7 @@ test("a port comes free when its connection expires; a deleted local address kee
   // UDP's 300 s timeout: after it the port is free again.
   b.expireAll(1000 + 301_000);
   assert.equal(b.connectionCount, 0);
+  assert.deepEqual(b.localAddresses(key), [{ address: ADDR[4].lip[0], connections: 0, exhausted: 1 }], "the expired flow let its address go");
   assert.equal(b.processPacket(d2, LinkType.RawIp, 302_000).verdict, Verdict.Forward, "the expired flow's port is reused");
 
   b.deleteLocalAddress(key, ADDR[4].lip[0]);
