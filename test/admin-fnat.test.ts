@@ -153,3 +153,27 @@ test("reload diff: local addresses added and removed as -P / -Q, a method change
   assert.deepEqual(b.rules(), wanted);
   assert.deepEqual(diffRules(b.rules(), wanted), [], "applied: nothing left to change");
 });
+
+test("lvsd --local-addresses and --local-port-range size full NAT's pool; bad values are one-line errors", async () => {
+  const { parseLvsdArgs } = await import("../src/runtime/lvsd-options.js");
+  const parsed = parseLvsdArgs(["--tun", "lvs0", "--local-addresses", "16", "--local-port-range", "40000-40100"]);
+  assert.ok(!parsed.help);
+  assert.equal(parsed.balancer?.localAddresses, 16);
+  assert.deepEqual(parsed.balancer?.localPortRange, [40000, 40100]);
+  for (const [args, re] of [
+    [["--local-port-range", "5000-4000"], /^--local-port-range 5000-4000: expected LOW-HIGH/],
+    [["--local-port-range", "80"], /^--local-port-range 80: expected LOW-HIGH/],
+    [["--local-addresses", "70000"], /^--local-addresses 70000: expected an integer in 1\.\.65535$/],
+  ] as const) {
+    assert.throws(
+      () => parseLvsdArgs(["--tun", "lvs0", ...args]),
+      (e: Error) => re.test(e.message),
+    );
+  }
+  // The Balancer takes them: a range of one port holds one flow per real server and port.
+  const b = new Balancer(parsed.balancer);
+  const key = { kind: "address", protocol: "tcp", address: "10.0.0.100", port: 80 } as const;
+  b.addService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  for (let i = 0; i < 16; i++) b.addLocalAddress(key, `10.1.0.${i + 1}`);
+  assert.throws(() => b.addLocalAddress(key, "10.1.0.99"), /table of 16 local addresses is full \(lvsd --local-addresses N/);
+});
