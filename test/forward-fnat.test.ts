@@ -194,41 +194,52 @@ test("configuration: local addresses of the service's family, no duplicates, no 
   assert.deepEqual(copy.rules(), rules);
 });
 
-test(
-  "ICMP errors about a full-NAT flow: from the client side toward the real server, from the server side back to the client, both layers rewritten; tshark verifies",
-  SKIP,
-  () => {
-    const a = ADDR[4];
-    const b = fnatBalancer(4, "udp");
-    const [d1] = scapyBuild([fromClient(4, "udp")]);
-    const fwd = b.processPacket(d1, LinkType.RawIp, 1000);
-    const lport = (fwd.packet[20] << 8) | fwd.packet[21];
-    // The RS (or a router before it) says port unreachable about LIP:lport -> RIP:rport.
-    const [fromRs, fromClientSide] = scapyBuild([
-      `IP(src='${a.rip}',dst='${a.lip[0]}')/ICMP(type=3,code=3)/IP(src='${a.lip[0]}',dst='${a.rip}',ttl=63)/UDP(sport=${lport},dport=${RPORT})/b'datagram!'`,
-      `IP(src='${a.cip}',dst='${a.vip}')/ICMP(type=3,code=4)/IP(src='${a.vip}',dst='${a.cip}')/UDP(sport=${VPORT},dport=${CPORT})/b'answer'`,
-    ]);
-    const out = b.processPacket(fromRs, LinkType.RawIp, 1001);
-    assert.deepEqual([out.verdict, out.reason], [Verdict.Forward, DropReason.None]);
-    const [f] = tsharkDissect(PcapLinkType.Raw, [out.packet]);
-    assertFrameValid(f, "error toward the client");
-    assert.deepEqual(f.fields.get("ip.src"), [a.vip, a.cip], "outer VIP -> client; quoted client -> VIP");
-    assert.deepEqual(f.fields.get("ip.dst"), [a.cip, a.vip]);
-    assert.deepEqual(f.fields.get("udp.srcport"), [String(CPORT)]);
-    assert.deepEqual(f.fields.get("udp.dstport"), [String(VPORT)]);
-    assert.equal(one(f, "icmp.checksum.status"), "1");
-
-    const inb = b.processPacket(fromClientSide, LinkType.RawIp, 1002);
-    assert.deepEqual([inb.verdict, inb.reason], [Verdict.Forward, DropReason.None]);
-    const [g] = tsharkDissect(PcapLinkType.Raw, [inb.packet]);
-    assertFrameValid(g, "error toward the RS");
-    assert.deepEqual(g.fields.get("ip.src"), [a.lip[0], a.rip], "outer LIP -> RIP; quoted RIP -> LIP");
-    assert.deepEqual(g.fields.get("ip.dst"), [a.rip, a.lip[0]]);
-    assert.deepEqual(g.fields.get("udp.srcport"), [String(RPORT)]);
-    assert.deepEqual(g.fields.get("udp.dstport"), [String(lport)]);
-    assert.equal(one(g, "icmp.checksum.status"), "1");
-  },
-);
+for (const family of [4, 6] as const) {
+  test(
+    `IPv${family} ICMP errors about a full-NAT flow: from the server side back to the client, from the client side toward the real server, both layers rewritten; tshark verifies`,
+    SKIP,
+    () => {
+      const a = ADDR[family];
+      const b = fnatBalancer(family, "udp");
+      const [d1] = scapyBuild([fromClient(family, "udp")]);
+      const fwd = b.processPacket(d1, LinkType.RawIp, 1000);
+      const lport = judge(fwd.packet, family, "udp", "first datagram").sport;
+      const ip = family === 4 ? "ip" : "ipv6";
+      const [fromRs, fromClientSide] = scapyBuild(
+        family === 4
+          ? [
+              `IP(src='${a.rip}',dst='${a.lip[0]}')/ICMP(type=3,code=3)/IP(src='${a.lip[0]}',dst='${a.rip}',ttl=63)/UDP(sport=${lport},dport=${RPORT})/b'datagram!'`,
+              `IP(src='${a.cip}',dst='${a.vip}')/ICMP(type=3,code=4)/IP(src='${a.vip}',dst='${a.cip}')/UDP(sport=${VPORT},dport=${CPORT})/b'answer'`,
+            ]
+          : [
+              `IPv6(src='${a.rip}',dst='${a.lip[0]}')/ICMPv6DestUnreach(code=4)/IPv6(src='${a.lip[0]}',dst='${a.rip}',hlim=63)/UDP(sport=${lport},dport=${RPORT})/b'datagram!'`,
+              `IPv6(src='${a.cip}',dst='${a.vip}')/ICMPv6PacketTooBig(mtu=1280)/IPv6(src='${a.vip}',dst='${a.cip}')/UDP(sport=${VPORT},dport=${CPORT})/b'answer'`,
+            ],
+      );
+      const icmpStatus = family === 4 ? "icmp.checksum.status" : "icmpv6.checksum.status";
+      // The real server says port unreachable about LIP:lport -> RIP:rport.
+      const out = b.processPacket(fromRs, LinkType.RawIp, 1001);
+      assert.deepEqual([out.verdict, out.reason], [Verdict.Forward, DropReason.None]);
+      const [f] = tsharkDissect(PcapLinkType.Raw, [out.packet]);
+      assertFrameValid(f, "error toward the client");
+      assert.deepEqual(f.fields.get(`${ip}.src`), [a.vip, a.cip], "outer VIP -> client; quoted client -> VIP");
+      assert.deepEqual(f.fields.get(`${ip}.dst`), [a.cip, a.vip]);
+      assert.deepEqual(f.fields.get("udp.srcport"), [String(CPORT)]);
+      assert.deepEqual(f.fields.get("udp.dstport"), [String(VPORT)]);
+      assert.equal(one(f, icmpStatus), "1");
+      // The client says so about VIP:vport -> client:cport.
+      const inb = b.processPacket(fromClientSide, LinkType.RawIp, 1002);
+      assert.deepEqual([inb.verdict, inb.reason], [Verdict.Forward, DropReason.None]);
+      const [g] = tsharkDissect(PcapLinkType.Raw, [inb.packet]);
+      assertFrameValid(g, "error toward the RS");
+      assert.deepEqual(g.fields.get(`${ip}.src`), [a.lip[0], a.rip], "outer LIP -> RIP; quoted RIP -> LIP");
+      assert.deepEqual(g.fields.get(`${ip}.dst`), [a.rip, a.lip[0]]);
+      assert.deepEqual(g.fields.get("udp.srcport"), [String(RPORT)]);
+      assert.deepEqual(g.fields.get("udp.dstport"), [String(lport)]);
+      assert.equal(one(g, icmpStatus), "1");
+    },
+  );
+}
 
 const ip4 = (s: string) => new Uint8Array(s.split(".").map(Number));
 
