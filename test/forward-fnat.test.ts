@@ -304,3 +304,116 @@ test("a backup whose real server is full NAT creates no connection from a sync m
   // A template names a real server only: it is imported.
   assert.equal(b.importConnection({ ...record, template: true, client: { address: ADDR[4].cip, port: 0 }, state: 0 }, 1000), "created");
 });
+
+/** A TCP segment as scapy writes it, with options and payload. */
+function seg(family: Family, src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, options = "[]", payload = "") {
+  return `${ipLayer(family, src, dst)}/TCP(sport=${sport},dport=${dport},flags='${flags}',seq=${seq},ack=${ack},options=${options})${payload ? `/b'${payload}'` : ""}`;
+}
+const u32 = (p: Uint8Array, at: number) => ((p[at] << 24) | (p[at + 1] << 16) | (p[at + 2] << 8) | p[at + 3]) >>> 0;
+
+for (const family of [4, 6] as const) {
+  test(
+    `IPv${family} PROXY protocol v2: the header in front of the first data (again on a retransmission), seq / ack / SACK / MSS moved both ways; tshark reads the header and verifies every checksum`,
+    SKIP,
+    () => {
+      const a = ADDR[family];
+      const L = family === 4 ? 28 : 52;
+      const l4 = family === 4 ? 20 : 40;
+      const b = new Balancer({ connections: 64 });
+      const key = keyOf(family);
+      b.addService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false, proxyProtocol: "v2" });
+      b.addDestination(key, { address: a.rip, port: RPORT, method: "fullnat", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+      b.addLocalAddress(key, a.lip[0]);
+      const ISN = 0xfffffff0; // the client's sequence numbers wrap inside the test
+      const isn1 = (ISN + 1) >>> 0;
+      const S = 5000;
+      const [syn] = scapyBuild([seg(family, a.cip, a.vip, CPORT, VPORT, "S", ISN, 0, "[('MSS',1460)]")]);
+      const outSyn = b.processPacket(syn, LinkType.RawIp, 1000);
+      assert.equal(outSyn.verdict, Verdict.Forward);
+      assert.equal(outSyn.packet.length, syn.length, "the SYN carries no header");
+      const lport = judge(outSyn.packet, family, "tcp", "SYN").sport;
+      const fromRs = (flags: string, seq: number, ack: number, options = "[]", payload = "") =>
+        scapyBuild([seg(family, a.rip, a.lip[0], RPORT, lport, flags, seq, ack, options, payload)])[0];
+      const fromClient = (flags: string, seq: number, ack: number, options = "[]", payload = "") =>
+        scapyBuild([seg(family, a.cip, a.vip, CPORT, VPORT, flags, seq, ack, options, payload)])[0];
+
+      // SYN-ACK: the real server's MSS lowered by the header's length.
+      const synack = b.processPacket(fromRs("SA", S, isn1, "[('MSS',1460)]"), LinkType.RawIp, 1001);
+      const [fsa] = tsharkDissect(PcapLinkType.Raw, [synack.packet]);
+      assertFrameValid(fsa, "SYN-ACK");
+      assert.equal(one(fsa, "tcp.checksum.status"), "1");
+      assert.equal(Number(one(fsa, "tcp.options.mss_val")), 1460 - L);
+      assert.equal(u32(synack.packet, l4 + 8), isn1, "the SYN-ACK's ack is the client's, unmoved");
+
+      // The handshake's ACK passes as it is; the first data segment gets the header.
+      const ack = b.processPacket(fromClient("A", isn1, S + 1), LinkType.RawIp, 1002);
+      assert.equal(u32(ack.packet, l4 + 4), isn1);
+      const data = fromClient("PA", isn1, S + 1, "[]", "GET / HTTP/1.0\\r\\n\\r\\n");
+      const first = b.processPacket(data, LinkType.RawIp, 1003);
+      assert.deepEqual([first.verdict, first.reason], [Verdict.Forward, DropReason.None]);
+      assert.equal(first.packet.length, data.length + L, "the header went in");
+      const [fd] = tsharkDissect(PcapLinkType.Raw, [first.packet], { preferences: ["tcp.try_heuristic_first:TRUE"] });
+      assertFrameValid(fd, "first data segment");
+      if (family === 4) assert.equal(one(fd, "ip.checksum.status"), "1");
+      assert.equal(one(fd, "tcp.checksum.status"), "1");
+      assert.equal(one(fd, "proxy.v2.version"), "2");
+      assert.equal(one(fd, `proxy.src.ipv${family}`), a.cip);
+      assert.equal(one(fd, `proxy.dst.ipv${family}`), a.vip);
+      assert.equal(Number(one(fd, "proxy.srcport")), CPORT);
+      assert.equal(Number(one(fd, "proxy.dstport")), VPORT);
+      assert.equal(Buffer.from(first.packet.subarray(l4 + 20 + L)).toString(), "GET / HTTP/1.0\r\n\r\n", "the payload follows the header whole");
+      // Retransmitted: the header again, the same bytes.
+      const again = b.processPacket(data, LinkType.RawIp, 1004);
+      assert.deepEqual(again.packet, first.packet, "a retransmission of the first segment carries the header again");
+
+      // The real server acks header + 18 bytes and SACKs a later block: the client sees its own numbers.
+      const rsAck = b.processPacket(
+        fromRs("A", S + 1, (isn1 + L + 18) >>> 0, `[('NOP',None),('NOP',None),('SAck',(${(isn1 + L + 40) >>> 0},${(isn1 + L + 60) >>> 0}))]`),
+        LinkType.RawIp,
+        1005,
+      );
+      const [fa] = tsharkDissect(PcapLinkType.Raw, [rsAck.packet]);
+      assertFrameValid(fa, "ack to the client");
+      assert.equal(one(fa, "tcp.checksum.status"), "1");
+      assert.equal(u32(rsAck.packet, l4 + 8), (isn1 + 18) >>> 0, "ack - L");
+      assert.equal(u32(rsAck.packet, l4 + 20 + 4), (isn1 + 40) >>> 0, "SACK left edge - L");
+      assert.equal(u32(rsAck.packet, l4 + 20 + 8), (isn1 + 60) >>> 0, "SACK right edge - L");
+      // An ack inside the header maps to the client's first data byte.
+      const partial = b.processPacket(fromRs("A", S + 1, (isn1 + 7) >>> 0), LinkType.RawIp, 1006);
+      assert.equal(u32(partial.packet, l4 + 8), isn1);
+
+      // The client's next segment: seq + L.
+      const next = b.processPacket(fromClient("PA", (isn1 + 18) >>> 0, S + 1, "[]", "more"), LinkType.RawIp, 1007);
+      const [fn] = tsharkDissect(PcapLinkType.Raw, [next.packet]);
+      assertFrameValid(fn, "next segment");
+      assert.equal(one(fn, "tcp.checksum.status"), "1");
+      assert.equal(u32(next.packet, l4 + 4), (isn1 + 18 + L) >>> 0);
+      assert.equal(next.packet.length, scapyBuild([seg(family, a.cip, a.vip, CPORT, VPORT, "PA", 1, 1, "[]", "more")])[0].length, "no header");
+    },
+  );
+}
+
+test("PROXY protocol: only for TCP address services; off by default; a flow picked up mid-stream (sloppy_tcp) gets no header", SCAPY, () => {
+  const b = new Balancer({ connections: 64, sysctls: { sloppy_tcp: 1 } });
+  assert.throws(() => b.addService({ key: keyOf(4, "udp"), scheduler: "rr", schedulerFlags: [], onePacket: false, proxyProtocol: "v2" }), /a -t service only/);
+  assert.throws(
+    () => b.addService({ key: keyOf(4), scheduler: "rr", schedulerFlags: [], onePacket: false, proxyProtocol: "v1" as "v2" }),
+    /proxyProtocol: "v1" is not "v2"/,
+  );
+  const key = keyOf(4);
+  b.addService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false, proxyProtocol: "v2" });
+  b.addDestination(key, { address: ADDR[4].rip, port: RPORT, method: "fullnat", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  b.addLocalAddress(key, ADDR[4].lip[0]);
+  const [mid] = scapyBuild([seg(4, ADDR[4].cip, ADDR[4].vip, CPORT, VPORT, "PA", 1001, 1, "[]", "hello")]);
+  const out = b.processPacket(mid, LinkType.RawIp, 1000);
+  assert.equal(out.verdict, Verdict.Forward);
+  assert.equal(out.packet.length, mid.length, "no ISN known: no header, no shift");
+  // Turned off by -E: a new SYN's flow gets none.
+  b.editService({ key, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  const [syn, data] = scapyBuild([
+    seg(4, ADDR[4].cip, ADDR[4].vip, CPORT + 1, VPORT, "S", 100, 0),
+    seg(4, ADDR[4].cip, ADDR[4].vip, CPORT + 1, VPORT, "PA", 101, 1, "[]", "hello"),
+  ]);
+  b.processPacket(syn, LinkType.RawIp, 1001);
+  assert.equal(b.processPacket(data, LinkType.RawIp, 1002).packet.length, data.length);
+});

@@ -83,6 +83,8 @@ export const F_NOOUTPUT: u32 = 8;
 export const F_OUT_HASHED: u32 = 16;
 /** Queued for the reply-side index (see flushDeferred); becomes F_OUT_HASHED. */
 export const F_OUT_PENDING: u32 = 32;
+/** A full-NAT TCP connection that carries the PROXY protocol v2 header (conn/proxy-state.ts). */
+export const F_PROXY: u32 = 64;
 
 const SIDE_IN: usize = 0;
 const SIDE_OUT: usize = 4;

@@ -37,8 +37,10 @@ import {
   insertConnHashed, flushDeferred, lookupIn, lookupOut, lookupInHashed, lookupOutHashed, tupleHash, touchIn, indexLine, connPtr, touchConn, connExpired, connUsed, connCapacity,
   connCold, NONE, C_DEST, C_SERVICE, C_STATE, C_FLAGS, CC_TEMPLATE, CC_NCONTROL, C_INPKTS,
   CC_FWMARK, C_METHOD, C_DPORT, C_VPORT, C_VADDR, CC_DADDR, F_INACTIVE, F_NOOUTPUT,
-  C_CADDR, C_CPORT, C_FAMILY, CC_LOCAL, connInUse, bindFullNat,
+  C_CADDR, C_CPORT, C_FAMILY, CC_LOCAL, connInUse, bindFullNat, F_PROXY,
 } from "../conn/conn-table";
+import { proxyIsn1, setProxyIsn1 } from "../conn/proxy-state";
+import { proxyClientSide, proxyServerSide } from "../forward/proxy-protocol";
 import { laddrPtr } from "../conn/local-addresses";
 import { fnatChoose, chosenLaddr, chosenPort } from "./fnat-ports";
 import {
@@ -53,7 +55,7 @@ import { scheduleFlow } from "../sched/service";
 import { countConnection, countPacket, countBytes } from "../stats/counters";
 import {
   findService, serviceFlags, servicePort, serviceFwmark, SVC_NONE, SVCF_PERSISTENT,
-  SVCF_ONE_PACKET,
+  SVCF_ONE_PACKET, SVCF_PROXY_V2,
 } from "./services";
 import { neighbourMac, ownMacPtr, ownMacSet } from "./neighbours";
 import { persistSchedule, templateIndex, templateDest } from "./persist";
@@ -121,6 +123,7 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
       slot = i;
       aux = 0;
       dest = NONE;
+      decConn = NONE;
       const result = processOne(i);
       // An ICMP error we built is a whole packet with complete checksums.
       if ((result & 0xff) == VERDICT_REPLY) offloadClear(i);
@@ -439,6 +442,19 @@ function clientPacket(pkt: usize, c: u32, proto: u32): u32 {
   return transmit(pkt, d, <u32>load<u16>(cp + C_DPORT), localOf(c));
 }
 
+/**
+ * The PROXY protocol's client side for full-NAT connection c, if it carries it: header in
+ * the first data segment, sequence numbers moved after it. A fragment cannot take the
+ * header (its later fragments' offsets would not move): a first fragment is refused.
+ */
+function proxyClient(pkt: usize, c: u32): u32 {
+  const cp = connPtr(c);
+  if ((<u32>load<u16>(cp + C_FLAGS) & F_PROXY) == 0 || pProto != PROTO_TCP) return REASON_NONE;
+  if (pFrag == FRAG_LATER) return REASON_NONE;
+  if (pFrag != FRAG_NONE) return REASON_UNSUPPORTED;
+  return proxyClientSide(slot, pkt, proxyIsn1(c), cp + C_CADDR, <u32>load<u16>(cp + C_CPORT), cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
+}
+
 /** A full-NAT connection's local address and port (index << 16 | port), else NONE; sets decConn. */
 @inline function localOf(c: u32): u32 {
   if (<u32>load<u8>(connPtr(c) + C_METHOD) != ACTION_FNAT) {
@@ -478,6 +494,10 @@ function replyPacket(pkt: usize, c: u32, proto: u32): u32 {
     ? fnatReplyRecord(c)
     : scratchFor(ACTION_NAT_SNAT, pFamily, cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
   const result = applyParsed(slot, pkt, rec);
+  // PROXY protocol: the real server's acks and SACKs back into the client's sequence space.
+  if (fnat && (result & 0xff) == VERDICT_FORWARD && (<u32>load<u16>(cp + C_FLAGS) & F_PROXY) != 0 && proto == PROTO_TCP && pFrag != FRAG_LATER) {
+    proxyServerSide(pkt, proxyIsn1(c));
+  }
   dest = d;
   aux |= AUX_TOWARD_CLIENT;
   if ((result & 0xff) == VERDICT_FORWARD) setMacs(pFamily, pkt + pDstAddr, false);
@@ -613,7 +633,15 @@ function createFlow(pkt: usize, svc: u32, proto: u32, family: u32, src: usize, s
     createFailure = outcome(VERDICT_DROP, REASON_TABLE_FULL);
     return NONE;
   }
-  if (fnat) bindFullNat(c, chosenLaddr, chosenPort, true);
+  if (fnat) {
+    bindFullNat(c, chosenLaddr, chosenPort, true);
+    // PROXY protocol v2: known from the SYN only (a flow picked up mid-stream has no ISN).
+    if ((flags & SVCF_PROXY_V2) != 0 && proto == PROTO_TCP && (pTcpFlags & TH_SYN) != 0 && !icmp) {
+      const cp0 = connPtr(c);
+      store<u16>(cp0 + C_FLAGS, <u16>(<u32>load<u16>(cp0 + C_FLAGS) | F_PROXY));
+      setProxyIsn1(c, bswap<u32>(load<u32>(pkt + <usize>pL4 + 4)) + 1);
+    }
+  }
   const cp = connPtr(c);
   store<u32>(cp + C_DEST, destId);
   store<u32>(cp + C_SERVICE, svc);
@@ -684,6 +712,10 @@ function transmit(pkt: usize, d: u32, dport: u32, local: u32): u32 {
       copy16(rec + A_TUN_SRC, laddrPtr(local >>> 16));
     }
     result = applyParsed(slot, pkt, rec);
+    if (kind == ACTION_FNAT && decConn != NONE && (result & 0xff) == VERDICT_FORWARD) {
+      const r = proxyClient(pkt, decConn);
+      if (r != REASON_NONE) return outcome(VERDICT_DROP, r);
+    }
   }
   dest = d;
   if ((result & 0xff) == VERDICT_FORWARD) {

@@ -7,10 +7,21 @@ import {
   laddrCapacity, LADDR_NONE,
 } from "../conn/local-addresses";
 import { fnatExhausted } from "../datapath/fnat-ports";
+import { connCapacity } from "../conn/conn-table";
+import { initProxyState } from "../conn/proxy-state";
+import { setProxyProtocol } from "../datapath/services";
 
-/** Carves room for `capacity` local addresses (all services together). 0, or 1 if refused. */
+/**
+ * Carves room for `capacity` local addresses (all services together), and the PROXY
+ * protocol's per-connection state (after connInit). 0, or 1 if refused.
+ */
 export function fnatInit(capacity: u32): u32 {
-  return initLocalAddresses(capacity) ? 0 : 1;
+  if (connCapacity == 0) return 1;
+  return initLocalAddresses(capacity) && initProxyState(connCapacity) ? 0 : 1;
+}
+/** PROXY protocol v2 for service svc's full-NAT TCP flows: on (1) or off (0). 0, or 1 if refused. */
+export function serviceProxyProtocolSet(svc: u32, on: u32): u32 {
+  return setProxyProtocol(svc, on) ? 0 : 1;
 }
 export function laddrTableSize(): u32 {
   return laddrCapacity;

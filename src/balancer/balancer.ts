@@ -294,6 +294,7 @@ export class Balancer {
       throw new ConfigError(`Service already exists: ${serviceKeyText(c.key)}`, "EEXIST");
     }
     this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    this.f.serviceProxyProtocolSet(id, c.proxyProtocol === "v2" ? 1 : 0);
     // A new service starts from zero counters, as the kernel's (kzalloc) does, even when
     // it reuses the slot of one deleted before.
     this.f.statsZeroService(id);
@@ -322,6 +323,7 @@ export class Balancer {
     const prefix = c.persistence ? persistencePrefix(c.persistence, family) : family === 4 ? 32 : 128;
     this.wrap(() => this.scheduler.editService(entry.id, this.schedulerOptions(c)));
     this.f.servicePersistenceSet(entry.id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    this.f.serviceProxyProtocolSet(entry.id, c.proxyProtocol === "v2" ? 1 : 0);
     entry.config = c;
     this.configurationVersion++;
   }

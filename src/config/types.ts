@@ -37,6 +37,11 @@ export interface ServiceConfig {
   readonly onePacket: boolean;
   /** Persistence engine (ipvsadm --pe), kept for round trips. */
   readonly persistenceEngine?: string;
+  /**
+   * PROXY protocol header for the service's full-NAT TCP flows (DPVS's --proxy-protocol):
+   * "v2" puts the client's and the virtual address in front of the client's byte stream.
+   */
+  readonly proxyProtocol?: "v2";
 }
 
 export interface TunnelOptions {
