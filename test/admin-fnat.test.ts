@@ -177,3 +177,26 @@ test("lvsd --local-addresses and --local-port-range size full NAT's pool; bad va
   for (let i = 0; i < 16; i++) b.addLocalAddress(key, `10.1.0.${i + 1}`);
   assert.throws(() => b.addLocalAddress(key, "10.1.0.99"), /table of 16 local addresses is full \(lvsd --local-addresses N/);
 });
+
+test("--proxy-protocol v2 on -A / -E: saved by -S, restored by -R, shown by -L, turned off by -E without it; bad input refused", () => {
+  const b = configured();
+  assert.equal(lvsadm(b, "-A -t 10.0.0.100:443 -s rr --proxy-protocol v2").exitCode, 0);
+  const key = { kind: "address", protocol: "tcp", address: "10.0.0.100", port: 443 } as const;
+  assert.equal(b.service(key).config.proxyProtocol, "v2");
+  assert.match(lvsadm(b, "-Sn").stdout, /^-A -t 10\.0\.0\.100:443 -s rr --proxy-protocol v2$/m);
+  assert.match(lvsadm(b, "-Ln").stdout, /^TCP {2}10\.0\.0\.100:443 rr proxy-protocol v2$/m);
+  const saved = lvsadm(b, "-Sn").stdout;
+  assert.equal(parseRules(saved).services.find((x) => x.service.key.kind === "address" && x.service.key.port === 443)?.service.proxyProtocol, "v2");
+  assert.equal(formatRules(parseRules(saved), { numeric: true }), saved, "-R reads back what -S wrote");
+  assert.equal(lvsadm(b, "-E -t 10.0.0.100:443 -s rr").exitCode, 0);
+  assert.equal(b.service(key).config.proxyProtocol, undefined, "-E replaces the whole service, as ipvsadm's");
+  for (const [line, re] of [
+    ["-A -t 10.0.0.100:444 --proxy-protocol v1", /illegal proxy-protocol specified/],
+    ["-a -t 10.0.0.100:80 -r 10.1.0.8:80 --fullnat --proxy-protocol v2", /Illegal 'proxy-protocol' option with the 'add-server' command/],
+    ["-A -u 10.0.0.100:53 --proxy-protocol v2", /a -t service only/],
+  ] as const) {
+    const r = lvsadm(b, line);
+    assert.notEqual(r.exitCode, 0, line);
+    assert.match(r.stderr, re, line);
+  }
+});

@@ -131,6 +131,7 @@ interface Entry {
     netmask: number;
     onePacket: boolean;
     persistenceEngine: string;
+    proxyProtocol: boolean;
   };
   dest: {
     family: 0 | 4 | 6;
@@ -235,6 +236,7 @@ function newEntry(): Entry {
       netmask: 0xffffffff,
       onePacket: false,
       persistenceEngine: "",
+      proxyProtocol: false,
     },
     dest: {
       family: 0,
@@ -335,6 +337,12 @@ function applyOption(entry: Entry, tag: OptionTag, value: string | undefined, po
     case "fullnat":
       setOption(entry, "forwarding-method");
       dest.method = tag === "i" ? "tunnel" : tag === "g" ? "route" : tag === "m" ? "masq" : "fullnat";
+      return;
+    case "proxy-protocol":
+      // DPVS's --proxy-protocol: v2 (the binary header; v1, the text one, is not built) or disable.
+      setOption(entry, "proxy-protocol");
+      if (arg !== "v2" && arg !== "disable") throw failure("illegal proxy-protocol specified (v2 or disable)");
+      svc.proxyProtocol = arg === "v2";
       return;
     case "z": {
       setOption(entry, "laddr");
@@ -617,6 +625,7 @@ function serviceConfig(entry: Entry, schedulerFlagBits: number): ServiceConfig {
     ...(svc.persistent ? { persistence: { timeout: svc.timeout, netmask: ipv6 ? svc.netmask : formatIpv4(svc.netmask) } } : {}),
     onePacket: svc.onePacket,
     ...(svc.persistenceEngine.length > 0 ? { persistenceEngine: svc.persistenceEngine } : {}),
+    ...(svc.proxyProtocol ? { proxyProtocol: "v2" as const } : {}),
   };
 }
 

@@ -157,6 +157,7 @@ function renderService(service: ServiceSnapshot, rendering: Rendering): string {
     if (config.persistenceEngine) out += ` --pe ${config.persistenceEngine}`;
     if (config.onePacket) out += " -o";
     if (schedulerFlagBits(config.schedulerFlags) !== 0) out += ` -b ${schedFlagsText(config)}`;
+    if (config.proxyProtocol) out += ` --proxy-protocol ${config.proxyProtocol}`;
   } else if (format.stats) {
     const s = service.stats ?? ZERO_COUNTERS;
     out = left(svcName, 33) + [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes].map((n) => largeNumber(n, format)).join("");
@@ -171,6 +172,7 @@ function renderService(service: ServiceSnapshot, rendering: Rendering): string {
       if (config.persistenceEngine) out += ` pe ${config.persistenceEngine}`;
     }
     if (config.onePacket) out += " ops";
+    if (config.proxyProtocol) out += ` proxy-protocol ${config.proxyProtocol}`;
   }
   out += "\n";
 

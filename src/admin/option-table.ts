@@ -67,7 +67,8 @@ export type OptionTag =
   | "P"
   | "Q"
   | "G"
-  | "z";
+  | "z"
+  | "proxy-protocol";
 
 const none = "none" as const;
 const required = "required" as const;
@@ -137,6 +138,7 @@ export const IPVSADM_OPTIONS: readonly OptionSpec<OptionTag>[] = [
   { long: "del-laddr", short: "Q", argument: none, tag: "Q" },
   { long: "get-laddr", short: "G", argument: none, tag: "G" },
   { long: "laddr", short: "z", argument: required, tag: "z" },
+  { long: "proxy-protocol", argument: required, tag: "proxy-protocol" },
 ];
 
 /** ipvsadm's option names (optnames[]), indexed by its OPTC_ numbers. */
@@ -176,6 +178,7 @@ export const OPTION_NAMES = [
   "tun-csum",
   "tun-remcsum",
   "laddr",
+  "proxy-protocol",
 ] as const;
 
 export type OptionName = (typeof OPTION_NAMES)[number];
@@ -223,14 +226,14 @@ const IPVSADM_COMMAND_OPTION_RULES: Readonly<Record<Exclude<CommandName, "add-la
   zero: `xx ${"x".repeat(31)}`,
 };
 export const COMMAND_OPTION_RULES: Readonly<Record<CommandName, string>> = {
-  ...(Object.fromEntries(Object.entries(IPVSADM_COMMAND_OPTION_RULES).map(([c, row]) => [c, `${row}x`])) as Record<
-    keyof typeof IPVSADM_COMMAND_OPTION_RULES,
-    string
-  >),
+  // laddr: illegal; proxy-protocol: optional on -A / -E only.
+  ...(Object.fromEntries(
+    Object.entries(IPVSADM_COMMAND_OPTION_RULES).map(([c, row]) => [c, `${row}x${c === "add-service" || c === "edit-service" ? " " : "x"}`]),
+  ) as Record<keyof typeof IPVSADM_COMMAND_OPTION_RULES, string>),
   // DPVS: a service and a local address; -G lists one service's or every service's.
-  "add-laddr": `xx+${"x".repeat(31)}+`,
-  "del-laddr": `xx+${"x".repeat(31)}+`,
-  "get-laddr": ` x ${"x".repeat(31)}x`,
+  "add-laddr": `xx+${"x".repeat(31)}+x`,
+  "del-laddr": `xx+${"x".repeat(31)}+x`,
+  "get-laddr": ` x ${"x".repeat(31)}xx`,
 };
 
 /** tunnel_types_v_options: columns tun-port, tun-nocsum, tun-csum, tun-remcsum. */

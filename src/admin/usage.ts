@@ -101,6 +101,7 @@ export function formatUsage(program = "lvsadm"): string {
     "  --del-laddr    -Q                   delete a local address of a service\n" +
     "  --get-laddr    -G                   list local addresses\n" +
     "  --laddr        -z local-address     a full-NAT local address (no port)\n" +
-    "  --fullnat                           full NAT: source and destination rewritten\n"
+    "  --fullnat                           full NAT: source and destination rewritten\n" +
+    "  --proxy-protocol v2|disable         PROXY protocol v2 header for full-NAT TCP flows (-A|E)\n"
   );
 }
