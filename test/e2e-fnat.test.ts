@@ -15,12 +15,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { lvsadmRaw, startLvsd, type RunningLvsd } from "../src/demo/support.js";
-import { createLab, curl, httpUrl, labSkip, startHttpServer, type Lab } from "./support/netns.js";
+import { createLab, curl, httpUrl, isListening, labSkip, startHttpServer, type Lab } from "./support/netns.js";
 import { disableTxChecksumOffload } from "../src/runtime/ethernet.js";
 import { PcapLinkType, readPcap } from "../src/index.js";
 import { assertFrameValid, tsharkDissect } from "./support/tshark.js";
 
-const skip = labSkip("curl", "tcpdump", "tshark", "sha256sum");
+const skip = labSkip("curl", "tcpdump", "tshark", "sha256sum", "nginx");
 
 const LIP = "10.200.0.250";
 const LIP2 = "10.200.0.251";
@@ -38,10 +38,10 @@ async function lvsadm(args: string[], expectCode = 0): Promise<{ stdout: string;
   return r;
 }
 
-/** Captures TCP port 80 on rs1's eth0 while `during` runs; returns the frames. */
-async function captureOnRs1(during: () => Promise<void>): Promise<Uint8Array[]> {
+/** Captures TCP `port` on rs1's eth0 while `during` runs; returns the frames. */
+async function captureOnRs1(during: () => Promise<void>, port = 80): Promise<Uint8Array[]> {
   const pcap = join(dir, `rs1-${Date.now()}.pcap`);
-  const capture = lab.spawn("rs1", "tcpdump", ["-i", "eth0", "--immediate-mode", "-U", "-n", "-w", pcap, "tcp", "port", "80"]);
+  const capture = lab.spawn("rs1", "tcpdump", ["-i", "eth0", "--immediate-mode", "-U", "-n", "-w", pcap, "tcp", "port", String(port)]);
   await capture.waitForOutput(/listening on/, 10_000);
   try {
     await during();
@@ -186,6 +186,57 @@ describe("full NAT end to end through lvsd (TUN): real servers with no route to 
       for (const lip of [LIP, LIP2]) assert.match(g, new RegExp(`${lip.replace(/\./g, "\\.")} +1 +0$`, "m"), `each local address took one flow:\n${g}`);
     } finally {
       await server.stop();
+    }
+  });
+
+  test("PROXY protocol v2 (--proxy-protocol v2): nginx with listen ... proxy_protocol reports the client's address and port, while its peer is the LIP; tshark reads the header on rs1", async () => {
+    const ndir = mkdtempSync(join(tmpdir(), "e2e-fnat-nginx-"));
+    lab.onDestroy(() => rmSync(ndir, { recursive: true, force: true }));
+    writeFileSync(
+      join(ndir, "nginx.conf"),
+      `daemon off; master_process off; worker_processes 1; user root; pid ${ndir}/nginx.pid; error_log ${ndir}/error.log warn;
+events { worker_connections 64; }
+http { access_log off; client_body_temp_path ${ndir}/body; proxy_temp_path ${ndir}/proxy; fastcgi_temp_path ${ndir}/fastcgi; uwsgi_temp_path ${ndir}/uwsgi; scgi_temp_path ${ndir}/scgi;
+  server { listen 81 proxy_protocol; listen [::]:81 proxy_protocol;
+    location / { default_type text/plain; return 200 "client $proxy_protocol_addr:$proxy_protocol_port server $proxy_protocol_server_addr:$proxy_protocol_server_port peer $remote_addr\\n"; } } }
+`,
+    );
+    const nginx = lab.spawn("rs1", "nginx", ["-p", ndir, "-e", join(ndir, "error.log"), "-c", join(ndir, "nginx.conf")]);
+    try {
+      for (let i = 0; i < 100 && !(await isListening(lab, "rs1", 81)); i++) {
+        if (nginx.hasExited) throw new Error(`nginx exited: ${nginx.output()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const rs1 = lab.realServers[0].eth0;
+      await lvsadm(["-A", "-t", `${VIP}:81`, "-s", "rr", "--proxy-protocol", "v2"]);
+      await lvsadm(["-a", "-t", `${VIP}:81`, "-r", `${rs1.ipv4}:81`, "--fullnat"]);
+      await lvsadm(["-P", "-t", `${VIP}:81`, "-z", LIP]);
+      await lvsadm(["-A", "-t", `[${VIP6}]:81`, "-s", "rr", "--proxy-protocol", "v2"]);
+      await lvsadm(["-a", "-t", `[${VIP6}]:81`, "-r", `[${rs1.ipv6!}]:81`, "--fullnat"]);
+      await lvsadm(["-P", "-t", `[${VIP6}]:81`, "-z", LIP6]);
+      let r4: Awaited<ReturnType<typeof curl>> | undefined;
+      const frames = await captureOnRs1(async () => {
+        r4 = await curl(lab, "client", httpUrl(VIP, 81), { timeoutMs: 5000 });
+      }, 81);
+      assert.equal(r4!.status, 200);
+      const [, cport] = /^client 10\.0\.0\.2:(\d+) server /.exec(r4!.body) ?? [];
+      assert.ok(cport, `nginx saw the client's address: ${r4!.body}`);
+      const port4 = Number(r4!.local.split(":").at(-1));
+      assert.equal(r4!.body.trim(), `client 10.0.0.2:${port4} server ${VIP}:81 peer ${LIP}`);
+      const r6 = await curl(lab, "client", httpUrl(VIP6, 81), { timeoutMs: 5000 });
+      assert.equal(r6.body.trim(), `client fd00::2:${Number(r6.local.split(":").at(-1))} server ${VIP6}:81 peer ${LIP6}`);
+      // On the wire at rs1: the header, as tshark's PROXY dissector reads it, and good checksums.
+      const dissected = tsharkDissect(PcapLinkType.Ethernet, frames, { preferences: ["tcp.try_heuristic_first:TRUE"] });
+      const withHeader = dissected.filter((f) => f.fields.has("proxy.v2.version"));
+      assert.equal(withHeader.length, 1, "one segment carried the header");
+      assert.equal(withHeader[0].fields.get("proxy.src.ipv4")?.[0], "10.0.0.2");
+      assert.equal(Number(withHeader[0].fields.get("proxy.srcport")?.[0]), port4);
+      for (const f of dissected.filter((x) => x.fields.get("tcp.dstport")?.[0] === "81")) {
+        assertFrameValid(f, "packet to rs1:81");
+        assert.equal(f.fields.get("tcp.checksum.status")?.[0], "1");
+      }
+    } finally {
+      await nginx.stop();
     }
   });
 });
