@@ -114,10 +114,12 @@ async function scenario(method: EcmpMethod): Promise<void> {
     );
     assert.equal(flows.longOk + flows.longBroken.length, LONG, "every download reported");
     if (method === "fnat") {
-      // The dead director's flows cannot survive (their replies go to its local address);
-      // the flows of the directors that stayed, and that the router did not move, do.
+      // The dead director's flows cannot survive (their replies go to its local address), nor
+      // can the flows the router moves between live directors when its path set changes
+      // (Linux's hash-threshold multipath remaps some whenever a next hop comes or goes);
+      // the flows that stayed on a live director do.
       assert.ok(flows.longBroken.length > 0, "full NAT: the dead director's downloads broke (nothing moves its local address)");
-      assert.ok(flows.longOk >= LONG / 3, `full NAT: the other directors' downloads survived: ${flows.longOk}/${LONG}`);
+      assert.ok(flows.longOk > 0, `full NAT: the downloads that stayed on a live director survived: ${flows.longOk}/${LONG}`);
     } else {
       assert.deepEqual(flows.longBroken, [], "no download broke while directors died, joined and drained");
     }
