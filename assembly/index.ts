@@ -10,3 +10,4 @@ export * from "./exports/sched";
 export * from "./exports/datapath";
 export * from "./exports/sync";
 export * from "./exports/offload";
+export * from "./exports/fnat";

@@ -50,4 +50,6 @@ export const REASON_FRAGMENT_NO_ROOM: u32 = 25;
 /** A virtio_net_hdr (offload record) that does not match the packet: GSO type against the
  * protocol, checksum start / offset away from the L4 checksum, GSO without a partial checksum. */
 export const REASON_BAD_OFFLOAD: u32 = 26;
-export const REASON_COUNT: u32 = 27;
+/** A full-NAT flow found no local address with a free port (its service's pool is exhausted or empty). */
+export const REASON_LADDR_EXHAUSTED: u32 = 27;
+export const REASON_COUNT: u32 = 28;

@@ -20,6 +20,7 @@ export * from "./sched/index.js";
 export * from "./admin/index.js";
 export { Balancer, PacketFlags } from "./balancer/balancer.js";
 export type { BalancerOptions, BalancerEvent, BalancerEventListener, DirectorAddressing, PacketOutcome } from "./balancer/balancer.js";
+export type { LocalAddressSnapshot } from "./balancer/balancer.js";
 export { IPVS_SYSCTLS, DEFAULT_SYSCTLS, parseSysctlAssignment } from "./balancer/sysctls.js";
 export type { IpvsSysctls, IpvsSysctlName } from "./balancer/sysctls.js";
 export type { ConnectionRecord } from "./balancer/memory-readers.js";

@@ -126,6 +126,7 @@ test("ActionKind and the record layout in src/core/actions.ts match assembly/for
     ACTION_ICMP_NAT_IN: "IcmpNatIn",
     ACTION_ICMP_NAT_OUT: "IcmpNatOut",
     ACTION_PORT_UNREACHABLE: "PortUnreachable",
+    ACTION_FNAT: "FullNat",
   };
   const kinds = [...a].filter(([k]) => k.startsWith("ACTION_") && k !== "ACTION_SIZE" && k !== "ACTION_KIND_COUNT");
   assert.deepEqual(kinds.map(([k]) => k).sort(), Object.keys(names).sort(), "the same action kinds on both sides");
@@ -175,6 +176,15 @@ test("ActionKind and the record layout in src/core/actions.ts match assembly/for
   assert.equal(u16(nat, at("A_PORT")), 0xbeef);
   assert.equal(Buffer.from(nat.subarray(at("A_ADDR"), at("A_ADDR") + 16)).toString("hex"), "20010db800000001000000000000beef");
   assert.equal(encodeAction({ kind: "dr", destinationMac: "02:00:00:00:00:01", sourceMac: "02:00:00:00:00:02" })[at("A_KIND")], at("ACTION_DR"));
+
+  const fnat = encodeAction({ kind: "fullnat", address: "10.1.0.5", port: 0x1f90, sourceAddress: "10.1.0.250", sourcePort: 0xabcd });
+  assert.equal(fnat[at("A_KIND")], at("ACTION_FNAT"));
+  assert.equal(fnat[at("A_FAMILY")], 4);
+  assert.equal(u16(fnat, at("A_PORT")), 0x1f90);
+  assert.equal(u16(fnat, at("A_SRC_PORT")), 0xabcd);
+  assert.deepEqual([...fnat.subarray(at("A_ADDR"), at("A_ADDR") + 4)], [10, 1, 0, 5]);
+  assert.deepEqual([...fnat.subarray(at("A_TUN_SRC"), at("A_TUN_SRC") + 4)], [10, 1, 0, 250]);
+  assert.throws(() => encodeAction({ kind: "fullnat", address: "10.1.0.5", sourceAddress: "2001:db8::1" }), /same address family/);
 });
 
 test("the module reads descriptor fields where the host writes them", () => {
@@ -205,7 +215,7 @@ test("the module reads descriptor fields where the host writes them", () => {
   assert.equal(core.applyBatch(4, 1), 0, "a batch starting past the last slot processes nothing");
   assert.equal(core.applyBatch(3, 100), 1, "a batch is clipped to the slots there are");
 
-  // The kind byte: 0 and ACTION_KIND_COUNT are not actions; 1..8 are dispatched to a
+  // The kind byte: 0 and ACTION_KIND_COUNT are not actions; 1..9 are dispatched to a
   // primitive (which may refuse the packet, but not as a bad action).
   const table = (core.wasm.regionActions as () => number)();
   const mem = s.bytes;
@@ -218,10 +228,11 @@ test("the module reads descriptor fields where the host writes them", () => {
     { kind: "icmp-nat-in", address: "10.0.0.9" },
     { kind: "icmp-nat-out", address: "10.0.0.9" },
     { kind: "port-unreachable" },
+    { kind: "fullnat", address: "10.0.0.9", sourceAddress: "10.0.0.8" },
   ];
-  for (let kind = 0; kind <= 9; kind++) {
+  for (let kind = 0; kind <= 10; kind++) {
     mem.fill(0, table, table + ACTION_SIZE);
-    const isAction = kind >= 1 && kind <= 8;
+    const isAction = kind >= 1 && kind <= 9;
     if (isAction) {
       const rec = encodeAction(valid[kind - 1]);
       assert.equal(rec[0], kind, `${valid[kind - 1].kind} encodes as kind ${kind}`);

@@ -104,7 +104,7 @@ const BAD: Array<[string, string]> = [
   ["-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -m -w 70000\n", "line 2: illegal weight specified"],
   ["# header\n-A -t 10.0.0.1:80 -s rr -w 1\n", "line 2: Illegal 'weight' option with the 'add-service' command"],
   ["-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -m -y 5\n", "line 2: Numerical result out of range"],
-  ["-A -t 10.0.0.1:80\n-L -n\n", "line 2: the 'list' command does not belong in a rules file (only -A -E -D -a -e -d -C do)"],
+  ["-A -t 10.0.0.1:80\n-L -n\n", "line 2: the 'list' command does not belong in a rules file (only -A -E -D -a -e -d -C -P -Q do)"],
   ["-A -t 10.0.0.1:80\n10.0.0.2\n", "line 2: a rules line must start with a command such as -A or -a"],
   ["-A -t 10.0.0.1:80 -b\n", "line 1: -b: missing argument"],
 ];

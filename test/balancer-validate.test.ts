@@ -79,7 +79,7 @@ test("destinations: address and family, method, port, weight, thresholds, tunnel
   const b = new Balancer({ connections: 64, director: { tunnelSource4: "192.0.2.254", tunnelSource6: "2001:db8::fe" } });
   b.addService(service());
   const add = (over: Record<string, unknown>) => b.addDestination(KEY, dest(over));
-  refused(() => add({ method: "nat" }), /^destination\.method: "nat" is not one of masq \(-m\), route \(-g\), tunnel \(-i\)$/);
+  refused(() => add({ method: "nat" }), /^destination\.method: "nat" is not one of masq \(-m\), route \(-g\), tunnel \(-i\), fullnat \(--fullnat\)$/);
   refused(() => add({ address: "2001:db8::5" }), /^destination\.address: an IPv6 real server needs the tunnel method under an IPv4 service$/);
   refused(() => add({ port: 65536 }), /^destination\.port: 65536 is not an integer in 0\.\.65535$/);
   refused(() => add({ weight: 65536 }), /^destination\.weight: 65536 is not an integer in 0\.\.65535$/);

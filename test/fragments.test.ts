@@ -24,7 +24,9 @@ const CLIENT = { 4: "10.0.0.1", 6: "fd00:10::1" } as const;
 const VPORT = 8053;
 const RPORT_NAT = 9053;
 type Family = 4 | 6;
-type Method = "masq" | "route" | "tunnel";
+type Method = "masq" | "route" | "tunnel" | "fullnat";
+/** Full NAT's local address per family. */
+const LIP = { 4: "192.168.253.250", 6: "fd00:253::fa" } as const;
 const NONE = 0xffffffff;
 
 function balancer(method: Method, fragments?: FragmentOptions, slots = 64): Balancer {
@@ -40,7 +42,7 @@ function balancer(method: Method, fragments?: FragmentOptions, slots = 64): Bala
     for (const rs of RS[family]) {
       b.addDestination(key, {
         address: rs,
-        port: method === "masq" ? RPORT_NAT : VPORT,
+        port: method === "masq" || method === "fullnat" ? RPORT_NAT : VPORT,
         method,
         weight: 1,
         upperThreshold: 0,
@@ -48,6 +50,7 @@ function balancer(method: Method, fragments?: FragmentOptions, slots = 64): Bala
         ...(method === "tunnel" ? { tunnel: { type: "ipip", checksum: "nocsum" } as const } : {}),
       });
     }
+    if (method === "fullnat") b.addLocalAddress(key, LIP[family]);
   }
   return b;
 }
@@ -149,7 +152,7 @@ const ORDERS: Record<string, (n: number) => number[]> = {
   shuffled: (n) => [...Array(n).keys()].sort((a, b) => ((a * 5 + 3) % n) - ((b * 5 + 3) % n)),
 };
 
-for (const method of ["masq", "route", "tunnel"] as const) {
+for (const method of ["masq", "route", "tunnel", "fullnat"] as const) {
   for (const family of [4, 6] as const) {
     test(`${method} IPv${family}: every fragment of a datagram reaches the one real server of its first, in any order, and reassembles whole with good checksums`, {
       skip,
@@ -203,13 +206,15 @@ for (const method of ["masq", "route", "tunnel"] as const) {
         const d = datagrams.find((x) => x.id === id)!;
         assert.ok(d, `datagram id ${id}`);
         assert.equal(Number(field(f, "udp.length")), d.size + 8);
-        assert.equal(Number(field(f, "udp.dstport")), method === "masq" ? RPORT_NAT : VPORT);
+        assert.equal(Number(field(f, "udp.dstport")), method === "masq" || method === "fullnat" ? RPORT_NAT : VPORT);
       }
       // Where the fragments went: NAT rewrote each one's destination; DR kept the VIP; TUN
       // addressed the outer header to the real server.
       for (const o of sent) {
         const target = method === "route" ? VIP[family] : b.scheduler.destination(o.destination).address;
         assert.equal(norm(family, dstOf(family, o.packet)), norm(family, target));
+        // Full NAT: every fragment, the later ones too, leaves from the local address.
+        if (method === "fullnat") assert.equal(norm(family, srcOf(family, o.packet)), norm(family, LIP[family]));
       }
       const stats = b.fragmentStats();
       assert.equal(stats.completed, datagrams.length);
@@ -245,6 +250,34 @@ for (const family of [4, 6] as const) {
     assert.equal(field(whole, "udp.checksum.status"), "1");
     assert.equal(Number(field(whole, "udp.srcport")), VPORT);
     assert.equal(Number(field(whole, "udp.length")), 2508);
+  });
+}
+
+for (const family of [4, 6] as const) {
+  test(`fullnat IPv${family}: a fragmented reply to the local address leaves from VIP:vport to the client, whole and with good checksums`, { skip }, () => {
+    const b = balancer("fullnat");
+    const [hello] = scapyBuild([
+      family === 4
+        ? `IP(src='${CLIENT[4]}',dst='${VIP[4]}')/UDP(sport=41000,dport=${VPORT})/Raw(b'hi')`
+        : `IPv6(src='${CLIENT[6]}',dst='${VIP[6]}')/UDP(sport=41000,dport=${VPORT})/Raw(b'hi')`,
+    ]);
+    const first = push(b, [hello])[0];
+    assert.equal(first.verdict, Verdict.Forward);
+    const rs = b.scheduler.destination(first.destination).address;
+    const lport = family === 4 ? (first.packet[20] << 8) | first.packet[21] : (first.packet[40] << 8) | first.packet[41];
+    const [set] = fragmentsOf([{ v: family, src: rs, dst: LIP[family], id: 0x4243, sport: RPORT_NAT, dport: lport, size: 2500, frag: 800 }]);
+    const out = push(b, [...set].reverse(), 2000);
+    const sent = out.filter((o) => o.verdict === Verdict.Forward);
+    assert.equal(sent.length, set.length);
+    for (const o of sent) {
+      assert.equal(norm(family, srcOf(family, o.packet)), norm(family, VIP[family]), "source back to the VIP");
+      assert.equal(norm(family, dstOf(family, o.packet)), norm(family, CLIENT[family]), "destination back to the client");
+    }
+    const [whole] = reassembled(sent.map((o) => o.packet));
+    assert.ok(whole, "tshark reassembled the reply");
+    assert.equal(field(whole, "udp.checksum.status"), "1");
+    assert.equal(Number(field(whole, "udp.srcport")), VPORT);
+    assert.equal(Number(field(whole, "udp.dstport")), 41000);
   });
 }
 

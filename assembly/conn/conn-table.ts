@@ -38,6 +38,8 @@
 import { carve } from "../heap/carve";
 import { copy16, eq16 } from "../net/bytes";
 import { murmurMix as mix, murmurFinal as finalMix } from "../net/murmur";
+import { ACTION_FNAT } from "../forward/action";
+import { laddrPtr, laddrHold, laddrRelease } from "./local-addresses";
 
 /** Bytes of one record (hot + cold parts). */
 export const CONN_SIZE: u32 = 96;
@@ -66,6 +68,8 @@ export const C_INPKTS: u32 = 60; // u32 packets seen client -> server (sync thre
 export const CC_DADDR: u32 = 0; // 16 bytes
 export const CC_TEMPLATE: u32 = 16; // u32 controlling template, NONE if none
 export const CC_NCONTROL: u32 = 20; // u32 templates: connections they control
+/** The same word in a full-NAT connection (never a template): local address index << 16 | local port. */
+export const CC_LOCAL: u32 = 20;
 export const CC_FWMARK: u32 = 24; // u32
 export const CC_HASH_OUT: u32 = 28; // u32 reply-side hash (NAT connections)
 
@@ -79,6 +83,8 @@ export const F_NOOUTPUT: u32 = 8;
 export const F_OUT_HASHED: u32 = 16;
 /** Queued for the reply-side index (see flushDeferred); becomes F_OUT_HASHED. */
 export const F_OUT_PENDING: u32 = 32;
+/** A full-NAT TCP connection that carries the PROXY protocol v2 header (conn/proxy-state.ts). */
+export const F_PROXY: u32 = 64;
 
 const SIDE_IN: usize = 0;
 const SIDE_OUT: usize = 4;
@@ -256,14 +262,26 @@ export function lookupOut(proto: u32, family: u32, daddr: usize, dport: u32, cad
       const i = v & INDEX_MASK;
       const c = connPtr(i);
       if (
-        <u32>load<u16>(c + C_DPORT) == dport && <u32>load<u16>(c + C_CPORT) == cport &&
-        <u32>load<u8>(c + C_PROTO) == proto && <u32>load<u8>(c + C_FAMILY) == family &&
-        addrEq(family, c + C_CADDR, caddr) && addrEq(family, connCold(i) + CC_DADDR, daddr)
+        <u32>load<u16>(c + C_DPORT) == dport && <u32>load<u8>(c + C_PROTO) == proto &&
+        <u32>load<u8>(c + C_FAMILY) == family && replyEndIs(i, c, family, caddr, cport) &&
+        addrEq(family, connCold(i) + CC_DADDR, daddr)
       ) return i;
     }
     p = (p + 1) & posMask;
   }
   return NONE;
+}
+
+/**
+ * Whether the end a reply of record i goes to is caddr:cport: the client for NAT, the
+ * local address and port for full NAT (whose reply-side key is RIP:rport -> LIP:lport).
+ */
+@inline function replyEndIs(i: u32, c: usize, family: u32, caddr: usize, cport: u32): bool {
+  if (<u32>load<u8>(c + C_METHOD) != ACTION_FNAT) {
+    return <u32>load<u16>(c + C_CPORT) == cport && addrEq(family, c + C_CADDR, caddr);
+  }
+  const local = load<u32>(connCold(i) + CC_LOCAL);
+  return (local & 0xffff) == cport && addrEq(family, laddrPtr(local >>> 16), caddr);
 }
 
 // ---- insert and remove ----
@@ -360,23 +378,45 @@ export function insertConnHashed(
   const template = (flags & F_TEMPLATE) != 0;
   indexAdd(h, i, SIDE_IN);
   if (indexReplies && !template) {
-    const hOut = tupleHash(proto, family, k + CC_DADDR, dport, c + C_CADDR, cport, false);
-    store<u32>(k + CC_HASH_OUT, hOut);
-    if (deferReply) {
-      if (deferredCount == DEFER_MAX) flushDeferred();
-      const q = deferred + (<usize>deferredCount << 3);
-      store<u32>(q, i);
-      store<u32>(q, hOut, 4);
-      deferredCount++;
-      flags |= F_OUT_PENDING;
-    } else {
-      indexAdd(hOut, i, SIDE_OUT);
-      flags |= F_OUT_HASHED;
-    }
+    flags |= enterReply(i, tupleHash(proto, family, k + CC_DADDR, dport, c + C_CADDR, cport, false), deferReply);
   }
   store<u16>(c + C_FLAGS, <u16>(flags | F_IN_USE));
   connUsed++;
   return i;
+}
+
+/** Enters record i on the reply side under hOut, now or queued; returns the flag to set. */
+function enterReply(i: u32, hOut: u32, deferReply: bool): u32 {
+  store<u32>(connCold(i) + CC_HASH_OUT, hOut);
+  if (deferReply) {
+    if (deferredCount == DEFER_MAX) flushDeferred();
+    const q = deferred + (<usize>deferredCount << 3);
+    store<u32>(q, i);
+    store<u32>(q, hOut, 4);
+    deferredCount++;
+    return F_OUT_PENDING;
+  }
+  indexAdd(hOut, i, SIDE_OUT);
+  return F_OUT_HASHED;
+}
+
+/**
+ * Makes record i (just inserted without its reply side) a full-NAT connection: method,
+ * local address `laddr` and port `lport`, and its reply-side entry under RIP:rport ->
+ * LIP:lport. The local address is held until the record is removed.
+ */
+export function bindFullNat(i: u32, laddr: u32, lport: u32, deferReply: bool): void {
+  const c = connPtr(i);
+  const k = connCold(i);
+  store<u8>(c + C_METHOD, <u8>ACTION_FNAT);
+  store<u32>(k + CC_LOCAL, (laddr << 16) | lport);
+  laddrHold(laddr);
+  const family = <u32>load<u8>(c + C_FAMILY);
+  const hOut = tupleHash(
+    <u32>load<u8>(c + C_PROTO), family, k + CC_DADDR, <u32>load<u16>(c + C_DPORT), laddrPtr(laddr), lport, false,
+  );
+  const flag = enterReply(i, hOut, deferReply);
+  store<u16>(c + C_FLAGS, <u16>(<u32>load<u16>(c + C_FLAGS) | flag));
 }
 
 /** Whether a queued reply-side entry has hash h. */
@@ -421,6 +461,10 @@ export function removeConn(i: u32): void {
   }
   indexRemove(hashInOf(i), i, SIDE_IN);
   if (flags & F_OUT_HASHED) indexRemove(load<u32>(connCold(i) + CC_HASH_OUT), i, SIDE_OUT);
+  if (<u32>load<u8>(c + C_METHOD) == ACTION_FNAT && (flags & F_TEMPLATE) == 0) {
+    laddrRelease(load<u32>(connCold(i) + CC_LOCAL) >>> 16);
+  }
+  store<u8>(c + C_METHOD, 0);
   store<u16>(c + C_FLAGS, 0);
   store<u32>(c + C_DEST, freeHead);
   freeHead = i + 1;

@@ -5,9 +5,10 @@
 // way). Modes 0 (off), 1 (on when short of room, and the mode becomes 2), 2 (on while
 // short, back to 1 when not), 3 (always on), for drop_entry, drop_packet and secure_tcp.
 
+import { ACTION_FNAT } from "../forward/action";
 import {
   connCapacity, connUsed, connPtr, connCold, connExpired, C_FLAGS, C_PROTO, C_STATE, C_EXPIRES, C_TIMEOUT, C_INPKTS,
-  CC_NCONTROL, F_IN_USE, F_TEMPLATE,
+  CC_NCONTROL, F_IN_USE, F_TEMPLATE, C_METHOD,
 } from "../conn/conn-table";
 import { useSecureTcpTable, S_SYN_RECV, S_SYNACK, S_ESTABLISHED } from "../conn/tcp-states";
 import { PROTO_TCP } from "../net/constants";
@@ -133,7 +134,9 @@ export function defenceTick(now: u32): u32 {
     const c = connPtr(i);
     const flags = <u32>load<u16>(c + C_FLAGS);
     if ((flags & F_IN_USE) == 0 || (flags & F_TEMPLATE) != 0) continue;
-    if (load<u32>(connCold(i) + CC_NCONTROL) != 0) continue;
+    // Connections that control others are spared (in IPVS only templates do; the word
+    // means a local address in a full-NAT connection, which is fair game).
+    if (<u32>load<u8>(c + C_METHOD) != ACTION_FNAT && load<u32>(connCold(i) + CC_NCONTROL) != 0) continue;
     if (connExpired(i, now)) continue; // the sweep's business
     if (<u32>load<u8>(c + C_PROTO) == PROTO_TCP) {
       const st = <u32>load<u8>(c + C_STATE);

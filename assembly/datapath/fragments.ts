@@ -68,6 +68,8 @@ export const E_SVC: u32 = 88;
 export const E_REASON: u32 = 92;
 export const E_VADDR: u32 = 96; // 16 bytes
 const E_BUCKET: u32 = 112;
+/** The full-NAT connection a decision belongs to (its local address and client), else NONE. */
+export const E_CONN: u32 = 116;
 
 /** One bit per 8-byte unit of a 65,535-byte datagram. */
 const BITMAP_BYTES: u32 = 1024;

@@ -25,19 +25,24 @@ import {
   VERDICT_FORWARD, VERDICT_DROP, VERDICT_PASS, VERDICT_REPLY, REASON_NONE, REASON_NOT_IP,
   REASON_FRAGMENT, REASON_TRUNCATED, REASON_TTL_EXPIRED, REASON_NO_DESTINATION,
   REASON_NO_FLOW, REASON_TABLE_FULL, REASON_BAD_ACTION, REASON_UNSUPPORTED, REASON_FRAGMENT_HELD,
-  REASON_FRAGMENT_NO_ROOM,
+  REASON_FRAGMENT_NO_ROOM, REASON_LADDR_EXHAUSTED,
 } from "../verdict";
 import {
-  actionPtr, actionCount, outcome, A_KIND, A_FAMILY, A_PORT, A_ADDR, A_SET_MAC,
+  actionPtr, actionCount, outcome, A_KIND, A_FAMILY, A_PORT, A_ADDR, A_SET_MAC, A_TUN_SRC, A_SRC_PORT,
   ACTION_NAT_DNAT, ACTION_NAT_SNAT, ACTION_ICMP_NAT_IN, ACTION_ICMP_NAT_OUT,
-  ACTION_PORT_UNREACHABLE, ACTION_SIZE,
+  ACTION_PORT_UNREACHABLE, ACTION_SIZE, ACTION_FNAT,
 } from "../forward/action";
 import { applyParsed } from "../forward/apply";
 import {
   insertConnHashed, flushDeferred, lookupIn, lookupOut, lookupInHashed, lookupOutHashed, tupleHash, touchIn, indexLine, connPtr, touchConn, connExpired, connUsed, connCapacity,
   connCold, NONE, C_DEST, C_SERVICE, C_STATE, C_FLAGS, CC_TEMPLATE, CC_NCONTROL, C_INPKTS,
   CC_FWMARK, C_METHOD, C_DPORT, C_VPORT, C_VADDR, CC_DADDR, F_INACTIVE, F_NOOUTPUT,
+  C_CADDR, C_CPORT, C_FAMILY, CC_LOCAL, connInUse, bindFullNat, F_PROXY,
 } from "../conn/conn-table";
+import { proxyIsn1, setProxyIsn1 } from "../conn/proxy-state";
+import { proxyClientSide, proxyServerSide } from "../forward/proxy-protocol";
+import { laddrPtr } from "../conn/local-addresses";
+import { fnatChoose, chosenLaddr, chosenPort } from "./fnat-ports";
 import {
   tcpNextState, stateTimeout, S_NONE, S_UDP, S_TIME_WAIT, S_FIN_WAIT, DIR_INPUT, DIR_OUTPUT,
   DIR_INPUT_ONLY,
@@ -50,7 +55,7 @@ import { scheduleFlow } from "../sched/service";
 import { countConnection, countPacket, countBytes } from "../stats/counters";
 import {
   findService, serviceFlags, servicePort, serviceFwmark, SVC_NONE, SVCF_PERSISTENT,
-  SVCF_ONE_PACKET,
+  SVCF_ONE_PACKET, SVCF_PROXY_V2,
 } from "./services";
 import { neighbourMac, ownMacPtr, ownMacSet } from "./neighbours";
 import { persistSchedule, templateIndex, templateDest } from "./persist";
@@ -63,7 +68,7 @@ import { syncMaster, syncConsider, syncForget } from "./sync";
 import {
   fragmentsOn, fragAccept, fragEntry, fragDecision, fragHold, fragDecide, fragSettle, fragExpire,
   fragReleasePending, fragReleaseNext, ent, heldPtr, FRAG_NO_ENTRY, DEC_NONE, DEC_PASS, DEC_CLIENT,
-  DEC_REPLY, DEC_DROP, E_DECISION, E_DEST, E_PORT, E_SVC, E_REASON, E_VADDR, H_LENGTH, H_LINK, H_MARK,
+  DEC_REPLY, DEC_DROP, E_DECISION, E_DEST, E_PORT, E_SVC, E_REASON, E_VADDR, E_CONN, H_LENGTH, H_LINK, H_MARK,
 } from "./fragments";
 
 /** Descriptor aux bits set on the way out. */
@@ -86,6 +91,8 @@ let decDest: u32 = NONE;
 let decPort: u32 = 0;
 let decSvc: u32 = NONE;
 let decVaddr: usize = 0;
+/** The full-NAT connection behind the decision (its local address and client), or NONE. */
+let decConn: u32 = NONE;
 
 /** Slots per prefetch chunk: enough misses in flight to fill the line-fill buffers. */
 const CHUNK: u32 = 32;
@@ -116,6 +123,7 @@ export function processBatch(first: u32, count: u32, nowMs: u32): u32 {
       slot = i;
       aux = 0;
       dest = NONE;
+      decConn = NONE;
       const result = processOne(i);
       // An ICMP error we built is a whole packet with complete checksums.
       if ((result & 0xff) == VERDICT_REPLY) offloadClear(i);
@@ -200,6 +208,7 @@ function decideFirst(e: u32, result: u32): void {
   const verdict = result & 0xff;
   if (verdict == VERDICT_FORWARD && (decKind == DEC_CLIENT || decKind == DEC_REPLY)) {
     fragDecide(e, decKind, decDest, decPort, decSvc, decVaddr, REASON_NONE);
+    store<u32>(ent(e) + E_CONN, decConn);
   } else if (verdict == VERDICT_PASS) {
     fragDecide(e, DEC_PASS, NONE, 0, NONE, 0, REASON_NONE);
   } else {
@@ -218,14 +227,21 @@ function followDecision(pkt: usize, e: u32): u32 {
   if (kind != DEC_CLIENT && kind != DEC_REPLY) return outcome(VERDICT_DROP, load<u32>(p + E_REASON));
   const d = load<u32>(p + E_DEST);
   const svc = load<u32>(p + E_SVC);
+  // A full-NAT decision needs its connection still there (local address, client).
+  const fc = load<u32>(p + E_CONN);
+  if (fc != NONE && (!connInUse(fc) || <u32>load<u8>(connPtr(fc) + C_METHOD) != ACTION_FNAT)) {
+    return outcome(VERDICT_DROP, REASON_NO_FLOW);
+  }
   // The kernel counts a reassembled datagram as one packet: later fragments add bytes only.
   if (kind == DEC_CLIENT) {
     if (svc != NONE) countBytes(svc, d, pIpLen, true);
-    return transmit(pkt, d, load<u32>(p + E_PORT));
+    return transmit(pkt, d, load<u32>(p + E_PORT), fc != NONE ? load<u32>(connCold(fc) + CC_LOCAL) : NONE);
   }
   if (svc != NONE) countBytes(svc, d, pIpLen, false);
   if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
-  const rec = scratchFor(ACTION_NAT_SNAT, pFamily, p + E_VADDR, load<u32>(p + E_PORT));
+  const rec = fc != NONE
+    ? fnatReplyRecord(fc)
+    : scratchFor(ACTION_NAT_SNAT, pFamily, p + E_VADDR, load<u32>(p + E_PORT));
   const result = applyParsed(slot, pkt, rec);
   dest = d;
   aux |= AUX_TOWARD_CLIENT;
@@ -331,6 +347,7 @@ function processOne(i: u32): u32 {
   if (!fragmentsOn()) return pFrag == FRAG_LATER ? outcome(VERDICT_DROP, REASON_FRAGMENT) : processParsed(i, pkt);
   decKind = DEC_NONE;
   decSvc = NONE;
+  decConn = NONE;
   const r = fragmentIn(pkt, len);
   if (r != 0) return r;
   const e = fragEntry;
@@ -422,7 +439,41 @@ function clientPacket(pkt: usize, c: u32, proto: u32): u32 {
   store<u32>(cp + C_INPKTS, pkts);
   if (syncMaster) syncConsider(c, pkts, now);
   countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, true);
-  return transmit(pkt, d, <u32>load<u16>(cp + C_DPORT));
+  return transmit(pkt, d, <u32>load<u16>(cp + C_DPORT), localOf(c));
+}
+
+/**
+ * The PROXY protocol's client side for full-NAT connection c, if it carries it: header in
+ * the first data segment, sequence numbers moved after it. A fragment cannot take the
+ * header (its later fragments' offsets would not move): a first fragment is refused.
+ */
+function proxyClient(pkt: usize, c: u32): u32 {
+  const cp = connPtr(c);
+  if ((<u32>load<u16>(cp + C_FLAGS) & F_PROXY) == 0 || pProto != PROTO_TCP) return REASON_NONE;
+  if (pFrag == FRAG_LATER) return REASON_NONE;
+  if (pFrag != FRAG_NONE) return REASON_UNSUPPORTED;
+  return proxyClientSide(slot, pkt, proxyIsn1(c), cp + C_CADDR, <u32>load<u16>(cp + C_CPORT), cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
+}
+
+/** A full-NAT connection's local address and port (index << 16 | port), else NONE; sets decConn. */
+@inline function localOf(c: u32): u32 {
+  if (<u32>load<u8>(connPtr(c) + C_METHOD) != ACTION_FNAT) {
+    decConn = NONE;
+    return NONE;
+  }
+  decConn = c;
+  return load<u32>(connCold(c) + CC_LOCAL);
+}
+
+/** The scratch record that turns a full-NAT reply RIP:rport -> LIP:lport into VIP:vport -> client:cport. */
+function fnatReplyRecord(c: u32): usize {
+  const cp = connPtr(c);
+  const family = <u32>load<u8>(cp + C_FAMILY);
+  const rec = scratchFor(ACTION_FNAT, family, cp + C_CADDR, <u32>load<u16>(cp + C_CPORT));
+  if (family == 4) store<u32>(rec + A_TUN_SRC, load<u32>(cp + C_VADDR));
+  else copy16(rec + A_TUN_SRC, cp + C_VADDR);
+  store<u16>(rec + A_SRC_PORT, load<u16>(cp + C_VPORT));
+  return rec;
 }
 
 /** A reply from a real server of a NAT connection: source back to the virtual service. */
@@ -434,11 +485,19 @@ function replyPacket(pkt: usize, c: u32, proto: u32): u32 {
   decPort = <u32>load<u16>(cp + C_VPORT);
   decSvc = load<u32>(cp + C_SERVICE);
   decVaddr = cp + C_VADDR;
+  const fnat = <u32>load<u8>(cp + C_METHOD) == ACTION_FNAT;
+  decConn = fnat ? c : NONE;
   advance(c, proto, DIR_OUTPUT);
   countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, false);
   if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
-  const rec = scratchFor(ACTION_NAT_SNAT, pFamily, cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
+  const rec = fnat
+    ? fnatReplyRecord(c)
+    : scratchFor(ACTION_NAT_SNAT, pFamily, cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
   const result = applyParsed(slot, pkt, rec);
+  // PROXY protocol: the real server's acks and SACKs back into the client's sequence space.
+  if (fnat && (result & 0xff) == VERDICT_FORWARD && (<u32>load<u16>(cp + C_FLAGS) & F_PROXY) != 0 && proto == PROTO_TCP && pFrag != FRAG_LATER) {
+    proxyServerSide(pkt, proxyIsn1(c));
+  }
   dest = d;
   aux |= AUX_TOWARD_CLIENT;
   if ((result & 0xff) == VERDICT_FORWARD) setMacs(pFamily, pkt + pDstAddr, false);
@@ -488,7 +547,7 @@ function newFlow(pkt: usize, proto: u32, family: u32, src: usize, sport: u32, ds
   }
   countPacket(svc, destId, pIpLen, true);
   aux |= AUX_NEW_FLOW;
-  return transmit(pkt, destId, <u32>load<u16>(cp + C_DPORT));
+  return transmit(pkt, destId, <u32>load<u16>(cp + C_DPORT), localOf(c));
 }
 
 /** createFlow's outcome when it made no connection (NONE), or after a one-packet send. */
@@ -549,23 +608,39 @@ function createFlow(pkt: usize, svc: u32, proto: u32, family: u32, src: usize, s
     createFailure = outcome(VERDICT_DROP, REASON_BAD_ACTION);
     return NONE;
   }
-  const nat = <u32>load<u8>(actionPtr(destId) + A_KIND) == ACTION_NAT_DNAT;
+  const kind = <u32>load<u8>(actionPtr(destId) + A_KIND);
+  const nat = kind == ACTION_NAT_DNAT;
+  const fnat = kind == ACTION_FNAT;
   decSvc = svc;
+  // Full NAT: a local address and port free toward the real server, or the flow is refused.
+  if (fnat && !fnatChoose(svc, proto, family, destPtr(destId) + D_ADDR, connDport)) {
+    createFailure = outcome(VERDICT_DROP, REASON_LADDR_EXHAUSTED);
+    return NONE;
+  }
 
   if ((flags & SVCF_ONE_PACKET) != 0 && proto == PROTO_UDP && !icmp) {
     countConnection(svc, destId);
     countPacket(svc, destId, pIpLen, true);
     aux |= AUX_NEW_FLOW;
-    createFailure = transmit(pkt, destId, connDport);
+    createFailure = transmit(pkt, destId, connDport, fnat ? (chosenLaddr << 16) | chosenPort : NONE);
     return ONE_PACKET;
   }
   const c = insertConnHashed(
     h, proto, family, src, sport, dst, dport, destPtr(destId) + D_ADDR, connDport,
-    F_INACTIVE | (nat ? 0 : F_NOOUTPUT), nat, true,
+    F_INACTIVE | (nat || fnat ? 0 : F_NOOUTPUT), nat, true,
   );
   if (c == NONE) {
     createFailure = outcome(VERDICT_DROP, REASON_TABLE_FULL);
     return NONE;
+  }
+  if (fnat) {
+    bindFullNat(c, chosenLaddr, chosenPort, true);
+    // PROXY protocol v2: known from the SYN only (a flow picked up mid-stream has no ISN).
+    if ((flags & SVCF_PROXY_V2) != 0 && proto == PROTO_TCP && (pTcpFlags & TH_SYN) != 0 && !icmp) {
+      const cp0 = connPtr(c);
+      store<u16>(cp0 + C_FLAGS, <u16>(<u32>load<u16>(cp0 + C_FLAGS) | F_PROXY));
+      setProxyIsn1(c, bswap<u32>(load<u32>(pkt + <usize>pL4 + 4)) + 1);
+    }
   }
   const cp = connPtr(c);
   store<u32>(cp + C_DEST, destId);
@@ -605,8 +680,11 @@ function fillFlowKey(proto: u32, family: u32, src: usize, sport: u32, dst: usize
   store<u32>(flowKey + FK_FAMILY, family);
 }
 
-/** Sends the packet to destination d by its forwarding method (its action record). */
-function transmit(pkt: usize, d: u32, dport: u32): u32 {
+/**
+ * Sends the packet to destination d by its forwarding method (its action record). `local`:
+ * a full-NAT connection's local address and port (index << 16 | port), NONE otherwise.
+ */
+function transmit(pkt: usize, d: u32, dport: u32, local: u32): u32 {
   const rec = actionPtr(d);
   const kind = <u32>load<u8>(rec + A_KIND);
   if (kind == 0) return outcome(VERDICT_DROP, REASON_BAD_ACTION);
@@ -626,7 +704,18 @@ function transmit(pkt: usize, d: u32, dport: u32): u32 {
   } else {
     if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
     if (kind == ACTION_NAT_DNAT) store<u16>(rec + A_PORT, <u16>dport);
+    else if (kind == ACTION_FNAT) {
+      // A connection made by another method cannot become full NAT: it has no local address.
+      if (local == NONE) return outcome(VERDICT_DROP, REASON_BAD_ACTION);
+      store<u16>(rec + A_PORT, <u16>dport);
+      store<u16>(rec + A_SRC_PORT, <u16>(local & 0xffff));
+      copy16(rec + A_TUN_SRC, laddrPtr(local >>> 16));
+    }
     result = applyParsed(slot, pkt, rec);
+    if (kind == ACTION_FNAT && decConn != NONE && (result & 0xff) == VERDICT_FORWARD) {
+      const r = proxyClient(pkt, decConn);
+      if (r != REASON_NONE) return outcome(VERDICT_DROP, r);
+    }
   }
   dest = d;
   if ((result & 0xff) == VERDICT_FORWARD) {
@@ -736,10 +825,16 @@ function icmpError(pkt: usize, family: u32): u32 {
     const cp = connPtr(c);
     const d = load<u32>(cp + C_DEST);
     countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, true);
-    if (<u32>load<u8>(cp + C_METHOD) != ACTION_NAT_DNAT) return transmit(pkt, d, 0);
+    const method = <u32>load<u8>(cp + C_METHOD);
+    if (method != ACTION_NAT_DNAT && method != ACTION_FNAT) return transmit(pkt, d, 0, NONE);
     if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
     const rec = scratchFor(ACTION_ICMP_NAT_IN, family, connCold(c) + CC_DADDR, <u32>load<u16>(cp + C_DPORT));
-    const result = applyParsed(slot, pkt, rec);
+    let result = applyParsed(slot, pkt, rec);
+    if (method == ACTION_FNAT && (result & 0xff) == VERDICT_FORWARD) {
+      // Full NAT: the quote's client end and the outer source become the local address.
+      const local = load<u32>(connCold(c) + CC_LOCAL);
+      result = applyParsed(slot, pkt, scratchFor(ACTION_ICMP_NAT_OUT, family, laddrPtr(local >>> 16), local & 0xffff));
+    }
     dest = d;
     if ((result & 0xff) == VERDICT_FORWARD) setMacs(family, connCold(c) + CC_DADDR, false);
     return result;
@@ -751,7 +846,11 @@ function icmpError(pkt: usize, family: u32): u32 {
     countPacket(load<u32>(cp + C_SERVICE), d, pIpLen, false);
     if (!decrementTtl(pkt)) return outcome(VERDICT_DROP, REASON_TTL_EXPIRED);
     const rec = scratchFor(ACTION_ICMP_NAT_OUT, family, cp + C_VADDR, <u32>load<u16>(cp + C_VPORT));
-    const result = applyParsed(slot, pkt, rec);
+    let result = applyParsed(slot, pkt, rec);
+    if (<u32>load<u8>(cp + C_METHOD) == ACTION_FNAT && (result & 0xff) == VERDICT_FORWARD) {
+      // Full NAT: the quote's local end and the outer destination become the client.
+      result = applyParsed(slot, pkt, scratchFor(ACTION_ICMP_NAT_IN, family, cp + C_CADDR, <u32>load<u16>(cp + C_CPORT)));
+    }
     dest = d;
     aux |= AUX_TOWARD_CLIENT;
     if ((result & 0xff) == VERDICT_FORWARD) setMacs(family, pkt + pDstAddr, false);

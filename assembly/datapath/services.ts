@@ -25,6 +25,8 @@ const R_MASK: u32 = 32; // 16 bytes: the prefix as a mask
 
 export const SVCF_PERSISTENT: u32 = 1;
 export const SVCF_ONE_PACKET: u32 = 2;
+/** Full-NAT TCP flows get the PROXY protocol v2 header (forward/proxy-protocol.ts). */
+export const SVCF_PROXY_V2: u32 = 4;
 
 let recs: usize = 0;
 let capacity: u32 = 0;
@@ -159,7 +161,8 @@ export function setPersistence(svc: u32, timeoutMs: u32, onePacket: u32, prefix:
   const family = <u32>load<u8>(r + R_FAMILY);
   if (prefix > (family == 4 ? <u32>32 : <u32>128)) return false;
   store<u32>(r + R_PERSIST_MS, timeoutMs);
-  store<u8>(r + R_FLAGS, <u8>((timeoutMs != 0 ? SVCF_PERSISTENT : 0) | (onePacket != 0 ? SVCF_ONE_PACKET : 0)));
+  const kept = <u32>load<u8>(r + R_FLAGS) & SVCF_PROXY_V2;
+  store<u8>(r + R_FLAGS, <u8>(kept | (timeoutMs != 0 ? SVCF_PERSISTENT : 0) | (onePacket != 0 ? SVCF_ONE_PACKET : 0)));
   store<u8>(r + R_PREFIX, <u8>prefix);
   // Build the mask bytes once so masking a client address is four ANDs.
   for (let b: u32 = 0; b < 16; b++) {
@@ -167,6 +170,15 @@ export function setPersistence(svc: u32, timeoutMs: u32, onePacket: u32, prefix:
     const v: u32 = bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff << (8 - <u32>bits)) & 0xff;
     store<u8>(r + R_MASK + b, <u8>v);
   }
+  return true;
+}
+
+/** The PROXY protocol v2 header on (1) or off (0) for the service's full-NAT TCP flows. */
+export function setProxyProtocol(svc: u32, on: u32): bool {
+  if (svc >= capacity) return false;
+  const r = rec(svc);
+  const f = <u32>load<u8>(r + R_FLAGS);
+  store<u8>(r + R_FLAGS, <u8>(on != 0 ? f | SVCF_PROXY_V2 : f & ~SVCF_PROXY_V2));
   return true;
 }
 

@@ -12,7 +12,7 @@ import {
 import { eq16 } from "../net/bytes";
 import { stateTimeout, S_UDP } from "../conn/tcp-states";
 import { PROTO_TCP } from "../net/constants";
-import { actionPtr, actionCount, A_KIND, ACTION_NAT_DNAT } from "../forward/action";
+import { actionPtr, actionCount, A_KIND, ACTION_NAT_DNAT, ACTION_FNAT } from "../forward/action";
 import { connSetActive } from "../sched/table";
 import { bindConn, dropConn } from "./accounting";
 import { syncForget, syncThreshold } from "./sync";
@@ -43,6 +43,9 @@ export function importConn(
   importedIndex = NONE;
   if (d >= actionCount || load<u8>(actionPtr(d) + A_KIND) == 0) return IMPORT_NO_DESTINATION;
   const template = (flags & F_TEMPLATE) != 0;
+  // A full-NAT real server: the message carries no local address and port to rewrite the
+  // flow with, so no connection can be made from it (templates name a real server only).
+  if (!template && <u32>load<u8>(actionPtr(d) + A_KIND) == ACTION_FNAT) return IMPORT_NO_DESTINATION;
   const inactive = (flags & F_INACTIVE) != 0;
   let c = lookupIn(proto, family, caddr, cport, vaddr, vport, template);
   if (c != NONE && connExpired(c, now)) {

@@ -11,6 +11,7 @@
 // carved at start-up: [u32 sync end time (ms, low 2 bits = retries)][u32 last queued]
 // [u8 state last synced].
 
+import { ACTION_FNAT } from "../forward/action";
 import {
   connPtr, connCold, connCapacity, NONE, C_PROTO, C_FAMILY, C_STATE, C_METHOD, C_CPORT, C_VPORT,
   C_DPORT, C_FLAGS, C_TIMEOUT, C_CADDR, C_VADDR, C_DEST, C_SERVICE, C_INPKTS, CC_DADDR, CC_FWMARK,
@@ -221,6 +222,9 @@ export function syncSweep(now: u32, ageMs: u32, budget: u32): u32 {
 export function syncConsider(i: u32, pkts: u32, now: u32): void {
   pushNow = now;
   const c = connPtr(i);
+  // The kernel's sync messages have no field for a full-NAT local address: such
+  // connections are not synced (docs/sync.md).
+  if (<u32>load<u8>(c + C_METHOD) == ACTION_FNAT) return;
   // The common packet decides on the hot line alone: the kernel's rules can only say yes
   // here for a TCP state other than ESTABLISHED (a forced sync), on the period's packet, or
   // with a refresh period; only then are the side array and the cold line read.

@@ -14,8 +14,9 @@ export const A_PORT: u32 = 4; // u16 (host order): NAT new port, 0 keeps the por
 export const A_TUN_PORT: u32 = 6; // u16: GUE destination port
 export const A_MTU: u32 = 8; // u16: egress MTU for encapsulation, 0 = no limit
 export const A_SET_MAC: u32 = 10; // u8: 1 = rewrite MACs of Ethernet frames (DR always does)
+export const A_SRC_PORT: u32 = 12; // u16 (host order): full NAT new source port, 0 keeps the port
 export const A_ADDR: u32 = 16; // 16 bytes: NAT new address / tunnel outer destination (IPv4 in the first 4)
-export const A_TUN_SRC: u32 = 32; // 16 bytes: tunnel outer source / ICMP error source
+export const A_TUN_SRC: u32 = 32; // 16 bytes: tunnel outer source / ICMP error source / full NAT new source
 export const A_DST_MAC: u32 = 48; // 6 bytes
 export const A_SRC_MAC: u32 = 54; // 6 bytes
 
@@ -36,7 +37,13 @@ export const ACTION_ICMP_NAT_IN: u32 = 6;
 export const ACTION_ICMP_NAT_OUT: u32 = 7;
 /** Answer with ICMP port-unreachable (no destination available), sourced from the packet's destination. */
 export const ACTION_PORT_UNREACHABLE: u32 = 8;
-export const ACTION_KIND_COUNT: u32 = 9;
+/**
+ * Full NAT (DPVS FNAT): destination -> A_ADDR:A_PORT and source -> A_TUN_SRC:A_SRC_PORT.
+ * A destination's record holds the real server; the datapath writes the connection's
+ * local address and port into it per packet, as it writes NAT's port.
+ */
+export const ACTION_FNAT: u32 = 9;
+export const ACTION_KIND_COUNT: u32 = 10;
 
 export const TUN_IPIP: u32 = 0; // ipip, ip6ip6, or 4in6 / 6in4 as the families say
 export const TUN_GUE: u32 = 1;

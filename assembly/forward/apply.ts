@@ -15,9 +15,10 @@ import {
 import {
   actionCount, actionsBase, ACTION_SIZE, outcome, A_KIND, ACTION_NAT_DNAT, ACTION_NAT_SNAT, ACTION_DR,
   ACTION_TUNNEL, ACTION_DECAP, ACTION_ICMP_NAT_IN, ACTION_ICMP_NAT_OUT,
-  ACTION_PORT_UNREACHABLE,
+  ACTION_PORT_UNREACHABLE, ACTION_FNAT,
 } from "./action";
 import { natRewrite } from "./nat";
+import { fnatRewrite } from "./fnat";
 import { drForward } from "./dr";
 import { tunnelEncap } from "./tunnel";
 import { tunnelDecap } from "./decap";
@@ -40,6 +41,7 @@ export function applyParsed(i: u32, pkt: usize, rec: usize): u32 {
   if (kind == ACTION_ICMP_NAT_IN) return icmpNatIn(i, pkt, rec);
   if (kind == ACTION_ICMP_NAT_OUT) return icmpNatOut(i, pkt, rec);
   if (kind == ACTION_PORT_UNREACHABLE) return icmpPortUnreachable(i, pkt, rec);
+  if (kind == ACTION_FNAT) return fnatRewrite(i, pkt, rec);
   return outcome(VERDICT_DROP, REASON_BAD_ACTION);
 }
 

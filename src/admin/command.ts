@@ -4,7 +4,7 @@
 import type { DestinationConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, TunnelChecksum, TunnelType } from "../config/types.js";
 import { PoptScanner } from "./argv.js";
 import { CommandError, failure, kernelFailure, usageFailure } from "./errors.js";
-import { formatIpv4, formatIpv6, inetAton, inetPton4, inetPton6 } from "./inet.js";
+import { formatIpv4, formatIpv6, inetAton, inetPton4, inetPton6, parseAddress } from "./inet.js";
 import { COMMAND_OPTION_RULES, IPVSADM_OPTIONS, OPTION_NAMES, TUNNEL_OPTION_COLUMNS, TUNNEL_OPTION_RULES } from "./option-table.js";
 import type { CommandName, OptionName, OptionTag } from "./option-table.js";
 import { systemPortNamesDb } from "./services-db.js";
@@ -70,6 +70,10 @@ export type LvsCommand =
   | { readonly kind: "restore" }
   | { readonly kind: "start-daemon"; readonly daemon: SyncDaemonConfig }
   | { readonly kind: "stop-daemon"; readonly role: SyncRole; readonly syncId?: number }
+  /** DPVS --add-laddr / --del-laddr: a full-NAT local address of a service. */
+  | { readonly kind: "add-laddr" | "del-laddr"; readonly service: ServiceKey; readonly address: string }
+  /** DPVS --get-laddr: one service's local addresses, or every service's. */
+  | { readonly kind: "get-laddr"; readonly service?: ServiceKey; readonly numeric: boolean }
   | { readonly kind: "help" }
   | { readonly kind: "version" };
 
@@ -105,6 +109,9 @@ const COMMAND_BY_TAG: Partial<Record<OptionTag, CommandName>> = {
   set: "set",
   R: "restore",
   S: "save",
+  P: "add-laddr",
+  Q: "del-laddr",
+  G: "get-laddr",
 };
 
 /** The mutable state ipvsadm's ipvs_command_entry holds while options are read. */
@@ -124,6 +131,7 @@ interface Entry {
     netmask: number;
     onePacket: boolean;
     persistenceEngine: string;
+    proxyProtocol: boolean;
   };
   dest: {
     family: 0 | 4 | 6;
@@ -149,6 +157,8 @@ interface Entry {
   };
   format: { -readonly [K in keyof ListFormat]: ListFormat[K] };
   schedFlags: string;
+  /** -z: a local address (canonical text) and its family. */
+  laddr: { family: 0 | 4 | 6; address: string };
 }
 
 /** Parses the words after the program name, as `ipvsadm WORDS...` would. */
@@ -226,6 +236,7 @@ function newEntry(): Entry {
       netmask: 0xffffffff,
       onePacket: false,
       persistenceEngine: "",
+      proxyProtocol: false,
     },
     dest: {
       family: 0,
@@ -252,6 +263,7 @@ function newEntry(): Entry {
       tunInfo: false,
     },
     schedFlags: "",
+    laddr: { family: 0, address: "" },
   };
 }
 
@@ -322,9 +334,24 @@ function applyOption(entry: Entry, tag: OptionTag, value: string | undefined, po
     case "i":
     case "g":
     case "m":
+    case "fullnat":
       setOption(entry, "forwarding-method");
-      dest.method = tag === "i" ? "tunnel" : tag === "g" ? "route" : "masq";
+      dest.method = tag === "i" ? "tunnel" : tag === "g" ? "route" : tag === "m" ? "masq" : "fullnat";
       return;
+    case "proxy-protocol":
+      // DPVS's --proxy-protocol: v2 (the binary header; v1, the text one, is not built) or disable.
+      setOption(entry, "proxy-protocol");
+      if (arg !== "v2" && arg !== "disable") throw failure("illegal proxy-protocol specified (v2 or disable)");
+      svc.proxyProtocol = arg === "v2";
+      return;
+    case "z": {
+      setOption(entry, "laddr");
+      // An address alone, no port (DPVS's -z); IPv6 bare or in brackets.
+      const parsed = parseAddress(arg.startsWith("[") && arg.endsWith("]") ? arg.slice(1, -1) : arg);
+      if (!parsed) throw failure("illegal local address specified");
+      entry.laddr = { family: parsed.family, address: parsed.text };
+      return;
+    }
     case "w":
       setOption(entry, "weight");
       dest.weight = numberOrFail(arg, 0, 65535, "illegal weight specified");
@@ -497,6 +524,7 @@ function finish(entry: Entry, schedulerFlagBits: number): LvsCommand {
     // Direct routing and tunnelling cannot change the port: the real server gets the virtual one.
     if (svc.fwmark === 0 && (dest.method === "tunnel" || dest.method === "route")) dest.port = svc.port;
     if (dest.family !== svc.family && dest.method !== "tunnel") throw failure("Different address family is allowed only for tunneling servers");
+    if (dest.method === "fullnat" && svc.fwmark !== 0) throw failure("Full NAT (--fullnat) needs an address service (-t, -u or --sctp-service), not -f");
     const tunnelOptions: OptionName[] = ["tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"];
     if (tunnelOptions.some((name) => entry.options.has(name)) && dest.method !== "tunnel") {
       throw failure("Tunnel options conflict with forward method");
@@ -550,6 +578,15 @@ function finish(entry: Entry, schedulerFlagBits: number): LvsCommand {
         },
       };
     }
+    case "add-laddr":
+    case "del-laddr":
+      if (svc.fwmark !== 0) throw failure("local addresses (-z) belong to address services (-t, -u or --sctp-service), not -f");
+      if (entry.laddr.family !== svc.family) throw failure("Different address family is not allowed for a local address");
+      return { kind: command, service: serviceKey(entry), address: entry.laddr.address };
+    case "get-laddr":
+      return entry.options.has("service-address")
+        ? { kind: "get-laddr", service: serviceKey(entry), numeric: entry.format.numeric }
+        : { kind: "get-laddr", numeric: entry.format.numeric };
     case "stop-daemon":
       return entry.options.has("syncid")
         ? { kind: "stop-daemon", role: entry.daemon.role, syncId: entry.daemon.syncId }
@@ -588,6 +625,7 @@ function serviceConfig(entry: Entry, schedulerFlagBits: number): ServiceConfig {
     ...(svc.persistent ? { persistence: { timeout: svc.timeout, netmask: ipv6 ? svc.netmask : formatIpv4(svc.netmask) } } : {}),
     onePacket: svc.onePacket,
     ...(svc.persistenceEngine.length > 0 ? { persistenceEngine: svc.persistenceEngine } : {}),
+    ...(svc.proxyProtocol ? { proxyProtocol: "v2" as const } : {}),
   };
 }
 

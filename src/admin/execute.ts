@@ -3,11 +3,13 @@
 // each command it receives; tests run it directly.
 
 import type { Balancer } from "../balancer/balancer.js";
-import { ConfigError, type ConfigErrorCode } from "../config/types.js";
+import { ConfigError, type ConfigErrorCode, type ServiceKey } from "../config/types.js";
 import type { LvsCommand, SyncDaemonConfig, SyncRole } from "./command.js";
 import {
   formatConnections,
   formatDaemons,
+  formatLocalAddresses,
+  type LocalAddressListing,
   formatListing,
   formatSave,
   formatServiceListing,
@@ -53,6 +55,9 @@ const KERNEL_WORDS: Partial<Record<LvsCommand["kind"], Partial<Record<ConfigErro
   restore: {},
   "start-daemon": { EEXIST: "Daemon has already run", ENODEV: "No such device" },
   "stop-daemon": { ESRCH: "No daemon is running" },
+  "add-laddr": { ESRCH: "No such service", EEXIST: "Local address already exists" },
+  "del-laddr": { ESRCH: "No such service", ENOENT: "No such local address" },
+  "get-laddr": { ESRCH: "No such service" },
 };
 
 const ok = (stdout = ""): CommandResult => ({ stdout, stderr: "", exitCode: 0 });
@@ -136,6 +141,14 @@ function run(ctx: ExecutionContext, cmd: LvsCommand, stdin: string): CommandResu
       if (!ctx.syncControl) return refused("Connection synchronisation daemons are not available here (lvsd runs them)");
       ctx.syncControl.stop(cmd.role);
       return ok();
+    case "add-laddr":
+      b.addLocalAddress(cmd.service, cmd.address);
+      return ok();
+    case "del-laddr":
+      b.deleteLocalAddress(cmd.service, cmd.address);
+      return ok();
+    case "get-laddr":
+      return ok(formatLocalAddresses(localAddressListings(b, cmd.service), cmd.numeric, fmt));
     case "help":
       return ok(formatUsage(ctx.program ?? "lvsadm"));
     case "version":
@@ -143,10 +156,20 @@ function run(ctx: ExecutionContext, cmd: LvsCommand, stdin: string): CommandResu
   }
 }
 
+/** One service's local addresses, or every service's that has any (in the order added). */
+function localAddressListings(b: Balancer, service: ServiceKey | undefined): LocalAddressListing[] {
+  if (service) return [{ service, addresses: b.localAddresses(service) }];
+  return b
+    .serviceKeys()
+    .map((key) => ({ service: key, addresses: b.localAddresses(key) }))
+    .filter((l) => l.addresses.length > 0);
+}
+
 /** The data of a listing or save for --json; undefined for commands that print nothing. */
 function jsonData(ctx: ExecutionContext, cmd: LvsCommand): unknown {
   const b = ctx.balancer;
   if (cmd.kind === "save") return b.rules();
+  if (cmd.kind === "get-laddr") return { localAddresses: localAddressListings(b, cmd.service) };
   if (cmd.kind !== "list") return undefined;
   switch (cmd.show) {
     case "connections":

@@ -168,8 +168,32 @@ function* saveSteps(services: readonly ServiceWithDestinations[], options: SaveO
         rendering,
       ),
     );
+    // Full NAT's local addresses, as DPVS's ipvsadm adds them (--add-laddr = -P, -z LIP).
+    for (const address of entry.localAddresses ?? []) text.add(`-P ${serviceName(entry.service.key, rendering)} -z ${laddrText(address)}\n`);
   }
   return text.join();
+}
+
+/** A local address as -z takes it (bare, IPv6 included, as DPVS writes it). */
+function laddrText(address: string): string {
+  return parseAddress(address)?.text ?? address;
+}
+
+/** One service's local addresses with their use (`lvsadm -G`, modelled on DPVS's listing). */
+export interface LocalAddressListing {
+  readonly service: ServiceKey;
+  readonly addresses: readonly { readonly address: string; readonly connections: number; readonly exhausted: number }[];
+}
+
+/** `lvsadm -G [-t|-u service]`: a header, then one line per local address of each service. */
+export function formatLocalAddresses(listings: readonly LocalAddressListing[], numeric = true, options: FormatOptions = {}): string {
+  const rendering: Rendering = { format: { ...DEFAULT_LIST_FORMAT, numeric }, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
+  let out = `${left("VIP:VPORT", 33)} ${left("LIP", 40)} ${right("CONNS", 8)} ${right("EXHAUSTED", 10)}\n`;
+  for (const l of listings) {
+    const name = serviceName(l.service, rendering);
+    for (const a of l.addresses) out += `${left(name, 33)} ${left(a.address, 40)} ${right(String(a.connections), 8)} ${right(String(a.exhausted), 10)}\n`;
+  }
+  return out;
 }
 
 /** print_title(). */
@@ -204,6 +228,7 @@ function renderService(service: ServiceSnapshot, rendering: Rendering): string {
     if (config.persistenceEngine) out += ` --pe ${config.persistenceEngine}`;
     if (config.onePacket) out += " -o";
     if (schedulerFlagBits(config.schedulerFlags) !== 0) out += ` -b ${schedFlagsText(config)}`;
+    if (config.proxyProtocol) out += ` --proxy-protocol ${config.proxyProtocol}`;
   } else if (format.stats) {
     const s = service.stats ?? ZERO_COUNTERS;
     out = left(svcName, 33) + [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes].map((n) => largeNumber(n, format)).join("");
@@ -218,6 +243,7 @@ function renderService(service: ServiceSnapshot, rendering: Rendering): string {
       if (config.persistenceEngine) out += ` pe ${config.persistenceEngine}`;
     }
     if (config.onePacket) out += " ops";
+    if (config.proxyProtocol) out += ` proxy-protocol ${config.proxyProtocol}`;
   }
   out += "\n";
 
@@ -307,12 +333,13 @@ function schedFlagsText(config: ServiceConfig): string {
 
 function forwardName(dest: DestinationSnapshot): string {
   if (dest.local) return "Local";
-  return { masq: "Masq", route: "Route", tunnel: "Tunnel" }[dest.config.method];
+  // FullNat: DPVS's ipvsadm name for the method.
+  return { masq: "Masq", route: "Route", tunnel: "Tunnel", fullnat: "FullNat" }[dest.config.method];
 }
 
 function forwardSwitch(dest: DestinationSnapshot): string {
   if (dest.local) return "-g";
-  return { masq: "-m", route: "-g", tunnel: "-i" }[dest.config.method];
+  return { masq: "-m", route: "-g", tunnel: "-i", fullnat: "--fullnat" }[dest.config.method];
 }
 
 const CHECKSUM_SHORT: Readonly<Record<TunnelChecksum, string>> = { nocsum: "-c", csum: "+c", remcsum: "r+c" };

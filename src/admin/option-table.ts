@@ -1,4 +1,7 @@
-// ipvsadm 1.31's option table and its table of legal command/option combinations, as data.
+// ipvsadm 1.31's option table and its table of legal command/option combinations, as data,
+// with DPVS's full-NAT additions at the end: --fullnat (a forwarding method; DPVS's short -b
+// is ipvsadm's --sched-flags, which keeps it), --add-laddr / --del-laddr / --get-laddr
+// (-P / -Q / -G) and --laddr (-z).
 import type { OptionSpec } from "./argv.js";
 
 export type OptionTag =
@@ -59,7 +62,13 @@ export type OptionTag =
   | "tun-port"
   | "tun-nocsum"
   | "tun-csum"
-  | "tun-remcsum";
+  | "tun-remcsum"
+  | "fullnat"
+  | "P"
+  | "Q"
+  | "G"
+  | "z"
+  | "proxy-protocol";
 
 const none = "none" as const;
 const required = "required" as const;
@@ -124,6 +133,12 @@ export const IPVSADM_OPTIONS: readonly OptionSpec<OptionTag>[] = [
   { long: "tun-nocsum", argument: none, tag: "tun-nocsum" },
   { long: "tun-csum", argument: none, tag: "tun-csum" },
   { long: "tun-remcsum", argument: none, tag: "tun-remcsum" },
+  { long: "fullnat", argument: none, tag: "fullnat" },
+  { long: "add-laddr", short: "P", argument: none, tag: "P" },
+  { long: "del-laddr", short: "Q", argument: none, tag: "Q" },
+  { long: "get-laddr", short: "G", argument: none, tag: "G" },
+  { long: "laddr", short: "z", argument: required, tag: "z" },
+  { long: "proxy-protocol", argument: required, tag: "proxy-protocol" },
 ];
 
 /** ipvsadm's option names (optnames[]), indexed by its OPTC_ numbers. */
@@ -162,6 +177,8 @@ export const OPTION_NAMES = [
   "tun-nocsum",
   "tun-csum",
   "tun-remcsum",
+  "laddr",
+  "proxy-protocol",
 ] as const;
 
 export type OptionName = (typeof OPTION_NAMES)[number];
@@ -181,14 +198,18 @@ export type CommandName =
   | "stop-daemon"
   | "restore"
   | "save"
-  | "zero";
+  | "zero"
+  | "add-laddr"
+  | "del-laddr"
+  | "get-laddr";
 
 /**
  * commands_v_options, one 34-character row per command, columns in OPTION_NAMES order:
- * '+' compulsory, 'x' illegal, '1' at most one of the '1' options, ' ' optional.
+ * '+' compulsory, 'x' illegal, '1' at most one of the '1' options, ' ' optional. The 35th
+ * column, laddr (-z), is DPVS's: illegal but with the local address commands.
  */
 const X10 = "xxxxxxxxxx";
-export const COMMAND_OPTION_RULES: Readonly<Record<CommandName, string>> = {
+const IPVSADM_COMMAND_OPTION_RULES: Readonly<Record<Exclude<CommandName, "add-laddr" | "del-laddr" | "get-laddr">, string>> = {
   "add-service": `xx+   xxxxxxxxxxxxxxx   ${X10}`,
   "edit-service": `xx+   xxxxxxxxxxxxxxx   ${X10}`,
   "delete-service": `xx+${"x".repeat(31)}`,
@@ -203,6 +224,16 @@ export const COMMAND_OPTION_RULES: Readonly<Record<CommandName, string>> = {
   restore: "x".repeat(34),
   save: ` ${"x".repeat(33)}`,
   zero: `xx ${"x".repeat(31)}`,
+};
+export const COMMAND_OPTION_RULES: Readonly<Record<CommandName, string>> = {
+  // laddr: illegal; proxy-protocol: optional on -A / -E only.
+  ...(Object.fromEntries(
+    Object.entries(IPVSADM_COMMAND_OPTION_RULES).map(([c, row]) => [c, `${row}x${c === "add-service" || c === "edit-service" ? " " : "x"}`]),
+  ) as Record<keyof typeof IPVSADM_COMMAND_OPTION_RULES, string>),
+  // DPVS: a service and a local address; -G lists one service's or every service's.
+  "add-laddr": `xx+${"x".repeat(31)}+x`,
+  "del-laddr": `xx+${"x".repeat(31)}+x`,
+  "get-laddr": ` x ${"x".repeat(31)}xx`,
 };
 
 /** tunnel_types_v_options: columns tun-port, tun-nocsum, tun-csum, tun-remcsum. */

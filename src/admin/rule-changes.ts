@@ -19,6 +19,9 @@ export interface ChangeCounts {
   readonly destinationsAdded: number;
   readonly destinationsRemoved: number;
   readonly destinationsEdited: number;
+  /** Full NAT's local addresses added (-P) and deleted (-Q). */
+  readonly localAddressesAdded: number;
+  readonly localAddressesRemoved: number;
 }
 
 const destId = (d: DestinationConfig) => `${canonicalText(d.address, "destination.address").text}|${d.port}`;
@@ -47,30 +50,54 @@ export async function diffRunning(b: Balancer, wanted: RuleSet, slicer: Slicer):
     await pause();
     const current = b.serviceRulesByText(k);
     if (!current) {
-      specs.push({ op: "-A", service: w.service, destinations: w.destinations });
+      specs.push({ op: "-A", service: w.service, destinations: w.destinations, localAddresses: w.localAddresses });
       continue;
     }
     const have = new Map(current.destinations.map((d) => [destId(d), d] as const));
     const wantDests = new Map(w.destinations.map((d) => [destId(d), d] as const));
-    for (const [id, d] of have) if (!wantDests.has(id)) specs.push({ op: "-d", service: current.service, destination: d });
+    // No edit turns a destination into or out of full NAT (its connections own local ports): it is replaced.
+    const replaced = (id: string, d: DestinationConfig) => {
+      const old = have.get(id);
+      return old !== undefined && (old.method === "fullnat") !== (d.method === "fullnat");
+    };
+    for (const [id, d] of have) {
+      const w2 = wantDests.get(id);
+      if (!w2 || replaced(id, w2)) specs.push({ op: "-d", service: current.service, destination: d });
+    }
+    const laddrsNow = new Set(current.localAddresses ?? []);
+    const laddrsWanted = new Set(w.localAddresses ?? []);
+    for (const a of laddrsNow) if (!laddrsWanted.has(a)) specs.push({ op: "-Q", service: current.service, address: a });
     if (!sameService(current.service, w.service)) specs.push({ op: "-E", service: w.service });
     for (const [id, d] of wantDests) {
       const old = have.get(id);
-      if (!old) specs.push({ op: "-a", service: w.service, destination: d });
+      if (!old || replaced(id, d)) specs.push({ op: "-a", service: w.service, destination: d });
       else if (!sameDestination(w.service, old, d)) specs.push({ op: "-e", service: w.service, destination: d });
     }
+    for (const a of laddrsWanted) if (!laddrsNow.has(a)) specs.push({ op: "-P", service: w.service, address: a });
   }
   return specs;
 }
 
 /** How many services and destinations the changes add, remove and edit. */
 export function countChanges(specs: readonly RuleChangeSpec[]): ChangeCounts {
-  const c = { servicesAdded: 0, servicesRemoved: 0, servicesEdited: 0, destinationsAdded: 0, destinationsRemoved: 0, destinationsEdited: 0 };
+  const c = {
+    servicesAdded: 0,
+    servicesRemoved: 0,
+    servicesEdited: 0,
+    destinationsAdded: 0,
+    destinationsRemoved: 0,
+    destinationsEdited: 0,
+    localAddressesAdded: 0,
+    localAddressesRemoved: 0,
+  };
   for (const s of specs) {
     if (s.op === "-A") {
       c.servicesAdded++;
       c.destinationsAdded += s.destinations.length;
+      c.localAddressesAdded += s.localAddresses?.length ?? 0;
     } else if (s.op === "-D") c.servicesRemoved++;
+    else if (s.op === "-P") c.localAddressesAdded++;
+    else if (s.op === "-Q") c.localAddressesRemoved++;
     else if (s.op === "-E") c.servicesEdited++;
     else if (s.op === "-a") c.destinationsAdded++;
     else if (s.op === "-d") c.destinationsRemoved++;
@@ -83,7 +110,7 @@ export function countChanges(specs: readonly RuleChangeSpec[]): ChangeCounts {
 export function changeLines(spec: RuleChangeSpec): string[] {
   switch (spec.op) {
     case "-A":
-      return formatSave([{ service: spec.service, destinations: spec.destinations }], { numeric: true })
+      return formatSave([{ service: spec.service, destinations: spec.destinations, localAddresses: spec.localAddresses }], { numeric: true })
         .trimEnd()
         .split("\n");
     case "-E":
@@ -99,6 +126,9 @@ export function changeLines(spec: RuleChangeSpec): string[] {
       const at = words.indexOf("-r");
       return [`-d ${keyWords(spec.service)} ${words.slice(at, at + 2).join(" ")}`];
     }
+    case "-P":
+    case "-Q":
+      return [`${spec.op} ${keyWords(spec.service)} -z ${spec.address}`];
   }
 }
 
@@ -125,6 +155,7 @@ function sameService(a: ServiceConfig, b: ServiceConfig): boolean {
     sameList(a.schedulerFlags ?? [], b.schedulerFlags ?? []) &&
     (a.onePacket ?? false) === (b.onePacket ?? false) &&
     a.persistenceEngine === b.persistenceEngine &&
+    a.proxyProtocol === b.proxyProtocol &&
     a.persistence?.timeout === b.persistence?.timeout &&
     a.persistence?.netmask === b.persistence?.netmask;
   return fieldsEqual || serviceLine(a) === serviceLine(b);

@@ -47,6 +47,8 @@ interface MutableService {
   service: ServiceConfig;
   /** By canonical "address|port", in file order (a Map keeps it). */
   destinations: Map<string, DestinationConfig>;
+  /** Full NAT's local addresses (-P ... -z), canonical, in file order. */
+  localAddresses: Set<string>;
 }
 
 /**
@@ -98,7 +100,11 @@ export async function readRulesInSlices(text: string, slicer: Slicer, options: R
 }
 
 function toRules(entry: MutableService): ServiceWithDestinations {
-  return { service: entry.service, destinations: [...entry.destinations.values()] };
+  return {
+    service: entry.service,
+    destinations: [...entry.destinations.values()],
+    ...(entry.localAddresses.size > 0 ? { localAddresses: [...entry.localAddresses] } : {}),
+  };
 }
 
 /** Reads a rules text one line at a time (no split of the whole text: that alone took tens of ms). */
@@ -160,7 +166,7 @@ function applyLine(services: ServiceMap, words: readonly string[], options: Rule
     case "add-service":
       if (services.get(serviceId(command.service.key))) throw new ConfigError("Service already exists");
       setRuleLine(command.service, line);
-      services.set(serviceId(command.service.key), { service: command.service, destinations: new Map() });
+      services.set(serviceId(command.service.key), { service: command.service, destinations: new Map(), localAddresses: new Set() });
       return;
     case "edit-service": {
       const entry = services.get(serviceId(command.service.key));
@@ -194,8 +200,19 @@ function applyLine(services: ServiceMap, words: readonly string[], options: Rule
       if (!entry.destinations.delete(destinationId(command.destination))) throw new ConfigError("No such destination");
       return;
     }
+    case "add-laddr":
+    case "del-laddr": {
+      const entry = services.get(serviceId(command.service));
+      if (!entry) throw new ConfigError("No such service");
+      const address = canonical(command.address);
+      if (command.kind === "add-laddr") {
+        if (entry.localAddresses.has(address)) throw new ConfigError("Local address already exists");
+        entry.localAddresses.add(address);
+      } else if (!entry.localAddresses.delete(address)) throw new ConfigError("No such local address");
+      return;
+    }
     default:
-      throw new ConfigError(`the '${command.kind}' command does not belong in a rules file (only -A -E -D -a -e -d -C do)`);
+      throw new ConfigError(`the '${command.kind}' command does not belong in a rules file (only -A -E -D -a -e -d -C -P -Q do)`);
   }
 }
 

@@ -92,6 +92,16 @@ export function formatUsage(program = "lvsadm"): string {
     "  --mcast-interface interface         multicast interface for connection sync\n" +
     "  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)\n" +
     "  --mcast-port port                   UDP port (default=8848)\n" +
-    "  --mcast-ttl ttl                     Multicast TTL (default=1)\n"
+    "  --mcast-ttl ttl                     Multicast TTL (default=1)\n" +
+    // lvsadm's additions, in DPVS's ipvsadm words (-b stays ipvsadm's --sched-flags).
+    "Full NAT (DPVS):\n" +
+    `  ${p} -P|Q virtual-service -z local-address\n` +
+    `  ${p} -G [virtual-service]\n` +
+    "  --add-laddr    -P                   add a local address to a service\n" +
+    "  --del-laddr    -Q                   delete a local address of a service\n" +
+    "  --get-laddr    -G                   list local addresses\n" +
+    "  --laddr        -z local-address     a full-NAT local address (no port)\n" +
+    "  --fullnat                           full NAT: source and destination rewritten\n" +
+    "  --proxy-protocol v2|disable         PROXY protocol v2 header for full-NAT TCP flows (-A|E)\n"
   );
 }

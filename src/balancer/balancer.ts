@@ -81,6 +81,13 @@ export interface BalancerOptions {
    */
   readonly sysctls?: Partial<IpvsSysctls>;
   readonly director?: DirectorAddressing;
+  /** Full NAT's local addresses, all services together (lvsadm --add-laddr). Default 256, at most 65,535. */
+  readonly localAddresses?: number;
+  /**
+   * Ports a local address hands out to full-NAT flows, [low, high] (the role of
+   * net.ipv4.ip_local_port_range). Default [32768, 60999], the kernel's.
+   */
+  readonly localPortRange?: readonly [number, number];
   /** IP fragment tracking: datagrams, held memory, time (docs/fragments.md). Defaults 1024, 4 MiB, 30 s. */
   readonly fragments?: FragmentOptions;
   /**
@@ -123,6 +130,17 @@ interface ServiceEntry {
   config: ServiceConfig;
   /** By "address|port", in the order they were added (a Map keeps it): one lookup each, whatever the count. */
   dests: Map<string, DestEntry>;
+  /** Full NAT's local addresses (canonical text -> data-plane entry), in the order added. */
+  laddrs: Map<string, number>;
+}
+
+/** One local address of a full-NAT service, as `lvsadm --get-laddr` shows it. */
+export interface LocalAddressSnapshot {
+  readonly address: string;
+  /** Connections sourced from it now. */
+  readonly connections: number;
+  /** New flows it could not take for want of a free port (since it was added). */
+  readonly exhausted: number;
 }
 
 const destKey = (address: string, port: number) => `${address}|${port}`;
@@ -148,6 +166,7 @@ export class Balancer {
   private sweepCursorBudget: number;
   private readonly syncListeners = new Set<(records: readonly SyncRecord[], lost: number) => void>();
   private configurationVersion = 0;
+  private readonly localAddressCapacity: number;
 
   constructor(options: BalancerOptions = {}) {
     const maxDests = options.maxDestinations ?? 4096;
@@ -187,6 +206,16 @@ export class Balancer {
     if (this.f.fragmentsInit(frag.datagrams, frag.memory, frag.timeoutMs, seed ^ 0x7f4a7c15) !== 0) throw new Error("fragmentsInit failed");
     this.f.datapathSwitches(options.expireNodestConn ? 1 : 0, options.expireQuiescentTemplate ? 1 : 0, options.connReuse === false ? 0 : 1);
     if (this.f.syncInit(SYNC_RING_CAPACITY) !== 0) throw new Error("syncInit failed");
+    const laddrs = options.localAddresses ?? 256;
+    if (!Number.isInteger(laddrs) || laddrs < 1 || laddrs > 65535) throw new ConfigError(`localAddresses: ${laddrs} is not an integer in 1..65535`);
+    if (this.f.fnatInit(laddrs) !== 0) throw new Error("fnatInit failed");
+    this.localAddressCapacity = laddrs;
+    if (options.localPortRange) {
+      const [low, high] = options.localPortRange;
+      if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || low > high || high > 65535 || this.f.fnatPortRange(low, high) !== 0) {
+        throw new ConfigError(`localPortRange: [${low}, ${high}] is not a range of ports within 1..65535, low <= high`);
+      }
+    }
     for (const [name, value] of Object.entries(options.sysctls ?? {})) this.setSysctl(name as IpvsSysctlName, value);
     this.sweepCursorBudget = Math.max(1024, Math.ceil(capacity / 8));
     this.director = options.director ?? {};
@@ -288,10 +317,11 @@ export class Balancer {
       throw new ConfigError(`Service already exists: ${p.keyText}`, "EEXIST");
     }
     this.f.servicePersistenceSet(id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, p.prefix);
+    this.f.serviceProxyProtocolSet(id, c.proxyProtocol === "v2" ? 1 : 0);
     // A new service starts from zero counters, as the kernel's (kzalloc) does, even when
     // it reuses the slot of one deleted before.
     this.f.statsZeroService(id);
-    const entry: ServiceEntry = { id, config: c, dests: new Map() };
+    const entry: ServiceEntry = { id, config: c, dests: new Map(), laddrs: new Map() };
     this.services.set(p.keyText, entry);
     this.serviceById.set(id, entry);
     this.configurationVersion++;
@@ -359,6 +389,7 @@ export class Balancer {
     const prefix = c.persistence ? persistencePrefix(c.persistence, family) : family === 4 ? 32 : 128;
     this.wrap(() => this.scheduler.editService(entry.id, this.schedulerOptions(c)));
     this.f.servicePersistenceSet(entry.id, (c.persistence?.timeout ?? 0) * 1000, c.onePacket ? 1 : 0, prefix);
+    this.f.serviceProxyProtocolSet(entry.id, c.proxyProtocol === "v2" ? 1 : 0);
     entry.config = c;
     this.configurationVersion++;
   }
@@ -366,6 +397,8 @@ export class Balancer {
   /** ipvsadm -D. Connections of its destinations live on until they expire (as in the kernel). */
   deleteService(key: ServiceKey): void {
     const entry = this.mustFind(key);
+    // Its local addresses take no new flow; each is freed with its last connection.
+    for (const index of entry.laddrs.values()) this.f.laddrDelete(index);
     this.scheduler.deleteService(entry.id);
     this.f.serviceKeyRemove(entry.id);
     this.services.delete(serviceKeyText(entry.config.key));
@@ -382,6 +415,10 @@ export class Balancer {
 
   private actionFor(config: DestinationConfig, serviceFamily: 4 | 6): ForwardAction {
     if (config.method === "masq") return { kind: "nat-dnat", address: config.address, port: config.port };
+    // The source (local address and port) is the connection's, written per packet.
+    if (config.method === "fullnat") {
+      return { kind: "fullnat", address: config.address, port: config.port, sourceAddress: serviceFamily === 4 ? "0.0.0.0" : "::" };
+    }
     if (config.method === "route") {
       const why = this.director.directRoutingUnavailable;
       if (why) throw new ConfigError(`destination ${config.address}: direct routing (-g) ${why}`);
@@ -483,6 +520,12 @@ export class Balancer {
     const entry = this.mustFind(key);
     const c = normaliseDestination(config, familyOfKey(entry.config.key));
     const d = this.findDest(entry, c.address, c.port);
+    if ((c.method === "fullnat") !== (d.config.method === "fullnat")) {
+      // A full-NAT connection owns a local address and port, the others none: neither can become the other.
+      throw new ConfigError(
+        `destination ${c.address}:${c.port}: the method cannot change to or from fullnat (${d.config.method} -> ${c.method}); delete the destination and add it again`,
+      );
+    }
     const record = this.wrap(() => encodeAction(this.actionFor(c, familyOfKey(entry.config.key))));
     this.wrap(() => this.scheduler.editDestination(d.id, { weight: c.weight, upperThreshold: c.upperThreshold, lowerThreshold: c.lowerThreshold }));
     this.writeAction(d.id, record);
@@ -500,6 +543,62 @@ export class Balancer {
     this.scheduler.removeDestination(d.id);
     entry.dests.delete(destKey(d.config.address, d.config.port));
     this.configurationVersion++;
+  }
+
+  // ------------------------------------------------------ full NAT's local addresses
+
+  /**
+   * lvsadm --add-laddr (DPVS): adds a local address to a service's pool; full-NAT flows of
+   * the service are sourced from its addresses, in turn. Same family as the service.
+   */
+  /** The checks of addLocalAddress that need no table (syntax, family); the canonical text. */
+  prepareLocalAddress(service: ServiceConfig, address: string): string {
+    const { text, family } = canonicalAddress(address, "local address");
+    const want = familyOfKey(service.key);
+    if (family !== want) throw new ConfigError(`local address ${text}: an IPv${want} service needs IPv${want} local addresses`);
+    return text;
+  }
+
+  addLocalAddress(key: ServiceKey, address: string): void {
+    const entry = this.mustFind(key);
+    this.prepareLocalAddress(entry.config, address);
+    const { text, family, bytes } = canonicalAddress(address, "local address");
+    if (entry.laddrs.has(text)) throw new ConfigError(`Local address already exists: ${text} in ${serviceKeyText(entry.config.key)}`, "EEXIST");
+    this.mem().set(bytes, this.params());
+    const index = this.f.laddrAdd(entry.id, family) >>> 0;
+    if (index === 0xffffffff) {
+      throw new ConfigError(
+        `local address ${text}: the table of ${this.localAddressCapacity} local addresses is full (lvsd --local-addresses N, BalancerOptions.localAddresses)`,
+      );
+    }
+    entry.laddrs.set(text, index);
+    this.configurationVersion++;
+  }
+
+  /** lvsadm --del-laddr: new flows stop using it; its connections keep it until they end. */
+  deleteLocalAddress(key: ServiceKey, address: string): void {
+    const entry = this.mustFind(key);
+    const { text } = canonicalAddress(address, "local address");
+    const index = entry.laddrs.get(text);
+    if (index === undefined) throw new ConfigError(`No such local address: ${text} in ${serviceKeyText(entry.config.key)}`, "ENOENT");
+    this.f.laddrDelete(index);
+    entry.laddrs.delete(text);
+    this.configurationVersion++;
+  }
+
+  /** lvsadm --get-laddr: a service's local addresses, in the order added, with their use. */
+  localAddresses(key: ServiceKey): LocalAddressSnapshot[] {
+    const entry = this.mustFind(key);
+    return [...entry.laddrs].map(([address, index]) => ({
+      address,
+      connections: this.f.laddrConnections(index) >>> 0,
+      exhausted: this.f.laddrExhaustedCount(index) >>> 0,
+    }));
+  }
+
+  /** Full-NAT flows refused since start-up for want of a local address and port (drop reason laddr-exhausted). */
+  get localAddressExhaustion(): number {
+    return this.f.fnatExhaustedCount() >>> 0;
   }
 
   // ---------------------------------------------------------------- timeouts
@@ -890,6 +989,7 @@ export class Balancer {
       service: s.config,
       // In the order they were added (oldest first), so applying the rules rebuilds the same list.
       destinations: [...s.dests.values()].map((d) => ({ ...d.config, weight: this.scheduler.load(d.id).weight })),
+      ...(s.laddrs.size > 0 ? { localAddresses: [...s.laddrs.keys()] } : {}),
     };
   }
 
@@ -943,6 +1043,7 @@ export class Balancer {
       maxDestinations,
       destinationsPerService: Math.min(this.scheduler.destinationsPerService, maxDestinations),
       maglevMaxSize: this.scheduler.maglevMaxSize,
+      localAddresses: this.localAddressCapacity,
       director: this.director,
     });
   }
@@ -959,6 +1060,13 @@ export class Balancer {
         this.addDestination(s.service.key, d);
       } catch (e) {
         throw atLine(d, e);
+      }
+    }
+    for (const a of s.localAddresses ?? []) {
+      try {
+        this.addLocalAddress(s.service.key, a);
+      } catch (e) {
+        throw atLine(s.service, e);
       }
     }
   }

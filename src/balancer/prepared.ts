@@ -45,4 +45,9 @@ export interface RuleTarget {
   addDestination(key: ServiceKey, config: DestinationConfig): number;
   editDestination(key: ServiceKey, config: DestinationConfig): void;
   deleteDestination(key: ServiceKey, ref: { address: string; port: number }): void;
+  /** Checks a full-NAT local address for a service (family, syntax); returns its canonical text. */
+  prepareLocalAddress(service: ServiceConfig, address: string): string;
+  addLocalAddress(key: ServiceKey, address: string): void;
+  deleteLocalAddress(key: ServiceKey, address: string): void;
+  localAddresses(key: ServiceKey): readonly { readonly address: string }[];
 }

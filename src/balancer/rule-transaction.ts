@@ -19,14 +19,22 @@ import { atRuleLine } from "../config/rule-lines.js";
 import type { PreparedDestination, PreparedService, RuleTarget as Balancer } from "./prepared.js";
 import { NO_SLICES, type Slicer } from "./slices.js";
 
-export type RuleOp = "-A" | "-E" | "-D" | "-a" | "-e" | "-d";
+export type RuleOp = "-A" | "-E" | "-D" | "-a" | "-e" | "-d" | "-P" | "-Q";
 
 /** One change, as data: what a rule diff or a restore asks for. */
 export type RuleChangeSpec =
-  | { readonly op: "-A"; readonly service: ServiceConfig; readonly destinations: readonly DestinationConfig[] }
+  | {
+      readonly op: "-A";
+      readonly service: ServiceConfig;
+      readonly destinations: readonly DestinationConfig[];
+      /** Full NAT's local addresses (lvsadm -P), added after the destinations. */
+      readonly localAddresses?: readonly string[];
+    }
   | { readonly op: "-E"; readonly service: ServiceConfig }
   | { readonly op: "-D"; readonly service: ServiceConfig }
-  | { readonly op: "-a" | "-e" | "-d"; readonly service: ServiceConfig; readonly destination: DestinationConfig };
+  | { readonly op: "-a" | "-e" | "-d"; readonly service: ServiceConfig; readonly destination: DestinationConfig }
+  /** Full NAT's local address pool: lvsadm -P / -Q -z ADDRESS. */
+  | { readonly op: "-P" | "-Q"; readonly service: ServiceConfig; readonly address: string };
 
 /** What a transaction did, by operation (an -A counts its service; its destinations count as -a). */
 export type RuleCounts = Record<RuleOp, number>;
@@ -60,7 +68,7 @@ function keyTextOf(b: Balancer, service: ServiceConfig, line: object): string {
 export class RuleTransaction {
   private done = false;
   /** How many changes of each kind were applied (after apply()). */
-  readonly counts: RuleCounts = { "-A": 0, "-E": 0, "-D": 0, "-a": 0, "-e": 0, "-d": 0 };
+  readonly counts: RuleCounts = { "-A": 0, "-E": 0, "-D": 0, "-a": 0, "-e": 0, "-d": 0, "-P": 0, "-Q": 0 };
 
   private constructor(
     private readonly balancer: Balancer,
@@ -79,7 +87,7 @@ export class RuleTransaction {
   static restore(b: Balancer, ruleSet: RuleSet): RuleTransaction {
     return RuleTransaction.prepare(
       b,
-      ruleSet.services.map((s) => ({ op: "-A", service: s.service, destinations: s.destinations })),
+      ruleSet.services.map((s) => ({ op: "-A", service: s.service, destinations: s.destinations, localAddresses: s.localAddresses })),
     );
   }
 
@@ -99,7 +107,7 @@ export class RuleTransaction {
   static restoreInSlices(b: Balancer, ruleSet: RuleSet, slicer: Slicer): Promise<RuleTransaction> {
     return RuleTransaction.prepareInSlices(
       b,
-      ruleSet.services.map((s) => ({ op: "-A", service: s.service, destinations: s.destinations })),
+      ruleSet.services.map((s) => ({ op: "-A", service: s.service, destinations: s.destinations, localAddresses: s.localAddresses })),
       slicer,
     );
   }
@@ -170,6 +178,18 @@ export class RuleTransaction {
             if (ids.has(pd.id)) throw new ConfigError(atRuleLine(d, `Destination already exists: ${d.address}:${d.port} in ${k}`), "EEXIST");
             ids.add(pd.id);
           }
+          const laddrs = spec.localAddresses ?? [];
+          const seen = new Set<string>();
+          for (const a of laddrs) {
+            let text: string;
+            try {
+              text = b.prepareLocalAddress(p.config, a);
+            } catch (e) {
+              throw atLine(spec.service, e);
+            }
+            if (seen.has(text)) throw new ConfigError(atRuleLine(spec.service, `Local address already exists: ${text} in ${k}`), "EEXIST");
+            seen.add(text);
+          }
           const dests = spec.destinations;
           addedServices.add(k);
           serviceOf.set(k, p);
@@ -178,7 +198,7 @@ export class RuleTransaction {
           if (p.config.scheduler === "mh") mhDelta++;
           destinationDelta += dests.length;
           g.net += dests.length;
-          g.steps.push({ op: "-A", apply: (bb) => addWhole(bb, p, dests) });
+          g.steps.push({ op: "-A", apply: (bb) => addWhole(bb, p, dests, laddrs) });
           break;
         }
         case "-D": {
@@ -216,6 +236,35 @@ export class RuleTransaction {
               return () => bb.editService(old);
             },
           });
+          break;
+        }
+        case "-P":
+        case "-Q": {
+          if (!exists(k)) throw new ConfigError(atRuleLine(spec.service, `Service not defined: ${k}`), "ESRCH");
+          const key = spec.service.key;
+          let address: string;
+          try {
+            address = b.prepareLocalAddress(running(k, key).config, spec.address);
+          } catch (e) {
+            throw atLine(spec.service, e);
+          }
+          g.steps.push(
+            spec.op === "-P"
+              ? {
+                  op: "-P",
+                  apply: (bb) => {
+                    bb.addLocalAddress(key, address);
+                    return () => bb.deleteLocalAddress(key, address);
+                  },
+                }
+              : {
+                  op: "-Q",
+                  apply: (bb) => {
+                    bb.deleteLocalAddress(key, address);
+                    return () => bb.addLocalAddress(key, address);
+                  },
+                },
+          );
           break;
         }
         case "-a":
@@ -366,10 +415,11 @@ export class RuleTransaction {
   }
 }
 
-function addWhole(b: Balancer, p: PreparedService, dests: readonly DestinationConfig[]): Undo {
+function addWhole(b: Balancer, p: PreparedService, dests: readonly DestinationConfig[], laddrs: readonly string[]): Undo {
   b.addPreparedService(p);
   try {
     for (const d of dests) b.addPreparedDestination(p, b.prepareDestination(p.config, d));
+    for (const a of laddrs) b.addLocalAddress(p.config.key, a);
   } catch (e) {
     b.deleteService(p.config.key);
     throw e;
@@ -380,9 +430,11 @@ function addWhole(b: Balancer, p: PreparedService, dests: readonly DestinationCo
 function deleteWhole(b: Balancer, key: ServiceKey): Undo {
   const service = b.serviceConfig(key);
   const dests = b.destinationConfigs(key);
+  const laddrs = b.localAddresses(key).map((a) => a.address);
   b.deleteService(key);
   return () => {
     b.addService(service);
     for (const d of dests) b.addDestination(key, d);
+    for (const a of laddrs) b.addLocalAddress(key, a);
   };
 }

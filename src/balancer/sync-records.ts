@@ -37,7 +37,7 @@ const F_TEMPLATE = 2;
 const F_INACTIVE = 4;
 export const SYNC_FLAG = { template: F_TEMPLATE, inactive: F_INACTIVE } as const;
 /** Action kinds (assembly/forward/action.ts) to forwarding methods. */
-const METHOD_OF_KIND: Record<number, ForwardMethod> = { 1: "masq", 3: "route", 4: "tunnel" };
+const METHOD_OF_KIND: Record<number, ForwardMethod> = { 1: "masq", 3: "route", 4: "tunnel", 9: "fullnat" };
 
 /** Addresses as bytes (4 or 16), beside the text: what the wire encoder writes. */
 export interface SyncRecordBytes {

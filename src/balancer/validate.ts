@@ -105,6 +105,12 @@ export function normaliseService(config: ServiceConfig): ServiceConfig {
     persistence = { timeout, netmask: config.persistence.netmask ?? (family === 4 ? "255.255.255.255" : 128) };
   }
   if (config.onePacket !== undefined && typeof config.onePacket !== "boolean") throw new ConfigError("onePacket: expected true or false");
+  if (config.proxyProtocol !== undefined && config.proxyProtocol !== "v2") {
+    throw new ConfigError(`proxyProtocol: ${JSON.stringify(config.proxyProtocol)} is not "v2" (or leave it out)`);
+  }
+  if (config.proxyProtocol !== undefined && !(key.kind === "address" && key.protocol === "tcp")) {
+    throw new ConfigError("proxyProtocol: the PROXY protocol header goes into TCP streams: a -t service only");
+  }
   // A port-0 address service takes every port, so only a persistence template can say which
   // real server a client's other ports go to (ipvsadm refuses it the same way).
   if (key.kind === "address" && key.port === 0 && !persistence) {
@@ -117,6 +123,7 @@ export function normaliseService(config: ServiceConfig): ServiceConfig {
     onePacket: config.onePacket ?? false,
     ...(persistence ? { persistence } : {}),
     ...(config.persistenceEngine ? { persistenceEngine: config.persistenceEngine } : {}),
+    ...(config.proxyProtocol ? { proxyProtocol: config.proxyProtocol } : {}),
   };
 }
 
@@ -125,8 +132,8 @@ export function normaliseDestination(config: DestinationConfig, serviceFamily: 4
   if (config === null || typeof config !== "object") throw new ConfigError("destination: expected an object");
   const { text, family } = canonicalText(config.address, "destination.address");
   const method = config.method ?? "route";
-  if (method !== "masq" && method !== "route" && method !== "tunnel") {
-    throw new ConfigError(`destination.method: ${JSON.stringify(method)} is not one of masq (-m), route (-g), tunnel (-i)`);
+  if (method !== "masq" && method !== "route" && method !== "tunnel" && method !== "fullnat") {
+    throw new ConfigError(`destination.method: ${JSON.stringify(method)} is not one of masq (-m), route (-g), tunnel (-i), fullnat (--fullnat)`);
   }
   if (family !== serviceFamily && method !== "tunnel") {
     throw new ConfigError(`destination.address: an IPv${family} real server needs the tunnel method under an IPv${serviceFamily} service`);

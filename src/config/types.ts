@@ -4,8 +4,8 @@
 export type Protocol = "tcp" | "udp" | "sctp";
 export type AddressFamily = 4 | 6;
 
-/** How packets reach a real server: ipvsadm -m, -g, -i. */
-export type ForwardMethod = "masq" | "route" | "tunnel";
+/** How packets reach a real server: ipvsadm -m, -g, -i, and full NAT (DPVS's -b / --fullnat, lvsadm --fullnat). */
+export type ForwardMethod = "masq" | "route" | "tunnel" | "fullnat";
 
 export type TunnelType = "ipip" | "gue" | "gre";
 /** --tun-nocsum (default), --tun-csum, --tun-remcsum. */
@@ -37,6 +37,11 @@ export interface ServiceConfig {
   readonly onePacket: boolean;
   /** Persistence engine (ipvsadm --pe), kept for round trips. */
   readonly persistenceEngine?: string;
+  /**
+   * PROXY protocol header for the service's full-NAT TCP flows (DPVS's --proxy-protocol):
+   * "v2" puts the client's and the virtual address in front of the client's byte stream.
+   */
+  readonly proxyProtocol?: "v2";
 }
 
 export interface TunnelOptions {
@@ -62,6 +67,8 @@ export interface DestinationConfig {
 export interface ServiceWithDestinations {
   readonly service: ServiceConfig;
   readonly destinations: readonly DestinationConfig[];
+  /** Full NAT's local addresses of the service (DPVS laddr, lvsadm --add-laddr), in the order added. */
+  readonly localAddresses?: readonly string[];
 }
 
 /** A whole configuration, services in the order they were added. */

@@ -45,6 +45,8 @@ export const DropReason = {
   FragmentNoRoom: 25,
   /** The slot's offload record (virtio_net_hdr) does not match the packet. */
   BadOffload: 26,
+  /** A full-NAT flow found no local address with a free port (the service's pool is empty or exhausted). */
+  LaddrExhausted: 27,
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
@@ -77,6 +79,7 @@ export const DROP_REASON_NAMES: readonly string[] = [
   "fragment-invalid",
   "fragment-no-room",
   "bad-offload",
+  "laddr-exhausted",
 ];
 
 /** What the first byte of a packet slot is. */

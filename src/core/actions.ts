@@ -4,7 +4,21 @@
 import { isIP } from "node:net";
 
 export const ACTION_SIZE = 96;
-const A = { kind: 0, family: 1, tunType: 2, tunFlags: 3, port: 4, tunPort: 6, mtu: 8, setMac: 10, addr: 16, tunSrc: 32, dstMac: 48, srcMac: 54 } as const;
+const A = {
+  kind: 0,
+  family: 1,
+  tunType: 2,
+  tunFlags: 3,
+  port: 4,
+  tunPort: 6,
+  mtu: 8,
+  setMac: 10,
+  srcPort: 12,
+  addr: 16,
+  tunSrc: 32,
+  dstMac: 48,
+  srcMac: 54,
+} as const;
 
 export const ActionKind = {
   None: 0,
@@ -16,6 +30,7 @@ export const ActionKind = {
   IcmpNatIn: 6,
   IcmpNatOut: 7,
   PortUnreachable: 8,
+  FullNat: 9,
 } as const;
 
 /** Tunnel encapsulations, as ipvsadm's --tun-type names them. */
@@ -56,7 +71,16 @@ export type ForwardAction =
     } & Partial<MacRewrite>)
   | ({ readonly kind: "icmp-nat-in"; readonly address: string; readonly port?: number } & Partial<MacRewrite>)
   | ({ readonly kind: "icmp-nat-out"; readonly address: string; readonly port?: number } & Partial<MacRewrite>)
-  | ({ readonly kind: "port-unreachable" } & Partial<MacRewrite>);
+  | ({ readonly kind: "port-unreachable" } & Partial<MacRewrite>)
+  | ({
+      readonly kind: "fullnat";
+      /** New destination (the real server) and port (0 or omitted keeps it). */
+      readonly address: string;
+      readonly port?: number;
+      /** New source (a local address of the director) and port (0 or omitted keeps it). Same family as address. */
+      readonly sourceAddress: string;
+      readonly sourcePort?: number;
+    } & Partial<MacRewrite>);
 
 export class ActionError extends Error {
   constructor(message: string) {
@@ -200,6 +224,17 @@ export function encodeAction(action: ForwardAction): Uint8Array {
       rec[A.kind] = ActionKind.PortUnreachable;
       writeMacs(rec, action, false);
       break;
+    case "fullnat": {
+      rec[A.kind] = ActionKind.FullNat;
+      const fd = writeAddress(rec, action.address, A.addr, "address");
+      const fs = writeAddress(rec, action.sourceAddress, A.tunSrc, "sourceAddress");
+      if (fd !== fs) throw new ActionError("address and sourceAddress must be of the same address family");
+      rec[A.family] = fd;
+      view.setUint16(A.port, checkPort(action.port, "port"), true);
+      view.setUint16(A.srcPort, checkPort(action.sourcePort, "sourcePort"), true);
+      writeMacs(rec, action, false);
+      break;
+    }
     default:
       throw new ActionError(`unknown action kind ${(action as { kind: unknown }).kind}`);
   }

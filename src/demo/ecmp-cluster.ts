@@ -1,7 +1,8 @@
 // Several directors behind an ECMP router, as docs/scale-out.md deploys them: the lab's
 // ecmp topology, BIRD 2 on the router and on each director, lvsd --announce on each
 // director with the same Maglev service, and the real servers. Used by `npm run demo --
-// ecmp` and by test/e2e-ecmp.test.ts.
+// ecmp` and by test/e2e-ecmp.test.ts. In full NAT ("fnat") every director also owns a local
+// address (10.200.<i>.1) that the real servers route to it.
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +15,12 @@ import { tunHostCommands } from "../runtime/tun-director.js";
 import { printOutput, startLvsd, type DemoLog, type RunningLvsd } from "./support.js";
 
 /** How the directors reach the real servers. */
-export type EcmpMethod = "dr" | "tun";
+export type EcmpMethod = "dr" | "tun" | "fnat";
+
+/** Director i's full-NAT local address: the real servers route 10.200.<i>.0/24 to it. */
+export function ecmpLocalAddress(index: number): string {
+  return `10.200.${index}.1`;
+}
 
 export const ROUTER_AS = 65000;
 export const DIRECTOR_AS = 65001;
@@ -54,6 +60,13 @@ export class EcmpCluster {
     for (const rs of lab.realServers) {
       await startHttpServer(lab, `rs${rs.index}` as HostName, { bigMiB: options.bigMiB ?? 1 });
       if (options.method === "tun") cluster.agents.push(await startRsAgent({ netns: rs.ns, tunnels: ["ipip"] }));
+      // Full NAT: each director's local address is routed to that director (the replies
+      // go home to the director that owns the flow, whatever path the router chose).
+      if (options.method === "fnat") {
+        for (const d of lab.ecmpDirectors) {
+          await lab.exec(`rs${rs.index}` as HostName, "ip", ["route", "add", `${ecmpLocalAddress(d.index)}/32`, "via", d.eth0.ipv4]);
+        }
+      }
     }
     cluster.router = await startBird(
       lab,
@@ -86,21 +99,33 @@ export class EcmpCluster {
       // The kernel routes the VIP into lvsd's TUN device; lvsd encapsulates to the real servers.
       lab.sysctl(host, "net.ipv4.ip_forward", 1);
       adapter = ["--tun", "lvs0", "--tunnel-source4", d.eth0.ipv4];
+    } else if (this.options.method === "fnat") {
+      // The kernel routes the VIP and this director's local address into lvsd's TUN device.
+      lab.sysctl(host, "net.ipv4.ip_forward", 1);
+      adapter = ["--tun", "lvs0"];
     } else {
       // One arm: frames for the VIP arrive on eth0 and leave by it to a real server's MAC.
       adapter = ["--af-packet", "eth0"];
     }
     // The whole configuration at start, from one rules file (the same on every director):
     // lvsd applies it before it announces anything.
-    const flag = this.options.method === "tun" ? "-i" : "-g";
-    const rules = [`-A -t ${vip}:80 -s mh -b mh-port`, ...lab.realServers.map((rs) => `-a -t ${vip}:80 -r ${rs.eth0.ipv4}:80 ${flag} -w 1`)].join("\n");
+    const flag = { tun: "-i", dr: "-g", fnat: "--fullnat" }[this.options.method];
+    const rules = [
+      `-A -t ${vip}:80 -s mh -b mh-port`,
+      ...lab.realServers.map((rs) => `-a -t ${vip}:80 -r ${rs.eth0.ipv4}:80 ${flag} -w 1`),
+      ...(this.options.method === "fnat" ? [`-P -t ${vip}:80 -z ${ecmpLocalAddress(index)}`] : []),
+    ].join("\n");
     const dir = mkdtempSync(join(tmpdir(), `ecmp-d${index}-`));
     lab.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
     const rulesFile = join(dir, "rules");
     writeFileSync(rulesFile, `${rules}\n`);
-    if (index === 1) printOutput(this.options.log ?? (() => {}), `rules (every director):\n${rules}`);
+    if (index === 1)
+      printOutput(this.options.log ?? (() => {}), `rules (every director${this.options.method === "fnat" ? ", each its own -z" : ""}):\n${rules}`);
     const lvsd = await startLvsd(lab, [...adapter, "--rules", rulesFile, "--announce", "--sysctl", "sloppy_tcp=1"], { host, log: this.options.log });
     if (this.options.method === "tun") for (const [cmd, ...args] of tunHostCommands("lvs0", [vip])) await lab.exec(host, cmd, args);
+    if (this.options.method === "fnat") {
+      for (const [cmd, ...args] of tunHostCommands("lvs0", [vip, ecmpLocalAddress(index)])) await lab.exec(host, cmd, args);
+    }
     const director = { index, host, lvsd, bird };
     this.directors.set(index, director);
     return director;

@@ -137,8 +137,9 @@ function prefixMatches(address: Uint8Array, route: ParsedPortRoute): boolean {
 /**
  * ARP and IPv6 neighbour discovery for the director's ports. Client-side ports answer for
  * the virtual addresses of the running configuration (ARP for the IPv4 ones, neighbour
- * advertisements for the IPv6 ones; re-read when the configuration changes); server-side
- * ports answer for none. Every port learns the senders' MACs into the balancer. A next hop
+ * advertisements for the IPv6 ones; re-read when the configuration changes); every port,
+ * the server side included, answers for full NAT's local addresses (the real servers'
+ * replies are addressed to them). Every port learns the senders' MACs into the balancer. A next hop
  * is probed on the port it routes to (longest prefix of `routes`), else on the port the
  * packet came in on.
  */
@@ -168,13 +169,20 @@ export class VipArp implements NeighbourResolver {
   /** False on a standby director: ARP and ND for the VIPs are left to the active one. */
   answering = true;
 
-  /** The virtual addresses of the running configuration, IPv4 then IPv6, each sorted (none while not answering). */
-  private virtualAddresses(): { v4: string[]; v6: string[] } {
-    if (!this.answering) return { v4: [], v6: [] };
-    const all = new Set(this.balancer.rules().services.flatMap((s) => (s.service.key.kind === "address" ? [s.service.key.address] : [])));
+  /**
+   * The virtual addresses of the running configuration, IPv4 then IPv6, each sorted, and
+   * full NAT's local addresses (`l4`, `l6`) (none while not answering).
+   */
+  private virtualAddresses(): { v4: string[]; v6: string[]; l4: string[]; l6: string[] } {
+    if (!this.answering) return { v4: [], v6: [], l4: [], l6: [] };
+    const services = this.balancer.rules().services;
+    const all = new Set(services.flatMap((s) => (s.service.key.kind === "address" ? [s.service.key.address] : [])));
+    const locals = new Set(services.flatMap((s) => s.localAddresses ?? []));
     const v4 = [...all].filter((a) => !a.includes(":")).sort();
     const v6 = [...all].filter((a) => a.includes(":")).sort();
-    return { v4, v6 };
+    const l4 = [...locals].filter((a) => !a.includes(":")).sort();
+    const l6 = [...locals].filter((a) => a.includes(":")).sort();
+    return { v4, v6, l4, l6 };
   }
 
   /** The IPv4 virtual addresses of the running configuration, sorted. */
@@ -188,15 +196,18 @@ export class VipArp implements NeighbourResolver {
   }
 
   private responder(from: PacketIO): ArpResponder | undefined {
-    const { v4, v6 } = this.virtualAddresses();
-    const key = `${v4.join(",")}/${v6.join(",")}`;
+    const { v4, v6, l4, l6 } = this.virtualAddresses();
+    const key = `${v4.join(",")}/${v6.join(",")}/${l4.join(",")}/${l6.join(",")}`;
     if (key !== this.vipsKey) {
       this.vipsKey = key;
       for (const [a, m] of this.learned()) this.earlier.set(a, m);
-      this.discovery = new Map(this.ports.map((p) => [p, new NdResponder({ balancer: this.balancer, vips: p.serverSide ? [] : v6, io: p })] as const));
+      this.discovery = new Map(
+        this.ports.map((p) => [p, new NdResponder({ balancer: this.balancer, vips: p.serverSide ? l6 : [...v6, ...l6], io: p })] as const),
+      );
       this.responders = new Map(
         this.ports.map(
-          (p) => [p, new ArpResponder({ balancer: this.balancer, vips: p.serverSide ? [] : v4, io: p, next: this.discovery.get(p)!.hook })] as const,
+          (p) =>
+            [p, new ArpResponder({ balancer: this.balancer, vips: p.serverSide ? l4 : [...v4, ...l4], io: p, next: this.discovery.get(p)!.hook })] as const,
         ),
       );
     }

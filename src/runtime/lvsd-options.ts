@@ -130,7 +130,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
                         [--announce-delay MS]]
             [--max-services N] [--max-destinations N]
             [--destinations-per-service N] [--control-idle-ms N] [--control-connections N]
-            [--workers N]
+            [--workers N] [--local-addresses N] [--local-port-range LOW-HIGH]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -196,6 +196,10 @@ servers; see docs/daemon.md for deploying each.
                         up to 1048575)
   --destinations-per-service N
                         longest destination list of one service (default 1024)
+  --local-addresses N   full NAT's local address table, all services together (default
+                        256; up to 65535)
+  --local-port-range LOW-HIGH
+                        ports each full-NAT local address hands out (default 32768-60999)
   --control-idle-ms N   close a control connection that sends nothing for N ms (default
                         10000)
   --control-connections N
@@ -230,7 +234,13 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let offload = true;
   let txQueueLength: number | undefined;
   // Table sizes and control limits (docs/daemon.md, "Limits").
-  const tables: { maxServices?: number; maxDestinations?: number; destinationsPerService?: number } = {};
+  const tables: {
+    maxServices?: number;
+    maxDestinations?: number;
+    destinationsPerService?: number;
+    localAddresses?: number;
+    localPortRange?: [number, number];
+  } = {};
   const control: { idleTimeoutMs?: number; maxConnections?: number } = {};
   const interfaces: string[] = [];
   const routes: Array<{ prefix: string; adapter: string }> = [];
@@ -367,6 +377,18 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--destinations-per-service":
         tables.destinationsPerService = integer(value(), 1, MAX_DESTINATIONS);
         break;
+      // Full NAT's local addresses (docs/scale-out.md, "Full NAT").
+      case "--local-addresses":
+        tables.localAddresses = integer(value(), 1, 65535);
+        break;
+      case "--local-port-range": {
+        const text = value();
+        const m = /^(\d+)-(\d+)$/.exec(text);
+        const [low, high] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+        if (!m || low < 1 || low > high || high > 65535) throw new ConfigError(`--local-port-range ${text}: expected LOW-HIGH, ports 1..65535, LOW <= HIGH`);
+        tables.localPortRange = [low, high];
+        break;
+      }
       case "--control-idle-ms":
         control.idleTimeoutMs = integer(value(), 100, 3_600_000);
         break;

@@ -6,7 +6,7 @@ import type { DestinationConfig, RuleSet, ServiceConfig, ServiceWithDestinations
 import { formatSave } from "../admin/format.js";
 /** One configuration step of a reload, as the ipvsadm line that does it. */
 export interface RuleChange {
-  readonly op: "-A" | "-E" | "-D" | "-a" | "-e" | "-d";
+  readonly op: "-A" | "-E" | "-D" | "-a" | "-e" | "-d" | "-P" | "-Q";
   readonly line: string;
   readonly apply: (balancer: Balancer) => void;
 }
@@ -18,6 +18,9 @@ export interface ReloadSummary {
   readonly destinationsAdded: number;
   readonly destinationsRemoved: number;
   readonly destinationsEdited: number;
+  /** Full NAT's local addresses added (-P) and deleted (-Q). */
+  readonly localAddressesAdded: number;
+  readonly localAddressesRemoved: number;
   /** Changes that failed while being applied (after validation passed: should stay 0). */
   readonly failed: number;
   readonly changes: readonly string[];
@@ -90,9 +93,21 @@ export function diffRules(current: RuleSet, wanted: RuleSet): RuleChange[] {
       const old = have.get(id);
       if (!old) {
         additions.push({ op: "-a", line: destinationLine(w.service, d), apply: (b) => void b.addDestination(key, d) });
+      } else if ((old.method === "fullnat") !== (d.method === "fullnat")) {
+        // No edit turns a destination into or out of full NAT (its connections own local ports): replace it.
+        removals.push({ op: "-d", line: `-d ${keyWords(c.service)} ${destWords(c.service, old)}`, apply: (b) => b.deleteDestination(key, old) });
+        additions.push({ op: "-a", line: destinationLine(w.service, d), apply: (b) => void b.addDestination(key, d) });
       } else if (destinationLine(w.service, old) !== destinationLine(w.service, d)) {
         edits.push({ op: "-e", line: destinationLine(w.service, d).replace(/^-a/, "-e"), apply: (b) => b.editDestination(key, d) });
       }
+    }
+    const laddrsNow = new Set(c.localAddresses ?? []);
+    const laddrsWanted = new Set(w.localAddresses ?? []);
+    for (const a of laddrsNow) {
+      if (!laddrsWanted.has(a)) removals.push({ op: "-Q", line: `-Q ${keyWords(c.service)} -z ${a}`, apply: (b) => b.deleteLocalAddress(key, a) });
+    }
+    for (const a of laddrsWanted) {
+      if (!laddrsNow.has(a)) additions.push({ op: "-P", line: `-P ${keyWords(w.service)} -z ${a}`, apply: (b) => b.addLocalAddress(key, a) });
     }
   }
   return [...removals, ...edits, ...additions];
@@ -103,5 +118,6 @@ function addWhole(s: ServiceWithDestinations): RuleChange[] {
   return [
     { op: "-A", line: serviceLine(s.service), apply: (b) => b.addService(s.service) },
     ...s.destinations.map((d): RuleChange => ({ op: "-a", line: destinationLine(s.service, d), apply: (b) => void b.addDestination(key, d) })),
+    ...(s.localAddresses ?? []).map((a): RuleChange => ({ op: "-P", line: `-P ${keyWords(s.service)} -z ${a}`, apply: (b) => b.addLocalAddress(key, a) })),
   ];
 }

@@ -15,6 +15,9 @@ const FWD_FLAGS: Record<ForwardMethod, number> = {
   masq: ConnFlag.Masq,
   route: ConnFlag.DirectRoute | ConnFlag.NoOutput,
   tunnel: ConnFlag.Tunnel | ConnFlag.NoOutput,
+  // Only persistence templates of a full-NAT service get here (full-NAT connections are not
+  // synced: the kernel's message has no local address); a template names a destination only.
+  fullnat: ConnFlag.Masq,
 };
 
 /**

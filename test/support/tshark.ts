@@ -26,6 +26,8 @@ export interface TsharkOptions {
   readonly decodeAs?: readonly string[];
   /** Reassemble IPv4 / IPv6 fragments (ip.defragment, ipv6.defragment), as a receiver would. */
   readonly defragment?: boolean;
+  /** Extra preferences ("tcp.try_heuristic_first:TRUE" lets the PROXY protocol dissector see a lone segment). */
+  readonly preferences?: readonly string[];
 }
 
 function flatten(node: unknown, out: Map<string, string[]>, expert: string[]): void {
@@ -85,6 +87,7 @@ export function tsharkDissect(linkType: number, frames: readonly Uint8Array[], o
         ...(tsharkHasPref("gre.check_checksum") ? ["-o", "gre.check_checksum:TRUE"] : []),
         ...(options.decodeAs ?? []).flatMap((rule) => ["-d", rule]),
         ...(options.defragment ? ["-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"] : []),
+        ...(options.preferences ?? []).flatMap((p) => ["-o", p]),
       ],
       {
         encoding: "utf8",
