@@ -10,6 +10,9 @@ import { parseCommand } from "../src/admin/command.js";
 import { executeCommand } from "../src/admin/execute.js";
 import { parseRules, formatRules } from "../src/admin/rules.js";
 import { diffRules } from "../src/runtime/rule-diff.js";
+import { changeLines, countChanges, diffRunning } from "../src/admin/rule-changes.js";
+import { RuleTransaction } from "../src/balancer/rule-transaction.js";
+import { NO_SLICES } from "../src/balancer/slices.js";
 
 function lvsadm(b: Balancer, line: string, options: { json?: boolean } = {}) {
   let cmd: ReturnType<typeof parseCommand>;
@@ -199,4 +202,43 @@ test("--proxy-protocol v2 on -A / -E: saved by -S, restored by -R, shown by -L, 
     assert.notEqual(r.exitCode, 0, line);
     assert.match(r.stderr, re, line);
   }
+});
+
+test("lvsd's reload path (diffRunning, then a RuleTransaction): local addresses as -P / -Q, a method change to or from fullnat as -d then -a, a PROXY protocol change as -E", async () => {
+  const b = configured();
+  const wantedText = [
+    "-A -t 10.0.0.100:80 -s rr --proxy-protocol v2",
+    "-a -t 10.0.0.100:80 -r 10.1.0.5:8080 --fullnat -w 1",
+    "-a -t 10.0.0.100:80 -r 10.1.0.6:8080 --fullnat -w 1",
+    "-P -t 10.0.0.100:80 -z 10.1.0.251",
+    "-P -t 10.0.0.100:80 -z 10.1.0.252",
+    "-A -u [2001:db8::10]:53 -s mh",
+    "-a -u [2001:db8::10]:53 -r [2001:db8::5]:53 --fullnat -w 3",
+    "-P -u [2001:db8::10]:53 -z 2001:db8::fa",
+  ].join("\n");
+  const wanted = parseRules(wantedText);
+  const specs = await diffRunning(b, wanted, NO_SLICES());
+  assert.deepEqual(specs.flatMap(changeLines), [
+    "-d -t 10.0.0.100:80 -r 10.1.0.6:8080",
+    "-Q -t 10.0.0.100:80 -z 10.1.0.250",
+    "-E -t 10.0.0.100:80 -s rr --proxy-protocol v2",
+    "-a -t 10.0.0.100:80 -r 10.1.0.6:8080 --fullnat -w 1",
+    "-P -t 10.0.0.100:80 -z 10.1.0.252",
+  ]);
+  const counts = countChanges(specs);
+  assert.equal(counts.localAddressesAdded, 1);
+  assert.equal(counts.localAddressesRemoved, 1);
+  RuleTransaction.prepare(b, specs).applyNow();
+  assert.deepEqual(b.rules(), wanted);
+  assert.deepEqual(await diffRunning(b, wanted, NO_SLICES()), [], "applied: nothing left to change");
+  // A restore of a service with local addresses into an empty balancer carries them too.
+  const fresh = new Balancer();
+  RuleTransaction.restore(fresh, wanted).applyNow();
+  assert.equal(lvsadm(fresh, "-Sn").stdout, lvsadm(b, "-Sn").stdout);
+  // A rule set from the API (the rules reader refuses this one itself) with a local address
+  // of the wrong family after a good service: refused before anything is applied.
+  const bad = { services: [wanted.services[1]!, { ...wanted.services[0]!, localAddresses: ["10.1.0.251", "2001:db8::1"] }] };
+  const empty = new Balancer();
+  assert.throws(() => RuleTransaction.restore(empty, bad).applyNow(), /local address 2001:db8::1: an IPv4 service needs IPv4 local addresses/);
+  assert.equal(lvsadm(empty, "-Sn").stdout, "", "nothing applied");
 });
