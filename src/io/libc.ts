@@ -134,6 +134,12 @@ export interface Libc {
   setns: Fn<[number, number], number>;
   if_nametoindex: Fn<[string], number>;
   madvise: Fn<[bigint, number, number], number>;
+  /** mmap(2), munmap(2) and syscall(2) with six integer arguments: the io_uring rings (src/io/uring.ts). */
+  mmap: Fn<[bigint, number, number, number, number, bigint], bigint>;
+  munmap: Fn<[bigint, number], number>;
+  syscall6: Fn<[number, number, number, number, number, bigint, number], number>;
+  /** An ArrayBuffer over `length` bytes of native memory at `address` (no copy). */
+  view(address: bigint, length: number): ArrayBuffer;
   /** errno of the last call on this thread. */
   errno(): number;
   /** Address of a Buffer, TypedArray or ArrayBuffer's first byte (no copy). */
@@ -144,6 +150,7 @@ interface Koffi {
   load(name: string): { func(decl: string): unknown };
   errno(): number;
   address(value: unknown): bigint;
+  view(address: bigint, length: number): ArrayBuffer;
   os: { errno: Record<string, number> };
 }
 
@@ -194,6 +201,11 @@ export function libc(): Libc {
     setns: f("int setns(int fd, int nstype)"),
     if_nametoindex: f("unsigned int if_nametoindex(const char *name)"),
     madvise: f("int madvise(void *addr, unsigned long length, int advice)"),
+    mmap: f("void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)"),
+    munmap: f("int munmap(void *addr, unsigned long length)"),
+    // glibc's syscall() passes integer arguments in registers, variadic or not (x86_64, aarch64).
+    syscall6: f("long syscall(long number, long a, long b, long c, long d, void *e, long f)"),
+    view: (address, length) => koffi.view(address, length),
     errno: () => koffi.errno(),
     address: (b) => koffi.address(b),
   };

@@ -1,0 +1,213 @@
+// A TUN device read and written through io_uring: a batch of reads in one system call, and
+// a batch of writes in another, instead of one read(2) / write(2) per packet (TUN has no
+// recvmmsg / sendmmsg). Same PacketIO contract, same slots, same virtio-net header handling
+// as TunDevice, which opens the device; this class only moves its packets.
+//
+// Receive queues `want` reads (one per free slot, each into the slot behind the headroom),
+// enters once and waits for them all: on a non-blocking TUN fd each read either takes one
+// queued packet or fails at once with EAGAIN. `want` adapts: it doubles while every read
+// finds a packet and falls back toward twice the last count when the queue runs dry, so an
+// idle device does not cost 256 failed reads a wake-up. A packet that lands after an
+// earlier read of the same batch failed leaves a hole; it is moved down (a copy, rare) so
+// that the batch stays contiguous, as PacketIO promises.
+//
+// Send queues one write per packet and enters once. See docs/io.md and docs/benchmarks.md
+// ("Fewer system calls per packet") for what it buys.
+
+import { HEADROOM, LinkType, OFFLOAD_SIZE, VNET_HDR_SIZE } from "../core/abi.js";
+import type { PacketSlots } from "../core/packet-slots.js";
+import { IOVEC_SIZE, libc, pollOne } from "./libc.js";
+import { emptyIoStats, type PacketIO } from "./packet-io.js";
+import { slotMemory, type SlotMemory } from "./slot-memory.js";
+import type { TunDevice } from "./tun.js";
+import { IoUring, IoUringOp } from "./uring.js";
+
+const EAGAIN = 11;
+
+export interface UringTunOptions {
+  /** Submission ring size, a power of two at least the largest batch. Default 512. */
+  readonly entries?: number;
+}
+
+/** Per-slot iovec pairs for readv / writev with offloads: [record, packet] each. */
+class SlotIovecs {
+  readonly receive: Buffer;
+  readonly send: Buffer;
+  readonly receiveBase: bigint;
+  readonly sendBase: bigint;
+  private readonly sendWords: Uint32Array;
+  constructor(
+    readonly slots: PacketSlots,
+    readonly memory: bigint,
+  ) {
+    const c = libc();
+    this.receive = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
+    this.send = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
+    const b = Number(memory);
+    for (let s = 0; s < slots.count; s++) {
+      const at = s * 2 * IOVEC_SIZE;
+      this.receive.writeBigUInt64LE(BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE), at);
+      this.receive.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
+      this.receive.writeBigUInt64LE(BigInt(b + slots.slotAddress(s) + HEADROOM), at + 16);
+      this.receive.writeBigUInt64LE(BigInt(slots.capacity), at + 24);
+      this.send.writeBigUInt64LE(BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE), at);
+      this.send.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
+    }
+    this.receiveBase = c.address(this.receive);
+    this.sendBase = c.address(this.send);
+    this.sendWords = new Uint32Array(this.send.buffer, this.send.byteOffset, this.send.byteLength >>> 2);
+  }
+  /** Points slot s's packet iovec at `length` bytes from `offset` in its slot. */
+  aim(s: number, offset: number, length: number): void {
+    const pkt = Number(this.memory) + this.slots.slotAddress(s) + offset;
+    const w = (s * 2 * IOVEC_SIZE + IOVEC_SIZE) >>> 2;
+    this.sendWords[w] = pkt >>> 0;
+    this.sendWords[w + 1] = Math.floor(pkt / 0x100000000);
+    this.sendWords[w + 2] = length;
+    this.sendWords[w + 3] = 0;
+  }
+}
+
+export class UringTunDevice implements PacketIO {
+  readonly linkType = LinkType.RawIp;
+  readonly stats = emptyIoStats();
+  readonly name: string;
+  readonly fd: number;
+  readonly offload: boolean;
+  readonly ring: IoUring;
+  /** Holes moved down to keep a batch contiguous (a packet arrived after a read of the batch failed). */
+  holesFilled = 0;
+  /** Reads that failed with an error other than EAGAIN (the packet, if any, is lost). */
+  readErrors = 0;
+  private want = 32;
+  private iovecs: SlotIovecs | undefined;
+  private readonly results: Int32Array;
+  private closed = false;
+
+  /** Moves `tun`'s packets through a new io_uring; close() closes both. */
+  constructor(
+    readonly tun: TunDevice,
+    options: UringTunOptions = {},
+  ) {
+    this.name = tun.name;
+    this.fd = tun.fd;
+    this.offload = tun.offload;
+    this.ring = new IoUring(options.entries ?? 512);
+    this.results = new Int32Array(this.ring.entries);
+  }
+
+  /** The kernel's GSO counters live on the device. */
+  get gso(): TunDevice["gso"] {
+    return this.tun.gso;
+  }
+
+  private slotIovecs(slots: PacketSlots, mem: SlotMemory): SlotIovecs {
+    if (this.iovecs?.slots !== slots || this.iovecs.memory !== mem.base) this.iovecs = new SlotIovecs(slots, mem.base);
+    return this.iovecs;
+  }
+
+  receive(slots: PacketSlots, first: number, max: number, timeoutMs = 0): number {
+    if (this.closed) throw new Error(`TUN ${this.name}: closed`);
+    const end = Math.min(first + max, slots.count, first + this.ring.entries);
+    let n = this.collect(slots, first, end);
+    if (n === 0 && timeoutMs > 0) {
+      // The PacketIO contract: wait up to timeoutMs for the first packet, then try again.
+      if (pollOne(this.fd, timeoutMs)) n = this.collect(slots, first, end);
+    }
+    this.stats.received += n;
+    return n;
+  }
+
+  private collect(slots: PacketSlots, first: number, end: number): number {
+    const mem = slotMemory(slots);
+    const count = Math.min(end - first, this.want);
+    if (count <= 0) return 0;
+    const ring = this.ring;
+    const vnet = this.offload ? this.slotIovecs(slots, mem) : undefined;
+    for (let i = 0; i < count; i++) {
+      const s = first + i;
+      if (vnet) ring.queue(IoUringOp.Readv, this.fd, vnet.receiveBase + BigInt(s * 2 * IOVEC_SIZE), 2, i);
+      else ring.queue(IoUringOp.Read, this.fd, mem.receiveAddress(s), slots.capacity, i);
+    }
+    ring.enter(count);
+    const results = this.results;
+    ring.reap((i, res) => {
+      results[i] = res;
+    });
+    // Contiguous from `first`: move a late packet down into the first hole.
+    let n = 0;
+    const bytes = slots.bytes;
+    for (let i = 0; i < count; i++) {
+      let len = results[i];
+      if (len < 0 && len !== -EAGAIN) this.readErrors++;
+      if (vnet && len > 0) len = len > VNET_HDR_SIZE ? len - VNET_HDR_SIZE : 0;
+      if (len <= 0) continue;
+      const to = first + n;
+      const from = first + i;
+      if (to !== from) {
+        const src = slots.slotAddress(from) + HEADROOM;
+        bytes.copyWithin(slots.slotAddress(to) + HEADROOM, src, src + len);
+        const rec = slots.offloadBase;
+        bytes.copyWithin(rec + to * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE + VNET_HDR_SIZE);
+        this.holesFilled++;
+      }
+      if (vnet) {
+        mem.words.receivedWithOffload(to, len, LinkType.RawIp);
+        if (bytes[slots.offloadBase + to * OFFLOAD_SIZE + 1] !== 0) {
+          this.tun.gso.received++;
+          this.tun.gso.receivedBytes += len;
+        }
+      } else {
+        mem.words.received(to, len, LinkType.RawIp);
+      }
+      n++;
+    }
+    // Adapt the next batch: grow while every read found a packet, else follow what came.
+    const cap = Math.min(this.ring.entries, slots.count);
+    this.want = n === count ? Math.min(cap, count * 2) : Math.max(8, Math.min(cap, n * 2));
+    return n;
+  }
+
+  send(slots: PacketSlots, indices: ArrayLike<number>, count = indices.length): number {
+    if (this.closed) throw new Error(`TUN ${this.name}: closed`);
+    const mem = slotMemory(slots);
+    const ring = this.ring;
+    const vnet = this.offload ? this.slotIovecs(slots, mem) : undefined;
+    let sent = 0;
+    let gsoSent = 0;
+    const bytes = slots.bytes;
+    for (let done = 0; done < count; ) {
+      const chunk = Math.min(count - done, ring.entries);
+      for (let i = 0; i < chunk; i++) {
+        const s = indices[done + i];
+        const length = mem.words.length(s);
+        if (vnet) {
+          vnet.aim(s, mem.words.offset(s), length);
+          ring.queue(IoUringOp.Writev, this.fd, vnet.sendBase + BigInt(s * 2 * IOVEC_SIZE), 2, s);
+        } else {
+          ring.queue(IoUringOp.Write, this.fd, mem.packetAddress(s), length, s);
+        }
+      }
+      ring.enter(chunk);
+      ring.reap((s, res) => {
+        if (res < 0) {
+          this.stats.sendErrors++;
+          return;
+        }
+        sent++;
+        if (vnet && bytes[slots.offloadBase + s * OFFLOAD_SIZE + 1] !== 0) gsoSent++;
+      });
+      done += chunk;
+    }
+    this.tun.gso.sent += gsoSent;
+    this.stats.sent += sent;
+    return sent;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ring.close();
+    this.tun.close();
+  }
+}
