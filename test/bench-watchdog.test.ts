@@ -9,7 +9,11 @@ function series(t0: number, step: number, values: number[]): Array<[number, numb
 }
 
 test("a counter that keeps growing never stalls", () => {
-  const xs = series(0, 250, Array.from({ length: 40 }, (_, i) => i * 100));
+  const xs = series(
+    0,
+    250,
+    Array.from({ length: 40 }, (_, i) => i * 100),
+  );
   assert.deepEqual(findStalls(xs, 2000), []);
 });
 

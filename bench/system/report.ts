@@ -31,6 +31,31 @@ export interface RoundValues {
   upDrops?: number;
   downDrops?: number;
   udpDrops?: number;
+  /** The multi-flow cases: wrk -t2 -c256 keep-alive, iperf3 -P 4 upload. */
+  manyKaRps?: number;
+  manyKaP99?: number;
+  manyKaErrors?: number;
+  manyUpBps?: number;
+  manyUpRetr?: number;
+  /** TIME_WAIT sockets found in the director's kernel before measurements (should be none). */
+  timeWait?: number;
+  /** Measurements that made no progress for 2 s, with what lvsd and the kernel said then. */
+  stalls?: StallRecord[];
+}
+
+/** A stall the watchdog caught (bench/system/watchdog.ts), with the snapshot taken then. */
+export interface StallRecord {
+  measurement: string;
+  stalledForS: number;
+  /** Seconds into the measurement. */
+  atS: number;
+  /** The progress counter (packets the real servers received) during the stall. */
+  progress: number;
+  timeWaitSockets: number;
+  tunDrops: number | undefined;
+  lvsd: Record<string, unknown> | null;
+  /** `ip -s -j link`, `nstat -asz --json` and /proc/net/snmp in the director. */
+  kernel: { links: string; nstat: string; snmp: string };
 }
 
 export interface SystemRecord {
@@ -56,12 +81,21 @@ export interface RunRecord {
   loadBefore: [number, number, number];
   loadAfter: [number, number, number];
   loadPerRound: Array<[number, number, number]>;
-  options: { rounds: number; wrkS: number; iperfS: number; udpS: number; connections: number };
+  options: {
+    rounds: number;
+    wrkS: number;
+    iperfS: number;
+    udpS: number;
+    connections: number;
+    cases?: string[];
+    manyConnections?: number;
+    streams?: number;
+  };
   tools: Record<string, string>;
   systems: SystemRecord[];
 }
 
-type Key = Exclude<keyof RoundValues, "round" | "errors">;
+type Key = Exclude<keyof RoundValues, "round" | "errors" | "stalls">;
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -97,6 +131,9 @@ const ROWS: Row[] = [
   { label: "  TCP retransmits (up / down)", keys: ["upRetr", "downRetr"], fmt: (n) => group(Math.round(n)) },
   { label: "UDP 64 B received, datagrams/s", keys: ["udpPps"], fmt: fmtRate, na: { haproxy: "n/a (TCP mode)" } },
   { label: "  UDP 64 B sent by the client, datagrams/s", keys: ["udpSentPps"], fmt: fmtRate, na: { haproxy: "n/a" } },
+  { label: "HTTP keep-alive, many connections (wrk -t2), req/s", keys: ["manyKaRps"], fmt: fmtRate },
+  { label: "  latency p99, ms", keys: ["manyKaP99"], fmt: fmtMs },
+  { label: "iperf3 -P (several streams) client -> server, Gbit/s", keys: ["manyUpBps"], fmt: fmtGbit },
 ];
 
 function cell(sys: SystemRecord, row: Row): string {
@@ -104,7 +141,7 @@ function cell(sys: SystemRecord, row: Row): string {
   if (sys.error) return "set-up failed";
   if (row.na?.[sys.id]) return row.na[sys.id]!;
   const parts = row.keys.map((k) => values(sys, k));
-  if (parts.every((p) => p.length === 0)) return "failed";
+  if (parts.every((p) => p.length === 0)) return sys.rounds.some((r) => row.keys.some((k) => k in r)) ? "failed" : "not run";
   if (row.keys.length === 1) {
     const v = parts[0]!;
     const spread = v.length > 1 ? ` [${row.fmt(Math.min(...v))}–${row.fmt(Math.max(...v))}]` : "";
@@ -181,8 +218,10 @@ export function renderReport(run: RunRecord): string {
   p(
     `- ${o.rounds} interleaved rounds (${measured.map((s) => s.label).join(", ")}, then again); per system and round: ` +
       `\`wrk -t1 -c${o.connections} -d${o.wrkS}s\` GET / (a 4-byte body) keep-alive, the same with \`Connection: close\`, ` +
-      `\`iperf3 -t ${o.iperfS}\` (one TCP stream) and \`-R\`, \`iperf3 -u -l 64 -b 0 -t ${o.udpS}\`; ` +
-      "one untimed 1-second wrk warm-up of each kind per system before round 1",
+      `\`iperf3 -t ${o.iperfS}\` (one TCP stream) and \`-R\`, \`iperf3 -u -l 64 -b 0 -t ${o.udpS}\`` +
+      (o.manyConnections ? `, \`wrk -t2 -c${o.manyConnections} -d${o.wrkS}s\` keep-alive, \`iperf3 -P ${o.streams} -t ${o.iperfS}\`` : "") +
+      (o.cases && o.cases.length < 7 ? ` (this run: only ${o.cases.join(", ")})` : "") +
+      "; one untimed 1-second wrk warm-up of each kind per system before round 1; a stall watchdog beside every measurement",
     "",
   );
 
@@ -247,6 +286,22 @@ export function renderReport(run: RunRecord): string {
   p(errs.length ? "Errors and failed measurements:" : "No wrk errors and no failed measurement in any round.", "");
   for (const e of errs) p(`- ${e}`);
   if (errs.length) p("");
+  const stalls = measured.flatMap((s) => s.rounds.flatMap((r) => (r.stalls ?? []).map((st) => ({ s, r, st }))));
+  const traps = measured.flatMap((s) => s.rounds.filter((r) => (r.timeWait ?? 0) > 0).map((r) => ({ s, r })));
+  if (stalls.length === 0 && traps.length === 0) {
+    p("Stall watchdog: no measurement went 2 s without progress, and no TIME_WAIT socket sat in a director's kernel before an lvs-wasm measurement.", "");
+  } else {
+    p("Stall watchdog (no packet reached the real servers for 2 s; the full snapshot of lvsd's and the kernel's counters is in bench/out/system.json):", "");
+    for (const { s, r, st } of stalls) {
+      p(
+        `- ${s.label}, round ${r.round}, ${st.measurement}: stalled ${st.stalledForS} s at ${st.atS} s; TIME_WAIT sockets in the director ${st.timeWaitSockets}` +
+          `${st.tunDrops === undefined ? "" : `; TUN queue drops so far ${group(st.tunDrops)}`}`,
+      );
+    }
+    for (const { s, r } of traps)
+      p(`- ${s.label}, round ${r.round}: ${r.timeWait} TIME_WAIT sockets in the director's kernel before its measurements (the early-demux trap)`);
+    p("");
+  }
 
   p("## Ratios", "");
   p("Ratio of the medians in bold; [lowest–highest] of the per-round ratios (same round, so the same load) after it.", "");
@@ -256,6 +311,8 @@ export function renderReport(run: RunRecord): string {
     ["bulk client -> server", "upBps"],
     ["bulk server -> client", "downBps"],
     ["UDP 64 B datagrams/s", "udpPps"],
+    ["HTTP keep-alive req/s, many connections", "manyKaRps"],
+    ["bulk client -> server, several streams", "manyUpBps"],
   ];
   const oursMeasured = ours.filter((s) => !s.unavailable && !s.error);
   if (oursMeasured.length === 0) {

@@ -29,6 +29,7 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,7 +47,8 @@ import {
   type LabProcess,
   type WrkResult,
 } from "../../src/lab/index.js";
-import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues } from "./report.js";
+import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues, type StallRecord } from "./report.js";
+import { StallWatchdog, type Stall } from "./watchdog.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -63,10 +65,41 @@ interface Options {
   out: string;
   /** Re-render the report from a saved run (bench/out/system.json) instead of measuring. */
   fromJson?: string;
+  /** Only these systems (default all); the ratio columns need router and haproxy. */
+  systems: SystemId[] | null;
+  /** Only these measurements (default all): see CASES. */
+  cases: CaseId[];
+  /** Connections and wrk threads of the multi-flow keep-alive case; streams of the multi-flow iperf3 case. */
+  manyConnections: number;
+  streams: number;
+}
+
+/** The measurements of a round, in order; `--cases` picks some. */
+const CASES = ["ka", "close", "up", "down", "udp", "many-ka", "many-up"] as const;
+type CaseId = (typeof CASES)[number];
+const SYSTEM_IDS: readonly SystemId[] = ["router", "haproxy", "nat", "nat-q", "nat-plain", "dr", "tun"];
+
+function parseList<T extends string>(flag: string, text: string | undefined, allowed: readonly T[]): T[] {
+  const items = (text ?? "").split(",").filter(Boolean);
+  const bad = items.filter((x) => !allowed.includes(x as T));
+  if (items.length === 0 || bad.length > 0) throw new Error(`${flag} takes a comma-separated list of ${allowed.join(", ")}; got ${String(text)}`);
+  return items as T[];
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { rounds: 3, wrkS: 4, iperfS: 5, udpS: 2, connections: 32, write: true, out: join(root, "docs", "benchmarks.md") };
+  const o: Options = {
+    rounds: 3,
+    wrkS: 4,
+    iperfS: 5,
+    udpS: 2,
+    connections: 32,
+    write: true,
+    out: join(root, "docs", "benchmarks.md"),
+    systems: null,
+    cases: [...CASES],
+    manyConnections: 256,
+    streams: 4,
+  };
   const num = (i: number, flag: string): number => {
     const v = Number(argv[i + 1]);
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} wants a positive number, got ${String(argv[i + 1])}`);
@@ -83,9 +116,14 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--no-write") o.write = false;
     else if (a === "--out") o.out = argv[++i]!;
     else if (a === "--from-json") o.fromJson = argv[++i]!;
+    else if (a === "--systems") o.systems = parseList(a, argv[++i], SYSTEM_IDS);
+    else if (a === "--cases") o.cases = parseList(a, argv[++i], CASES);
+    else if (a === "--many-connections") o.manyConnections = Math.floor(num(i++, a));
+    else if (a === "--streams") o.streams = Math.floor(num(i++, a));
     else if (a === "--help" || a === "-h") {
       console.log(
-        "usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]",
+        "usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]\n" +
+          `   [--systems ${SYSTEM_IDS.join(",")}] [--cases ${CASES.join(",")}] [--many-connections N (256)] [--streams N (4)]`,
       );
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
@@ -415,17 +453,97 @@ async function check(s: System): Promise<void> {
 
 const wrkErrors = (w: WrkResult) => w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
 
+/**
+ * Progress of traffic through a system: packets the real servers' eth0 received, read from
+ * /proc/PID/net/dev of a process living in each RS namespace (a file read, no process spawned
+ * per sample). Requests, uploads and the ACKs of downloads all reach the servers that way.
+ */
+function progressReader(lab: Lab): () => Promise<number> {
+  const pids = lab.realServers.map((rs) => {
+    const out = execFileSync("ip", ["netns", "pids", lab.ns(rs.name)], { encoding: "utf8" })
+      .trim()
+      .split("\n")[0];
+    if (!out) throw new Error(`no process in ${rs.name}'s namespace to read its counters through`);
+    return out;
+  });
+  return async () => {
+    let sum = 0;
+    for (const pid of pids) {
+      const text = await readFile(`/proc/${pid}/net/dev`, "utf8");
+      const line = text.split("\n").find((l) => l.trimStart().startsWith("eth0:"));
+      if (line) sum += Number(line.split(":")[1]!.trim().split(/\s+/)[1]);
+    }
+    return sum;
+  };
+}
+
+/** TIME_WAIT sockets in the director's kernel (the early-demux trap, see docs/benchmarks.md). */
+async function timeWaitSockets(lab: Lab): Promise<number> {
+  const r = await lab.exec("director", "ss", ["-Htan", "state", "time-wait"], { allowFailure: true });
+  return r.stdout.split("\n").filter((l) => l.trim()).length;
+}
+
+/** What the kernel and lvsd say at the moment of a stall (every figure raw, for system.json). */
+async function stallSnapshot(s: System, measurement: string, stall: Stall, t0: number): Promise<StallRecord> {
+  const lab = s.lab!;
+  const run = async (cmd: string, args: string[]) => (await lab.exec("director", cmd, args, { allowFailure: true })).stdout;
+  const [links, nstat, snmp, timeWait, counters] = await Promise.all([
+    run("ip", ["-s", "-j", "link"]),
+    run("nstat", ["-asz", "--json"]),
+    run("cat", ["/proc/net/snmp"]),
+    timeWaitSockets(lab),
+    s.counters ? s.counters() : Promise.resolve(null),
+  ]);
+  let tunDrops: number | undefined;
+  try {
+    const devs = JSON.parse(links) as Array<{ ifname: string; stats64?: { tx?: { dropped?: number } } }>;
+    if (s.tunDevice) tunDrops = devs.find((d) => d.ifname === s.tunDevice)?.stats64?.tx?.dropped;
+  } catch {
+    // raw text kept below
+  }
+  return {
+    measurement,
+    stalledForS: Math.round((stall.detectedAt - stall.since) / 100) / 10,
+    atS: Math.round((stall.detectedAt - t0) / 100) / 10,
+    progress: stall.value,
+    timeWaitSockets: timeWait,
+    tunDrops,
+    lvsd: counters,
+    kernel: { links, nstat, snmp },
+  };
+}
+
 async function measureRound(s: System, o: Options, values: RoundValues, log: (line: string) => void): Promise<void> {
   const lab = s.lab!;
   const url = httpUrl(s.target);
+  const progress = progressReader(lab);
   // The kernel's drops at our TUN device's queue during each measurement (tx_dropped).
   const queueDrops = async (): Promise<number | undefined> => {
     if (!s.tunDevice) return undefined;
     const c = await deviceCounters(lab, "director", s.tunDevice);
     return (c?.tx as Record<string, number> | undefined)?.dropped;
   };
-  const attempt = async (name: string, fn: () => Promise<void>, dropsKey?: "kaDrops" | "closeDrops" | "upDrops" | "downDrops" | "udpDrops") => {
+  const attempt = async (id: CaseId, name: string, fn: () => Promise<void>, dropsKey?: "kaDrops" | "closeDrops" | "upDrops" | "downDrops" | "udpDrops") => {
+    if (!o.cases.includes(id)) return;
+    // A lab per system keeps the director's kernel free of other systems' TIME_WAIT
+    // sockets; say so if one is there anyway before we measure through lvs-wasm.
+    if (s.tunDevice || s.id === "dr") {
+      const tw = await timeWaitSockets(lab);
+      if (tw > 0) {
+        values.timeWait = (values.timeWait ?? 0) + tw;
+        log(`    ${name}: ${tw} TIME_WAIT sockets in the director's kernel before measuring (early-demux trap)`);
+      }
+    }
     const before = dropsKey ? await queueDrops() : undefined;
+    const t0 = performance.now();
+    const dog = new StallWatchdog(progress, async (stall) => {
+      const snap = await stallSnapshot(s, name, stall, t0);
+      (values.stalls ??= []).push(snap);
+      log(
+        `    ${name}: STALL: no packet reached the real servers for ${snap.stalledForS} s (at ${snap.atS} s); ` +
+          `TIME_WAIT sockets in the director ${snap.timeWaitSockets}${snap.tunDrops === undefined ? "" : `, TUN queue drops so far ${snap.tunDrops}`}`,
+      );
+    }).start();
     try {
       await fn();
       const after = dropsKey ? await queueDrops() : undefined;
@@ -434,10 +552,13 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
       const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
       values.errors.push(`${name}: ${msg}`);
       log(`    ${name}: FAILED ${msg}`);
+    } finally {
+      await dog.stop();
     }
     await sleep(300);
   };
   await attempt(
+    "ka",
     "wrk keep-alive",
     async () => {
       const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1 });
@@ -455,6 +576,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
     "kaDrops",
   );
   await attempt(
+    "close",
     "wrk connection-per-request",
     async () => {
       const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1, connectionClose: true });
@@ -472,6 +594,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
     "closeDrops",
   );
   await attempt(
+    "up",
     "iperf3 client->server",
     async () => {
       const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS });
@@ -482,6 +605,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
     "upDrops",
   );
   await attempt(
+    "down",
     "iperf3 -R server->client",
     async () => {
       const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS, reverse: true });
@@ -493,6 +617,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
   );
   if (s.udp) {
     await attempt(
+      "udp",
       "iperf3 UDP 64 B",
       async () => {
         const u = await iperf3Udp(lab, s.target, o.udpS, 64);
@@ -504,6 +629,17 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
       "udpDrops",
     );
   }
+  await attempt("many-ka", `wrk keep-alive -t2 -c${o.manyConnections}`, async () => {
+    const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.manyConnections, threads: 2 });
+    Object.assign(values, { manyKaRps: w.requestsPerSec, manyKaP99: w.latencyUs.p99, manyKaErrors: wrkErrors(w) });
+    log(`    wrk -t2 -c${o.manyConnections} keep-alive: ${w.requestsPerSec.toFixed(0)} req/s, p99 ${w.latencyUs.p99} us, errors ${wrkErrors(w)}`);
+  });
+  await attempt("many-up", `iperf3 -P ${o.streams} client->server`, async () => {
+    const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS, parallel: o.streams });
+    values.manyUpBps = r.bitsPerSecond;
+    values.manyUpRetr = r.retransmits ?? undefined;
+    log(`    iperf3 -P ${o.streams} client->server: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
+  });
 }
 
 async function main(): Promise<void> {
@@ -525,7 +661,9 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
   log(`bench:system: ${o.rounds} rounds; wrk -t1 -c${o.connections} -d${o.wrkS}s; iperf3 -t ${o.iperfS}; UDP ${o.udpS} s; load ${loadBefore.join(" ")}`);
 
-  const systems: System[] = [routerSystem(), haproxySystem(), ...NAT_VARIANTS.map(natSystem), drSystem(), tunSystem()];
+  const systems: System[] = [routerSystem(), haproxySystem(), ...NAT_VARIANTS.map(natSystem), drSystem(), tunSystem()].filter(
+    (s) => o.systems === null || o.systems.includes(s.id),
+  );
   const records = new Map<SystemId, SystemRecord>();
   for (const s of systems) {
     records.set(s.id, { id: s.id, label: s.label, description: s.description, unavailable: s.unavailable, error: null, rounds: [], counters: null });
@@ -582,7 +720,16 @@ async function main(): Promise<void> {
     loadBefore,
     loadAfter,
     loadPerRound,
-    options: { rounds: o.rounds, wrkS: o.wrkS, iperfS: o.iperfS, udpS: o.udpS, connections: o.connections },
+    options: {
+      rounds: o.rounds,
+      wrkS: o.wrkS,
+      iperfS: o.iperfS,
+      udpS: o.udpS,
+      connections: o.connections,
+      cases: o.cases,
+      manyConnections: o.manyConnections,
+      streams: o.streams,
+    },
     tools: toolVersions(),
     systems: [...records.values()],
   };
