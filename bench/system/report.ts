@@ -2,7 +2,9 @@
 // with their spread over the rounds, the ratios against HAProxy and the kernel router, the
 // bars the project is held to, and what limits the figures. Pure: data in, Markdown out.
 
-export type SystemId = "router" | "haproxy" | "nat" | "nat-q" | "nat-plain" | "dr" | "tun";
+import type { ProfileSummary, SyscallSummary } from "./profile-summary.js";
+
+export type SystemId = "router" | "haproxy" | "nat" | "nat-q" | "nat-plain" | "nat-uring" | "dr" | "tun";
 
 /** One round of one system. Latencies in microseconds, rates per second, bits per second. */
 export interface RoundValues {
@@ -41,6 +43,20 @@ export interface RoundValues {
   timeWait?: number;
   /** Measurements that made no progress for 2 s, with what lvsd and the kernel said then. */
   stalls?: StallRecord[];
+  /** --profile: per measurement (case id), where the director's time went. */
+  profiles?: Record<string, ProfileRecord>;
+}
+
+/** One measurement under --profile: packets the director received, its main thread's profile, its system calls. */
+export interface ProfileRecord {
+  packets: number;
+  wallMs: number;
+  /** CPU time of the director process (all threads) during the measurement, from process.cpuUsage(). */
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  profile: ProfileSummary;
+  syscalls: SyscallSummary;
+  profilePath: string;
 }
 
 /** A stall the watchdog caught (bench/system/watchdog.ts), with the snapshot taken then. */
@@ -95,7 +111,7 @@ export interface RunRecord {
   systems: SystemRecord[];
 }
 
-type Key = Exclude<keyof RoundValues, "round" | "errors" | "stalls">;
+type Key = Exclude<keyof RoundValues, "round" | "errors" | "stalls" | "profiles">;
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -535,6 +551,8 @@ export function renderReport(run: RunRecord): string {
     "",
   );
 
+  renderProfiles(measured, p);
+
   p("## Per round", "");
   p("TUN queue drops: packets the kernel dropped at the director's TUN device queue during each measurement (keep-alive / close / up / down / UDP).", "");
   p(
@@ -552,4 +570,48 @@ export function renderReport(run: RunRecord): string {
   p("");
   p("Raw figures of the run (every wrk and iperf3 result, director counters): `bench/out/system.json` (not committed).", "");
   return out.join("\n");
+}
+
+/** --profile: per system and measurement, where the director's main thread and its system calls went, per packet. */
+function renderProfiles(systems: SystemRecord[], p: (...lines: string[]) => void): void {
+  const rows = systems.flatMap((s) => s.rounds.flatMap((r) => Object.entries(r.profiles ?? {}).map(([id, rec]) => ({ s, r, id, rec }))));
+  if (rows.length === 0) return;
+  p("## Where a packet's time goes (--profile)", "");
+  p(
+    "Per measurement, the director process's CPU time (process.cpuUsage(), all threads: what it cost, whatever the load),",
+    "its main thread sampled by V8's profiler (every 250 µs: wall time, so a thread preempted inside a call counts as in it) and its system calls counted by",
+    "`perf stat` on the syscall tracepoints (all threads of the process), divided by the packets it received meanwhile.",
+    "busy = the main thread's time outside the event loop's idle wait; native = functions without JavaScript source:",
+    "koffi's calls into libc with the system call inside them, and V8 builtins; program = V8 itself. The profiler costs",
+    "the director some speed, so read shares and counts, not rates, from this table.",
+    "",
+  );
+  p(
+    "| system | round | measurement | packets | CPU µs/packet: user + system | main thread busy µs/packet | wasm | JS | native | GC + program | idle share | system calls/packet | by call (per packet) |",
+    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+  );
+  for (const { s, r, id, rec } of rows) {
+    const n = Math.max(1, rec.packets);
+    const us = (ms: number) => ((ms * 1000) / n).toFixed(2);
+    const pr = rec.profile;
+    const js = Object.values(pr.js).reduce((a, b) => a + b, 0);
+    const calls = rec.syscalls.all ?? 0;
+    const heavy = Object.entries(rec.syscalls)
+      .filter(([name, x]) => name !== "all" && x > 0)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([name, x]) => `${name} ${(x / n).toFixed(2)}`)
+      .join("; ");
+    p(
+      `| ${s.label} | ${r.round} | ${id} | ${group(rec.packets)} | ${us(rec.cpuUserMs)} + ${us(rec.cpuSystemMs)} | ${us(pr.totalMs - pr.idleMs)} | ${us(pr.wasmMs)} | ${us(js)} | ${us(pr.nativeMs)} | ${us(pr.gcMs + pr.programMs)} | ${pr.totalMs > 0 ? Math.round((100 * pr.idleMs) / pr.totalMs) : 0} % | ${(calls / n).toFixed(2)} | ${heavy} |`,
+    );
+  }
+  p("");
+  const first = rows[0]!;
+  p(
+    `Heaviest functions of the main thread (${first.s.label}, ${first.id}, round ${first.r.round}): ` +
+      first.rec.profile.top.map((f) => `${f.name} (${f.kind}) ${((f.ms * 1000) / Math.max(1, first.rec.packets)).toFixed(2)} µs/packet`).join("; ") +
+      ".",
+    "",
+  );
 }

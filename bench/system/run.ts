@@ -27,7 +27,7 @@
 // Every lab is torn down on the way out, on an error, and on Ctrl-C / SIGTERM (the lab
 // registry does it synchronously before the process dies of the signal).
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
@@ -47,8 +47,9 @@ import {
   type LabProcess,
   type WrkResult,
 } from "../../src/lab/index.js";
-import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues, type StallRecord } from "./report.js";
+import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues, type StallRecord, type ProfileRecord } from "./report.js";
 import { StallWatchdog, type Stall } from "./watchdog.js";
+import { parsePerfStat, perfStatEvents, summariseProfile, type CpuProfile } from "./profile-summary.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -72,12 +73,14 @@ interface Options {
   /** Connections and wrk threads of the multi-flow keep-alive case; streams of the multi-flow iperf3 case. */
   manyConnections: number;
   streams: number;
+  /** Profile lvs-wasm NAT directors per measurement (V8 CPU profile + perf trace -s). */
+  profile: boolean;
 }
 
 /** The measurements of a round, in order; `--cases` picks some. */
 const CASES = ["ka", "close", "up", "down", "udp", "many-ka", "many-up"] as const;
 type CaseId = (typeof CASES)[number];
-const SYSTEM_IDS: readonly SystemId[] = ["router", "haproxy", "nat", "nat-q", "nat-plain", "dr", "tun"];
+const SYSTEM_IDS: readonly SystemId[] = ["router", "haproxy", "nat", "nat-q", "nat-plain", "nat-uring", "dr", "tun"];
 
 function parseList<T extends string>(flag: string, text: string | undefined, allowed: readonly T[]): T[] {
   const items = (text ?? "").split(",").filter(Boolean);
@@ -99,6 +102,7 @@ function parseOptions(argv: readonly string[]): Options {
     cases: [...CASES],
     manyConnections: 256,
     streams: 4,
+    profile: false,
   };
   const num = (i: number, flag: string): number => {
     const v = Number(argv[i + 1]);
@@ -120,10 +124,11 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--cases") o.cases = parseList(a, argv[++i], CASES);
     else if (a === "--many-connections") o.manyConnections = Math.floor(num(i++, a));
     else if (a === "--streams") o.streams = Math.floor(num(i++, a));
+    else if (a === "--profile") o.profile = true;
     else if (a === "--help" || a === "-h") {
       console.log(
         "usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]\n" +
-          `   [--systems ${SYSTEM_IDS.join(",")}] [--cases ${CASES.join(",")}] [--many-connections N (256)] [--streams N (4)]`,
+          `   [--systems ${SYSTEM_IDS.join(",")}] [--cases ${CASES.join(",")}] [--many-connections N (256)] [--streams N (4)] [--profile]`,
       );
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
@@ -195,6 +200,8 @@ interface System {
   counters?(): Promise<Record<string, unknown> | null>;
   /** The TUN device in the director whose queue drops are counted per measurement. */
   tunDevice?: string;
+  /** The director process --profile profiles (bench/system/profile-child.ts). */
+  profileTarget?(): LabProcess | null;
   error: string | null;
 }
 
@@ -241,16 +248,18 @@ function haproxySystem(): System {
 }
 
 interface NatVariant {
-  readonly id: "nat" | "nat-q" | "nat-plain";
+  readonly id: "nat" | "nat-q" | "nat-plain" | "nat-uring";
   readonly label: string;
   readonly offload: boolean;
   readonly txqueuelen: number;
+  readonly uring?: boolean;
 }
 
 const NAT_VARIANTS: readonly NatVariant[] = [
   { id: "nat", label: "lvs-wasm NAT", offload: true, txqueuelen: 4096 },
   { id: "nat-q", label: "NAT, no offloads, queue 4096", offload: false, txqueuelen: 4096 },
   { id: "nat-plain", label: "NAT before (no offloads, queue 500)", offload: false, txqueuelen: 500 },
+  { id: "nat-uring", label: "NAT, io_uring", offload: true, txqueuelen: 4096, uring: true },
 ];
 
 function natSystem(v: NatVariant): System {
@@ -267,7 +276,7 @@ function natSystem(v: NatVariant): System {
     tunDevice: "lvs0",
     description:
       "lab mode `nat` without the VIP on the director's kernel; one node process in the director namespace (bench/system/nat-director.ts): " +
-      `Balancer + Director loop over TUN device lvs0 ${v.offload ? "with offloads (IFF_VNET_HDR, TUNSETOFFLOAD: GSO super-packets and partial checksums)" : "without offloads (every packet cut to the 1500-byte MTU by the kernel)"}, ` +
+      `Balancer + Director loop over TUN device lvs0${v.uring ? ", packets moved by io_uring (src/io/tun-uring.ts: one io_uring_enter per batch of reads and one per batch of writes)," : ""} ${v.offload ? "with offloads (IFF_VNET_HDR, TUNSETOFFLOAD: GSO super-packets and partial checksums)" : "without offloads (every packet cut to the 1500-byte MTU by the kernel)"}, ` +
       `txqueuelen ${v.txqueuelen}, batch 256; VIP:80 rr masq over RS1, RS2; VIP:5201 tcp and udp, persistence 300 s, RS1; ` +
       "routes: VIP/32 dev lvs0, table 100 `default dev lvs0`, `ip rule iif eth1 lookup 100` (the real servers' replies)",
     async setup() {
@@ -286,6 +295,7 @@ function natSystem(v: NatVariant): System {
         "--txqueuelen",
         String(v.txqueuelen),
         ...(v.offload ? [] : ["--no-offload"]),
+        ...(v.uring ? ["--uring"] : []),
       ]);
       await director.waitForOutput(/ready lvs0/, 30_000);
       const ip = async (...a: string[]) => {
@@ -302,6 +312,7 @@ function natSystem(v: NatVariant): System {
       if (c && s.lab) c.device = await deviceCounters(s.lab, "director", "lvs0");
       return c;
     },
+    profileTarget: () => director,
   };
   return s;
 }
@@ -513,6 +524,62 @@ async function stallSnapshot(s: System, measurement: string, stall: Stall, t0: n
   };
 }
 
+/** Sends `signal` and waits for the child's next line starting with `mark`; returns the rest of that line. */
+async function signalForMark(proc: LabProcess, signal: NodeJS.Signals, mark: string, timeoutMs = 10_000): Promise<string> {
+  const count = () => proc.output().split(mark).length;
+  const before = count();
+  process.kill(proc.pid, signal);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const text = proc.output();
+    if (count() > before && text.endsWith("\n")) return text.slice(text.lastIndexOf(mark) + mark.length).split("\n")[0]!;
+    await sleep(20);
+  }
+  throw new Error(`${proc.argv.join(" ").slice(-60)}: no ${mark} line within ${timeoutMs} ms of ${signal}`);
+}
+
+/**
+ * --profile: around one measurement, a V8 CPU profile of the director's main thread and
+ * `perf stat` counts of its system calls, and the packets it received meanwhile.
+ */
+async function profiled(proc: LabProcess, fn: () => Promise<void>): Promise<ProfileRecord> {
+  const sample = async () => {
+    const st = (await childStats(proc)) as { director?: { received?: number }; cpu?: { user: number; system: number } } | null;
+    return { received: st?.director?.received ?? Number.NaN, user: st?.cpu?.user ?? Number.NaN, system: st?.cpu?.system ?? Number.NaN };
+  };
+  const s0 = await sample();
+  await signalForMark(proc, "SIGWINCH", "@@profiling@@");
+  const perf = spawn("perf", ["stat", "-x,", "-e", perfStatEvents(), "-p", String(proc.pid)], { stdio: ["ignore", "pipe", "pipe"] });
+  let perfText = "";
+  perf.stdout.on("data", (d) => (perfText += d));
+  perf.stderr.on("data", (d) => (perfText += d));
+  const perfExited = new Promise<void>((r) => perf.on("close", () => r()));
+  await sleep(200); // perf attaches
+  const t0 = performance.now();
+  let failure: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    failure = e;
+  }
+  const wallMs = performance.now() - t0;
+  perf.kill("SIGINT");
+  await perfExited;
+  const path = await signalForMark(proc, "SIGWINCH", "@@profile@@");
+  if (failure !== undefined) throw failure;
+  const s1 = await sample();
+  const summary = summariseProfile(JSON.parse(readFileSync(path, "utf8")) as CpuProfile);
+  return {
+    packets: s1.received - s0.received,
+    wallMs,
+    cpuUserMs: (s1.user - s0.user) / 1000,
+    cpuSystemMs: (s1.system - s0.system) / 1000,
+    profile: summary,
+    syscalls: parsePerfStat(perfText),
+    profilePath: path,
+  };
+}
+
 async function measureRound(s: System, o: Options, values: RoundValues, log: (line: string) => void): Promise<void> {
   const lab = s.lab!;
   const url = httpUrl(s.target);
@@ -545,7 +612,17 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
       );
     }).start();
     try {
-      await fn();
+      const target = o.profile ? s.profileTarget?.() : null;
+      if (target) {
+        const rec = await profiled(target, fn);
+        (values.profiles ??= {})[id] = rec;
+        log(
+          `    ${name}: profiled ${rec.packets} packets: main thread ${(((rec.profile.totalMs - rec.profile.idleMs) * 1000) / Math.max(1, rec.packets)).toFixed(2)} us busy per packet, ` +
+            `${((rec.syscalls.all ?? 0) / Math.max(1, rec.packets)).toFixed(2)} system calls per packet`,
+        );
+      } else {
+        await fn();
+      }
       const after = dropsKey ? await queueDrops() : undefined;
       if (dropsKey && before !== undefined && after !== undefined) values[dropsKey] = after - before;
     } catch (e) {
@@ -652,6 +729,14 @@ async function main(): Promise<void> {
     return;
   }
   if (process.getuid?.() !== 0) throw new Error("bench:system builds network namespaces: run it as root");
+  if (o.profile) {
+    try {
+      execFileSync("perf", ["--version"], { stdio: "ignore" });
+    } catch {
+      throw new Error("--profile needs perf (Debian: linux-perf) for the system-call counts");
+    }
+    process.env.LVS_PROFILE_DIR = join(root, "bench", "out", "profiles");
+  }
   const missing = missingTools();
   if (missing.length > 0) throw new Error(`missing tools: ${missing.join(", ")} (Debian: iproute2 curl wrk iperf3 haproxy nginx-light)`);
 
