@@ -134,34 +134,19 @@ export class UringTunDevice implements PacketIO {
     ring.reap((i, res) => {
       results[i] = res;
     });
-    // Contiguous from `first`: move a late packet down into the first hole.
-    let n = 0;
-    const bytes = slots.bytes;
-    for (let i = 0; i < count; i++) {
-      let len = results[i];
-      if (len < 0 && len !== -EAGAIN) this.readErrors++;
-      if (vnet && len > 0) len = len > VNET_HDR_SIZE ? len - VNET_HDR_SIZE : 0;
-      if (len <= 0) continue;
-      const to = first + n;
-      const from = first + i;
-      if (to !== from) {
-        const src = slots.slotAddress(from) + HEADROOM;
-        bytes.copyWithin(slots.slotAddress(to) + HEADROOM, src, src + len);
-        const rec = slots.offloadBase;
-        bytes.copyWithin(rec + to * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE + VNET_HDR_SIZE);
-        this.holesFilled++;
-      }
+    const n = packBatch(slots, first, results, count, vnet !== undefined, (to, from, len) => {
+      if (to !== from) this.holesFilled++;
       if (vnet) {
         mem.words.receivedWithOffload(to, len, LinkType.RawIp);
-        if (bytes[slots.offloadBase + to * OFFLOAD_SIZE + 1] !== 0) {
+        if (slots.bytes[slots.offloadBase + to * OFFLOAD_SIZE + 1] !== 0) {
           this.tun.gso.received++;
           this.tun.gso.receivedBytes += len;
         }
       } else {
         mem.words.received(to, len, LinkType.RawIp);
       }
-      n++;
-    }
+    });
+    for (let i = 0; i < count; i++) if (results[i]! < 0 && results[i] !== -EAGAIN) this.readErrors++;
     // Adapt the next batch: grow while every read found a packet, else follow what came.
     const cap = Math.min(this.ring.entries, slots.count);
     this.want = n === count ? Math.min(cap, count * 2) : Math.max(8, Math.min(cap, n * 2));
@@ -210,4 +195,41 @@ export class UringTunDevice implements PacketIO {
     this.ring.close();
     this.tun.close();
   }
+}
+
+/**
+ * Makes a batch of read results contiguous: results[i] is what the read into slot first + i
+ * returned (bytes, or -errno). Packets are moved down into the holes left by failed reads
+ * (packet bytes behind the headroom and, with `vnet`, the virtio-net header in the offload
+ * record), in order, and `each(slot, fromSlot, packetLength)` is called for every packet
+ * kept, slot first .. first + n - 1. Returns n.
+ */
+export function packBatch(
+  slots: PacketSlots,
+  first: number,
+  results: ArrayLike<number>,
+  count: number,
+  vnet: boolean,
+  each: (slot: number, from: number, length: number) => void,
+): number {
+  let n = 0;
+  const bytes = slots.bytes;
+  for (let i = 0; i < count; i++) {
+    let len = results[i]!;
+    if (vnet && len > 0) len = len > VNET_HDR_SIZE ? len - VNET_HDR_SIZE : 0;
+    if (len <= 0) continue;
+    const to = first + n;
+    const from = first + i;
+    if (to !== from) {
+      const src = slots.slotAddress(from) + HEADROOM;
+      bytes.copyWithin(slots.slotAddress(to) + HEADROOM, src, src + len);
+      if (vnet) {
+        const rec = slots.offloadBase;
+        bytes.copyWithin(rec + to * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE + VNET_HDR_SIZE);
+      }
+    }
+    each(to, from, len);
+    n++;
+  }
+  return n;
 }
