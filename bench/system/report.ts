@@ -4,7 +4,7 @@
 
 import type { ProfileSummary, SyscallSummary } from "./profile-summary.js";
 
-export type SystemId = "router" | "haproxy" | "nat" | "nat-q" | "nat-plain" | "nat-uring" | "dr" | "tun";
+export type SystemId = "router" | "haproxy" | "nat" | "nat-q" | "nat-plain" | "nat-uring" | "dr" | "dr-bypass" | "tun";
 
 /** One round of one system. Latencies in microseconds, rates per second, bits per second. */
 export interface RoundValues {

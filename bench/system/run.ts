@@ -80,7 +80,7 @@ interface Options {
 /** The measurements of a round, in order; `--cases` picks some. */
 const CASES = ["ka", "close", "up", "down", "udp", "many-ka", "many-up"] as const;
 type CaseId = (typeof CASES)[number];
-const SYSTEM_IDS: readonly SystemId[] = ["router", "haproxy", "nat", "nat-q", "nat-plain", "nat-uring", "dr", "tun"];
+const SYSTEM_IDS: readonly SystemId[] = ["router", "haproxy", "nat", "nat-q", "nat-plain", "nat-uring", "dr", "dr-bypass", "tun"];
 
 function parseList<T extends string>(flag: string, text: string | undefined, allowed: readonly T[]): T[] {
   const items = (text ?? "").split(",").filter(Boolean);
@@ -360,11 +360,11 @@ function spawnBenchChild(lab: Lab, host: HostName, script: string, args: readonl
   return lab.spawn(host, process.execPath, ["--import", import.meta.resolve("tsx"), join(here, script), ...args]);
 }
 
-function drSystem(): System {
+function drSystem(variant: { id: "dr" | "dr-bypass"; label: string; qdiscBypass: boolean } = { id: "dr", label: "lvs-wasm DR", qdiscBypass: false }): System {
   let director: LabProcess | null = null;
   const s: System = {
-    id: "dr",
-    label: "lvs-wasm DR",
+    id: variant.id,
+    label: variant.label,
     unavailable: null,
     lab: null,
     target: "",
@@ -374,6 +374,7 @@ function drSystem(): System {
     description:
       "lab mode `dr` (VIP 192.168.10.100 on the back segment, on every RS's lo); one node process in the director namespace " +
       "(bench/system/mode-director.ts) running `startDrDirector` (src/runtime/dr-director.ts): AF_PACKET on eth0 and eth1 with PACKET_VNET_HDR, batch 256, " +
+      (variant.qdiscBypass ? "PACKET_QDISC_BYPASS on both sockets (sends skip the qdisc), " : "") +
       "MAC rewrite only, tc ingress drop of VIP traffic after the tap; VIP:80 rr -g over RS1, RS2; VIP:5201 tcp and udp -p 300, RS1 (iperf3 -s -B VIP). " +
       "Replies go RS -> director's kernel (their gateway) -> client, never through the balancer. The client keeps its TSO and checksum " +
       "offload on: its 64 KB frames and their partial checksums pass the director whole (a virtio-net header per frame)",
@@ -390,6 +391,7 @@ function drSystem(): System {
         lab.realServers.map((r) => r.eth0.ipv4).join(","),
         "--iperf-rs",
         lab.realServers[0]!.eth0.ipv4,
+        ...(variant.qdiscBypass ? ["--qdisc-bypass"] : []),
       ]);
       await director.waitForOutput(/ready dr/, 30_000);
       s.target = vip;
@@ -746,9 +748,14 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
   log(`bench:system: ${o.rounds} rounds; wrk -t1 -c${o.connections} -d${o.wrkS}s; iperf3 -t ${o.iperfS}; UDP ${o.udpS} s; load ${loadBefore.join(" ")}`);
 
-  const systems: System[] = [routerSystem(), haproxySystem(), ...NAT_VARIANTS.map(natSystem), drSystem(), tunSystem()].filter(
-    (s) => o.systems === null || o.systems.includes(s.id),
-  );
+  const systems: System[] = [
+    routerSystem(),
+    haproxySystem(),
+    ...NAT_VARIANTS.map(natSystem),
+    drSystem(),
+    drSystem({ id: "dr-bypass", label: "DR, qdisc bypass", qdiscBypass: true }),
+    tunSystem(),
+  ].filter((s) => o.systems === null || o.systems.includes(s.id));
   const records = new Map<SystemId, SystemRecord>();
   for (const s of systems) {
     records.set(s.id, { id: s.id, label: s.label, description: s.description, unavailable: s.unavailable, error: null, rounds: [], counters: null });

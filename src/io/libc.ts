@@ -58,6 +58,7 @@ export const PACKET_AUXDATA = 8;
 export const PACKET_FANOUT = 18;
 export const PACKET_IGNORE_OUTGOING = 23;
 export const PACKET_VNET_HDR = 15;
+export const PACKET_QDISC_BYPASS = 20;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_LB = 1;
 export const PACKET_FANOUT_CPU = 2;
