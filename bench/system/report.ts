@@ -551,6 +551,7 @@ export function renderReport(run: RunRecord): string {
     "",
   );
 
+  renderVariantGains(by, p);
   renderProfiles(measured, p);
 
   p("## Per round", "");
@@ -614,4 +615,33 @@ function renderProfiles(systems: SystemRecord[], p: (...lines: string[]) => void
       ".",
     "",
   );
+}
+
+/** Ratios of a system variant against the system it varies, in the same rounds (io_uring, qdisc bypass). */
+function renderVariantGains(by: Map<SystemId, SystemRecord>, p: (...lines: string[]) => void): void {
+  const pairs: Array<[SystemId, SystemId, string]> = [
+    ["nat-uring", "nat", "io_uring against read / write per packet (NAT, TUN with offloads)"],
+    ["dr-bypass", "dr", "PACKET_QDISC_BYPASS against the qdisc path (DR, AF_PACKET)"],
+  ];
+  const live = (x: SystemRecord | undefined): x is SystemRecord => !!x && !x.unavailable && !x.error && x.rounds.length > 0;
+  const shown = pairs.filter(([a, b]) => live(by.get(a)) && live(by.get(b)));
+  if (shown.length === 0) return;
+  p("## What fewer system calls bought (same rounds)", "");
+  p("Ratio of the medians in bold; [lowest–highest] of the per-round ratios after it.", "");
+  p(`| metric | ${shown.map(([, , label]) => label).join(" | ")} |`, `|---|${shown.map(() => "---:").join("|")}|`);
+  for (const [label, key] of [
+    ["HTTP keep-alive req/s", "kaRps"],
+    ["  keep-alive latency p99 (lower is better)", "kaP99"],
+    ["HTTP connection-per-request req/s", "closeRps"],
+    ["bulk client -> server", "upBps"],
+    ["bulk server -> client", "downBps"],
+    ["UDP 64 B datagrams/s", "udpPps"],
+    ["keep-alive, many connections, req/s", "manyKaRps"],
+    ["bulk, several streams", "manyUpBps"],
+  ] as Array<[string, Key]>) {
+    const cells = shown.map(([a, b]) => (values(by.get(a)!, key).length ? fmtRatioCell(ratio(by.get(a), by.get(b), key)) : "not run"));
+    if (cells.every((c) => c === "not run")) continue;
+    p(`| ${label.replace(/^ {2}/, "&nbsp;&nbsp;")} | ${cells.join(" | ")} |`);
+  }
+  p("");
 }

@@ -23,10 +23,19 @@ import type { TunDevice } from "./tun.js";
 import { IoUring, IoUringOp } from "./uring.js";
 
 const EAGAIN = 11;
+/**
+ * Batches of at most this many packets go through plain read / write: a ring round (the
+ * reads that find nothing included) costs more than a few system calls. Measured: with the
+ * ring for every batch, request / response traffic (wrk keep-alive, 32 connections, 1-3
+ * packets a wake-up) ran at a third of the plain rate; docs/benchmarks.md.
+ */
+export const SMALL_BATCH = 8;
 
 export interface UringTunOptions {
   /** Submission ring size, a power of two at least the largest batch. Default 512. */
   readonly entries?: number;
+  /** Batches up to this many packets use plain read / write (SMALL_BATCH); 0: the ring always. */
+  readonly smallBatch?: number;
 }
 
 /** Per-slot iovec pairs for readv / writev with offloads: [record, packet] each. */
@@ -79,7 +88,11 @@ export class UringTunDevice implements PacketIO {
   holesFilled = 0;
   /** Reads that failed with an error other than EAGAIN (the packet, if any, is lost). */
   readErrors = 0;
-  private want = 32;
+  private want = SMALL_BATCH;
+  private readonly smallBatch: number;
+  /** Batches moved with plain read / write (too small for the ring to pay). */
+  plainReceives = 0;
+  plainSends = 0;
   private iovecs: SlotIovecs | undefined;
   private readonly results: Int32Array;
   private closed = false;
@@ -93,6 +106,7 @@ export class UringTunDevice implements PacketIO {
     this.fd = tun.fd;
     this.offload = tun.offload;
     this.ring = new IoUring(options.entries ?? 512);
+    this.smallBatch = options.smallBatch ?? SMALL_BATCH;
     this.results = new Int32Array(this.ring.entries);
   }
 
@@ -122,6 +136,14 @@ export class UringTunDevice implements PacketIO {
     const mem = slotMemory(slots);
     const count = Math.min(end - first, this.want);
     if (count <= 0) return 0;
+    if (this.want <= this.smallBatch) {
+      // A trickle (request / response): plain reads, one per packet and one that finds the
+      // queue empty, cost less than a ring round; switch to the ring once a batch fills.
+      const n = this.tun.receive(slots, first, end - first, 0);
+      this.plainReceives++;
+      this.want = n >= SMALL_BATCH ? SMALL_BATCH * 2 : SMALL_BATCH;
+      return n;
+    }
     const ring = this.ring;
     const vnet = this.offload ? this.slotIovecs(slots, mem) : undefined;
     for (let i = 0; i < count; i++) {
@@ -149,7 +171,7 @@ export class UringTunDevice implements PacketIO {
     for (let i = 0; i < count; i++) if (results[i]! < 0 && results[i] !== -EAGAIN) this.readErrors++;
     // Adapt the next batch: grow while every read found a packet, else follow what came.
     const cap = Math.min(this.ring.entries, slots.count);
-    this.want = n === count ? Math.min(cap, count * 2) : Math.max(8, Math.min(cap, n * 2));
+    this.want = n === count ? Math.min(cap, count * 2) : Math.max(SMALL_BATCH, Math.min(cap, n * 2));
     return n;
   }
 
@@ -158,6 +180,15 @@ export class UringTunDevice implements PacketIO {
     const mem = slotMemory(slots);
     const ring = this.ring;
     const vnet = this.offload ? this.slotIovecs(slots, mem) : undefined;
+    if (count < this.smallBatch) {
+      // A few packets: plain writes (see collect()).
+      const errors = this.tun.stats.sendErrors;
+      const sent = this.tun.send(slots, indices, count);
+      this.stats.sendErrors += this.tun.stats.sendErrors - errors;
+      this.stats.sent += sent;
+      this.plainSends++;
+      return sent;
+    }
     let sent = 0;
     let gsoSent = 0;
     const bytes = slots.bytes;

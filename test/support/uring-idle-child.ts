@@ -5,7 +5,7 @@ import { PacketCore } from "../../src/index.js";
 import { TunDevice } from "../../src/io/tun.js";
 import { UringTunDevice } from "../../src/io/tun-uring.js";
 
-const tun = new UringTunDevice(TunDevice.open({ name: "idle0" }));
+const tun = new UringTunDevice(TunDevice.open({ name: "idle0" }), { smallBatch: 0 });
 const core = new PacketCore({ slotCount: 64 });
 const n = tun.receive(core.slots, 0, 64, 0);
 console.log(`idle receive ${n} in ${tun.ring.enters} enter`);
