@@ -214,7 +214,12 @@ export function renderReport(run: RunRecord): string {
   p("# System benchmark: lvs-wasm against HAProxy and the kernel router", "");
   p(
     "Written by `npm run bench:system` (`bench/system/run.ts`, root). Per-bench figures of the",
-    "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/).",
+    "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/); where a packet's time goes",
+    "(profile, system calls, copies) and what io_uring and qdisc bypass bought: [docs/benchmarks/packet-path.md](benchmarks/packet-path.md).",
+    "",
+    "A subset costs less: `npm run bench:system -- --systems router,haproxy,nat --cases ka,up,many-ka --rounds 2`",
+    "(systems: router, haproxy, nat, nat-q, nat-plain, nat-uring, dr, dr-bypass, tun; cases: ka, close, up, down, udp,",
+    "many-ka, many-up; `--quick` is 1 round of 2 s; `--profile` adds the per-measurement profile of the NAT directors).",
     "",
   );
   p("## This run", "");
@@ -495,12 +500,15 @@ export function renderReport(run: RunRecord): string {
 
   p("## What limits the numbers", "");
   p(
-    "- **One system call per packet, each way, through an FFI.** A TUN device has no recvmmsg/sendmmsg: every packet is",
-    "  one `read(2)` into its slot and one `write(2)` out of it, each a koffi call (about 0.25 µs of FFI on top of the",
-    "  system call; docs/benchmarks/io.md measured about 60,000–140,000 packets/s for the whole receive + process + send",
-    "  loop on this machine). The datapath itself is not the limit: `process()` costs 80–300 ns a packet",
-    "  (docs/benchmarks/datapath.md). Every packet of a NAT flow crosses the director's kernel twice (forwarded into the",
-    "  device, then routed again after we write it back), in both directions.",
+    "- **The kernel's work per packet, charged to our writes.** A TUN device has no recvmmsg/sendmmsg: every packet is",
+    "  one `read(2)` into its slot and one `write(2)` out of it, each a koffi call. The profile",
+    "  ([docs/benchmarks/packet-path.md](benchmarks/packet-path.md)) puts 85–90 % of the NAT director's CPU in the kernel,",
+    "  and most of it is not the cost of entering system calls: a write into a TUN device runs the stack's forwarding",
+    "  (routing, bridge, veth, and the far side's TCP) in our thread. JavaScript and wasm are 0.4–0.6 µs of the about",
+    "  3 µs a small packet costs; `process()` itself 80–300 ns (docs/benchmarks/datapath.md). io_uring (one system",
+    "  call per batch) takes 15–25 % off the CPU per packet when batches are full, and nothing measurable end to end on",
+    "  this machine. Every packet of a NAT flow crosses the director's kernel twice (forwarded into the device, then",
+    "  routed again after we write it back), in both directions.",
   );
   p(
     "- **Large frames.** With offloads (`IFF_VNET_HDR` + `TUNSETOFFLOAD`), a bulk TCP flow reaches the director as",
@@ -545,7 +553,8 @@ export function renderReport(run: RunRecord): string {
   p("");
   p(
     "The next steps that move these numbers, in order: worker threads on a multi-queue TUN device (one wasm instance per",
-    "core); fewer system calls per packet for small packets (a native loop, or io_uring); for GUE tunnels, the UDP-tunnel",
+    "core); less kernel work per packet (AF_XDP: no sk_buff on receive; io_uring and qdisc bypass only trim the call cost,",
+    "see docs/benchmarks/packet-path.md); for GUE tunnels, the UDP-tunnel",
     "GSO type of newer kernels (`VIRTIO_NET_HDR_GSO_UDP_TUNNEL_*`, `TUN_F_UDP_TUNNEL_GSO`, Linux 6.17) so that tunnelled",
     "super-packets need not be cut here; a quiet machine to measure on.",
     "",
