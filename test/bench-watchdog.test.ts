@@ -67,17 +67,15 @@ test("the watchdog samples progress, calls onStall with the stall, and returns t
     return Math.min(reads, 4);
   };
   const seen: number[] = [];
-  let resolveSeen: () => void;
-  const got = new Promise<void>((r) => (resolveSeen = r));
   const dog = new StallWatchdog(
     progress,
     async (s) => {
       seen.push(s.detectedAt - s.since);
-      resolveSeen();
     },
     { intervalMs: 1, windowMs: 2000, clock: () => now },
   ).start();
-  await got;
+  // Bounded: 40 samples (12 s of the fake clock) are far more than a 2 s stall needs.
+  while (seen.length === 0 && reads < 40) await new Promise((r) => setTimeout(r, 1));
   const stalls = await dog.stop();
   assert.equal(stalls.length, 1);
   assert.equal(stalls[0]!.value, 4);
