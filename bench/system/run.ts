@@ -9,20 +9,34 @@
 //            over a TUN device with offloads (bench/system/nat-director.ts), rr over RS1, RS2;
 //   nat-q    the same without offloads, queue 4096 (what sizing the queue alone buys);
 //   nat-plain the same without offloads, queue 500: the code before offloads (the baseline);
+//   nat-uring lvs-wasm NAT with the TUN device's packets moved by io_uring (src/io/tun-uring.ts);
 //   dr       lvs-wasm DR: src/runtime/dr-director.ts (AF_PACKET) in one process (mode-director.ts);
+//   dr-bypass the same with PACKET_QDISC_BYPASS on both sockets;
 //   tun      lvs-wasm TUN: src/runtime/tun-director.ts in one process, and the real-server
 //            decap agent (src/runtime/rs-agent.ts) in one process per real server.
 //
 // Each system has its own lab, all built before the first measurement; the rounds then
 // interleave (router, haproxy, nat, dr, tun, router, haproxy, ...) so that load drift on the
 // shared machine hits every system alike. Per system and round: wrk keep-alive, wrk
-// connection-per-request, iperf3 both ways (one stream), iperf3 UDP 64-byte datagrams.
+// connection-per-request, iperf3 both ways (one stream), iperf3 UDP 64-byte datagrams, and
+// the multi-flow cases: wrk -t2 -c256 keep-alive, iperf3 -P 4 upload.
 // Medians and spreads (min-max over rounds) go to docs/benchmarks.md, the raw figures to
 // bench/out/system.json.
 //
 // Options: --rounds N (3)  --wrk-s S (4)  --iperf-s S (5)  --udp-s S (2)  --connections N (32)
 //          --quick (1 round, 2 s each)  --no-write (print only)  --out PATH (docs/benchmarks.md)
 //          --from-json PATH (no measuring: render the report of a saved run again)
+//          --systems router,haproxy,nat,nat-q,nat-plain,nat-uring,dr,dr-bypass,tun (a subset; default all)
+//          --cases ka,close,up,down,udp,many-ka,many-up (a subset; default all)
+//          --many-connections N (256)  --streams N (4): the multi-flow cases (wrk -t2 -cN, iperf3 -P N)
+//          --profile: per measurement of the NAT directors, CPU per packet, a V8 profile of the main
+//          thread and perf stat counts of system calls (bench/system/profile-*.ts; needs perf)
+//
+// A stall watchdog (bench/system/watchdog.ts) samples the packets the real servers received
+// beside every measurement; 2 s without one is reported with lvsd's and the kernel's counters.
+// Before each lvs-wasm measurement, TIME_WAIT sockets in the director's kernel are counted:
+// with a lab per system there are none; if some are there, early demux would tie new
+// connections to them and drop forwarded packets (docs/benchmarks.md), and the report says so.
 //
 // Every lab is torn down on the way out, on an error, and on Ctrl-C / SIGTERM (the lab
 // registry does it synchronously before the process dies of the signal).
