@@ -95,6 +95,7 @@ export class UringTunDevice implements PacketIO {
   plainSends = 0;
   private iovecs: SlotIovecs | undefined;
   private readonly results: Int32Array;
+  private readonly lengths: Int32Array;
   private closed = false;
 
   /** Moves `tun`'s packets through a new io_uring; close() closes both. */
@@ -108,6 +109,7 @@ export class UringTunDevice implements PacketIO {
     this.ring = new IoUring(options.entries ?? 512);
     this.smallBatch = options.smallBatch ?? SMALL_BATCH;
     this.results = new Int32Array(this.ring.entries);
+    this.lengths = new Int32Array(this.ring.entries);
   }
 
   /** The kernel's GSO counters live on the device. */
@@ -153,11 +155,16 @@ export class UringTunDevice implements PacketIO {
     }
     ring.enter(count);
     const results = this.results;
-    ring.reap((i, res) => {
-      results[i] = res;
-    });
-    const n = packBatch(slots, first, results, count, vnet !== undefined, (to, from, len) => {
-      if (to !== from) this.holesFilled++;
+    ring.reapInto(results);
+    const lengths = this.lengths;
+    const n = packBatch(slots, first, results, count, vnet !== undefined, lengths);
+    // Reads before the first failure kept their slots; every packet after it was moved down.
+    let firstFailed = 0;
+    while (firstFailed < count && results[firstFailed]! > (vnet ? VNET_HDR_SIZE : 0)) firstFailed++;
+    if (firstFailed < n) this.holesFilled += n - firstFailed;
+    for (let k = 0; k < n; k++) {
+      const to = first + k;
+      const len = lengths[k]!;
       if (vnet) {
         mem.words.receivedWithOffload(to, len, LinkType.RawIp);
         if (slots.bytes[slots.offloadBase + to * OFFLOAD_SIZE + 1] !== 0) {
@@ -167,7 +174,7 @@ export class UringTunDevice implements PacketIO {
       } else {
         mem.words.received(to, len, LinkType.RawIp);
       }
-    });
+    }
     for (let i = 0; i < count; i++) if (results[i]! < 0 && results[i] !== -EAGAIN) this.readErrors++;
     // Adapt the next batch: grow while every read found a packet, else follow what came.
     const cap = Math.min(this.ring.entries, slots.count);
@@ -199,20 +206,22 @@ export class UringTunDevice implements PacketIO {
         const length = mem.words.length(s);
         if (vnet) {
           vnet.aim(s, mem.words.offset(s), length);
-          ring.queue(IoUringOp.Writev, this.fd, vnet.sendBase + BigInt(s * 2 * IOVEC_SIZE), 2, s);
+          ring.queue(IoUringOp.Writev, this.fd, vnet.sendBase + BigInt(s * 2 * IOVEC_SIZE), 2, i);
         } else {
-          ring.queue(IoUringOp.Write, this.fd, mem.packetAddress(s), length, s);
+          ring.queue(IoUringOp.Write, this.fd, mem.packetAddress(s), length, i);
         }
       }
       ring.enter(chunk);
-      ring.reap((s, res) => {
-        if (res < 0) {
+      const results = this.results;
+      ring.reapInto(results);
+      for (let i = 0; i < chunk; i++) {
+        if (results[i]! < 0) {
           this.stats.sendErrors++;
-          return;
+          continue;
         }
         sent++;
-        if (vnet && bytes[slots.offloadBase + s * OFFLOAD_SIZE + 1] !== 0) gsoSent++;
-      });
+        if (vnet && bytes[slots.offloadBase + indices[done + i]! * OFFLOAD_SIZE + 1] !== 0) gsoSent++;
+      }
       done += chunk;
     }
     this.tun.gso.sent += gsoSent;
@@ -232,17 +241,10 @@ export class UringTunDevice implements PacketIO {
  * Makes a batch of read results contiguous: results[i] is what the read into slot first + i
  * returned (bytes, or -errno). Packets are moved down into the holes left by failed reads
  * (packet bytes behind the headroom and, with `vnet`, the virtio-net header in the offload
- * record), in order, and `each(slot, fromSlot, packetLength)` is called for every packet
- * kept, slot first .. first + n - 1. Returns n.
+ * record), in order; lengths[k] is then the packet length in slot first + k (without the
+ * header). Returns the number of packets kept.
  */
-export function packBatch(
-  slots: PacketSlots,
-  first: number,
-  results: ArrayLike<number>,
-  count: number,
-  vnet: boolean,
-  each: (slot: number, from: number, length: number) => void,
-): number {
+export function packBatch(slots: PacketSlots, first: number, results: ArrayLike<number>, count: number, vnet: boolean, lengths: Int32Array): number {
   let n = 0;
   const bytes = slots.bytes;
   for (let i = 0; i < count; i++) {
@@ -259,7 +261,7 @@ export function packBatch(
         bytes.copyWithin(rec + to * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE, rec + from * OFFLOAD_SIZE + VNET_HDR_SIZE);
       }
     }
-    each(to, from, len);
+    lengths[n] = len;
     n++;
   }
   return n;

@@ -183,10 +183,11 @@ export class IoUring {
   }
 
   /**
-   * Calls `each(userData, result)` for every posted completion (result: bytes, or -errno)
-   * and consumes them. Returns how many there were.
+   * Consumes every posted completion, storing each result (bytes, or -errno) at
+   * results[userData] (userData must be an index into `results`). Returns how many there
+   * were. No callback, no allocation: this runs once per batch.
    */
-  reap(each: (userData: number, result: number) => void): number {
+  reapInto(results: Int32Array): number {
     const tail = Atomics.load(this.cqTail, 0);
     let head = this.cqHead[0];
     let n = 0;
@@ -195,7 +196,7 @@ export class IoUring {
     while (head !== tail) {
       const at = (head & this.cqMask) * w;
       // struct io_uring_cqe: user_data u64 (low word first), res i32, flags u32.
-      each(cqes[at] >>> 0, cqes[at + 2]);
+      results[cqes[at] >>> 0] = cqes[at + 2];
       head = (head + 1) >>> 0;
       n++;
     }
