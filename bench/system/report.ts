@@ -585,14 +585,14 @@ export function renderReport(run: RunRecord): string {
   p("## Per round", "");
   p("TUN queue drops: packets the kernel dropped at the director's TUN device queue during each measurement (keep-alive / close / up / down / UDP).", "");
   p(
-    "| system | round | keep-alive req/s | close req/s | up Gbit/s | down Gbit/s | UDP received/s | TUN queue drops |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| system | round | keep-alive req/s | close req/s | up Gbit/s | down Gbit/s | UDP received/s | many connections req/s | several streams up Gbit/s | TUN queue drops |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const s of measured) {
     for (const r of s.rounds) {
       const f = (v: number | undefined, fmt: (n: number) => string) => (typeof v === "number" ? fmt(v) : "—");
       p(
-        `| ${s.label} | ${r.round} | ${f(r.kaRps, fmtRate)} | ${f(r.closeRps, fmtRate)} | ${f(r.upBps, fmtGbit)} | ${f(r.downBps, fmtGbit)} | ${!s.rounds.some((x) => x.udpPps !== undefined) ? "n/a" : f(r.udpPps, fmtRate)} | ${r.kaDrops === undefined ? "—" : [r.kaDrops, r.closeDrops, r.upDrops, r.downDrops, r.udpDrops].map((x) => (x === undefined ? "—" : group(x))).join(" / ")} |`,
+        `| ${s.label} | ${r.round} | ${f(r.kaRps, fmtRate)} | ${f(r.closeRps, fmtRate)} | ${f(r.upBps, fmtGbit)} | ${f(r.downBps, fmtGbit)} | ${!s.rounds.some((x) => x.udpPps !== undefined) ? "n/a" : f(r.udpPps, fmtRate)} | ${f(r.manyKaRps, fmtRate)} | ${f(r.manyUpBps, fmtGbit)} | ${r.kaDrops === undefined ? "—" : [r.kaDrops, r.closeDrops, r.upDrops, r.downDrops, r.udpDrops].map((x) => (x === undefined ? "—" : group(x))).join(" / ")} |`,
       );
     }
   }
