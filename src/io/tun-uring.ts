@@ -11,8 +11,9 @@
 // earlier read of the same batch failed leaves a hole; it is moved down (a copy, rare) so
 // that the batch stays contiguous, as PacketIO promises.
 //
-// Send queues one write per packet and enters once. See docs/io.md and docs/benchmarks.md
-// ("Fewer system calls per packet") for what it buys.
+// Send queues one write per packet and enters once. Batches of up to `smallBatch` packets
+// (default 8) go by plain read / write instead (see SMALL_BATCH). See docs/io.md ("TUN
+// through io_uring") and docs/benchmarks/packet-path.md for what it buys.
 
 import { HEADROOM, LinkType, OFFLOAD_SIZE, VNET_HDR_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
@@ -27,9 +28,11 @@ const EAGAIN = 11;
  * Batches of at most this many packets go through plain read / write: a ring round (the
  * reads that find nothing included) costs more than a few system calls. Measured: with the
  * ring for every batch, request / response traffic (wrk keep-alive, 32 connections, 1-3
- * packets a wake-up) ran at a third of the plain rate; docs/benchmarks.md.
+ * packets a wake-up) ran at a third of the plain rate; docs/benchmarks/packet-path.md.
  */
 export const SMALL_BATCH = 8;
+/** The fewest reads a ring round queues. */
+const MIN_RING_BATCH = 8;
 
 export interface UringTunOptions {
   /** Submission ring size, a power of two at least the largest batch. Default 512. */
@@ -88,7 +91,7 @@ export class UringTunDevice implements PacketIO {
   holesFilled = 0;
   /** Reads that failed with an error other than EAGAIN (the packet, if any, is lost). */
   readErrors = 0;
-  private want = SMALL_BATCH;
+  private want: number;
   private readonly smallBatch: number;
   /** Batches moved with plain read / write (too small for the ring to pay). */
   plainReceives = 0;
@@ -106,8 +109,10 @@ export class UringTunDevice implements PacketIO {
     this.name = tun.name;
     this.fd = tun.fd;
     this.offload = tun.offload;
-    this.ring = new IoUring(options.entries ?? 512);
     this.smallBatch = options.smallBatch ?? SMALL_BATCH;
+    if (!Number.isInteger(this.smallBatch) || this.smallBatch < 0) throw new RangeError(`smallBatch ${this.smallBatch} must be a non-negative integer`);
+    this.ring = new IoUring(options.entries ?? 512);
+    this.want = Math.max(this.smallBatch, MIN_RING_BATCH);
     this.results = new Int32Array(this.ring.entries);
     this.lengths = new Int32Array(this.ring.entries);
   }
@@ -143,7 +148,7 @@ export class UringTunDevice implements PacketIO {
       // queue empty, cost less than a ring round; switch to the ring once a batch fills.
       const n = this.tun.receive(slots, first, end - first, 0);
       this.plainReceives++;
-      this.want = n >= SMALL_BATCH ? SMALL_BATCH * 2 : SMALL_BATCH;
+      this.want = n >= this.smallBatch ? Math.max(MIN_RING_BATCH, 2 * this.smallBatch, n) : this.smallBatch;
       return n;
     }
     const ring = this.ring;
@@ -178,7 +183,7 @@ export class UringTunDevice implements PacketIO {
     for (let i = 0; i < count; i++) if (results[i]! < 0 && results[i] !== -EAGAIN) this.readErrors++;
     // Adapt the next batch: grow while every read found a packet, else follow what came.
     const cap = Math.min(this.ring.entries, slots.count);
-    this.want = n === count ? Math.min(cap, count * 2) : Math.max(SMALL_BATCH, Math.min(cap, n * 2));
+    this.want = n === count ? Math.min(cap, count * 2) : Math.max(this.smallBatch, MIN_RING_BATCH, Math.min(cap, n * 2));
     return n;
   }
 
