@@ -45,8 +45,9 @@ export interface UringTunOptions {
 class SlotIovecs {
   readonly receive: Buffer;
   readonly send: Buffer;
-  readonly receiveBase: bigint;
-  readonly sendBase: bigint;
+  /** Addresses of the two iovec arrays, as Numbers (user-space addresses fit in 53 bits). */
+  readonly receiveAt: number;
+  readonly sendAt: number;
   private readonly sendWords: Uint32Array;
   constructor(
     readonly slots: PacketSlots,
@@ -65,8 +66,8 @@ class SlotIovecs {
       this.send.writeBigUInt64LE(BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE), at);
       this.send.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
     }
-    this.receiveBase = c.address(this.receive);
-    this.sendBase = c.address(this.send);
+    this.receiveAt = Number(c.address(this.receive));
+    this.sendAt = Number(c.address(this.send));
     this.sendWords = new Uint32Array(this.send.buffer, this.send.byteOffset, this.send.byteLength >>> 2);
   }
   /** Points slot s's packet iovec at `length` bytes from `offset` in its slot. */
@@ -153,10 +154,11 @@ export class UringTunDevice implements PacketIO {
     }
     const ring = this.ring;
     const vnet = this.offload ? this.slotIovecs(slots, mem) : undefined;
+    const base = Number(mem.base);
     for (let i = 0; i < count; i++) {
       const s = first + i;
-      if (vnet) ring.queue(IoUringOp.Readv, this.fd, vnet.receiveBase + BigInt(s * 2 * IOVEC_SIZE), 2, i);
-      else ring.queue(IoUringOp.Read, this.fd, mem.receiveAddress(s), slots.capacity, i);
+      if (vnet) ring.queue(IoUringOp.Readv, this.fd, vnet.receiveAt + s * 2 * IOVEC_SIZE, 2, i);
+      else ring.queue(IoUringOp.Read, this.fd, base + slots.slotAddress(s) + HEADROOM, slots.capacity, i);
     }
     ring.enter(count);
     const results = this.results;
@@ -201,6 +203,7 @@ export class UringTunDevice implements PacketIO {
       this.plainSends++;
       return sent;
     }
+    const base = Number(mem.base);
     let sent = 0;
     let gsoSent = 0;
     const bytes = slots.bytes;
@@ -211,9 +214,9 @@ export class UringTunDevice implements PacketIO {
         const length = mem.words.length(s);
         if (vnet) {
           vnet.aim(s, mem.words.offset(s), length);
-          ring.queue(IoUringOp.Writev, this.fd, vnet.sendBase + BigInt(s * 2 * IOVEC_SIZE), 2, i);
+          ring.queue(IoUringOp.Writev, this.fd, vnet.sendAt + s * 2 * IOVEC_SIZE, 2, i);
         } else {
-          ring.queue(IoUringOp.Write, this.fd, mem.packetAddress(s), length, i);
+          ring.queue(IoUringOp.Write, this.fd, base + slots.slotAddress(s) + mem.words.offset(s), length, i);
         }
       }
       ring.enter(chunk);

@@ -133,12 +133,12 @@ export class IoUring {
   }
 
   /**
-   * Queues one request (not yet submitted): `op` on `fd` with buffer `address` / `length`
+   * Queues one request (not yet submitted): `op` on `fd` with buffer `address` (a Number) / `length`
    * (for readv / writev: the iovec array and its count), at file offset 0, tagged
    * `userData` (a 32-bit number, returned with its completion). Returns false when the
    * submission ring is full.
    */
-  queue(op: number, fd: number, address: bigint, length: number, userData: number): boolean {
+  queue(op: number, fd: number, address: number, length: number, userData: number): boolean {
     if (this.space <= 0) return false;
     const index = (this.sqTail[0] + this.pending) & this.sqMask;
     const at = index * SQE_SIZE;
@@ -146,7 +146,9 @@ export class IoUring {
     const v = this.sqes;
     v.setUint8(at, op);
     v.setInt32(at + 4, fd, true);
-    v.setBigUint64(at + 16, address, true);
+    // A user-space address fits in 53 bits: two words, no BigInt made per request.
+    v.setUint32(at + 16, address >>> 0, true);
+    v.setUint32(at + 20, Math.floor(address / 0x100000000), true);
     v.setUint32(at + 24, length, true);
     v.setUint32(at + 28, this.rwFlags, true);
     v.setUint32(at + 32, userData >>> 0, true);
