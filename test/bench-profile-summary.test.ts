@@ -2,7 +2,7 @@
 // into kinds of work, and perf stat's counts of system calls.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parsePerfStat, perfStatEvents, summariseProfile, type CpuProfile } from "../bench/system/profile-summary.js";
+import { parsePerfReport, parsePerfStat, perfStatEvents, summariseProfile, type CpuProfile } from "../bench/system/profile-summary.js";
 
 test("summariseProfile: each sample's time (the gap to the next one) goes to its function's kind", () => {
   const frame = (functionName: string, url = "") => ({ functionName, url });
@@ -46,4 +46,34 @@ test("parsePerfStat: counts by system call, <not counted> as none, the total as 
   const events = perfStatEvents().split(",");
   assert.equal(events[0], "raw_syscalls:sys_enter");
   assert.ok(events.includes("syscalls:sys_enter_io_uring_enter") && events.includes("syscalls:sys_enter_writev"));
+});
+
+test("parsePerfReport: kernel symbols by kind of work, JIT code and the runtime apart", () => {
+  const text = [
+    "# Samples: 7K of event 'cpu-clock'",
+    "#",
+    "    12.00%  [kernel.kallsyms]    [k] finish_task_switch.isra.0",
+    "     2.00%  [kernel.kallsyms]    [k] tcp_ack",
+    "     1.50%  [kernel.kallsyms]    [k] __inet_lookup_established",
+    "     1.25%  [kernel.kallsyms]    [k] tun_get_user",
+    "     1.00%  [kernel.kallsyms]    [k] _copy_from_iter",
+    "     0.75%  [kernel.kallsyms]    [k] fib_table_lookup",
+    "     0.50%  [kernel.kallsyms]    [k] veth_xmit",
+    "     0.50%  [kernel.kallsyms]    [k] kmem_cache_free",
+    "     0.40%  [kernel.kallsyms]    [k] some_unlisted_function",
+    "     3.00%  [JIT] tid 28203      [.] 0x000008d7f3b0f1ab",
+    "     2.00%  node                 [.] v8impl::FunctionCallbackWrapper::Invoke",
+    "     1.00%  koffi.node           [.] 0x000000000009bb48",
+    "",
+  ].join("\n");
+  assert.deepEqual(parsePerfReport(text), {
+    kernel: 19.9,
+    forwarding: 1.3,
+    transport: 3.5,
+    tun: 2.3,
+    skb: 0.5,
+    switches: 12,
+    jit: 3,
+    runtime: 3,
+  });
 });

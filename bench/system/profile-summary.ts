@@ -115,3 +115,57 @@ export function parsePerfStat(text: string): SyscallSummary {
   }
   return out;
 }
+
+/** Where the director's CPU samples fell (`perf record`), in percent, by kind of work. */
+export interface PerfBreakdown {
+  /** Every kernel symbol together. */
+  kernel: number;
+  /** Routing, the bridge and its netfilter hooks, veth, device queueing, the softirq loop. */
+  forwarding: number;
+  /** TCP / UDP of the far side, run in our softirq (acks, lookups, congestion control). */
+  transport: number;
+  /** The TUN device and the user copies in and out of it. */
+  tun: number;
+  /** sk_buff allocation and freeing. */
+  skb: number;
+  /** Context switches, wake-ups, the lock releases that re-enable interrupts. */
+  switches: number;
+  /** Our JavaScript and wasm (V8's JIT code). */
+  jit: number;
+  /** V8 and libuv (node), libc, koffi. */
+  runtime: number;
+}
+
+const KERNEL_KINDS: Array<[keyof PerfBreakdown, RegExp]> = [
+  ["transport", /^(tcp_|__tcp|inet_|__inet|bbr_|udp_|__udp|cubic)/],
+  ["tun", /^(tun_|_copy_(to|from)_iter|__check_object_size|__virt_addr_valid|copy_(to|from)_user|rw_verify_area)/],
+  [
+    "forwarding",
+    /(fib|ip_route|ip_forward|ip_finish|ip_rcv|ip_output|ip_local|validate_source|nf_|br_|veth|dev_queue|dev_hard|netif|net_rx|neigh|process_backlog|__dev_)/,
+  ],
+  ["skb", /(slab|kmem_cache|skb|kfree|kmalloc|page_frag|alloc_pages)/],
+  ["switches", /(finish_task_switch|spin_unlock|schedule|futex|try_to_wake_up|__wake_up|ttwu|pick_next|dequeue_task|enqueue_task)/],
+];
+
+/** `perf report --no-children --sort dso,symbol --stdio` into a PerfBreakdown (percent of samples). */
+export function parsePerfReport(text: string): PerfBreakdown {
+  const out: PerfBreakdown = { kernel: 0, forwarding: 0, transport: 0, tun: 0, skb: 0, switches: 0, jit: 0, runtime: 0 };
+  for (const line of text.split("\n")) {
+    const m = /^\s+([\d.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[([k.])\]\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const share = Number(m[1]);
+    const dso = m[2]!;
+    const symbol = m[4]!;
+    if (m[3] === "k") {
+      out.kernel += share;
+      const kind = KERNEL_KINDS.find(([, re]) => re.test(symbol));
+      if (kind) out[kind[0]] += share;
+    } else if (dso.startsWith("[JIT]")) {
+      out.jit += share;
+    } else {
+      out.runtime += share;
+    }
+  }
+  for (const k of Object.keys(out) as Array<keyof PerfBreakdown>) out[k] = Math.round(out[k] * 10) / 10;
+  return out;
+}

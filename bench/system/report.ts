@@ -2,7 +2,7 @@
 // with their spread over the rounds, the ratios against HAProxy and the kernel router, the
 // bars the project is held to, and what limits the figures. Pure: data in, Markdown out.
 
-import type { ProfileSummary, SyscallSummary } from "./profile-summary.js";
+import type { PerfBreakdown, ProfileSummary, SyscallSummary } from "./profile-summary.js";
 
 export type SystemId = "router" | "haproxy" | "nat" | "nat-q" | "nat-plain" | "nat-uring" | "dr" | "dr-bypass" | "tun";
 
@@ -56,6 +56,8 @@ export interface ProfileRecord {
   cpuSystemMs: number;
   profile: ProfileSummary;
   syscalls: SyscallSummary;
+  /** `perf record` of the director process: percent of its CPU samples by kind of work (null: perf could not say). */
+  perf?: PerfBreakdown | null;
   profilePath: string;
 }
 
@@ -638,6 +640,24 @@ function renderProfiles(systems: SystemRecord[], p: (...lines: string[]) => void
     );
   }
   p("");
+  const withPerf = rows.filter((x) => x.rec.perf);
+  if (withPerf.length > 0) {
+    p(
+      "The same measurements seen by `perf record` (the director process, kernel symbols included): percent of its CPU",
+      "samples. forwarding = routing, bridge, veth, device queues and the softirq loop; far-side transport = the TCP / UDP",
+      "of the host on the other side of the veth, run in our softirq; TUN = the device and the copies in and out.",
+      "",
+      "| system | round | measurement | kernel | forwarding | far-side transport | TUN | sk_buffs | switches, wake-ups | JS + wasm (JIT) | node, libc, koffi |",
+      "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    for (const { s, r, id, rec } of withPerf) {
+      const k = rec.perf!;
+      p(
+        `| ${s.label} | ${r.round} | ${id} | ${k.kernel} % | ${k.forwarding} % | ${k.transport} % | ${k.tun} % | ${k.skb} % | ${k.switches} % | ${k.jit} % | ${k.runtime} % |`,
+      );
+    }
+    p("");
+  }
   const first = rows[0]!;
   p(
     `Heaviest functions of the main thread (${first.s.label}, ${first.id}, round ${first.r.round}): ` +

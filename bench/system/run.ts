@@ -41,7 +41,7 @@
 // Every lab is torn down on the way out, on an error, and on Ctrl-C / SIGTERM (the lab
 // registry does it synchronously before the process dies of the signal).
 
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
@@ -63,7 +63,7 @@ import {
 } from "../../src/lab/index.js";
 import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues, type StallRecord, type ProfileRecord } from "./report.js";
 import { StallWatchdog, type Stall } from "./watchdog.js";
-import { parsePerfStat, perfStatEvents, summariseProfile, type CpuProfile } from "./profile-summary.js";
+import { parsePerfReport, parsePerfStat, perfStatEvents, summariseProfile, type CpuProfile, type PerfBreakdown } from "./profile-summary.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -554,6 +554,15 @@ async function signalForMark(proc: LabProcess, signal: NodeJS.Signals, mark: str
   throw new Error(`${proc.argv.join(" ").slice(-60)}: no ${mark} line within ${timeoutMs} ms of ${signal}`);
 }
 
+/** `perf report` of a `perf record` file, cut into kinds of work; null when perf could not say. */
+async function perfBreakdown(file: string): Promise<PerfBreakdown | null> {
+  return new Promise((resolve) => {
+    execFile("perf", ["report", "-i", file, "--no-children", "--sort", "dso,symbol", "--stdio"], { maxBuffer: 64 << 20 }, (err, stdout) => {
+      resolve(err ? null : parsePerfReport(stdout));
+    });
+  });
+}
+
 /**
  * --profile: around one measurement, a V8 CPU profile of the director's main thread and
  * `perf stat` counts of its system calls, and the packets it received meanwhile.
@@ -570,6 +579,10 @@ async function profiled(proc: LabProcess, fn: () => Promise<void>): Promise<Prof
   perf.stdout.on("data", (d) => (perfText += d));
   perf.stderr.on("data", (d) => (perfText += d));
   const perfExited = new Promise<void>((r) => perf.on("close", () => r()));
+  // Where the CPU samples fall, kernel symbols included (the system calls' own work).
+  const perfData = join(process.env.LVS_PROFILE_DIR ?? "/tmp", `${proc.pid}-${Date.now()}.perf.data`);
+  const record = spawn("perf", ["record", "-q", "-F", "999", "-o", perfData, "-p", String(proc.pid)], { stdio: "ignore" });
+  const recordExited = new Promise<void>((r) => record.on("close", () => r()));
   await sleep(200); // perf attaches
   const t0 = performance.now();
   let failure: unknown;
@@ -580,7 +593,8 @@ async function profiled(proc: LabProcess, fn: () => Promise<void>): Promise<Prof
   }
   const wallMs = performance.now() - t0;
   perf.kill("SIGINT");
-  await perfExited;
+  record.kill("SIGINT");
+  await Promise.all([perfExited, recordExited]);
   const path = await signalForMark(proc, "SIGWINCH", "@@profile@@");
   if (failure !== undefined) throw failure;
   const s1 = await sample();
@@ -592,6 +606,7 @@ async function profiled(proc: LabProcess, fn: () => Promise<void>): Promise<Prof
     cpuSystemMs: (s1.system - s0.system) / 1000,
     profile: summary,
     syscalls: parsePerfStat(perfText),
+    perf: await perfBreakdown(perfData),
     profilePath: path,
   };
 }
