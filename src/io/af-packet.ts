@@ -99,7 +99,7 @@ export interface AfPacketOptions {
   /**
    * PACKET_QDISC_BYPASS: frames we send go straight to the device's driver, past the qdisc
    * (no queueing discipline, no tc egress, no packet taps on the way out). Default false;
-   * what it buys is in docs/benchmarks.md.
+   * what it buys is in docs/benchmarks/packet-path.md.
    */
   readonly qdiscBypass?: boolean;
 }
