@@ -508,9 +508,9 @@ export function renderReport(run: RunRecord): string {
     "  and most of it is not the cost of entering system calls: a write into a TUN device runs the stack's forwarding",
     "  (routing, bridge, veth, and the far side's TCP) in our thread. JavaScript and wasm are 0.4–0.6 µs of the about",
     "  3 µs a small packet costs; `process()` itself 80–300 ns (docs/benchmarks/datapath.md). io_uring (one system",
-    "  call per batch) takes 15–25 % off the CPU per packet when batches are full, and nothing measurable end to end on",
-    "  this machine. Every packet of a NAT flow crosses the director's kernel twice (forwarded into the device, then",
-    "  routed again after we write it back), in both directions.",
+    "  call per batch) takes 15–25 % off the CPU per packet when batches are full: 1.2–1.5x end to end on a quiet",
+    '  machine, nothing measurable on a loaded one (the "NAT, io_uring" system). Every packet of a NAT flow crosses the',
+    "  director's kernel twice (forwarded into the device, then routed again after we write it back), in both directions.",
   );
   p(
     "- **Large frames.** With offloads (`IFF_VNET_HDR` + `TUNSETOFFLOAD`), a bulk TCP flow reaches the director as",
@@ -555,7 +555,7 @@ export function renderReport(run: RunRecord): string {
   p("");
   p(
     "The next steps that move these numbers, in order: worker threads on a multi-queue TUN device (one wasm instance per",
-    "core); less kernel work per packet (AF_XDP: no sk_buff on receive; io_uring and qdisc bypass only trim the call cost,",
+    "core); io_uring as lvsd's TUN path (1.2–1.5x on a quiet machine); less kernel work per packet (AF_XDP: no sk_buff on receive,",
     "see docs/benchmarks/packet-path.md); for GUE tunnels, the UDP-tunnel",
     "GSO type of newer kernels (`VIRTIO_NET_HDR_GSO_UDP_TUNNEL_*`, `TUN_F_UDP_TUNNEL_GSO`, Linux 6.17) so that tunnelled",
     "super-packets need not be cut here; a quiet machine to measure on.",
