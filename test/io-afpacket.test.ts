@@ -271,3 +271,49 @@ test("AF_PACKET with PACKET_VNET_HDR: a TSO sender's 64 KB frames pass a user-sp
     });
   }
 });
+
+test("AF_PACKET with qdiscBypass (PACKET_QDISC_BYPASS): a batch still reaches the peer, and skips the packet taps a qdisc path feeds", {
+  skip,
+}, async () => {
+  await withLab(async (lab) => {
+    const { a, p, peerMac } = pair(lab);
+    // Linux 6.x, net/core/dev.c: __dev_direct_xmit hands the frame to the driver without
+    // dev_queue_xmit_nit, so a tap (a packet socket that sees outgoing frames) never sees it.
+    const bypass = AfPacketSocket.open({ interface: "a0", netns: a, qdiscBypass: true });
+    const plain = AfPacketSocket.open({ interface: "a0", netns: a });
+    const tap = AfPacketSocket.open({ interface: "a0", netns: a, ignoreOutgoing: false });
+    try {
+      const listener = await lab.start(p, "node", ["-e", UDP_LISTEN, "10.220.0.2", "9999"]);
+      const core = new PacketCore({ slotCount: 16 });
+      const slots = core.slots;
+      const mac = (m: string) => Uint8Array.from(m.split(":").map((x) => parseInt(x, 16)));
+      const fill = (from: string, tag: string) => {
+        for (let i = 0; i < 5; i++) {
+          const ip = udp4("10.220.0.1", 4000 + i, "10.220.0.2", 9999, new TextEncoder().encode(`${tag}${i}`));
+          const frame = new Uint8Array(14 + ip.length);
+          frame.set(mac(peerMac), 0);
+          frame.set(mac(from), 6);
+          frame[12] = 0x08;
+          frame.set(ip, 14);
+          slots.write(i, frame, LinkType.Ethernet);
+        }
+      };
+      const tapped = () => {
+        const n = tap.receive(slots, 0, 16, 50);
+        let count = 0;
+        for (let i = 0; i < n; i++) if (slots.view(i)[12] === 0x08 && slots.view(i)[14 + 9] === 17) count++;
+        return count;
+      };
+      fill(bypass.mac, "b");
+      assert.equal(bypass.send(slots, [0, 1, 2, 3, 4]), 5);
+      assert.ok(await until(() => listener.lines.length >= 5, 3000), `peer got ${listener.lines.length} of 5 past the qdisc`);
+      assert.equal(tapped(), 0, "the tap saw none of the bypassing frames");
+      fill(plain.mac, "q");
+      assert.equal(plain.send(slots, [0, 1, 2, 3, 4]), 5);
+      assert.ok(await until(() => listener.lines.length >= 10, 3000), `peer got ${listener.lines.length} of 10`);
+      assert.equal(tapped(), 5, "the tap sees the frames sent through the qdisc (so it can tell)");
+    } finally {
+      for (const s of [bypass, plain, tap]) s.close();
+    }
+  });
+});

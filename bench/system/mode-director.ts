@@ -18,6 +18,7 @@
 
 import { startDrDirector, type DrDirector } from "../../src/runtime/dr-director.js";
 import { startTunDirector, type TunDirector } from "../../src/runtime/tun-director.js";
+import { PACKET_QDISC_BYPASS, SOL_PACKET, setIntOption } from "../../src/io/libc.js";
 
 function arg(flag: string): string | undefined {
   const i = process.argv.indexOf(flag);
@@ -56,6 +57,13 @@ for (const line of lines) {
   if (r.exitCode !== 0) throw new Error(`${line}: ${r.stderr}`);
 }
 if (mode === "dr") await (d as DrDirector).resolveNeighbours(rs, 10_000);
+// --qdisc-bypass: both AF_PACKET sockets send past the qdisc (set after the fact: the option
+// may change at any time; AfPacketOptions.qdiscBypass sets it at open).
+if (mode === "dr" && process.argv.includes("--qdisc-bypass")) {
+  for (const port of [(d as DrDirector).client, (d as DrDirector).server]) {
+    setIntOption(port.socket.fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "setting PACKET_QDISC_BYPASS");
+  }
+}
 
 const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? Number(x) : x)));
 function stats(): string {

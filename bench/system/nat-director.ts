@@ -11,13 +11,16 @@
 //
 // --no-offload opens the device as before offloads existed (no virtio-net header: the
 // kernel cuts every super-packet to the MTU first); --txqueuelen N sizes the device's queue
-// (the ring the kernel drops at when we fall behind; default the kernel's 500).
+// (the ring the kernel drops at when we fall behind; default the kernel's 500); --uring moves
+// the packets through io_uring (src/io/tun-uring.ts) instead of a read / write each.
 //
 // Prints "ready <device>" once the device is open and the loop runs; on SIGUSR2 prints one
 // line "@@stats@@{...}" (Director and adapter counters, connections in the table); exits on
 // SIGTERM / SIGINT after stopping the loop and closing the device.
 
 import { Balancer, Director, TunDevice, type ServiceKey } from "../../src/index.js";
+import { UringTunDevice } from "../../src/io/tun-uring.js";
+import { profileOnSignal } from "./profile-child.js";
 
 interface Args {
   tun: string;
@@ -28,6 +31,7 @@ interface Args {
   batch: number;
   offload: boolean;
   txQueueLength: number | undefined;
+  uring: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -47,6 +51,7 @@ function parseArgs(argv: readonly string[]): Args {
     connections: Number(get("--connections") ?? 1 << 19),
     batch: Number(get("--batch") ?? 256),
     offload: !argv.includes("--no-offload"),
+    uring: argv.includes("--uring"),
     txQueueLength: get("--txqueuelen") === undefined ? undefined : Number(get("--txqueuelen")),
   };
 }
@@ -78,12 +83,15 @@ for (const protocol of ["tcp", "udp"] as const) {
   balancer.addDestination(key, dest(args.iperfRs, 5201));
 }
 
-const tun = TunDevice.open({
+const device = TunDevice.open({
   name: args.tun,
   offload: args.offload,
   ...(args.txQueueLength !== undefined ? { txQueueLength: args.txQueueLength } : {}),
 });
+// --uring: the same device, its packets moved by io_uring (one system call per batch each way).
+const tun = args.uring ? new UringTunDevice(device) : device;
 const director = new Director({ balancer, io: [tun], batch: args.batch });
+profileOnSignal();
 const loop = director.start();
 
 function stats(): string {
@@ -92,7 +100,10 @@ function stats(): string {
     director: director.stats,
     tun: tun.stats,
     gso: tun.gso,
+    ...(tun instanceof UringTunDevice ? { uring: { enters: tun.ring.enters, holesFilled: tun.holesFilled, readErrors: tun.readErrors } } : {}),
     connections: balancer.connectionCount,
+    // CPU time of the whole process (all threads), microseconds: the profile's per-packet cost under load.
+    cpu: process.cpuUsage(),
     totals: plain(balancer.totals().stats),
   })}\n`;
 }

@@ -2,7 +2,9 @@
 // with their spread over the rounds, the ratios against HAProxy and the kernel router, the
 // bars the project is held to, and what limits the figures. Pure: data in, Markdown out.
 
-export type SystemId = "router" | "haproxy" | "nat" | "nat-q" | "nat-plain" | "dr" | "tun";
+import type { PerfBreakdown, ProfileSummary, SyscallSummary } from "./profile-summary.js";
+
+export type SystemId = "router" | "haproxy" | "nat" | "nat-q" | "nat-plain" | "nat-uring" | "dr" | "dr-bypass" | "tun";
 
 /** One round of one system. Latencies in microseconds, rates per second, bits per second. */
 export interface RoundValues {
@@ -31,6 +33,47 @@ export interface RoundValues {
   upDrops?: number;
   downDrops?: number;
   udpDrops?: number;
+  /** The multi-flow cases: wrk -t2 -c256 keep-alive, iperf3 -P 4 upload. */
+  manyKaRps?: number;
+  manyKaP99?: number;
+  manyKaErrors?: number;
+  manyUpBps?: number;
+  manyUpRetr?: number;
+  /** TIME_WAIT sockets found in the director's kernel before measurements (should be none). */
+  timeWait?: number;
+  /** Measurements that made no progress for 2 s, with what lvsd and the kernel said then. */
+  stalls?: StallRecord[];
+  /** --profile: per measurement (case id), where the director's time went. */
+  profiles?: Record<string, ProfileRecord>;
+}
+
+/** One measurement under --profile: packets the director received, its main thread's profile, its system calls. */
+export interface ProfileRecord {
+  packets: number;
+  wallMs: number;
+  /** CPU time of the director process (all threads) during the measurement, from process.cpuUsage(). */
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  profile: ProfileSummary;
+  syscalls: SyscallSummary;
+  /** `perf record` of the director process: percent of its CPU samples by kind of work (null: perf could not say). */
+  perf?: PerfBreakdown | null;
+  profilePath: string;
+}
+
+/** A stall the watchdog caught (bench/system/watchdog.ts), with the snapshot taken then. */
+export interface StallRecord {
+  measurement: string;
+  stalledForS: number;
+  /** Seconds into the measurement. */
+  atS: number;
+  /** The progress counter (packets the real servers received) during the stall. */
+  progress: number;
+  timeWaitSockets: number;
+  tunDrops: number | undefined;
+  lvsd: Record<string, unknown> | null;
+  /** `ip -s -j link`, `nstat -asz --json` and /proc/net/snmp in the director. */
+  kernel: { links: string; nstat: string; snmp: string };
 }
 
 export interface SystemRecord {
@@ -56,12 +99,21 @@ export interface RunRecord {
   loadBefore: [number, number, number];
   loadAfter: [number, number, number];
   loadPerRound: Array<[number, number, number]>;
-  options: { rounds: number; wrkS: number; iperfS: number; udpS: number; connections: number };
+  options: {
+    rounds: number;
+    wrkS: number;
+    iperfS: number;
+    udpS: number;
+    connections: number;
+    cases?: string[];
+    manyConnections?: number;
+    streams?: number;
+  };
   tools: Record<string, string>;
   systems: SystemRecord[];
 }
 
-type Key = Exclude<keyof RoundValues, "round" | "errors">;
+type Key = Exclude<keyof RoundValues, "round" | "errors" | "stalls" | "profiles">;
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -97,6 +149,9 @@ const ROWS: Row[] = [
   { label: "  TCP retransmits (up / down)", keys: ["upRetr", "downRetr"], fmt: (n) => group(Math.round(n)) },
   { label: "UDP 64 B received, datagrams/s", keys: ["udpPps"], fmt: fmtRate, na: { haproxy: "n/a (TCP mode)" } },
   { label: "  UDP 64 B sent by the client, datagrams/s", keys: ["udpSentPps"], fmt: fmtRate, na: { haproxy: "n/a" } },
+  { label: "HTTP keep-alive, many connections (wrk -t2), req/s", keys: ["manyKaRps"], fmt: fmtRate },
+  { label: "  latency p99, ms", keys: ["manyKaP99"], fmt: fmtMs },
+  { label: "iperf3 -P (several streams) client -> server, Gbit/s", keys: ["manyUpBps"], fmt: fmtGbit },
 ];
 
 function cell(sys: SystemRecord, row: Row): string {
@@ -104,7 +159,7 @@ function cell(sys: SystemRecord, row: Row): string {
   if (sys.error) return "set-up failed";
   if (row.na?.[sys.id]) return row.na[sys.id]!;
   const parts = row.keys.map((k) => values(sys, k));
-  if (parts.every((p) => p.length === 0)) return "failed";
+  if (parts.every((p) => p.length === 0)) return sys.rounds.some((r) => row.keys.some((k) => k in r)) ? "failed" : "not run";
   if (row.keys.length === 1) {
     const v = parts[0]!;
     const spread = v.length > 1 ? ` [${row.fmt(Math.min(...v))}–${row.fmt(Math.max(...v))}]` : "";
@@ -163,7 +218,13 @@ export function renderReport(run: RunRecord): string {
     "Written by `npm run bench:system` (`bench/system/run.ts`, root). Per-bench figures of the",
     "data plane alone (no kernel, no network) are in [docs/benchmarks/](benchmarks/); the control",
     "plane at kube-proxy scale (50,000 services: restore, listing, reload, the packet loop's longest",
-    "gap meanwhile) in [docs/benchmarks/operations.md](benchmarks/operations.md).",
+    "gap meanwhile) in [docs/benchmarks/operations.md](benchmarks/operations.md); one data-plane worker against two",
+    "and a model for more cores in [docs/benchmarks/workers.md](benchmarks/workers.md). Where a packet's time goes",
+    "(profile, system calls, copies) and what io_uring and qdisc bypass bought: [docs/benchmarks/packet-path.md](benchmarks/packet-path.md).",
+    "",
+    "A subset costs less: `npm run bench:system -- --systems router,haproxy,nat --cases ka,up,many-ka --rounds 2`",
+    "(systems: router, haproxy, nat, nat-q, nat-plain, nat-uring, dr, dr-bypass, tun; cases: ka, close, up, down, udp,",
+    "many-ka, many-up; `--quick` is 1 round of 2 s; `--profile` adds the per-measurement profile of the NAT directors).",
     "",
   );
   p("## This run", "");
@@ -183,8 +244,10 @@ export function renderReport(run: RunRecord): string {
   p(
     `- ${o.rounds} interleaved rounds (${measured.map((s) => s.label).join(", ")}, then again); per system and round: ` +
       `\`wrk -t1 -c${o.connections} -d${o.wrkS}s\` GET / (a 4-byte body) keep-alive, the same with \`Connection: close\`, ` +
-      `\`iperf3 -t ${o.iperfS}\` (one TCP stream) and \`-R\`, \`iperf3 -u -l 64 -b 0 -t ${o.udpS}\`; ` +
-      "one untimed 1-second wrk warm-up of each kind per system before round 1",
+      `\`iperf3 -t ${o.iperfS}\` (one TCP stream) and \`-R\`, \`iperf3 -u -l 64 -b 0 -t ${o.udpS}\`` +
+      (o.manyConnections ? `, \`wrk -t2 -c${o.manyConnections} -d${o.wrkS}s\` keep-alive, \`iperf3 -P ${o.streams} -t ${o.iperfS}\`` : "") +
+      (o.cases && o.cases.length < 7 ? ` (this run: only ${o.cases.join(", ")})` : "") +
+      "; one untimed 1-second wrk warm-up of each kind per system before round 1; a stall watchdog beside every measurement",
     "",
   );
 
@@ -249,6 +312,22 @@ export function renderReport(run: RunRecord): string {
   p(errs.length ? "Errors and failed measurements:" : "No wrk errors and no failed measurement in any round.", "");
   for (const e of errs) p(`- ${e}`);
   if (errs.length) p("");
+  const stalls = measured.flatMap((s) => s.rounds.flatMap((r) => (r.stalls ?? []).map((st) => ({ s, r, st }))));
+  const traps = measured.flatMap((s) => s.rounds.filter((r) => (r.timeWait ?? 0) > 0).map((r) => ({ s, r })));
+  if (stalls.length === 0 && traps.length === 0) {
+    p("Stall watchdog: no measurement went 2 s without progress, and no TIME_WAIT socket sat in a director's kernel before an lvs-wasm measurement.", "");
+  } else {
+    p("Stall watchdog (no packet reached the real servers for 2 s; the full snapshot of lvsd's and the kernel's counters is in bench/out/system.json):", "");
+    for (const { s, r, st } of stalls) {
+      p(
+        `- ${s.label}, round ${r.round}, ${st.measurement}: stalled ${st.stalledForS} s at ${st.atS} s; TIME_WAIT sockets in the director ${st.timeWaitSockets}` +
+          `${st.tunDrops === undefined ? "" : `; TUN queue drops so far ${group(st.tunDrops)}`}`,
+      );
+    }
+    for (const { s, r } of traps)
+      p(`- ${s.label}, round ${r.round}: ${r.timeWait} TIME_WAIT sockets in the director's kernel before its measurements (the early-demux trap)`);
+    p("");
+  }
 
   p("## Ratios", "");
   p("Ratio of the medians in bold; [lowest–highest] of the per-round ratios (same round, so the same load) after it.", "");
@@ -258,6 +337,8 @@ export function renderReport(run: RunRecord): string {
     ["bulk client -> server", "upBps"],
     ["bulk server -> client", "downBps"],
     ["UDP 64 B datagrams/s", "udpPps"],
+    ["HTTP keep-alive req/s, many connections", "manyKaRps"],
+    ["bulk client -> server, several streams", "manyUpBps"],
   ];
   const oursMeasured = ours.filter((s) => !s.unavailable && !s.error);
   if (oursMeasured.length === 0) {
@@ -424,12 +505,15 @@ export function renderReport(run: RunRecord): string {
 
   p("## What limits the numbers", "");
   p(
-    "- **One system call per packet, each way, through an FFI.** A TUN device has no recvmmsg/sendmmsg: every packet is",
-    "  one `read(2)` into its slot and one `write(2)` out of it, each a koffi call (about 0.25 µs of FFI on top of the",
-    "  system call; docs/benchmarks/io.md measured about 60,000–140,000 packets/s for the whole receive + process + send",
-    "  loop on this machine). The datapath itself is not the limit: `process()` costs 80–300 ns a packet",
-    "  (docs/benchmarks/datapath.md). Every packet of a NAT flow crosses the director's kernel twice (forwarded into the",
-    "  device, then routed again after we write it back), in both directions.",
+    "- **The kernel's work per packet, charged to our writes.** A TUN device has no recvmmsg/sendmmsg: every packet is",
+    "  one `read(2)` into its slot and one `write(2)` out of it, each a koffi call. The profile",
+    "  ([docs/benchmarks/packet-path.md](benchmarks/packet-path.md)) puts 85–90 % of the NAT director's CPU in the kernel,",
+    "  and most of it is not the cost of entering system calls: a write into a TUN device runs the stack's forwarding",
+    "  (routing, bridge, veth, and the far side's TCP) in our thread. JavaScript and wasm are 0.4–0.6 µs of the about",
+    "  3 µs a small packet costs; `process()` itself 80–300 ns (docs/benchmarks/datapath.md). io_uring (one system",
+    "  call per batch) takes 15–25 % off the CPU per packet when batches are full: 1.2–1.5x end to end on a quiet",
+    '  machine, nothing measurable on a loaded one (the "NAT, io_uring" system). Every packet of a NAT flow crosses the',
+    "  director's kernel twice (forwarded into the device, then routed again after we write it back), in both directions.",
   );
   p(
     "- **Large frames.** With offloads (`IFF_VNET_HDR` + `TUNSETOFFLOAD`), a bulk TCP flow reaches the director as",
@@ -474,27 +558,143 @@ export function renderReport(run: RunRecord): string {
   p("");
   p(
     "The next steps that move these numbers, in order: worker threads on a multi-queue TUN device (one wasm instance per",
-    "core); fewer system calls per packet for small packets (a native loop, or io_uring); for GUE tunnels, the UDP-tunnel",
+    "core); io_uring as lvsd's TUN path (1.2–1.5x on a quiet machine); less kernel work per packet (AF_XDP: no sk_buff on receive,",
+    "see docs/benchmarks/packet-path.md); for GUE tunnels, the UDP-tunnel",
     "GSO type of newer kernels (`VIRTIO_NET_HDR_GSO_UDP_TUNNEL_*`, `TUN_F_UDP_TUNNEL_GSO`, Linux 6.17) so that tunnelled",
     "super-packets need not be cut here; a quiet machine to measure on.",
     "",
   );
 
+  p("## Per packet: where the time goes", "");
+  p(
+    "From the profile of the NAT director in [docs/benchmarks/packet-path.md](benchmarks/packet-path.md) (2026-12-06,",
+    "`bench:system --profile`, `perf record`, and `bench/io.bench.ts`, which drains a queue of 200,000 small packets",
+    "with nothing else running). Per small packet through the NAT loop, CPU of the director process:",
+    "",
+    "| part | per packet | share of the director's CPU samples (perf, keep-alive / UDP 64 B) |",
+    "|---|---:|---:|",
+    "| receive: `read(2)` into a slot (the kernel's one copy in) | about 1.0 µs | TUN device and copies: 7 % / 15 % |",
+    "| write back: `write(2)`, and the kernel routing it on (bridge, veth, the far side's TCP) in our thread | about 1.5 µs | routing, bridge, veth: 17 % / 27 %; far-side TCP / UDP: 10 % / 3 % |",
+    "| sk_buff allocation and freeing | (in the above) | 9 % / 10 % |",
+    "| wake-ups: poll on libuv's pool, futex, epoll (per batch) | 0.5–3 system calls per packet | context switches: 24 % / 14 % |",
+    "| JavaScript (director loop, adapters) and wasm (`process()`) | 0.4–0.6 µs | JIT code 4–5 %; node runtime 5–9 % |",
+    "| copies in JavaScript | none: slots are wasm memory, iovecs point into them | |",
+    "",
+    "System calls: 2 per packet (one read, one write) plus one empty read and a poll per wake-up (2.4–3 per packet under",
+    "request / response, 4–6 per GSO super-packet under bulk). The kernel's work, not the calls' entry cost, is 85–90 % of the director's CPU.",
+    "Idle: in the profiled runs the director's main thread waited for packets 32–77 % of the time (the client, the",
+    "servers and the kernel's forwarding on the same 2 cores were the bottleneck, not the director's loop).",
+    "",
+  );
+  renderVariantGains(by, p);
+  renderProfiles(measured, p);
+
   p("## Per round", "");
   p("TUN queue drops: packets the kernel dropped at the director's TUN device queue during each measurement (keep-alive / close / up / down / UDP).", "");
   p(
-    "| system | round | keep-alive req/s | close req/s | up Gbit/s | down Gbit/s | UDP received/s | TUN queue drops |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| system | round | keep-alive req/s | close req/s | up Gbit/s | down Gbit/s | UDP received/s | many connections req/s | several streams up Gbit/s | TUN queue drops |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const s of measured) {
     for (const r of s.rounds) {
       const f = (v: number | undefined, fmt: (n: number) => string) => (typeof v === "number" ? fmt(v) : "—");
       p(
-        `| ${s.label} | ${r.round} | ${f(r.kaRps, fmtRate)} | ${f(r.closeRps, fmtRate)} | ${f(r.upBps, fmtGbit)} | ${f(r.downBps, fmtGbit)} | ${!s.rounds.some((x) => x.udpPps !== undefined) ? "n/a" : f(r.udpPps, fmtRate)} | ${r.kaDrops === undefined ? "—" : [r.kaDrops, r.closeDrops, r.upDrops, r.downDrops, r.udpDrops].map((x) => (x === undefined ? "—" : group(x))).join(" / ")} |`,
+        `| ${s.label} | ${r.round} | ${f(r.kaRps, fmtRate)} | ${f(r.closeRps, fmtRate)} | ${f(r.upBps, fmtGbit)} | ${f(r.downBps, fmtGbit)} | ${!s.rounds.some((x) => x.udpPps !== undefined) ? "n/a" : f(r.udpPps, fmtRate)} | ${f(r.manyKaRps, fmtRate)} | ${f(r.manyUpBps, fmtGbit)} | ${r.kaDrops === undefined ? "—" : [r.kaDrops, r.closeDrops, r.upDrops, r.downDrops, r.udpDrops].map((x) => (x === undefined ? "—" : group(x))).join(" / ")} |`,
       );
     }
   }
   p("");
   p("Raw figures of the run (every wrk and iperf3 result, director counters): `bench/out/system.json` (not committed).", "");
   return out.join("\n");
+}
+
+/** --profile: per system and measurement, where the director's main thread and its system calls went, per packet. */
+function renderProfiles(systems: SystemRecord[], p: (...lines: string[]) => void): void {
+  const rows = systems.flatMap((s) => s.rounds.flatMap((r) => Object.entries(r.profiles ?? {}).map(([id, rec]) => ({ s, r, id, rec }))));
+  if (rows.length === 0) return;
+  p("## Where a packet's time goes (--profile)", "");
+  p(
+    "Per measurement, the director process's CPU time (process.cpuUsage(), all threads: what it cost, whatever the load),",
+    "its main thread sampled by V8's profiler (every 250 µs: wall time, so a thread preempted inside a call counts as in it) and its system calls counted by",
+    "`perf stat` on the syscall tracepoints (all threads of the process), divided by the packets it received meanwhile.",
+    "busy = the main thread's time outside the event loop's idle wait; native = functions without JavaScript source:",
+    "koffi's calls into libc with the system call inside them, and V8 builtins; program = V8 itself. The profiler costs",
+    "the director some speed, so read shares and counts, not rates, from this table.",
+    "",
+  );
+  p(
+    "| system | round | measurement | packets | CPU µs/packet: user + system | main thread busy µs/packet | wasm | JS | native | GC + program | idle share | system calls/packet | by call (per packet) |",
+    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+  );
+  for (const { s, r, id, rec } of rows) {
+    const n = Math.max(1, rec.packets);
+    const us = (ms: number) => ((ms * 1000) / n).toFixed(2);
+    const pr = rec.profile;
+    const js = Object.values(pr.js).reduce((a, b) => a + b, 0);
+    const calls = rec.syscalls.all ?? 0;
+    const heavy = Object.entries(rec.syscalls)
+      .filter(([name, x]) => name !== "all" && x > 0)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([name, x]) => `${name} ${(x / n).toFixed(2)}`)
+      .join("; ");
+    p(
+      `| ${s.label} | ${r.round} | ${id} | ${group(rec.packets)} | ${us(rec.cpuUserMs)} + ${us(rec.cpuSystemMs)} | ${us(pr.totalMs - pr.idleMs)} | ${us(pr.wasmMs)} | ${us(js)} | ${us(pr.nativeMs)} | ${us(pr.gcMs + pr.programMs)} | ${pr.totalMs > 0 ? Math.round((100 * pr.idleMs) / pr.totalMs) : 0} % | ${(calls / n).toFixed(2)} | ${heavy} |`,
+    );
+  }
+  p("");
+  const withPerf = rows.filter((x) => x.rec.perf);
+  if (withPerf.length > 0) {
+    p(
+      "The same measurements seen by `perf record` (the director process, kernel symbols included): percent of its CPU",
+      "samples. forwarding = routing, bridge, veth, device queues and the softirq loop; far-side transport = the TCP / UDP",
+      "of the host on the other side of the veth, run in our softirq; TUN = the device and the copies in and out.",
+      "",
+      "| system | round | measurement | kernel | forwarding | far-side transport | TUN | sk_buffs | switches, wake-ups | JS + wasm (JIT) | node, libc, koffi |",
+      "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    for (const { s, r, id, rec } of withPerf) {
+      const k = rec.perf!;
+      p(
+        `| ${s.label} | ${r.round} | ${id} | ${k.kernel} % | ${k.forwarding} % | ${k.transport} % | ${k.tun} % | ${k.skb} % | ${k.switches} % | ${k.jit} % | ${k.runtime} % |`,
+      );
+    }
+    p("");
+  }
+  const first = rows[0]!;
+  p(
+    `Heaviest functions of the main thread (${first.s.label}, ${first.id}, round ${first.r.round}): ` +
+      first.rec.profile.top.map((f) => `${f.name} (${f.kind}) ${((f.ms * 1000) / Math.max(1, first.rec.packets)).toFixed(2)} µs/packet`).join("; ") +
+      ".",
+    "",
+  );
+}
+
+/** Ratios of a system variant against the system it varies, in the same rounds (io_uring, qdisc bypass). */
+function renderVariantGains(by: Map<SystemId, SystemRecord>, p: (...lines: string[]) => void): void {
+  const pairs: Array<[SystemId, SystemId, string]> = [
+    ["nat-uring", "nat", "io_uring against read / write per packet (NAT, TUN with offloads)"],
+    ["dr-bypass", "dr", "PACKET_QDISC_BYPASS against the qdisc path (DR, AF_PACKET)"],
+  ];
+  const live = (x: SystemRecord | undefined): x is SystemRecord => !!x && !x.unavailable && !x.error && x.rounds.length > 0;
+  const shown = pairs.filter(([a, b]) => live(by.get(a)) && live(by.get(b)));
+  if (shown.length === 0) return;
+  p("## What fewer system calls bought (same rounds)", "");
+  p("Ratio of the medians in bold; [lowest–highest] of the per-round ratios after it.", "");
+  p(`| metric | ${shown.map(([, , label]) => label).join(" | ")} |`, `|---|${shown.map(() => "---:").join("|")}|`);
+  for (const [label, key] of [
+    ["HTTP keep-alive req/s", "kaRps"],
+    ["  keep-alive latency p99 (lower is better)", "kaP99"],
+    ["HTTP connection-per-request req/s", "closeRps"],
+    ["bulk client -> server", "upBps"],
+    ["bulk server -> client", "downBps"],
+    ["UDP 64 B datagrams/s", "udpPps"],
+    ["keep-alive, many connections, req/s", "manyKaRps"],
+    ["bulk, several streams", "manyUpBps"],
+  ] as Array<[string, Key]>) {
+    const cells = shown.map(([a, b]) => (values(by.get(a)!, key).length ? fmtRatioCell(ratio(by.get(a), by.get(b), key)) : "not run"));
+    if (cells.every((c) => c === "not run")) continue;
+    p(`| ${label.replace(/^ {2}/, "&nbsp;&nbsp;")} | ${cells.join(" | ")} |`);
+  }
+  p("");
 }

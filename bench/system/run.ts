@@ -9,26 +9,41 @@
 //            over a TUN device with offloads (bench/system/nat-director.ts), rr over RS1, RS2;
 //   nat-q    the same without offloads, queue 4096 (what sizing the queue alone buys);
 //   nat-plain the same without offloads, queue 500: the code before offloads (the baseline);
+//   nat-uring lvs-wasm NAT with the TUN device's packets moved by io_uring (src/io/tun-uring.ts);
 //   dr       lvs-wasm DR: src/runtime/dr-director.ts (AF_PACKET) in one process (mode-director.ts);
+//   dr-bypass the same with PACKET_QDISC_BYPASS on both sockets;
 //   tun      lvs-wasm TUN: src/runtime/tun-director.ts in one process, and the real-server
 //            decap agent (src/runtime/rs-agent.ts) in one process per real server.
 //
 // Each system has its own lab, all built before the first measurement; the rounds then
 // interleave (router, haproxy, nat, dr, tun, router, haproxy, ...) so that load drift on the
 // shared machine hits every system alike. Per system and round: wrk keep-alive, wrk
-// connection-per-request, iperf3 both ways (one stream), iperf3 UDP 64-byte datagrams.
+// connection-per-request, iperf3 both ways (one stream), iperf3 UDP 64-byte datagrams, and
+// the multi-flow cases: wrk -t2 -c256 keep-alive, iperf3 -P 4 upload.
 // Medians and spreads (min-max over rounds) go to docs/benchmarks.md, the raw figures to
 // bench/out/system.json.
 //
 // Options: --rounds N (3)  --wrk-s S (4)  --iperf-s S (5)  --udp-s S (2)  --connections N (32)
 //          --quick (1 round, 2 s each)  --no-write (print only)  --out PATH (docs/benchmarks.md)
 //          --from-json PATH (no measuring: render the report of a saved run again)
+//          --systems router,haproxy,nat,nat-q,nat-plain,nat-uring,dr,dr-bypass,tun (a subset; default all)
+//          --cases ka,close,up,down,udp,many-ka,many-up (a subset; default all)
+//          --many-connections N (256)  --streams N (4): the multi-flow cases (wrk -t2 -cN, iperf3 -P N)
+//          --profile: per measurement of the NAT directors, CPU per packet, a V8 profile of the main
+//          thread and perf stat counts of system calls (bench/system/profile-*.ts; needs perf)
+//
+// A stall watchdog (bench/system/watchdog.ts) samples the packets the real servers received
+// beside every measurement; 2 s without one is reported with lvsd's and the kernel's counters.
+// Before each lvs-wasm measurement, TIME_WAIT sockets in the director's kernel are counted:
+// with a lab per system there are none; if some are there, early demux would tie new
+// connections to them and drop forwarded packets (docs/benchmarks.md), and the report says so.
 //
 // Every lab is torn down on the way out, on an error, and on Ctrl-C / SIGTERM (the lab
 // registry does it synchronously before the process dies of the signal).
 
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,7 +61,9 @@ import {
   type LabProcess,
   type WrkResult,
 } from "../../src/lab/index.js";
-import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues } from "./report.js";
+import { renderReport, type RunRecord, type SystemRecord, type SystemId, type RoundValues, type StallRecord, type ProfileRecord } from "./report.js";
+import { StallWatchdog, type Stall } from "./watchdog.js";
+import { parsePerfReport, parsePerfStat, perfStatEvents, summariseProfile, type CpuProfile, type PerfBreakdown } from "./profile-summary.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -63,10 +80,44 @@ interface Options {
   out: string;
   /** Re-render the report from a saved run (bench/out/system.json) instead of measuring. */
   fromJson?: string;
+  /** Only these systems (default all); the ratio columns need router and haproxy. */
+  systems: SystemId[] | null;
+  /** Only these measurements (default all): see CASES. */
+  cases: CaseId[];
+  /** Connections and wrk threads of the multi-flow keep-alive case; streams of the multi-flow iperf3 case. */
+  manyConnections: number;
+  streams: number;
+  /** Profile lvs-wasm NAT directors per measurement (V8 CPU profile + perf trace -s). */
+  profile: boolean;
+}
+
+/** The measurements of a round, in order; `--cases` picks some. */
+const CASES = ["ka", "close", "up", "down", "udp", "many-ka", "many-up"] as const;
+type CaseId = (typeof CASES)[number];
+const SYSTEM_IDS: readonly SystemId[] = ["router", "haproxy", "nat", "nat-q", "nat-plain", "nat-uring", "dr", "dr-bypass", "tun"];
+
+function parseList<T extends string>(flag: string, text: string | undefined, allowed: readonly T[]): T[] {
+  const items = (text ?? "").split(",").filter(Boolean);
+  const bad = items.filter((x) => !allowed.includes(x as T));
+  if (items.length === 0 || bad.length > 0) throw new Error(`${flag} takes a comma-separated list of ${allowed.join(", ")}; got ${String(text)}`);
+  return items as T[];
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { rounds: 3, wrkS: 4, iperfS: 5, udpS: 2, connections: 32, write: true, out: join(root, "docs", "benchmarks.md") };
+  const o: Options = {
+    rounds: 3,
+    wrkS: 4,
+    iperfS: 5,
+    udpS: 2,
+    connections: 32,
+    write: true,
+    out: join(root, "docs", "benchmarks.md"),
+    systems: null,
+    cases: [...CASES],
+    manyConnections: 256,
+    streams: 4,
+    profile: false,
+  };
   const num = (i: number, flag: string): number => {
     const v = Number(argv[i + 1]);
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} wants a positive number, got ${String(argv[i + 1])}`);
@@ -83,9 +134,15 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--no-write") o.write = false;
     else if (a === "--out") o.out = argv[++i]!;
     else if (a === "--from-json") o.fromJson = argv[++i]!;
+    else if (a === "--systems") o.systems = parseList(a, argv[++i], SYSTEM_IDS);
+    else if (a === "--cases") o.cases = parseList(a, argv[++i], CASES);
+    else if (a === "--many-connections") o.manyConnections = Math.floor(num(i++, a));
+    else if (a === "--streams") o.streams = Math.floor(num(i++, a));
+    else if (a === "--profile") o.profile = true;
     else if (a === "--help" || a === "-h") {
       console.log(
-        "usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]",
+        "usage: node --import tsx bench/system/run.ts [--rounds N] [--wrk-s S] [--iperf-s S] [--udp-s S] [--connections N] [--quick] [--no-write] [--out PATH] [--from-json PATH]\n" +
+          `   [--systems ${SYSTEM_IDS.join(",")}] [--cases ${CASES.join(",")}] [--many-connections N (256)] [--streams N (4)] [--profile]`,
       );
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
@@ -157,6 +214,8 @@ interface System {
   counters?(): Promise<Record<string, unknown> | null>;
   /** The TUN device in the director whose queue drops are counted per measurement. */
   tunDevice?: string;
+  /** The director process --profile profiles (bench/system/profile-child.ts). */
+  profileTarget?(): LabProcess | null;
   error: string | null;
 }
 
@@ -203,16 +262,18 @@ function haproxySystem(): System {
 }
 
 interface NatVariant {
-  readonly id: "nat" | "nat-q" | "nat-plain";
+  readonly id: "nat" | "nat-q" | "nat-plain" | "nat-uring";
   readonly label: string;
   readonly offload: boolean;
   readonly txqueuelen: number;
+  readonly uring?: boolean;
 }
 
 const NAT_VARIANTS: readonly NatVariant[] = [
   { id: "nat", label: "lvs-wasm NAT", offload: true, txqueuelen: 4096 },
   { id: "nat-q", label: "NAT, no offloads, queue 4096", offload: false, txqueuelen: 4096 },
   { id: "nat-plain", label: "NAT before (no offloads, queue 500)", offload: false, txqueuelen: 500 },
+  { id: "nat-uring", label: "NAT, io_uring", offload: true, txqueuelen: 4096, uring: true },
 ];
 
 function natSystem(v: NatVariant): System {
@@ -229,7 +290,7 @@ function natSystem(v: NatVariant): System {
     tunDevice: "lvs0",
     description:
       "lab mode `nat` without the VIP on the director's kernel; one node process in the director namespace (bench/system/nat-director.ts): " +
-      `Balancer + Director loop over TUN device lvs0 ${v.offload ? "with offloads (IFF_VNET_HDR, TUNSETOFFLOAD: GSO super-packets and partial checksums)" : "without offloads (every packet cut to the 1500-byte MTU by the kernel)"}, ` +
+      `Balancer + Director loop over TUN device lvs0${v.uring ? ", packets moved by io_uring (src/io/tun-uring.ts: one io_uring_enter per batch of reads and one per batch of writes)," : ""} ${v.offload ? "with offloads (IFF_VNET_HDR, TUNSETOFFLOAD: GSO super-packets and partial checksums)" : "without offloads (every packet cut to the 1500-byte MTU by the kernel)"}, ` +
       `txqueuelen ${v.txqueuelen}, batch 256; VIP:80 rr masq over RS1, RS2; VIP:5201 tcp and udp, persistence 300 s, RS1; ` +
       "routes: VIP/32 dev lvs0, table 100 `default dev lvs0`, `ip rule iif eth1 lookup 100` (the real servers' replies)",
     async setup() {
@@ -248,6 +309,7 @@ function natSystem(v: NatVariant): System {
         "--txqueuelen",
         String(v.txqueuelen),
         ...(v.offload ? [] : ["--no-offload"]),
+        ...(v.uring ? ["--uring"] : []),
       ]);
       await director.waitForOutput(/ready lvs0/, 30_000);
       const ip = async (...a: string[]) => {
@@ -264,6 +326,7 @@ function natSystem(v: NatVariant): System {
       if (c && s.lab) c.device = await deviceCounters(s.lab, "director", "lvs0");
       return c;
     },
+    profileTarget: () => director,
   };
   return s;
 }
@@ -311,11 +374,11 @@ function spawnBenchChild(lab: Lab, host: HostName, script: string, args: readonl
   return lab.spawn(host, process.execPath, ["--import", import.meta.resolve("tsx"), join(here, script), ...args]);
 }
 
-function drSystem(): System {
+function drSystem(variant: { id: "dr" | "dr-bypass"; label: string; qdiscBypass: boolean } = { id: "dr", label: "lvs-wasm DR", qdiscBypass: false }): System {
   let director: LabProcess | null = null;
   const s: System = {
-    id: "dr",
-    label: "lvs-wasm DR",
+    id: variant.id,
+    label: variant.label,
     unavailable: null,
     lab: null,
     target: "",
@@ -325,6 +388,7 @@ function drSystem(): System {
     description:
       "lab mode `dr` (VIP 192.168.10.100 on the back segment, on every RS's lo); one node process in the director namespace " +
       "(bench/system/mode-director.ts) running `startDrDirector` (src/runtime/dr-director.ts): AF_PACKET on eth0 and eth1 with PACKET_VNET_HDR, batch 256, " +
+      (variant.qdiscBypass ? "PACKET_QDISC_BYPASS on both sockets (sends skip the qdisc), " : "") +
       "MAC rewrite only, tc ingress drop of VIP traffic after the tap; VIP:80 rr -g over RS1, RS2; VIP:5201 tcp and udp -p 300, RS1 (iperf3 -s -B VIP). " +
       "Replies go RS -> director's kernel (their gateway) -> client, never through the balancer. The client keeps its TSO and checksum " +
       "offload on: its 64 KB frames and their partial checksums pass the director whole (a virtio-net header per frame)",
@@ -341,6 +405,7 @@ function drSystem(): System {
         lab.realServers.map((r) => r.eth0.ipv4).join(","),
         "--iperf-rs",
         lab.realServers[0]!.eth0.ipv4,
+        ...(variant.qdiscBypass ? ["--qdisc-bypass"] : []),
       ]);
       await director.waitForOutput(/ready dr/, 30_000);
       s.target = vip;
@@ -415,29 +480,193 @@ async function check(s: System): Promise<void> {
 
 const wrkErrors = (w: WrkResult) => w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
 
+/**
+ * Progress of traffic through a system: packets the real servers' eth0 received, read from
+ * /proc/PID/net/dev of a process living in each RS namespace (a file read, no process spawned
+ * per sample). Requests, uploads and the ACKs of downloads all reach the servers that way.
+ */
+function progressReader(lab: Lab): () => Promise<number> {
+  const pids = lab.realServers.map((rs) => {
+    const out = execFileSync("ip", ["netns", "pids", lab.ns(rs.name)], { encoding: "utf8" })
+      .trim()
+      .split("\n")[0];
+    if (!out) throw new Error(`no process in ${rs.name}'s namespace to read its counters through`);
+    return out;
+  });
+  return async () => {
+    let sum = 0;
+    for (const pid of pids) {
+      const text = await readFile(`/proc/${pid}/net/dev`, "utf8");
+      const line = text.split("\n").find((l) => l.trimStart().startsWith("eth0:"));
+      if (line) sum += Number(line.split(":")[1]!.trim().split(/\s+/)[1]);
+    }
+    return sum;
+  };
+}
+
+/** TIME_WAIT sockets in the director's kernel (the early-demux trap, see docs/benchmarks.md). */
+async function timeWaitSockets(lab: Lab): Promise<number> {
+  const r = await lab.exec("director", "ss", ["-Htan", "state", "time-wait"], { allowFailure: true });
+  return r.stdout.split("\n").filter((l) => l.trim()).length;
+}
+
+/** What the kernel and lvsd say at the moment of a stall (every figure raw, for system.json). */
+async function stallSnapshot(s: System, measurement: string, stall: Stall, t0: number): Promise<StallRecord> {
+  const lab = s.lab!;
+  const run = async (cmd: string, args: string[]) => (await lab.exec("director", cmd, args, { allowFailure: true })).stdout;
+  const [links, nstat, snmp, timeWait, counters] = await Promise.all([
+    run("ip", ["-s", "-j", "link"]),
+    run("nstat", ["-asz", "--json"]),
+    run("cat", ["/proc/net/snmp"]),
+    timeWaitSockets(lab),
+    s.counters ? s.counters() : Promise.resolve(null),
+  ]);
+  let tunDrops: number | undefined;
+  try {
+    const devs = JSON.parse(links) as Array<{ ifname: string; stats64?: { tx?: { dropped?: number } } }>;
+    if (s.tunDevice) tunDrops = devs.find((d) => d.ifname === s.tunDevice)?.stats64?.tx?.dropped;
+  } catch {
+    // raw text kept below
+  }
+  return {
+    measurement,
+    stalledForS: Math.round((stall.detectedAt - stall.since) / 100) / 10,
+    atS: Math.round((stall.detectedAt - t0) / 100) / 10,
+    progress: stall.value,
+    timeWaitSockets: timeWait,
+    tunDrops,
+    lvsd: counters,
+    kernel: { links, nstat, snmp },
+  };
+}
+
+/** Sends `signal` and waits for the child's next line starting with `mark`; returns the rest of that line. */
+async function signalForMark(proc: LabProcess, signal: NodeJS.Signals, mark: string, timeoutMs = 10_000): Promise<string> {
+  const count = () => proc.output().split(mark).length;
+  const before = count();
+  process.kill(proc.pid, signal);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const text = proc.output();
+    if (count() > before && text.endsWith("\n")) return text.slice(text.lastIndexOf(mark) + mark.length).split("\n")[0]!;
+    await sleep(20);
+  }
+  throw new Error(`${proc.argv.join(" ").slice(-60)}: no ${mark} line within ${timeoutMs} ms of ${signal}`);
+}
+
+/** `perf report` of a `perf record` file, cut into kinds of work; null when perf could not say. */
+async function perfBreakdown(file: string): Promise<PerfBreakdown | null> {
+  return new Promise((resolve) => {
+    execFile("perf", ["report", "-i", file, "--no-children", "--sort", "dso,symbol", "--stdio"], { maxBuffer: 64 << 20 }, (err, stdout) => {
+      resolve(err ? null : parsePerfReport(stdout));
+    });
+  });
+}
+
+/**
+ * --profile: around one measurement, a V8 CPU profile of the director's main thread and
+ * `perf stat` counts of its system calls, and the packets it received meanwhile.
+ */
+async function profiled(proc: LabProcess, fn: () => Promise<void>): Promise<ProfileRecord> {
+  const sample = async () => {
+    const st = (await childStats(proc)) as { director?: { received?: number }; cpu?: { user: number; system: number } } | null;
+    return { received: st?.director?.received ?? Number.NaN, user: st?.cpu?.user ?? Number.NaN, system: st?.cpu?.system ?? Number.NaN };
+  };
+  const s0 = await sample();
+  await signalForMark(proc, "SIGWINCH", "@@profiling@@");
+  const perf = spawn("perf", ["stat", "-x,", "-e", perfStatEvents(), "-p", String(proc.pid)], { stdio: ["ignore", "pipe", "pipe"] });
+  let perfText = "";
+  perf.stdout.on("data", (d) => (perfText += d));
+  perf.stderr.on("data", (d) => (perfText += d));
+  const perfExited = new Promise<void>((r) => perf.on("close", () => r()));
+  // Where the CPU samples fall, kernel symbols included (the system calls' own work).
+  const perfData = join(process.env.LVS_PROFILE_DIR ?? "/tmp", `${proc.pid}-${Date.now()}.perf.data`);
+  const record = spawn("perf", ["record", "-q", "-F", "999", "-o", perfData, "-p", String(proc.pid)], { stdio: "ignore" });
+  const recordExited = new Promise<void>((r) => record.on("close", () => r()));
+  await sleep(200); // perf attaches
+  const t0 = performance.now();
+  let failure: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    failure = e;
+  }
+  const wallMs = performance.now() - t0;
+  perf.kill("SIGINT");
+  record.kill("SIGINT");
+  await Promise.all([perfExited, recordExited]);
+  const path = await signalForMark(proc, "SIGWINCH", "@@profile@@");
+  if (failure !== undefined) throw failure;
+  const s1 = await sample();
+  const summary = summariseProfile(JSON.parse(readFileSync(path, "utf8")) as CpuProfile);
+  return {
+    packets: s1.received - s0.received,
+    wallMs,
+    cpuUserMs: (s1.user - s0.user) / 1000,
+    cpuSystemMs: (s1.system - s0.system) / 1000,
+    profile: summary,
+    syscalls: parsePerfStat(perfText),
+    perf: await perfBreakdown(perfData),
+    profilePath: path,
+  };
+}
+
 async function measureRound(s: System, o: Options, values: RoundValues, log: (line: string) => void): Promise<void> {
   const lab = s.lab!;
   const url = httpUrl(s.target);
+  const progress = progressReader(lab);
   // The kernel's drops at our TUN device's queue during each measurement (tx_dropped).
   const queueDrops = async (): Promise<number | undefined> => {
     if (!s.tunDevice) return undefined;
     const c = await deviceCounters(lab, "director", s.tunDevice);
     return (c?.tx as Record<string, number> | undefined)?.dropped;
   };
-  const attempt = async (name: string, fn: () => Promise<void>, dropsKey?: "kaDrops" | "closeDrops" | "upDrops" | "downDrops" | "udpDrops") => {
+  const attempt = async (id: CaseId, name: string, fn: () => Promise<void>, dropsKey?: "kaDrops" | "closeDrops" | "upDrops" | "downDrops" | "udpDrops") => {
+    if (!o.cases.includes(id)) return;
+    // A lab per system keeps the director's kernel free of other systems' TIME_WAIT
+    // sockets; say so if one is there anyway before we measure through lvs-wasm.
+    if (s.tunDevice || s.id === "dr") {
+      const tw = await timeWaitSockets(lab);
+      if (tw > 0) {
+        values.timeWait = (values.timeWait ?? 0) + tw;
+        log(`    ${name}: ${tw} TIME_WAIT sockets in the director's kernel before measuring (early-demux trap)`);
+      }
+    }
     const before = dropsKey ? await queueDrops() : undefined;
+    const t0 = performance.now();
+    const dog = new StallWatchdog(progress, async (stall) => {
+      const snap = await stallSnapshot(s, name, stall, t0);
+      (values.stalls ??= []).push(snap);
+      log(
+        `    ${name}: STALL: no packet reached the real servers for ${snap.stalledForS} s (at ${snap.atS} s); ` +
+          `TIME_WAIT sockets in the director ${snap.timeWaitSockets}${snap.tunDrops === undefined ? "" : `, TUN queue drops so far ${snap.tunDrops}`}`,
+      );
+    }).start();
     try {
-      await fn();
+      const target = o.profile ? s.profileTarget?.() : null;
+      if (target) {
+        const rec = await profiled(target, fn);
+        (values.profiles ??= {})[id] = rec;
+        log(
+          `    ${name}: profiled ${rec.packets} packets: main thread ${(((rec.profile.totalMs - rec.profile.idleMs) * 1000) / Math.max(1, rec.packets)).toFixed(2)} us busy per packet, ` +
+            `${((rec.syscalls.all ?? 0) / Math.max(1, rec.packets)).toFixed(2)} system calls per packet`,
+        );
+      } else {
+        await fn();
+      }
       const after = dropsKey ? await queueDrops() : undefined;
       if (dropsKey && before !== undefined && after !== undefined) values[dropsKey] = after - before;
     } catch (e) {
       const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
       values.errors.push(`${name}: ${msg}`);
       log(`    ${name}: FAILED ${msg}`);
+    } finally {
+      await dog.stop();
     }
     await sleep(300);
   };
   await attempt(
+    "ka",
     "wrk keep-alive",
     async () => {
       const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1 });
@@ -455,6 +684,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
     "kaDrops",
   );
   await attempt(
+    "close",
     "wrk connection-per-request",
     async () => {
       const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.connections, threads: 1, connectionClose: true });
@@ -472,6 +702,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
     "closeDrops",
   );
   await attempt(
+    "up",
     "iperf3 client->server",
     async () => {
       const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS });
@@ -482,6 +713,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
     "upDrops",
   );
   await attempt(
+    "down",
     "iperf3 -R server->client",
     async () => {
       const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS, reverse: true });
@@ -493,6 +725,7 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
   );
   if (s.udp) {
     await attempt(
+      "udp",
       "iperf3 UDP 64 B",
       async () => {
         const u = await iperf3Udp(lab, s.target, o.udpS, 64);
@@ -504,6 +737,17 @@ async function measureRound(s: System, o: Options, values: RoundValues, log: (li
       "udpDrops",
     );
   }
+  await attempt("many-ka", `wrk keep-alive -t2 -c${o.manyConnections}`, async () => {
+    const w = await wrk(lab, "client", url, { durationS: o.wrkS, connections: o.manyConnections, threads: 2 });
+    Object.assign(values, { manyKaRps: w.requestsPerSec, manyKaP99: w.latencyUs.p99, manyKaErrors: wrkErrors(w) });
+    log(`    wrk -t2 -c${o.manyConnections} keep-alive: ${w.requestsPerSec.toFixed(0)} req/s, p99 ${w.latencyUs.p99} us, errors ${wrkErrors(w)}`);
+  });
+  await attempt("many-up", `iperf3 -P ${o.streams} client->server`, async () => {
+    const r = await iperf3(lab, "client", s.target, { durationS: o.iperfS, parallel: o.streams });
+    values.manyUpBps = r.bitsPerSecond;
+    values.manyUpRetr = r.retransmits ?? undefined;
+    log(`    iperf3 -P ${o.streams} client->server: ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s, retransmits ${String(r.retransmits)}`);
+  });
 }
 
 async function main(): Promise<void> {
@@ -516,6 +760,14 @@ async function main(): Promise<void> {
     return;
   }
   if (process.getuid?.() !== 0) throw new Error("bench:system builds network namespaces: run it as root");
+  if (o.profile) {
+    try {
+      execFileSync("perf", ["--version"], { stdio: "ignore" });
+    } catch {
+      throw new Error("--profile needs perf (Debian: linux-perf) for the system-call counts");
+    }
+    process.env.LVS_PROFILE_DIR = join(root, "bench", "out", "profiles");
+  }
   const missing = missingTools();
   if (missing.length > 0) throw new Error(`missing tools: ${missing.join(", ")} (Debian: iproute2 curl wrk iperf3 haproxy nginx-light)`);
 
@@ -525,7 +777,14 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
   log(`bench:system: ${o.rounds} rounds; wrk -t1 -c${o.connections} -d${o.wrkS}s; iperf3 -t ${o.iperfS}; UDP ${o.udpS} s; load ${loadBefore.join(" ")}`);
 
-  const systems: System[] = [routerSystem(), haproxySystem(), ...NAT_VARIANTS.map(natSystem), drSystem(), tunSystem()];
+  const systems: System[] = [
+    routerSystem(),
+    haproxySystem(),
+    ...NAT_VARIANTS.map(natSystem),
+    drSystem(),
+    drSystem({ id: "dr-bypass", label: "DR, qdisc bypass", qdiscBypass: true }),
+    tunSystem(),
+  ].filter((s) => o.systems === null || o.systems.includes(s.id));
   const records = new Map<SystemId, SystemRecord>();
   for (const s of systems) {
     records.set(s.id, { id: s.id, label: s.label, description: s.description, unavailable: s.unavailable, error: null, rounds: [], counters: null });
@@ -582,7 +841,16 @@ async function main(): Promise<void> {
     loadBefore,
     loadAfter,
     loadPerRound,
-    options: { rounds: o.rounds, wrkS: o.wrkS, iperfS: o.iperfS, udpS: o.udpS, connections: o.connections },
+    options: {
+      rounds: o.rounds,
+      wrkS: o.wrkS,
+      iperfS: o.iperfS,
+      udpS: o.udpS,
+      connections: o.connections,
+      cases: o.cases,
+      manyConnections: o.manyConnections,
+      streams: o.streams,
+    },
     tools: toolVersions(),
     systems: [...records.values()],
   };

@@ -46,6 +46,7 @@ import {
   PACKET_MR_PROMISC,
   PACKET_VNET_HDR,
   pollOne,
+  PACKET_QDISC_BYPASS,
   setIntOption,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
@@ -96,6 +97,12 @@ export interface AfPacketOptions {
    * on a veth, GRO on a NIC) and partial checksums pass whole. Default false.
    */
   readonly offload?: boolean;
+  /**
+   * PACKET_QDISC_BYPASS: frames we send go straight to the device's driver, past the qdisc
+   * (no queueing discipline, no tc egress, no packet taps on the way out). Default false;
+   * what it buys is in docs/benchmarks/packet-path.md.
+   */
+  readonly qdiscBypass?: boolean;
 }
 
 /** Per PacketSlots: the receive and send message vectors, built once. */
@@ -159,6 +166,7 @@ export class AfPacketSocket implements PacketIO {
           setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "setting PACKET_IGNORE_OUTGOING", "needs Linux 4.20 or later");
         }
         if (options.offload) setIntOption(fd, SOL_PACKET, PACKET_VNET_HDR, 1, "setting PACKET_VNET_HDR");
+        if (options.qdiscBypass) setIntOption(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "setting PACKET_QDISC_BYPASS", "needs Linux 3.14 or later");
         const addr = sockaddrLl(ETH_P_ALL, ifindex);
         check(c.bind(fd, c.address(addr), SOCKADDR_LL_SIZE), `binding to ${name}`);
         if (options.promiscuous) {

@@ -58,6 +58,7 @@ export const PACKET_AUXDATA = 8;
 export const PACKET_FANOUT = 18;
 export const PACKET_IGNORE_OUTGOING = 23;
 export const PACKET_VNET_HDR = 15;
+export const PACKET_QDISC_BYPASS = 20;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_LB = 1;
 export const PACKET_FANOUT_CPU = 2;
@@ -138,6 +139,12 @@ export interface Libc {
   madvise: Fn<[bigint, number, number], number>;
   /** eventfd(2): lvsd's workers wake each other with one (src/runtime/workers). */
   eventfd: Fn<[number, number], number>;
+  /** mmap(2), munmap(2) and syscall(2) with six integer arguments: the io_uring rings (src/io/uring.ts). */
+  mmap: Fn<[bigint, number, number, number, number, bigint], bigint>;
+  munmap: Fn<[bigint, number], number>;
+  syscall6: Fn<[number, number, number, number, number, bigint, number], number>;
+  /** An ArrayBuffer over `length` bytes of native memory at `address` (no copy). */
+  view(address: bigint, length: number): ArrayBuffer;
   /** errno of the last call on this thread. */
   errno(): number;
   /** Address of a Buffer, TypedArray or ArrayBuffer's first byte (no copy). */
@@ -148,6 +155,7 @@ interface Koffi {
   load(name: string): { func(decl: string): unknown };
   errno(): number;
   address(value: unknown): bigint;
+  view(address: bigint, length: number): ArrayBuffer;
   os: { errno: Record<string, number> };
 }
 
@@ -199,6 +207,11 @@ export function libc(): Libc {
     if_nametoindex: f("unsigned int if_nametoindex(const char *name)"),
     madvise: f("int madvise(void *addr, unsigned long length, int advice)"),
     eventfd: f("int eventfd(unsigned int initval, int flags)"),
+    mmap: f("void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)"),
+    munmap: f("int munmap(void *addr, unsigned long length)"),
+    // glibc's syscall() passes integer arguments in registers, variadic or not (x86_64, aarch64).
+    syscall6: f("long syscall(long number, long a, long b, long c, long d, void *e, long f)"),
+    view: (address, length) => koffi.view(address, length),
     errno: () => koffi.errno(),
     address: (b) => koffi.address(b),
   };
