@@ -20,7 +20,7 @@ import type { PacketSlots } from "../core/packet-slots.js";
 import { IOVEC_SIZE, libc, pollOne } from "./libc.js";
 import { emptyIoStats, type PacketIO } from "./packet-io.js";
 import { slotMemory, type SlotMemory } from "./slot-memory.js";
-import type { TunDevice } from "./tun.js";
+import { TunDevice } from "./tun.js";
 import { IoUring, IoUringOp } from "./uring.js";
 
 const EAGAIN = 11;
@@ -273,4 +273,15 @@ export function packBatch(slots: PacketSlots, first: number, results: ArrayLike<
     n++;
   }
   return n;
+}
+
+/**
+ * The TunDevice behind `io`: itself, or the device a UringTunDevice moves packets for;
+ * undefined for any other adapter. Callers that read TUN-only state (offloads, GSO
+ * counters) use it so that both paths report the same.
+ */
+export function tunDeviceOf(io: PacketIO): TunDevice | undefined {
+  if (io instanceof TunDevice) return io;
+  if (io instanceof UringTunDevice) return io.tun;
+  return undefined;
 }

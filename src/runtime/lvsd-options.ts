@@ -22,6 +22,8 @@ export type AdapterSpec =
       readonly offload?: boolean;
       /** Default LVSD_TUN_TXQUEUELEN. */
       readonly txQueueLength?: number;
+      /** Move the packets through io_uring (UringTunDevice) instead of read / write (--io-uring). */
+      readonly ioUring?: boolean;
     }
   | {
       readonly kind: "af-packet";
@@ -131,6 +133,7 @@ export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
             [--max-services N] [--max-destinations N]
             [--destinations-per-service N] [--control-idle-ms N] [--control-connections N]
             [--workers N] [--local-addresses N] [--local-port-range LOW-HIGH]
+            [--io-uring]
 The lvs-wasm director: runs the balancer over a TUN device or AF_PACKET sockets and takes
 lvsadm commands on a root-only control socket. NAT (-m), DR (-g) and TUN (-i) real
 servers; see docs/daemon.md for deploying each.
@@ -143,6 +146,9 @@ servers; see docs/daemon.md for deploying each.
                         default lvsd takes 64 KB frames with partial checksums; docs/io.md)
   --txqueuelen N        the TUN device's queue toward lvsd, where the kernel drops when
                         lvsd falls behind (default 4096; the kernel's own is 500)
+  --io-uring            move the TUN device's packets in batches through io_uring instead
+                        of one read / write each (--tun only; docs/io.md, "TUN through
+                        io_uring"); refused at start if the kernel forbids io_uring
   --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
                         leaving IF carry IF's MAC
   --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
@@ -233,6 +239,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   const announce: { device?: string; table?: number; protocol?: number; settleMs?: number } = {};
   let offload = true;
   let txQueueLength: number | undefined;
+  let ioUring = false;
   // Table sizes and control limits (docs/daemon.md, "Limits").
   const tables: {
     maxServices?: number;
@@ -333,6 +340,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
       case "--no-offload":
         offload = false;
         break;
+      case "--io-uring":
+        ioUring = true;
+        break;
       case "--no-huge-pages":
         hugePages = false;
         break;
@@ -407,6 +417,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
   if (txQueueLength !== undefined && !tun) throw new ConfigError("--txqueuelen applies to --tun only");
+  if (ioUring && !tun) throw new ConfigError("--io-uring applies to --tun only (AF_PACKET sockets have recvmmsg / sendmmsg already)");
   if (routes.length > 0 && interfaces.length === 0)
     throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
   if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
@@ -440,6 +451,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
           ...(mtu !== undefined ? { mtu } : {}),
           ...(offload ? {} : { offload: false }),
           ...(txQueueLength !== undefined ? { txQueueLength } : {}),
+          ...(ioUring ? { ioUring } : {}),
         },
       ]
     : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}), ...(offload ? {} : { offload: false }) }));

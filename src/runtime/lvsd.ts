@@ -17,7 +17,9 @@ import type { SyncDaemonConfig, SyncRole } from "../admin/command.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { checkSocketPathLength } from "../admin/socket-claim.js";
 import { parseRules } from "../admin/rules.js";
-import { TunDevice } from "../io/tun.js";
+import { TunDevice, type TunOptions } from "../io/tun.js";
+import { tunDeviceOf, UringTunDevice } from "../io/tun-uring.js";
+import { IoUring } from "../io/uring.js";
 import { KernelNeighbours } from "./neighbours.js";
 import { adviseHugePages } from "../io/huge-pages.js";
 import type { WasmMemory } from "../core/wasm.js";
@@ -165,10 +167,12 @@ export class Lvsd {
     const mesh = options.worker && options.worker.mesh.workers > 1 ? new WorkerMesh(options.worker.mesh, options.worker.index) : null;
     const first = !mesh || mesh.self === 0;
     try {
+      // --io-uring: a kernel that forbids io_uring (sysctl, seccomp) is refused before any device opens.
+      if (specs.some((s) => s.kind === "tun" && s.ioUring)) new IoUring(1).close();
       for (const [i, spec] of specs.entries()) {
         const io =
           spec.kind === "tun"
-            ? TunDevice.open({
+            ? openTun(spec, {
                 name: spec.name,
                 netns: spec.netns,
                 mtu: spec.mtu,
@@ -503,6 +507,7 @@ export class Lvsd {
       `packets received ${s.received}, forwarded ${s.forwarded}, replied ${s.replied}, passed ${s.passed}, ` +
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
       superPackets(this.io, s) +
+      ringCounters(this.io) +
       (this.mesh ? `hand-offs out ${s.handedOff}, in ${s.takenOver}; ` : "") +
       `connections ${this.balancer.connectionCount}${this.syncStatsText()}`
     );
@@ -593,14 +598,36 @@ function summaryText(s: ReloadSummary): string {
 
 /** "super-packets in N, out M, cut C; " for TUN devices with offloads, else nothing. */
 function superPackets(io: readonly PacketIO[], s: DirectorStats): string {
-  const tuns = io.filter((x): x is TunDevice => x instanceof TunDevice && x.offload);
+  const tuns = io.flatMap((x) => tunDeviceOf(x) ?? []).filter((t) => t.offload);
   if (tuns.length === 0) return "";
   const sum = (f: (t: TunDevice) => number) => tuns.reduce((n, t) => n + f(t), 0);
   return `super-packets in ${sum((t) => t.gso.received)}, out ${sum((t) => t.gso.sent)}, cut ${s.gsoCut}; `;
 }
 
-function tunOffloads(io: PacketIO): string {
-  if (!(io instanceof TunDevice)) return "";
+/** "io_uring enters N, plain batches M; " for TUN devices moved by io_uring (lvsd --io-uring), else nothing. */
+function ringCounters(io: readonly PacketIO[]): string {
+  const rings = io.filter((x): x is UringTunDevice => x instanceof UringTunDevice);
+  if (rings.length === 0) return "";
+  const enters = rings.reduce((n, r) => n + r.ring.enters, 0);
+  const plain = rings.reduce((n, r) => n + r.plainReceives + r.plainSends, 0);
+  return `io_uring enters ${enters}, plain batches ${plain}; `;
+}
+
+/** Opens a TUN device (queue) for lvsd, moved by io_uring when the spec asks (--io-uring). */
+function openTun(spec: AdapterSpec & { kind: "tun" }, options: TunOptions): PacketIO {
+  const tun = TunDevice.open(options);
+  if (!spec.ioUring) return tun;
+  try {
+    return new UringTunDevice(tun);
+  } catch (e) {
+    tun.close();
+    throw e;
+  }
+}
+
+function tunOffloads(x: PacketIO): string {
+  const io = tunDeviceOf(x);
+  if (!io) return "";
   if (!io.offload) return "; no offloads";
   const granted = Object.entries(io.offloads)
     .filter(([, on]) => on)
@@ -608,9 +635,13 @@ function tunOffloads(io: PacketIO): string {
   return `; offloads: virtio-net header, ${granted.join(" ")}`;
 }
 
+function tunPath(io: PacketIO): string {
+  return io instanceof UringTunDevice ? "; io_uring" : "";
+}
+
 function describeAdapter(spec: AdapterSpec, io: PacketIO): string {
   const where = spec.netns ? ` in netns ${spec.netns}` : "";
   return spec.kind === "tun"
-    ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)${tunOffloads(io)}`
+    ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)${tunOffloads(io)}${tunPath(io)}`
     : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP and ND only" : ""}${(io as EthernetPort).offload ? "; virtio-net header" : ""})`;
 }

@@ -15,6 +15,7 @@ import { promisify } from "node:util";
 import type { Balancer, BalancerOptions } from "../balancer/balancer.js";
 import type { CommandResult } from "../admin/execute.js";
 import type { TunDevice } from "../io/tun.js";
+import { tunDeviceOf } from "../io/tun-uring.js";
 import type { Director } from "./director.js";
 import { runIpvsadm } from "./dr-director.js";
 import { Lvsd } from "./lvsd.js";
@@ -36,12 +37,15 @@ export interface TunDirectorOptions {
   readonly batch?: number;
   /** lvsd's event lines. Default: none. */
   readonly log?: (line: string) => void;
+  /** Move the device's packets through io_uring (lvsd --io-uring). Default false. */
+  readonly ioUring?: boolean;
 }
 
 export interface TunDirector {
   readonly balancer: Balancer;
   readonly director: Director;
   readonly daemon: Lvsd;
+  /** The TUN device (with ioUring, the one the io_uring adapter moves packets for). */
   readonly device: TunDevice;
   ipvsadm(line: string): CommandResult;
   stop(): Promise<void>;
@@ -74,7 +78,7 @@ export async function prepareTunHost(netns: string | undefined, device: string, 
 export async function startTunDirector(options: TunDirectorOptions): Promise<TunDirector> {
   const netns = options.netns;
   const daemon = await Lvsd.start({
-    adapters: [{ kind: "tun", name: options.device ?? "lvs0", ...(netns ? { netns } : {}) }],
+    adapters: [{ kind: "tun", name: options.device ?? "lvs0", ...(netns ? { netns } : {}), ...(options.ioUring ? { ioUring: true } : {}) }],
     socketPath: false,
     batch: options.batch ?? 64,
     balancer: { ...options.balancer, director: { tunnelSource4: options.tunnelSource4, tunnelMtu: options.tunnelMtu ?? 1500 } },
@@ -90,7 +94,7 @@ export async function startTunDirector(options: TunDirectorOptions): Promise<Tun
     balancer: daemon.balancer,
     director: daemon.director,
     daemon,
-    device: daemon.io[0] as TunDevice,
+    device: tunDeviceOf(daemon.io[0])!,
     ipvsadm: (line) => runIpvsadm(daemon.balancer, line),
     stop: () => daemon.stop(), // the device and its routes go with the last fd
   };
