@@ -83,7 +83,12 @@ async function counterLines(lvsd: RunningLvsd, workers: number): Promise<string[
   await waitFor(
     "lvsd's counters lines",
     () => {
-      lines = [...lvsd.log().slice(from).matchAll(/^lvsd: (?:worker \d+: )?(packets received .*)$/gm)].map((m) => m[1]);
+      lines = [
+        ...lvsd
+          .log()
+          .slice(from)
+          .matchAll(/^lvsd: (?:worker \d+: )?(packets received .*)$/gm),
+      ].map((m) => m[1]);
       return lines.length >= workers;
     },
     5000,
