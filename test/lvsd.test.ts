@@ -233,6 +233,11 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     adapters: [{ kind: "af-packet", interface: "eth0", offload: false }],
     routes: [],
   });
+  assert.deepEqual(parseLvsdArgs(["--tun", "lvs0", "--io-uring"]), {
+    help: false,
+    adapters: [{ kind: "tun", name: "lvs0", ioUring: true }],
+    routes: [],
+  });
   assert.deepEqual(parseLvsdArgs(["--tun", "x", "-h"]), { help: true });
   for (const [argv, message] of [
     [[], /an adapter is needed: --tun NAME or --af-packet IF/],
@@ -243,6 +248,7 @@ test("lvsd command line: adapters, options, and one-line refusals", () => {
     [["--af-packet", "a", "--route", "1.2.3.0/24"], /expected PREFIX=IF/],
     [["--tun", "a", "--bogus"], /^unknown option --bogus \(see lvsd --help\)$/],
     [["--af-packet", "a", "--txqueuelen", "9"], /^--txqueuelen applies to --tun only$/],
+    [["--af-packet", "a", "--io-uring"], /^--io-uring applies to --tun only \(AF_PACKET sockets have recvmmsg \/ sendmmsg already\)$/],
     [["--tun", "a", "--txqueuelen", "0"], /^--txqueuelen 0: expected an integer in 1\.\.1000000$/],
     [["--af-packet", "a", "--af-packet", "b", "--server-side", "c"], /^--server-side c: not one of the --af-packet interfaces$/],
     [["--af-packet", "a", "--server-side", "a"], /needs a second --af-packet interface/],
