@@ -27,6 +27,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { lvsadmRaw, startLvsd, waitFor, type RunningLvsd } from "../src/demo/support.js";
 import { LVSD_CLI, TSX_LOADER } from "../src/demo/support.js";
+import { TunDevice } from "../src/io/tun.js";
+import { UringTunDevice } from "../src/io/tun-uring.js";
+import { startTunDirector } from "../src/runtime/tun-director.js";
 import { createLab, curl, httpUrl, labSkip, type Lab, type LabProcess } from "./support/netns.js";
 
 const skip = labSkip("curl");
@@ -209,6 +212,27 @@ for (const workers of [1, 2]) {
       const links = (await lab.exec("director", "ip", ["-o", "link", "show"])).stdout;
       assert.doesNotMatch(links, /lvsnoring/, "no TUN device was created");
       assert.equal(existsSync(socket), false, "no control socket");
+    });
+
+    test("startTunDirector({ ioUring }): io_uring moves the packets, `device` is the TunDevice behind it", {
+      skip: workers !== 1 && "once is enough",
+    }, async () => {
+      const d = await startTunDirector({
+        netns: lab.director.ns,
+        device: "lvsring",
+        vips: ["10.99.0.1"],
+        tunnelSource4: lab.director.back.ipv4,
+        ioUring: true,
+      });
+      try {
+        const io = d.daemon.io[0];
+        assert.ok(io instanceof UringTunDevice, "the adapter is the io_uring one");
+        assert.ok(d.device instanceof TunDevice);
+        assert.equal(d.device, io.tun);
+        assert.match(d.daemon.statsLine(), /super-packets in \d+, out \d+, cut \d+; io_uring enters \d+, plain batches \d+; /);
+      } finally {
+        await d.stop();
+      }
     });
   });
 }
