@@ -49,7 +49,7 @@ export { MemoryPacketIO, SlotWords, emptyIoStats } from "./io/packet-io.js";
 export type { PacketIO, PacketIOStats } from "./io/packet-io.js";
 export { TunDevice } from "./io/tun.js";
 export type { TunOffloads, TunOptions } from "./io/tun.js";
-export { UringTunDevice, SMALL_BATCH as URING_SMALL_BATCH } from "./io/tun-uring.js";
+export { UringTunDevice, SMALL_BATCH as URING_SMALL_BATCH, tunDeviceOf } from "./io/tun-uring.js";
 export type { UringTunOptions } from "./io/tun-uring.js";
 export { IoUringUnavailableError } from "./io/uring.js";
 export { AfPacketSocket } from "./io/af-packet.js";
