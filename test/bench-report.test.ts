@@ -73,3 +73,31 @@ test("the report gives io_uring's ratio to read / write from the same rounds, an
   assert.doesNotMatch(section.split("\n## ")[0]!, /UDP 64 B/, "a case no system ran has no row");
   assert.match(md, /\| iperf3 -P \(several streams\) client -> server, Gbit\/s \| not run \| not run \|/);
 });
+
+test("the report judges issue 13's targets on the run: met at the bar, missed below it, p99 against HAProxy's", () => {
+  const rounds = (ka: number, p99: number, up: number): RoundValues[] => [
+    { round: 1, errors: [], kaRps: ka, closeRps: ka / 4, upBps: up, downBps: up, udpPps: ka, kaP99: p99 },
+  ];
+  const md = (natKa: number, natP99: number) =>
+    renderReport(
+      run([
+        system("router", "kernel router", rounds(1000, 1000, 10e9)),
+        system("haproxy", "HAProxy", rounds(500, 2000, 5e9)),
+        system("nat", "lvs-wasm NAT", rounds(natKa, natP99, 8e9)),
+      ]),
+    );
+  const row = (text: string, target: string) =>
+    text
+      .slice(text.indexOf("## The data-plane targets"))
+      .split("\n")
+      .find((l) => l.startsWith(`| ${target}`)) ?? "";
+  // 800 req/s: 1.6x HAProxy and 0.8x the router, exactly at both bars.
+  const at = md(800, 2000);
+  assert.match(row(at, "NAT keep-alive req/s"), /1\.60x HAProxy, 0\.80x router: met/);
+  assert.match(row(at, "NAT bulk, each direction"), /0\.80x \/ 0\.80x: met/);
+  assert.match(row(at, "NAT p99 under keep-alive"), /2\.00 ms against 2\.00 ms: met/);
+  const below = md(790, 2100);
+  assert.match(row(below, "NAT keep-alive req/s"), /0\.79x router: \*\*missed\*\*/);
+  assert.match(row(below, "NAT p99 under keep-alive"), /2\.10 ms against 2\.00 ms: \*\*missed\*\*/);
+  assert.match(row(below, "UDP 64 B datagrams"), /0\.79x: \*\*missed\*\*/);
+});
