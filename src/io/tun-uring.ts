@@ -20,7 +20,7 @@ import type { PacketSlots } from "../core/packet-slots.js";
 import { IOVEC_SIZE, libc, pollOne } from "./libc.js";
 import { emptyIoStats, type PacketIO } from "./packet-io.js";
 import { slotMemory, type SlotMemory } from "./slot-memory.js";
-import { TunDevice } from "./tun.js";
+import { slotIovecTables, TunDevice } from "./tun.js";
 import { IoUring, IoUringOp } from "./uring.js";
 
 const EAGAIN = 11;
@@ -54,25 +54,17 @@ class SlotIovecs {
     readonly memory: bigint,
   ) {
     const c = libc();
-    this.receive = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
-    this.send = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
-    const b = Number(memory);
-    for (let s = 0; s < slots.count; s++) {
-      const at = s * 2 * IOVEC_SIZE;
-      this.receive.writeBigUInt64LE(BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE), at);
-      this.receive.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
-      this.receive.writeBigUInt64LE(BigInt(b + slots.slotAddress(s) + HEADROOM), at + 16);
-      this.receive.writeBigUInt64LE(BigInt(slots.capacity), at + 24);
-      this.send.writeBigUInt64LE(BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE), at);
-      this.send.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
-    }
+    ({ receive: this.receive, send: this.send } = slotIovecTables(slots, memory));
+    this.memoryAt = Number(memory);
     this.receiveAt = Number(c.address(this.receive));
     this.sendAt = Number(c.address(this.send));
     this.sendWords = new Uint32Array(this.send.buffer, this.send.byteOffset, this.send.byteLength >>> 2);
   }
+  /** The wasm memory's address as a Number, converted once (aim() runs per packet). */
+  private readonly memoryAt: number;
   /** Points slot s's packet iovec at `length` bytes from `offset` in its slot. */
   aim(s: number, offset: number, length: number): void {
-    const pkt = Number(this.memory) + this.slots.slotAddress(s) + offset;
+    const pkt = this.memoryAt + this.slots.slotAddress(s) + offset;
     const w = (s * 2 * IOVEC_SIZE + IOVEC_SIZE) >>> 2;
     this.sendWords[w] = pkt >>> 0;
     this.sendWords[w + 1] = Math.floor(pkt / 0x100000000);

@@ -108,6 +108,28 @@ function setOffloads(fd: number, name: string): TunOffloads {
   throw new IoError(22, `setting the offloads of TUN ${name}`, "the kernel takes not even TUN_F_CSUM");
 }
 
+/**
+ * Per-slot iovec pairs for a read with offloads: [header -> slot's offload record, packet ->
+ * slot], and the same table for writes with only the header iovecs filled (each write aims
+ * its packet iovec). Shared by TunDevice and UringTunDevice.
+ */
+export function slotIovecTables(slots: PacketSlots, memory: bigint): { receive: Buffer; send: Buffer } {
+  const receive = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
+  const send = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
+  const b = Number(memory);
+  for (let s = 0; s < slots.count; s++) {
+    const at = s * 2 * IOVEC_SIZE;
+    const record = BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE);
+    receive.writeBigUInt64LE(record, at);
+    receive.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
+    receive.writeBigUInt64LE(BigInt(b + slots.slotAddress(s) + HEADROOM), at + 16);
+    receive.writeBigUInt64LE(BigInt(slots.capacity), at + 24);
+    send.writeBigUInt64LE(record, at);
+    send.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
+  }
+  return { receive, send };
+}
+
 /** Per-slot iovec pairs (header -> offload record, packet -> slot) for readv, and one pair for writev. */
 class VnetIovecs {
   readonly receive: Buffer;
@@ -120,17 +142,9 @@ class VnetIovecs {
     /** The wasm memory's address these iovecs were built for. */
     readonly memory: bigint,
   ) {
-    const base = memory;
     const c = libc();
-    this.receive = Buffer.alloc(slots.count * 2 * IOVEC_SIZE);
-    const b = Number(base);
-    for (let s = 0; s < slots.count; s++) {
-      const at = s * 2 * IOVEC_SIZE;
-      this.receive.writeBigUInt64LE(BigInt(b + slots.offloadBase + s * OFFLOAD_SIZE), at);
-      this.receive.writeBigUInt64LE(BigInt(VNET_HDR_SIZE), at + 8);
-      this.receive.writeBigUInt64LE(BigInt(b + slots.slotAddress(s) + HEADROOM), at + 16);
-      this.receive.writeBigUInt64LE(BigInt(slots.capacity), at + 24);
-    }
+    const b = Number(memory);
+    this.receive = slotIovecTables(slots, memory).receive;
     this.receiveBase = c.address(this.receive);
     this.sendBase = c.address(this.send);
     this.sendWords = new Uint32Array(this.send.buffer, this.send.byteOffset, 8);
