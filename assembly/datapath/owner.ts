@@ -8,13 +8,13 @@
 // docs/io.md, "Workers and flow symmetry".
 
 import { slotPtr, descGet, DESC_OFFSET, DESC_LENGTH, DESC_LINK, DESC_MARK, slotStride } from "../layout";
-import { parsePacketInline, pFamily, pProto, pFrag, pFragHdr, pL3, pSport, pDport, pSrcAddr, pDstAddr, pL4, pL4Len, pIcmpType, FRAG_FIRST, FRAG_LATER } from "../net/parse";
+import { parsePacketInline, pFamily, pProto, pFrag, pFragHdr, pL3, pSport, pDport, pSrcAddr, pDstAddr, pIcmpType, FRAG_FIRST, FRAG_LATER } from "../net/parse";
 import {
   PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED,
   ICMP_PARAMETER_PROBLEM, ICMPV6_DEST_UNREACH, ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED, ICMPV6_PARAM_PROBLEM,
 } from "../net/constants";
-import { rd8, rd16 } from "../net/bytes";
 import { REASON_NONE } from "../verdict";
+import { readQuotedPacket, qProto, qSrc, qDst, qSport, qDport } from "../net/icmp-quote";
 import { murmurMix, murmurFinal } from "../net/murmur";
 import { eq16 } from "../net/bytes";
 import { destPtr, maxDests, validDest, D_ADDR, D_PORT, D_FAMILY, D_SERVICE } from "../sched/table";
@@ -174,30 +174,12 @@ function icmpErrorOwner(pkt: usize, family: u32, mark: u32, workers: u32): i32 {
     ? type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETER_PROBLEM
     : type == ICMPV6_DEST_UNREACH || type == ICMPV6_PACKET_TOO_BIG || type == ICMPV6_TIME_EXCEEDED || type == ICMPV6_PARAM_PROBLEM;
   if (!error) return OWNER_ANY;
-  const e = pkt + pL4 + 8;
-  const avail: i32 = <i32>pL4Len - 8;
-  let eproto: u32;
-  let esrc: usize;
-  let edst: usize;
-  let ports: usize;
-  if (family == 4) {
-    if (avail < 20) return OWNER_ANY;
-    const ihl = (rd8(e) & 0xf) << 2;
-    if (ihl < 20 || avail < <i32>(ihl + 4)) return OWNER_ANY;
-    eproto = rd8(e + 9);
-    esrc = e + 12;
-    edst = e + 16;
-    ports = e + ihl;
-  } else {
-    if (avail < 44) return OWNER_ANY;
-    eproto = rd8(e + 6);
-    esrc = e + 8;
-    edst = e + 24;
-    ports = e + 40;
-  }
-  if (eproto != PROTO_TCP && eproto != PROTO_UDP && eproto != PROTO_SCTP) return OWNER_ANY;
-  const esport = rd16(ports);
-  const edport = rd16(ports + 2);
+  if (!readQuotedPacket(pkt, family)) return OWNER_ANY;
+  const eproto = qProto;
+  const esrc = qSrc;
+  const edst = qDst;
+  const esport = qSport;
+  const edport = qDport;
   let svc = serviceOf(eproto, family, esrc, esport, mark);
   if (svc != SVC_NONE) return clientOwner(svc, family, edst, edport, workers);
   svc = serviceOf(eproto, family, edst, edport, mark);

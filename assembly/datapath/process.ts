@@ -33,6 +33,7 @@ import {
   ACTION_PORT_UNREACHABLE, ACTION_SIZE, ACTION_FNAT,
 } from "../forward/action";
 import { applyParsed } from "../forward/apply";
+import { readQuotedPacket, qProto, qSrc, qDst, qSport, qDport } from "../net/icmp-quote";
 import {
   insertConnHashed, flushDeferred, lookupIn, lookupOut, lookupInHashed, lookupOutHashed, tupleHash, touchIn, indexLine, connPtr, touchConn, connExpired, connUsed, connCapacity,
   connCold, NONE, C_DEST, C_SERVICE, C_STATE, C_FLAGS, CC_TEMPLATE, CC_NCONTROL, C_INPKTS,
@@ -784,30 +785,12 @@ function decrementTtl(pkt: usize): bool {
  * reply we sent (VIP -> client); from a real server it quotes a packet we forwarded to it.
  */
 function icmpError(pkt: usize, family: u32): u32 {
-  const e = pkt + pL4 + 8;
-  const avail: i32 = <i32>pL4Len - 8;
-  let eproto: u32;
-  let esrc: usize;
-  let edst: usize;
-  let ports: usize;
-  if (family == 4) {
-    if (avail < 20) return outcome(VERDICT_PASS, REASON_NONE);
-    const ihl = (rd8(e) & 0xf) << 2;
-    if (ihl < 20 || avail < <i32>(ihl + 4)) return outcome(VERDICT_PASS, REASON_NONE);
-    eproto = rd8(e + 9);
-    esrc = e + 12;
-    edst = e + 16;
-    ports = e + ihl;
-  } else {
-    if (avail < 44) return outcome(VERDICT_PASS, REASON_NONE);
-    eproto = rd8(e + 6);
-    esrc = e + 8;
-    edst = e + 24;
-    ports = e + 40;
-  }
-  if (eproto != PROTO_TCP && eproto != PROTO_UDP && eproto != PROTO_SCTP) return outcome(VERDICT_PASS, REASON_NONE);
-  const esport = rd16(ports);
-  const edport = rd16(ports + 2);
+  if (!readQuotedPacket(pkt, family)) return outcome(VERDICT_PASS, REASON_NONE);
+  const eproto = qProto;
+  const esrc = qSrc;
+  const edst = qDst;
+  const esport = qSport;
+  const edport = qDport;
   let c = lookupIn(eproto, family, edst, edport, esrc, esport, false);
   if (c != NONE && connExpired(c, now)) c = NONE;
   if (c == NONE && scheduleIcmp && lookupOut(eproto, family, edst, edport, esrc, esport) == NONE) {
