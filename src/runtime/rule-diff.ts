@@ -4,6 +4,7 @@ import type { Balancer } from "../balancer/balancer.js";
 import { normaliseServiceKey, serviceKeyText } from "../balancer/validate.js";
 import type { DestinationConfig, RuleSet, ServiceConfig, ServiceWithDestinations } from "../config/types.js";
 import { formatSave } from "../admin/format.js";
+import type { ChangeCounts } from "../admin/rule-changes.js";
 /** One configuration step of a reload, as the ipvsadm line that does it. */
 export interface RuleChange {
   readonly op: "-A" | "-E" | "-D" | "-a" | "-e" | "-d" | "-P" | "-Q";
@@ -11,16 +12,8 @@ export interface RuleChange {
   readonly apply: (balancer: Balancer) => void;
 }
 
-export interface ReloadSummary {
-  readonly servicesAdded: number;
-  readonly servicesRemoved: number;
-  readonly servicesEdited: number;
-  readonly destinationsAdded: number;
-  readonly destinationsRemoved: number;
-  readonly destinationsEdited: number;
-  /** Full NAT's local addresses added (-P) and deleted (-Q). */
-  readonly localAddressesAdded: number;
-  readonly localAddressesRemoved: number;
+/** What a reload did: the counts lvsd logs (rule-changes.ts), failures, and the lines applied. */
+export interface ReloadSummary extends ChangeCounts {
   /** Changes that failed while being applied (after validation passed: should stay 0). */
   readonly failed: number;
   readonly changes: readonly string[];
