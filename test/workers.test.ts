@@ -26,6 +26,7 @@ import { sendCommand } from "../src/admin/control-client.js";
 import { lvsadmRaw, startLvsd, waitFor, type RunningLvsd } from "../src/demo/support.js";
 import type { WorkerReport } from "../src/runtime/lvsd-worker.js";
 import { createLab, curl, httpUrl, labSkip, type Lab, type LabProcess } from "./support/netns.js";
+import { slowDownload } from "./support/slow-download.js";
 
 const skip = labSkip("curl", "tshark");
 const FILE_MIB = 24;
@@ -268,10 +269,9 @@ for (const adapter of ["tun", "af-packet"] as const) {
     });
 
     test("(c) -a / -e / -d and a SIGHUP reload during four downloads: every download arrives byte for byte", async () => {
+      // Paced reads (support/slow-download.ts): curl --limit-rate does not always hold back.
       const downloads = Array.from({ length: 4 }, () =>
-        lab.exec("client", "bash", ["-o", "pipefail", "-c", `curl -sS --limit-rate 6M --max-time 40 ${httpUrl(VIP, 8000, "/random.bin")} | sha256sum`], {
-          timeoutMs: 50_000,
-        }),
+        slowDownload(lab, "client", { host: VIP, port: 8000, path: "/random.bin", rate: 6 << 20, timeoutMs: 50_000 }),
       );
       await waitFor(
         "four downloads established",
@@ -311,7 +311,7 @@ for (const adapter of ["tun", "af-packet"] as const) {
         10_000,
       );
       const results = await Promise.all(downloads);
-      for (const r of results) assert.equal(r.stdout.split(" ")[0], expected, `a download: ${r.stderr}`);
+      for (const r of results) assert.equal(r.stdout.split(" ")[0], expected, `a download (exit ${r.code}): ${r.stderr}`);
       // The configuration is the same in both workers, and lvsadm shows it once.
       const listing = await lvsadm(["-Ln"]);
       assert.match(listing, new RegExp(`TCP  ${esc(VIP)}:80 wlc`));
