@@ -9,6 +9,8 @@ import { RouteAnnouncer } from "../src/runtime/announcer.js";
 import { createLab, labSkip, type Lab } from "./support/netns.js";
 
 const skip = labSkip();
+/** The announcer's settle delay: long enough that polling `ip route` on a loaded machine still tells waiting from not waiting. */
+const SETTLE_MS = 1000;
 const VIP = "10.100.0.7";
 const tcp = { kind: "address", protocol: "tcp", address: VIP, port: 80 } as const;
 const rs = (weight: number) => ({ address: "192.168.10.11", port: 80, method: "route", weight, upperThreshold: 0, lowerThreshold: 0 }) as const;
@@ -40,7 +42,7 @@ test("announcer: settles before announcing, withdraws at once, drains, and takes
       clock: () => performance.now(),
       forwarded: () => forwarded,
       pollMs: 20,
-      settleMs: 400,
+      settleMs: SETTLE_MS,
     });
     assert.equal(await table201(lab), "", "nothing servable, nothing announced");
 
@@ -49,13 +51,13 @@ test("announcer: settles before announcing, withdraws at once, drains, and takes
     balancer.addDestination(tcp, rs(1));
     await until("the route", async () => (await table201(lab)).includes(VIP));
     const waited = performance.now() - added;
-    assert.ok(waited >= 400, `announced only after the configuration settled: ${Math.round(waited)} ms`);
+    assert.ok(waited >= SETTLE_MS, `announced only after the configuration settled: ${Math.round(waited)} ms`);
     assert.match(await table201(lab), new RegExp(`^${VIP.replace(/\./g, "\\.")} dev lvs-announce proto 201 scope link`));
     assert.deepEqual(announcer.announced, [VIP]);
 
     balancer.editDestination(tcp, rs(0));
     const withdrawMs = await until("the withdrawal", async () => (await table201(lab)) === "");
-    assert.ok(withdrawMs < 400, `quiescing the last destination withdraws without waiting: ${Math.round(withdrawMs)} ms`);
+    assert.ok(withdrawMs < SETTLE_MS, `quiescing the last destination withdraws without waiting: ${Math.round(withdrawMs)} ms`);
 
     balancer.editDestination(tcp, rs(2));
     await until("the route again", async () => (await table201(lab)).includes(VIP));
