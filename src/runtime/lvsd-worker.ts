@@ -35,6 +35,8 @@ import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { claimSocketPath } from "../admin/socket-claim.js";
 import { Lvsd } from "./lvsd.js";
 import type { LvsdOptions } from "./lvsd-options.js";
+import type { ReloadSummary } from "./rule-diff.js";
+import type { PacketIO } from "../io/packet-io.js";
 import { isDrainRequest } from "./drain-command.js";
 import { closeMesh, commitEpoch, meshData, type WorkerMeshData } from "./workers/worker-mesh.js";
 import { mergeListings, mergeMetrics, mergeServices } from "./workers/merge.js";
@@ -81,14 +83,17 @@ export function isLvsdWorker(): boolean {
   return parentPort !== null && (workerData as Partial<WorkerData> | null)?.lvsdWorker === true;
 }
 
-/** The worker side: starts the daemon and serves the main thread's requests. */
-export async function runLvsdWorker(): Promise<void> {
+/**
+ * The worker side: starts the daemon and serves the main thread's requests. `io`: adapters
+ * made in this thread besides the ones the options open (bench/ops/restore-stall.ts).
+ */
+export async function runLvsdWorker(extra: { readonly io?: readonly PacketIO[] } = {}): Promise<void> {
   const port = parentPort!;
   const post = (m: FromWorker) => port.postMessage(m);
   const { options } = workerData as WorkerData;
   let daemon: Lvsd;
   try {
-    daemon = await Lvsd.start({ ...options, socketPath: false, log: (line) => post({ kind: "log", line }) });
+    daemon = await Lvsd.start({ ...options, io: extra.io ? [...extra.io] : undefined, socketPath: false, log: (line) => post({ kind: "log", line }) });
   } catch (e) {
     post({ kind: "start-failed", message: e instanceof Error ? e.message : String(e) });
     return;
@@ -139,8 +144,7 @@ export async function runLvsdWorker(): Promise<void> {
         }
         break;
       case "reload":
-        daemon.reload();
-        reply(null);
+        void daemon.reload().then(reply);
         break;
       case "stats":
         reply(daemon.statsLine());
@@ -436,12 +440,12 @@ export class LvsdHost {
     return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
   }
 
-  /** SIGHUP: the workers re-read the rules file (several: the main thread reads it once for all). */
-  async reload(): Promise<void> {
-    if (this.workers.length === 1) {
-      await this.ask(this.workers[0], { kind: "reload" });
-      return;
-    }
+  /**
+   * SIGHUP: the workers re-read the rules file (several: the main thread reads it once for
+   * all). Resolves when it is applied, with worker 0's summary, or null when refused.
+   */
+  async reload(): Promise<ReloadSummary | null> {
+    if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "reload" })) as ReloadSummary | null;
     const file = this.rulesFile;
     let text: string;
     try {
@@ -450,10 +454,9 @@ export class LvsdHost {
       parseRules(text);
     } catch {
       // Each worker logs why (the same words as with one worker); nothing changes.
-      await this.ask(this.workers[0], { kind: "reload" });
-      return;
+      return (await this.ask(this.workers[0], { kind: "reload" })) as ReloadSummary | null;
     }
-    await this.change({ reloadText: text });
+    return ((await this.change({ reloadText: text })) as Array<ReloadSummary | null>)[0];
   }
 
   /** SIGUSR1: the counters line (several workers: one line each, "worker N: ..."). */
