@@ -889,6 +889,20 @@ export class Balancer {
     return { services };
   }
 
+  /**
+   * Every service's listing entry, one at a time, in the order they were added: a reader
+   * that pauses between them (lvsd's worker sending a listing in slices) sees each service
+   * whole, and the changes made meanwhile as listingInSlices does.
+   */
+  *eachServiceSnapshot(counters = true): Generator<ServiceSnapshot> {
+    for (const s of this.services.values()) yield this.serviceSnapshot(s, counters);
+  }
+
+  /** Every service's rules (as rules() gives them), one at a time, as eachServiceSnapshot. */
+  *eachServiceRules(): Generator<ServiceWithDestinations> {
+    for (const s of this.services.values()) yield this.serviceRules(s);
+  }
+
   /** The serviceKeyText of every service, in the order they were added. */
   serviceKeyTexts(): string[] {
     return [...this.services.keys()];

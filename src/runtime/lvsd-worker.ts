@@ -40,16 +40,21 @@ import type { PacketIO } from "../io/packet-io.js";
 import { isDrainRequest } from "./drain-command.js";
 import { closeMesh, commitEpoch, meshData, type WorkerMeshData } from "./workers/worker-mesh.js";
 import { mergeListings, mergeMetrics, mergeServices } from "./workers/merge.js";
+import { printTable, sendTableRows, tableRead, type TableRead, type WorkerTable } from "./workers/table-rows.js";
+import { tableQuery, type TableQuery } from "../admin/sliced-answer.js";
+import { Slicer } from "../balancer/slices.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
 export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath" | "keepalivedFile" | "metrics" | "control">;
 
-type Simple = "reload" | "stats" | "stop" | "metrics" | "debug";
+type Simple = "stats" | "stop" | "metrics" | "debug";
 
 type ToWorker =
   | { readonly id: number; readonly kind: "command"; readonly request: unknown }
   | { readonly id: number; readonly kind: Simple }
   | { readonly id: number; readonly kind: "snapshot"; readonly argv: readonly string[] }
+  | { readonly id: number; readonly kind: "table"; readonly request: TableRead }
+  | { readonly id: number; readonly kind: "reload"; readonly text?: string }
   | {
       readonly id: number;
       readonly kind: "stage";
@@ -65,6 +70,7 @@ type FromWorker =
   | { readonly kind: "start-failed"; readonly message: string }
   | { readonly kind: "loop-failed"; readonly message: string }
   | { readonly kind: "answer"; readonly id: number; readonly value: unknown }
+  | { readonly kind: "rows"; readonly id: number; readonly rows: readonly unknown[] }
   | { readonly kind: "neighbours"; readonly entries: ReadonlyArray<readonly [string, string]> };
 
 /** What a worker answers to "snapshot": the data of one listing, or null when the command fails there. */
@@ -143,8 +149,12 @@ export async function runLvsdWorker(extra: { readonly io?: readonly PacketIO[] }
           daemon.learnRelayedNeighbour(a, mac);
         }
         break;
+      case "table":
+        // Read in slices; the main thread sorts and prints (workers/table-rows.ts).
+        void sendTableRows(daemon.balancer, m.request, (rows) => post({ kind: "rows", id: m.id, rows }), new Slicer()).then(reply);
+        break;
       case "reload":
-        void daemon.reload().then(reply);
+        void daemon.reload(m.text).then(reply);
         break;
       case "stats":
         reply(daemon.statsLine());
@@ -261,6 +271,8 @@ export class LvsdHost {
   private exited = 0;
   private rulesFile: string | undefined;
   private readonly ready = new Set<Worker>();
+  /** The rows of the whole-table listings being read, by request id (workers/table-rows.ts). */
+  private readonly tableRows = new Map<number, unknown[]>();
 
   private constructor(socketPath: string | false | undefined) {
     this.socketPath = socketPath === false ? null : (socketPath ?? defaultSocketPath());
@@ -346,6 +358,9 @@ export class LvsdHost {
           this.settle.reject(new Error(m.message));
         } else if (m.kind === "neighbours") {
           for (const other of this.workers) if (other !== worker) other.postMessage({ id: 0, kind: "neighbours", entries: m.entries } satisfies ToWorker);
+        } else if (m.kind === "rows") {
+          const into = this.tableRows.get(m.id);
+          if (into) for (const row of m.rows) into.push(row);
         } else if (m.kind === "answer") {
           const done = this.pending.get(m.id);
           this.pending.delete(m.id);
@@ -373,13 +388,60 @@ export class LvsdHost {
 
   private ask(
     worker: Worker,
-    m: Omit<Extract<ToWorker, { kind: "command" }>, "id"> | { kind: Simple } | { kind: "snapshot"; argv: readonly string[] },
+    m:
+      | Omit<Extract<ToWorker, { kind: "command" }>, "id">
+      | { kind: Simple }
+      | { kind: "snapshot"; argv: readonly string[] }
+      | { kind: "reload"; text?: string },
   ): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
       worker.postMessage({ ...m, id } as ToWorker);
     });
+  }
+
+  /** Reads the whole table of one worker, as rows sent a slice at a time. */
+  private async askTable(worker: Worker, request: TableRead): Promise<WorkerTable> {
+    const id = this.nextId++;
+    const rows: unknown[] = [];
+    this.tableRows.set(id, rows);
+    try {
+      const tableSize = await new Promise<unknown>((resolve) => {
+        this.pending.set(id, resolve);
+        worker.postMessage({ id, kind: "table", request } satisfies ToWorker);
+      });
+      if (typeof tableSize !== "number") throw new Error("lvsd: stopping");
+      return { tableSize, rows };
+    } finally {
+      this.tableRows.delete(id);
+    }
+  }
+
+  /**
+   * A whole-table listing or -S: the workers read, this thread sorts and prints, in slices
+   * (signals and other requests go on between them). Null when `request` is not one.
+   */
+  private async answerTable(request: unknown): Promise<CommandResult | null> {
+    const r = request as { argv?: unknown; json?: unknown } | null;
+    if (!r || !Array.isArray(r.argv) || r.argv.some((a) => typeof a !== "string")) return null;
+    let query: TableQuery | null;
+    try {
+      query = tableQuery(parseCommand(r.argv as string[], { program: "lvsadm" }), r.json === true);
+    } catch {
+      return null; // a usage error: a worker answers it in its words
+    }
+    if (!query) return null;
+    const read = tableRead(query, this.workers.length);
+    try {
+      // Rules are the same in every worker: one reads them.
+      const each = await Promise.all((read.read === "rules" ? this.workers.slice(0, 1) : this.workers).map((w) => this.askTable(w, read)));
+      return { stdout: await printTable(query, read, each, new Slicer()), stderr: "", exitCode: 0 };
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      if (message === "lvsd: stopping") return { stdout: "", stderr: "lvsd: stopping\n", exitCode: 2 };
+      return { stdout: "", stderr: `lvsd: internal error: ${message}\n`, exitCode: 2 };
+    }
   }
 
   private askAll(m: { kind: Simple } | { kind: "snapshot"; argv: readonly string[] }): Promise<unknown[]> {
@@ -423,6 +485,8 @@ export class LvsdHost {
       const workers: WorkerReport[] = each.map((r, worker) => ({ worker, ...r }));
       return { stdout: `${toJson({ workers })}\n`, stderr: "", exitCode: 0 };
     }
+    const table = await this.answerTable(request);
+    if (table) return table;
     if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
     const route = routeOf(request);
     if (route === "all") {
@@ -445,12 +509,13 @@ export class LvsdHost {
    * all). Resolves when it is applied, with worker 0's summary, or null when refused.
    */
   async reload(): Promise<ReloadSummary | null> {
-    if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "reload" })) as ReloadSummary | null;
     const file = this.rulesFile;
     let text: string;
     try {
       if (!file) throw new Error("no rules file");
       text = readFileSync(file, "utf8");
+      // One worker: it parses the text in slices (reading it here keeps the read of a large file off the packet loop).
+      if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "reload", text })) as ReloadSummary | null;
       parseRules(text);
     } catch {
       // Each worker logs why (the same words as with one worker); nothing changes.
