@@ -122,11 +122,29 @@ export async function formatTableInSlices(
 const ok = (stdout: string): CommandResult => ({ stdout, stderr: "", exitCode: 0 });
 
 /** -R: read and checked whole in slices, then applied in slices; a refusal changes nothing. */
-async function restoreInSlices(ctx: ExecutionContext, argv: readonly string[], stdin: string, options: SlicedAnswerOptions): Promise<CommandResult> {
+function restoreInSlices(ctx: ExecutionContext, argv: readonly string[], stdin: string, options: SlicedAnswerOptions): Promise<CommandResult> {
+  return restoreRulesInSlices(ctx, argv, (slicer) => readRulesInSlices(stdin, slicer), options);
+}
+
+/** What a restore's text says: its rules, and whether it clears the table first (-C). */
+export type RestoreRules = Awaited<ReturnType<typeof readRulesInSlices>>;
+
+/**
+ * -R of rules that `read` gives (lvsd's main thread parses the text and its data-plane
+ * worker reads the result back): checked whole against the tables, then applied in
+ * slices, all or nothing; logged as answerInSlices logs a restore. The caller holds the
+ * configuration lock.
+ */
+export async function restoreRulesInSlices(
+  ctx: ExecutionContext,
+  argv: readonly string[],
+  read: (slicer: Slicer) => Promise<RestoreRules>,
+  options: Omit<SlicedAnswerOptions, "lock">,
+): Promise<CommandResult> {
   const slicer = options.slicer();
   let result: CommandResult;
   try {
-    const { ruleSet, clears } = await readRulesInSlices(stdin, slicer);
+    const { ruleSet, clears } = await read(slicer);
     const b = ctx.balancer;
     const tx = clears
       ? await RuleTransaction.prepareInSlices(b, await diffRunning(b, ruleSet, slicer), slicer)
@@ -135,8 +153,18 @@ async function restoreInSlices(ctx: ExecutionContext, argv: readonly string[], s
     result = ok("");
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    result = { stdout: "", stderr: `${e.message}\n`, exitCode: 255 };
+    result = restoreRefused(e);
   }
-  options.log?.(`lvsadm ${argv.join(" ")}: ${result.exitCode === 0 ? "ok" : result.stderr.trim()}`);
+  options.log?.(restoreLogLine(argv, result));
   return result;
+}
+
+/** A restore's answer to a text or a configuration it refuses (nothing changed). */
+export function restoreRefused(e: ConfigError): CommandResult {
+  return { stdout: "", stderr: `${e.message}\n`, exitCode: 255 };
+}
+
+/** The line a restore logs: "lvsadm -R: ok", or its error. */
+export function restoreLogLine(argv: readonly string[], result: CommandResult): string {
+  return `lvsadm ${argv.join(" ")}: ${result.exitCode === 0 ? "ok" : result.stderr.trim()}`;
 }

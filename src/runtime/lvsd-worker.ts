@@ -27,7 +27,6 @@ import { parseCommand, type LvsCommand } from "../admin/command.js";
 import { executeCommand, type CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { serveControlWith, type ControlServer } from "../admin/control-server.js";
-import { parseRules } from "../admin/rules.js";
 import { toJson } from "../admin/json-output.js";
 import { SYSCTL_SUBCOMMAND } from "../admin/sysctl-command.js";
 import type { ConnectionSnapshot, ListingSnapshot, ServiceSnapshot } from "../balancer/snapshots.js";
@@ -41,7 +40,10 @@ import { isDrainRequest } from "./drain-command.js";
 import { closeMesh, commitEpoch, meshData, type WorkerMeshData } from "./workers/worker-mesh.js";
 import { mergeListings, mergeMetrics, mergeServices } from "./workers/merge.js";
 import { printTable, sendTableRows, tableRead, type TableRead, type WorkerTable } from "./workers/table-rows.js";
-import { tableQuery, type TableQuery } from "../admin/sliced-answer.js";
+import { ConfigLock, restoreLogLine, restoreRefused, tableQuery, type TableQuery } from "../admin/sliced-answer.js";
+import { readRulesInSlices } from "../admin/rules.js";
+import { packRulesInSlices, unpackRulesInSlices, type PackedRules } from "./workers/rules-transfer.js";
+import type { RuleSet } from "../config/types.js";
 import { Slicer } from "../balancer/slices.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
@@ -54,15 +56,27 @@ type ToWorker =
   | { readonly id: number; readonly kind: Simple }
   | { readonly id: number; readonly kind: "snapshot"; readonly argv: readonly string[] }
   | { readonly id: number; readonly kind: "table"; readonly request: TableRead }
-  | { readonly id: number; readonly kind: "reload"; readonly text?: string }
+  /** The rules parsed on the main thread (workers/rules-transfer.ts); none: the worker reads the file and says why it fails. */
+  | { readonly id: number; readonly kind: "reload"; readonly rules?: PackedRules }
+  | { readonly id: number; readonly kind: "restore"; readonly restore: ParsedRestore }
   | {
       readonly id: number;
       readonly kind: "stage";
       readonly epoch: number;
       readonly resultId: number;
-      readonly change: { readonly request: unknown } | { readonly reloadText: string };
+      readonly change: Change;
     }
   | { readonly id: 0; readonly kind: "neighbours"; readonly entries: ReadonlyArray<readonly [string, string]> };
+
+/** A -R whose text the main thread parsed: its argv for the log line, its rules, whether it clears (-C). */
+interface ParsedRestore {
+  readonly argv: readonly string[];
+  readonly rules: PackedRules;
+  readonly clears: boolean;
+}
+
+/** A configuration change staged in every worker: a request, or rules the main thread parsed. */
+type Change = { readonly request: unknown } | { readonly reloadRules: PackedRules } | { readonly restore: ParsedRestore };
 
 type FromWorker =
   | { readonly kind: "log"; readonly line: string }
@@ -116,7 +130,7 @@ export async function runLvsdWorker(extra: { readonly io?: readonly PacketIO[] }
       while (staged.length > 0 && staged[0].epoch <= epoch) {
         const { resultId, change } = staged.shift()!;
         applying = applying.then(async () => {
-          const value = "reloadText" in change ? await daemon.reload(change.reloadText) : await daemon.command(change.request);
+          const value = await applyChange(daemon, change);
           post({ kind: "answer", id: resultId, value });
         });
       }
@@ -154,7 +168,10 @@ export async function runLvsdWorker(extra: { readonly io?: readonly PacketIO[] }
         void sendTableRows(daemon.balancer, m.request, (rows) => post({ kind: "rows", id: m.id, rows }), new Slicer()).then(reply);
         break;
       case "reload":
-        void daemon.reload(m.text).then(reply);
+        void daemon.reloadWith(m.rules && unpacked(m.rules)).then(reply);
+        break;
+      case "restore":
+        void applyChange(daemon, { restore: m.restore }).then(reply);
         break;
       case "stats":
         reply(daemon.statsLine());
@@ -175,6 +192,20 @@ export async function runLvsdWorker(extra: { readonly io?: readonly PacketIO[] }
     }
   });
   post({ kind: "ready", adapters: daemon.io.map((x) => x.name) });
+}
+
+/** Reads rules the main thread parsed back, in slices (inside the daemon's configuration lock). */
+function unpacked(rules: PackedRules): (slicer: Slicer) => Promise<RuleSet> {
+  return async (slicer) => ({ services: await unpackRulesInSlices(rules, slicer) });
+}
+
+function applyChange(daemon: Lvsd, change: Change): Promise<unknown> {
+  if ("reloadRules" in change) return daemon.reloadWith(unpacked(change.reloadRules));
+  if ("restore" in change) {
+    const { argv, rules, clears } = change.restore;
+    return daemon.restoreWith(argv, async (slicer) => ({ ruleSet: await unpacked(rules)(slicer), clears }));
+  }
+  return Promise.resolve(daemon.command(change.request));
 }
 
 /** One worker's counters and connections, with the client packets each connection counted here (the `workers` request). */
@@ -202,6 +233,17 @@ function listingData(balancer: Balancer, argv: readonly string[], now: () => num
     return cmd.service ? { service: balancer.service(cmd.service) } : { listing: balancer.listing() };
   } catch {
     return null; // the command's own error: the main thread lets one worker answer it
+  }
+}
+
+/** The argv of a -R request (parsed and refused or relayed by the main thread), else null. */
+function restoreArgv(request: unknown): readonly string[] | null {
+  const argv = (request as { argv?: unknown } | null)?.argv;
+  if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) return null;
+  try {
+    return parseCommand(argv as string[], { program: "lvsadm" }).kind === "restore" ? (argv as string[]) : null;
+  } catch {
+    return null;
   }
 }
 
@@ -271,6 +313,9 @@ export class LvsdHost {
   private exited = 0;
   private rulesFile: string | undefined;
   private readonly ready = new Set<Worker>();
+  /** Requests sent to the workers in the order they came, a restore being parsed here holding the rest. */
+  private readonly sendLock = new ConfigLock();
+  private log: (line: string) => void = () => {};
   /** The rows of the whole-table listings being read, by request id (workers/table-rows.ts). */
   private readonly tableRows = new Map<number, unknown[]>();
 
@@ -300,6 +345,7 @@ export class LvsdHost {
     if (socketPath !== false) await claimSocketPath(socketPath ?? defaultSocketPath());
     const host = new LvsdHost(socketPath);
     host.rulesFile = rest.rulesFile;
+    host.log = log;
     try {
       if (count === 1) {
         await host.spawn(entry, rest, 0, log);
@@ -392,7 +438,8 @@ export class LvsdHost {
       | Omit<Extract<ToWorker, { kind: "command" }>, "id">
       | { kind: Simple }
       | { kind: "snapshot"; argv: readonly string[] }
-      | { kind: "reload"; text?: string },
+      | { kind: "reload"; rules?: PackedRules }
+      | { kind: "restore"; restore: ParsedRestore },
   ): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve) => {
@@ -453,7 +500,7 @@ export class LvsdHost {
    * configuration, so each decides alike), then committed by raising the shared epoch; each
    * worker applies it between two batches. Resolves with every worker's result.
    */
-  private change(change: { request: unknown } | { reloadText: string }): Promise<unknown[]> {
+  private change(change: Change): Promise<unknown[]> {
     const run = async () => {
       const epoch = ++this.epoch;
       const results = this.workers.map(() => {
@@ -487,11 +534,27 @@ export class LvsdHost {
     }
     const table = await this.answerTable(request);
     if (table) return table;
-    if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
+    const restore = restoreArgv(request);
+    if (restore) {
+      const stdin = (request as { stdin?: unknown }).stdin;
+      try {
+        const { answer } = await this.sendLock.run(() => this.restoreHere(restore, typeof stdin === "string" ? stdin : ""));
+        return await answer;
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        this.log(`lvsadm ${restore.join(" ")}: internal error: ${message}`);
+        return { stdout: "", stderr: `lvsd: internal error: ${message}\n`, exitCode: 2 };
+      }
+    }
+    if (this.workers.length === 1) {
+      // After any restore still being parsed here: changes reach the worker in the order they came.
+      const { answer } = await this.sendLock.run(() => ({ answer: this.ask(this.workers[0], { kind: "command", request }) }));
+      return (await answer) as CommandResult;
+    }
     const route = routeOf(request);
     if (route === "all") {
-      const results = (await this.change({ request })) as CommandResult[];
-      return results[0];
+      const { answer } = await this.sendLock.run(() => ({ answer: this.change({ request }) }));
+      return ((await answer) as CommandResult[])[0];
     }
     if (route === "merged") {
       const r = request as { argv: string[]; json?: unknown };
@@ -510,18 +573,56 @@ export class LvsdHost {
    */
   async reload(): Promise<ReloadSummary | null> {
     const file = this.rulesFile;
-    let text: string;
+    let rules: PackedRules;
     try {
       if (!file) throw new Error("no rules file");
-      text = readFileSync(file, "utf8");
-      // One worker: it parses the text in slices (reading it here keeps the read of a large file off the packet loop).
-      if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "reload", text })) as ReloadSummary | null;
-      parseRules(text);
-    } catch {
-      // Each worker logs why (the same words as with one worker); nothing changes.
+      rules = await this.parseHere(readFileSync(file, "utf8"), async (text, slicer) => (await readRulesInSlices(text, slicer)).ruleSet);
+    } catch (e) {
+      if (e instanceof ConfigError && file) {
+        this.log(`reload ${file} refused, configuration unchanged: ${e.message}`);
+        return null;
+      }
+      // Worker 0 says why (no file, unreadable): the same words as lvsd in one thread.
       return (await this.ask(this.workers[0], { kind: "reload" })) as ReloadSummary | null;
     }
-    return ((await this.change({ reloadText: text })) as Array<ReloadSummary | null>)[0];
+    if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "reload", rules })) as ReloadSummary | null;
+    return ((await this.change({ reloadRules: rules })) as Array<ReloadSummary | null>)[0];
+  }
+
+  /**
+   * Parses a rules text on this thread in slices (signals and requests go on between them)
+   * and writes the result for the workers (workers/rules-transfer.ts). Throws ConfigError
+   * for a text that does not parse.
+   */
+  private async parseHere(text: string, parse: (text: string, slicer: Slicer) => Promise<RuleSet>): Promise<PackedRules> {
+    const slicer = new Slicer();
+    const ruleSet = await parse(text, slicer);
+    return packRulesInSlices(ruleSet.services, slicer);
+  }
+
+  /**
+   * -R: parsed here (a text that does not parse is refused here, as a worker would refuse
+   * it), then checked and applied by the workers. Returns the answer to wait for; the
+   * caller holds the send lock until then, so that changes reach the workers in order.
+   */
+  private async restoreHere(argv: readonly string[], stdin: string): Promise<{ answer: Promise<CommandResult> }> {
+    let restore: ParsedRestore;
+    try {
+      let clears = false;
+      const rules = await this.parseHere(stdin, async (text, slicer) => {
+        const read = await readRulesInSlices(text, slicer);
+        clears = read.clears;
+        return read.ruleSet;
+      });
+      restore = { argv, rules, clears };
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const result = restoreRefused(e);
+      this.log(restoreLogLine(argv, result));
+      return { answer: Promise.resolve(result) };
+    }
+    if (this.workers.length === 1) return { answer: this.ask(this.workers[0], { kind: "restore", restore }) as Promise<CommandResult> };
+    return { answer: this.change({ restore }).then((results) => results[0] as CommandResult) };
   }
 
   /** SIGUSR1: the counters line (several workers: one line each, "worker N: ..."). */
