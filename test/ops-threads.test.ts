@@ -136,6 +136,26 @@ test("a restore that a worker refuses names its line and changes nothing, seen b
   });
 });
 
+test("-R of a text with -C, parsed on the main thread, replaces the configuration in every worker by difference", async () => {
+  for (const workers of [1, 2]) {
+    await withHost(workers, undefined, async (host, log) => {
+      assert.equal((await host.command({ argv: ["-R"], stdin: MIXED + bigRules(200, 2) })).exitCode, 0);
+      const wanted = `-C\n${bigRules(150, 3)}`;
+      const r = await host.command({ argv: ["-R"], stdin: wanted });
+      assert.equal(r.exitCode, 0, r.stderr);
+      await withReference(async (reference) => {
+        assert.equal((await reference.command({ argv: ["-R"], stdin: wanted })).exitCode, 0);
+        assert.equal((await host.command({ argv: ["-Sn"] })).stdout, (await reference.command({ argv: ["-Sn"] })).stdout, `${workers} worker(s)`);
+      });
+      // Every worker holds it: the merged listing has each service once, with its three servers.
+      const listing = (await host.command({ argv: ["-Ln"] })).stdout;
+      assert.equal(listing.split("\n").filter((l) => l.startsWith("TCP")).length, 150);
+      assert.equal(listing.split("\n").filter((l) => l.includes("-> 192.168.")).length, 450);
+      assert.ok(log.some((l) => /lvsadm -R: ok$/.test(l)));
+    });
+  }
+});
+
 test("a restore the main thread cannot parse is refused there in the worker's words, with its line", async () => {
   await withHost(1, undefined, async (host, log) => {
     const text = `${bigRules(50, 2)}-a -t 10.0.0.1:80 -r 192.168.7.7:80 -m -w -3\n`;
