@@ -71,14 +71,63 @@ export function formatListingInSlices(snapshot: ListingSnapshot, format: ListFor
 
 function* listingSteps(snapshot: ListingSnapshot, format: ListFormat, options: FormatOptions): Generator<void, string> {
   const rendering: Rendering = { format, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
-  const [major, minor, patch] = (snapshot.version ?? "1.2.1").split(".");
-  let out = `IP Virtual Server version ${major ?? 0}.${minor ?? 0}.${patch ?? 0} (size=${snapshot.tableSize})\n`;
-  out += title(format);
   const services = format.sort ? yield* sortServicesInSteps(snapshot.services, (s) => s.config) : snapshot.services;
-  const text = new FlatText(out);
+  const text = new FlatText(listingHead(snapshot, format));
   for (let i = 0; i < services.length; i++) {
     text.add(renderService(services[i]!, rendering));
     if ((i & 63) === 63) yield;
+  }
+  return text.join();
+}
+
+function listingHead(snapshot: Pick<ListingSnapshot, "version" | "tableSize">, format: ListFormat): string {
+  const [major, minor, patch] = (snapshot.version ?? "1.2.1").split(".");
+  return `IP Virtual Server version ${major ?? 0}.${minor ?? 0}.${patch ?? 0} (size=${snapshot.tableSize})\n${title(format)}`;
+}
+
+/**
+ * One service of a whole-table listing or of -S, already printed, with its key (the order
+ * ipvsadm sorts by): lvsd's data-plane worker prints each service, and its main thread
+ * sorts and joins them (formatRenderedListingInSlices, formatRenderedSaveInSlices).
+ */
+export interface RenderedService {
+  readonly key: ServiceKey;
+  readonly text: string;
+}
+
+/** Prints one service as formatListing prints it in `format`. */
+export function listingRenderer(format: ListFormat, options: FormatOptions = {}): (service: ServiceSnapshot) => RenderedService {
+  const rendering: Rendering = { format, rule: false, portNames: options.portNames ?? systemPortNamesDb() };
+  return (service) => ({ key: service.config.key, text: renderService(service, rendering) });
+}
+
+/** Prints one service's rules as formatSave prints them. */
+export function saveRenderer(options: SaveOptions = {}): (entry: ServiceWithDestinations) => RenderedService {
+  const rendering = saveRendering(options);
+  return (entry) => ({ key: entry.service.key, text: renderSaveEntry(entry, rendering) });
+}
+
+/** formatListing from services printed by listingRenderer (in the table's order): the same text. */
+export function formatRenderedListingInSlices(
+  head: Pick<ListingSnapshot, "version" | "tableSize">,
+  rows: readonly RenderedService[],
+  format: ListFormat,
+  slicer: Slicer,
+): Promise<string> {
+  return runStepsInSlices(renderedSteps(listingHead(head, format), rows, format.sort), slicer);
+}
+
+/** formatSave from services printed by saveRenderer: the same text. */
+export function formatRenderedSaveInSlices(rows: readonly RenderedService[], slicer: Slicer): Promise<string> {
+  return runStepsInSlices(renderedSteps("", rows, true), slicer);
+}
+
+function* renderedSteps(head: string, rows: readonly RenderedService[], sort: boolean): Generator<void, string> {
+  const sorted = sort ? yield* sortServicesInSteps(rows, (r) => r) : rows;
+  const text = new FlatText(head);
+  for (let i = 0; i < sorted.length; i++) {
+    text.add(sorted[i]!.text);
+    if ((i & 255) === 255) yield;
   }
   return text.join();
 }
@@ -148,30 +197,36 @@ export function formatSaveInSlices(services: readonly ServiceWithDestinations[],
   return runStepsInSlices(saveSteps(services, options), slicer);
 }
 
-function* saveSteps(services: readonly ServiceWithDestinations[], options: SaveOptions): Generator<void, string> {
-  const rendering: Rendering = {
+function saveRendering(options: SaveOptions): Rendering {
+  return {
     format: { ...DEFAULT_LIST_FORMAT, numeric: options.numeric ?? false },
     rule: true,
     portNames: options.portNames ?? systemPortNamesDb(),
   };
+}
+
+function* saveSteps(services: readonly ServiceWithDestinations[], options: SaveOptions): Generator<void, string> {
+  const rendering = saveRendering(options);
   const sorted = yield* sortServicesInSteps(services, (s) => s.service);
   const text = new FlatText();
   for (let i = 0; i < sorted.length; i++) {
-    const entry = sorted[i]!;
     if ((i & 63) === 63) yield;
-    text.add(
-      renderService(
-        {
-          config: entry.service,
-          destinations: entry.destinations.map((config) => ({ config, activeConns: 0, inactConns: 0, persistConns: 0 })),
-        },
-        rendering,
-      ),
-    );
-    // Full NAT's local addresses, as DPVS's ipvsadm adds them (--add-laddr = -P, -z LIP).
-    for (const address of entry.localAddresses ?? []) text.add(`-P ${serviceName(entry.service.key, rendering)} -z ${laddrText(address)}\n`);
+    text.add(renderSaveEntry(sorted[i]!, rendering));
   }
   return text.join();
+}
+
+function renderSaveEntry(entry: ServiceWithDestinations, rendering: Rendering): string {
+  const lines = renderService(
+    {
+      config: entry.service,
+      destinations: entry.destinations.map((config) => ({ config, activeConns: 0, inactConns: 0, persistConns: 0 })),
+    },
+    rendering,
+  );
+  // Full NAT's local addresses, as DPVS's ipvsadm adds them (--add-laddr = -P, -z LIP).
+  const pool = (entry.localAddresses ?? []).map((address) => `-P ${serviceName(entry.service.key, rendering)} -z ${laddrText(address)}\n`);
+  return pool.length === 0 ? lines : lines + pool.join("");
 }
 
 /** A local address as -z takes it (bare, IPv6 included, as DPVS writes it). */

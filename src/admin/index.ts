@@ -23,6 +23,10 @@ export {
   formatDaemons,
   largeNumber,
   DEFAULT_LIST_FORMAT,
+  listingRenderer,
+  saveRenderer,
+  formatRenderedListingInSlices,
+  formatRenderedSaveInSlices,
 } from "./format.js";
 export type {
   ListingSnapshot,
@@ -35,6 +39,7 @@ export type {
   SyncDaemonSnapshot,
   FormatOptions,
   SaveOptions,
+  RenderedService,
 } from "./format.js";
 export { parseRules, parseRulesInSlices, readRulesInSlices, formatRules, splitRulesLine, ruleLine } from "./rules.js";
 export type { RulesOptions, FormatRulesOptions } from "./rules.js";

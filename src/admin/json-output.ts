@@ -38,18 +38,27 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
  * byte for byte (the item's lines indented under the list), pausing between slices.
  */
 export async function toJsonInSlices(head: Record<string, unknown>, key: string, items: readonly unknown[], slicer: Slicer): Promise<string> {
-  if (items.length === 0) return toJson({ ...head, [key]: items });
-  const frame = toJson({ ...head, [key]: [PLACEHOLDER] });
-  const at = frame.indexOf(`    ${JSON.stringify(PLACEHOLDER)}`);
-  const parts: string[] = [frame.slice(0, at)];
+  const texts: string[] = [];
   for (let i = 0; i < items.length; i++) {
-    // Written as the one element of a list two levels down, so JSON.stringify indents it.
-    const wrapped = toJson({ a: [items[i]] });
-    parts.push(`${i > 0 ? ",\n" : ""}${wrapped.slice(WRAP_HEAD.length, wrapped.length - WRAP_TAIL.length)}`);
+    texts.push(jsonListItem(items[i]));
     if ((i & 15) === 15 && slicer.due()) await slicer.pauseNow();
   }
-  parts.push(frame.slice(at + 4 + JSON.stringify(PLACEHOLDER).length));
-  return parts.join("");
+  return joinJsonList(head, key, texts);
+}
+
+/** One item of toJsonInSlices's list, indented as there (lvsd's data-plane worker writes them, its main thread joins). */
+export function jsonListItem(item: unknown): string {
+  // Written as the one element of a list two levels down, so JSON.stringify indents it.
+  const wrapped = toJson({ a: [item] });
+  return wrapped.slice(WRAP_HEAD.length, wrapped.length - WRAP_TAIL.length);
+}
+
+/** toJson({ ...head, [key]: items }) from the items' jsonListItem texts: the same text, byte for byte. */
+export function joinJsonList(head: Record<string, unknown>, key: string, texts: readonly string[]): string {
+  if (texts.length === 0) return toJson({ ...head, [key]: [] });
+  const frame = toJson({ ...head, [key]: [PLACEHOLDER] });
+  const at = frame.indexOf(`    ${JSON.stringify(PLACEHOLDER)}`);
+  return frame.slice(0, at) + texts.join(",\n") + frame.slice(at + 4 + JSON.stringify(PLACEHOLDER).length);
 }
 const PLACEHOLDER = "\u0000items\u0000";
 const WRAP_HEAD = '{\n  "a": [\n';

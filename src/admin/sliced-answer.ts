@@ -18,7 +18,9 @@ import type { Slicer } from "../balancer/slices.js";
 import { parseCommand, type LvsCommand } from "./command.js";
 import { answer } from "./control-server.js";
 import type { CommandResult, ExecutionContext } from "./execute.js";
-import { formatListingInSlices, formatSaveInSlices } from "./format.js";
+import { formatListingInSlices, formatSaveInSlices, type FormatOptions } from "./format.js";
+import type { ListingSnapshot } from "../balancer/snapshots.js";
+import type { RuleSet } from "../config/types.js";
 import { toJsonInSlices } from "./json-output.js";
 import { diffRunning } from "./rule-changes.js";
 import { readRulesInSlices } from "./rules.js";
@@ -64,15 +66,12 @@ export async function answerInSlices(ctx: ExecutionContext, request: unknown, op
       const stdin = typeof r.stdin === "string" ? r.stdin : "";
       return await options.lock.run(() => restoreInSlices(ctx, argv, stdin, options));
     }
-    if (cmd.kind === "list" && cmd.show === "services" && !cmd.service) {
-      const snapshot = await ctx.balancer.listingInSlices(options.slicer(), json || cmd.format.stats || cmd.format.rate);
-      if (json) return ok(`${await toJsonInSlices({ tableSize: snapshot.tableSize }, "services", snapshot.services, options.slicer())}\n`);
-      return ok(await formatListingInSlices(snapshot, cmd.format, ctx.format ?? {}, options.slicer()));
-    }
-    if (cmd.kind === "save") {
-      const rules = await ctx.balancer.rulesInSlices(options.slicer());
-      if (json) return ok(`${await toJsonInSlices({}, "services", rules.services, options.slicer())}\n`);
-      return ok(await formatSaveInSlices(rules.services, { ...ctx.format, numeric: cmd.numeric }, options.slicer()));
+    const table = tableQuery(cmd, json);
+    if (table) {
+      const b = ctx.balancer;
+      const rows =
+        table.read === "rules" ? { rules: await b.rulesInSlices(options.slicer()) } : { listing: await b.listingInSlices(options.slicer(), table.counters) };
+      return ok(await formatTableInSlices(table, rows, ctx.format ?? {}, options.slicer()));
     }
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
@@ -83,14 +82,69 @@ export async function answerInSlices(ctx: ExecutionContext, request: unknown, op
   return options.lock.run(() => answer(ctx, request, options.log));
 }
 
+/**
+ * A command that prints the whole table (-L of every service, -S; text or --json): what it
+ * reads (every service's listing, with or without counters, or its rules) and how it prints.
+ * Reading and printing are apart so that lvsd reads on the data-plane worker and prints on
+ * its main thread (src/runtime/workers/table-rows.ts).
+ */
+export type TableQuery =
+  | { readonly read: "listing"; readonly counters: boolean; readonly cmd: Extract<LvsCommand, { kind: "list" }>; readonly json: boolean }
+  | { readonly read: "rules"; readonly cmd: Extract<LvsCommand, { kind: "save" }>; readonly json: boolean };
+
+/** The table query of `cmd`, or null when it is not a whole-table listing or -S. */
+export function tableQuery(cmd: LvsCommand, json: boolean): TableQuery | null {
+  if (cmd.kind === "list" && cmd.show === "services" && !cmd.service) {
+    return { read: "listing", counters: json || cmd.format.stats || cmd.format.rate, cmd, json };
+  }
+  if (cmd.kind === "save") return { read: "rules", cmd, json };
+  return null;
+}
+
+/** Prints what a table query read (in slices): the same bytes as answer() gives. */
+export async function formatTableInSlices(
+  query: TableQuery,
+  rows: { readonly listing: ListingSnapshot } | { readonly rules: RuleSet },
+  format: FormatOptions,
+  slicer: Slicer,
+): Promise<string> {
+  if ("listing" in rows) {
+    if (query.read !== "listing") throw new Error("a listing query read rules");
+    const { listing } = rows;
+    if (query.json) return `${await toJsonInSlices({ tableSize: listing.tableSize }, "services", listing.services, slicer)}\n`;
+    return formatListingInSlices(listing, query.cmd.format, format, slicer);
+  }
+  if (query.read !== "rules") throw new Error("a rules query read a listing");
+  if (query.json) return `${await toJsonInSlices({}, "services", rows.rules.services, slicer)}\n`;
+  return formatSaveInSlices(rows.rules.services, { ...format, numeric: query.cmd.numeric }, slicer);
+}
+
 const ok = (stdout: string): CommandResult => ({ stdout, stderr: "", exitCode: 0 });
 
 /** -R: read and checked whole in slices, then applied in slices; a refusal changes nothing. */
-async function restoreInSlices(ctx: ExecutionContext, argv: readonly string[], stdin: string, options: SlicedAnswerOptions): Promise<CommandResult> {
+function restoreInSlices(ctx: ExecutionContext, argv: readonly string[], stdin: string, options: SlicedAnswerOptions): Promise<CommandResult> {
+  return restoreRulesInSlices(ctx, argv, (slicer) => readRulesInSlices(stdin, slicer), options);
+}
+
+/** What a restore's text says: its rules, and whether it clears the table first (-C). */
+export type RestoreRules = Awaited<ReturnType<typeof readRulesInSlices>>;
+
+/**
+ * -R of rules that `read` gives (lvsd's main thread parses the text and its data-plane
+ * worker reads the result back): checked whole against the tables, then applied in
+ * slices, all or nothing; logged as answerInSlices logs a restore. The caller holds the
+ * configuration lock.
+ */
+export async function restoreRulesInSlices(
+  ctx: ExecutionContext,
+  argv: readonly string[],
+  read: (slicer: Slicer) => Promise<RestoreRules>,
+  options: Omit<SlicedAnswerOptions, "lock">,
+): Promise<CommandResult> {
   const slicer = options.slicer();
   let result: CommandResult;
   try {
-    const { ruleSet, clears } = await readRulesInSlices(stdin, slicer);
+    const { ruleSet, clears } = await read(slicer);
     const b = ctx.balancer;
     const tx = clears
       ? await RuleTransaction.prepareInSlices(b, await diffRunning(b, ruleSet, slicer), slicer)
@@ -99,8 +153,18 @@ async function restoreInSlices(ctx: ExecutionContext, argv: readonly string[], s
     result = ok("");
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    result = { stdout: "", stderr: `${e.message}\n`, exitCode: 255 };
+    result = restoreRefused(e);
   }
-  options.log?.(`lvsadm ${argv.join(" ")}: ${result.exitCode === 0 ? "ok" : result.stderr.trim()}`);
+  options.log?.(restoreLogLine(argv, result));
   return result;
+}
+
+/** A restore's answer to a text or a configuration it refuses (nothing changed). */
+export function restoreRefused(e: ConfigError): CommandResult {
+  return { stdout: "", stderr: `${e.message}\n`, exitCode: 255 };
+}
+
+/** The line a restore logs: "lvsadm -R: ok", or its error. */
+export function restoreLogLine(argv: readonly string[], result: CommandResult): string {
+  return `lvsadm ${argv.join(" ")}: ${result.exitCode === 0 ? "ok" : result.stderr.trim()}`;
 }

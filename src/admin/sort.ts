@@ -32,7 +32,7 @@ function serviceSortKey(service: ServiceConfig): ServiceSortKey {
   return known;
 }
 
-function computeSortKey(service: ServiceConfig): ServiceSortKey {
+function computeSortKey(service: Pick<ServiceConfig, "key">): ServiceSortKey {
   const key = service.key;
   if (key.kind === "fwmark") {
     // ipvsadm adds fwmark services as TCP with a zero address and port.
@@ -100,7 +100,7 @@ export function sortServices<T>(items: readonly T[], configOf: (item: T) => Serv
  * sortServices in slices: yields now and then (between merges, and inside long ones) so
  * that a caller can pause there; the same merge tree, so the same order, as glibcSort.
  */
-export function* sortServicesInSteps<T>(items: readonly T[], configOf: (item: T) => ServiceConfig): Generator<void, T[]> {
+export function* sortServicesInSteps<T>(items: readonly T[], configOf: (item: T) => Pick<ServiceConfig, "key">): Generator<void, T[]> {
   const keyed: Array<{ item: T; key: ServiceSortKey }> = [];
   for (let i = 0; i < items.length; i++) {
     keyed.push({ item: items[i]!, key: computeSortKey(configOf(items[i]!)) });

@@ -5,7 +5,7 @@
 
 import type { DestinationConfig, ForwardMethod, ServiceConfig } from "../config/types.js";
 import { formatAddress } from "../sched/flow.js";
-import { canonicalAddress, PROTOCOL_NUMBER } from "./validate.js";
+import { canonicalAddress, canonicalText, PROTOCOL_NUMBER } from "./validate.js";
 
 /** One connection or persistence template, as a sync master sends it and a backup imports it. */
 export interface SyncRecord {
@@ -122,7 +122,7 @@ function find<T>(items: Iterable<T>, test: (item: T) => boolean): T | undefined 
  * templates that carry no port).
  */
 export function findSyncTarget<S extends ServiceLike>(services: Iterable<S>, r: SyncRecord): { service: S; destination: DestLike } | null {
-  const vip = canonicalAddress(r.virtual.address, "virtual address").text;
+  const vip = canonicalText(r.virtual.address, "virtual address").text;
   let mark = r.fwmark;
   if (r.template && r.protocol === 0) {
     // A fwmark service's template carries the mark in place of the VIP.
@@ -134,12 +134,12 @@ export function findSyncTarget<S extends ServiceLike>(services: Iterable<S>, r: 
   const byAddress = (port: number) =>
     find(services, (s) => {
       const k = s.config.key;
-      return k.kind === "address" && PROTOCOL_NUMBER[k.protocol] === r.protocol && k.port === port && canonicalAddress(k.address, "address").text === vip;
+      return k.kind === "address" && PROTOCOL_NUMBER[k.protocol] === r.protocol && k.port === port && canonicalText(k.address, "address").text === vip;
     });
   const service = byMark ?? byAddress(r.virtual.port) ?? byAddress(0);
   if (!service) return null;
-  const daddr = canonicalAddress(r.destination.address, "destination address").text;
-  const sameAddress = (d: { config: DestinationConfig }) => canonicalAddress(d.config.address, "address").text === daddr;
+  const daddr = canonicalText(r.destination.address, "destination address").text;
+  const sameAddress = (d: { config: DestinationConfig }) => canonicalText(d.config.address, "address").text === daddr;
   const dests = [...service.dests.values()];
   const destination = dests.find((d) => sameAddress(d) && d.config.port === r.destination.port) ?? dests.find(sameAddress);
   return destination ? { service, destination } : null;

@@ -21,14 +21,14 @@ function integer(value: unknown, field: string, lo: number, hi: number): number 
 /** The address in canonical text, with its family and bytes. */
 export function canonicalAddress(text: unknown, field: string): { text: string; family: 4 | 6; bytes: Uint8Array } {
   if (typeof text !== "string") throw new ConfigError(`${field}: expected an IPv4 or IPv6 address, got ${JSON.stringify(text)}`);
-  const known = canonicalCache.get(text);
-  if (known) return { text: known.text, family: known.family, bytes: known.bytes.slice() };
   try {
     const { family, bytes } = encodeAddress(text, field);
-    const canonical = { text: formatAddress(bytes, family), family, bytes };
+    const known = canonicalCache.get(text);
+    if (known) return { text: known.text, family, bytes };
+    const canonical = { text: formatAddress(bytes, family), family };
     if (canonicalCache.size >= CANONICAL_CACHE_SIZE) canonicalCache.clear();
-    canonicalCache.set(text, { ...canonical, bytes: bytes.slice() });
-    return canonical;
+    canonicalCache.set(text, canonical);
+    return { ...canonical, bytes };
   } catch {
     throw new ConfigError(`${field}: "${text}" is not an IPv4 or IPv6 address (host names are not resolved)`);
   }
@@ -40,8 +40,12 @@ export function canonicalText(text: unknown, field: string): { text: string; fam
   return known ?? canonicalAddress(text, field);
 }
 
-/** Addresses already made canonical (a large restore repeats the same few thousand); bounded. */
-const canonicalCache = new Map<string, { text: string; family: 4 | 6; bytes: Uint8Array }>();
+/**
+ * Addresses already made canonical (a large restore repeats the same few thousand); bounded.
+ * Text and family only: a Uint8Array per entry (an ArrayBuffer each) made the cache a tenth
+ * of a 50,000-service data plane's heap, and the few callers that need the bytes parse again.
+ */
+const canonicalCache = new Map<string, { readonly text: string; readonly family: 4 | 6 }>();
 const CANONICAL_CACHE_SIZE = 1 << 17;
 
 /** A service key with its address canonical; throws ConfigError. */
@@ -65,7 +69,8 @@ export function normaliseServiceKey(key: ServiceKey): ServiceKey {
 export function serviceKeyText(key: ServiceKey): string {
   if (key.kind === "fwmark") return `FWM ${key.fwmark}${key.family === 6 ? " IPv6" : ""}`;
   const host = key.address.includes(":") ? `[${key.address}]` : key.address;
-  return `${key.protocol.toUpperCase()} ${host}:${key.port}`;
+  // join() makes one flat string: a template makes a tree of them, which a table of 50,000 keeps.
+  return [key.protocol.toUpperCase(), " ", host, ":", key.port].join("");
 }
 
 export function familyOfKey(key: ServiceKey): 4 | 6 {

@@ -27,7 +27,6 @@ import { parseCommand, type LvsCommand } from "../admin/command.js";
 import { executeCommand, type CommandResult } from "../admin/execute.js";
 import { defaultSocketPath } from "../admin/control-client.js";
 import { serveControlWith, type ControlServer } from "../admin/control-server.js";
-import { parseRules } from "../admin/rules.js";
 import { toJson } from "../admin/json-output.js";
 import { SYSCTL_SUBCOMMAND } from "../admin/sysctl-command.js";
 import type { ConnectionSnapshot, ListingSnapshot, ServiceSnapshot } from "../balancer/snapshots.js";
@@ -35,27 +34,49 @@ import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { claimSocketPath } from "../admin/socket-claim.js";
 import { Lvsd } from "./lvsd.js";
 import type { LvsdOptions } from "./lvsd-options.js";
+import type { ReloadSummary } from "./rule-diff.js";
+import type { PacketIO } from "../io/packet-io.js";
 import { isDrainRequest } from "./drain-command.js";
 import { closeMesh, commitEpoch, meshData, type WorkerMeshData } from "./workers/worker-mesh.js";
 import { mergeListings, mergeMetrics, mergeServices } from "./workers/merge.js";
+import { printTable, sendTableRows, tableRead, type TableRead, type WorkerTable } from "./workers/table-rows.js";
+import { ConfigLock, restoreLogLine, restoreRefused, tableQuery, type TableQuery } from "../admin/sliced-answer.js";
+import { readRulesInSlices } from "../admin/rules.js";
+import { packRulesInSlices, unpackRulesInSlices, type PackedRules } from "./workers/rules-transfer.js";
+import type { RuleSet } from "../config/types.js";
+import { Slicer } from "../balancer/slices.js";
 
 /** The options that cross to the worker (structured-clonable: no functions, no adapters). */
 export type LvsdWorkerOptions = Omit<LvsdOptions, "io" | "log" | "clock" | "socketPath" | "keepalivedFile" | "metrics" | "control">;
 
-type Simple = "reload" | "stats" | "stop" | "metrics" | "debug";
+type Simple = "stats" | "stop" | "metrics" | "debug";
 
 type ToWorker =
   | { readonly id: number; readonly kind: "command"; readonly request: unknown }
   | { readonly id: number; readonly kind: Simple }
   | { readonly id: number; readonly kind: "snapshot"; readonly argv: readonly string[] }
+  | { readonly id: number; readonly kind: "table"; readonly request: TableRead }
+  /** The rules parsed on the main thread (workers/rules-transfer.ts); none: the worker reads the file and says why it fails. */
+  | { readonly id: number; readonly kind: "reload"; readonly rules?: PackedRules }
+  | { readonly id: number; readonly kind: "restore"; readonly restore: ParsedRestore }
   | {
       readonly id: number;
       readonly kind: "stage";
       readonly epoch: number;
       readonly resultId: number;
-      readonly change: { readonly request: unknown } | { readonly reloadText: string };
+      readonly change: Change;
     }
   | { readonly id: 0; readonly kind: "neighbours"; readonly entries: ReadonlyArray<readonly [string, string]> };
+
+/** A -R whose text the main thread parsed: its argv for the log line, its rules, whether it clears (-C). */
+interface ParsedRestore {
+  readonly argv: readonly string[];
+  readonly rules: PackedRules;
+  readonly clears: boolean;
+}
+
+/** A configuration change staged in every worker: a request, or rules the main thread parsed. */
+type Change = { readonly request: unknown } | { readonly reloadRules: PackedRules } | { readonly restore: ParsedRestore };
 
 type FromWorker =
   | { readonly kind: "log"; readonly line: string }
@@ -63,6 +84,7 @@ type FromWorker =
   | { readonly kind: "start-failed"; readonly message: string }
   | { readonly kind: "loop-failed"; readonly message: string }
   | { readonly kind: "answer"; readonly id: number; readonly value: unknown }
+  | { readonly kind: "rows"; readonly id: number; readonly rows: readonly unknown[] }
   | { readonly kind: "neighbours"; readonly entries: ReadonlyArray<readonly [string, string]> };
 
 /** What a worker answers to "snapshot": the data of one listing, or null when the command fails there. */
@@ -81,14 +103,17 @@ export function isLvsdWorker(): boolean {
   return parentPort !== null && (workerData as Partial<WorkerData> | null)?.lvsdWorker === true;
 }
 
-/** The worker side: starts the daemon and serves the main thread's requests. */
-export async function runLvsdWorker(): Promise<void> {
+/**
+ * The worker side: starts the daemon and serves the main thread's requests. `io`: adapters
+ * made in this thread besides the ones the options open (bench/ops/restore-stall.ts).
+ */
+export async function runLvsdWorker(extra: { readonly io?: readonly PacketIO[] } = {}): Promise<void> {
   const port = parentPort!;
   const post = (m: FromWorker) => port.postMessage(m);
   const { options } = workerData as WorkerData;
   let daemon: Lvsd;
   try {
-    daemon = await Lvsd.start({ ...options, socketPath: false, log: (line) => post({ kind: "log", line }) });
+    daemon = await Lvsd.start({ ...options, io: extra.io ? [...extra.io] : undefined, socketPath: false, log: (line) => post({ kind: "log", line }) });
   } catch (e) {
     post({ kind: "start-failed", message: e instanceof Error ? e.message : String(e) });
     return;
@@ -105,7 +130,7 @@ export async function runLvsdWorker(): Promise<void> {
       while (staged.length > 0 && staged[0].epoch <= epoch) {
         const { resultId, change } = staged.shift()!;
         applying = applying.then(async () => {
-          const value = "reloadText" in change ? await daemon.reload(change.reloadText) : await daemon.command(change.request);
+          const value = await applyChange(daemon, change);
           post({ kind: "answer", id: resultId, value });
         });
       }
@@ -138,9 +163,15 @@ export async function runLvsdWorker(): Promise<void> {
           daemon.learnRelayedNeighbour(a, mac);
         }
         break;
+      case "table":
+        // Read in slices; the main thread sorts and prints (workers/table-rows.ts).
+        void sendTableRows(daemon.balancer, m.request, (rows) => post({ kind: "rows", id: m.id, rows }), new Slicer()).then(reply);
+        break;
       case "reload":
-        daemon.reload();
-        reply(null);
+        void daemon.reloadWith(m.rules && unpacked(m.rules)).then(reply);
+        break;
+      case "restore":
+        void applyChange(daemon, { restore: m.restore }).then(reply);
         break;
       case "stats":
         reply(daemon.statsLine());
@@ -161,6 +192,20 @@ export async function runLvsdWorker(): Promise<void> {
     }
   });
   post({ kind: "ready", adapters: daemon.io.map((x) => x.name) });
+}
+
+/** Reads rules the main thread parsed back, in slices (inside the daemon's configuration lock). */
+function unpacked(rules: PackedRules): (slicer: Slicer) => Promise<RuleSet> {
+  return async (slicer) => ({ services: await unpackRulesInSlices(rules, slicer) });
+}
+
+function applyChange(daemon: Lvsd, change: Change): Promise<unknown> {
+  if ("reloadRules" in change) return daemon.reloadWith(unpacked(change.reloadRules));
+  if ("restore" in change) {
+    const { argv, rules, clears } = change.restore;
+    return daemon.restoreWith(argv, async (slicer) => ({ ruleSet: await unpacked(rules)(slicer), clears }));
+  }
+  return Promise.resolve(daemon.command(change.request));
 }
 
 /** One worker's counters and connections, with the client packets each connection counted here (the `workers` request). */
@@ -188,6 +233,17 @@ function listingData(balancer: Balancer, argv: readonly string[], now: () => num
     return cmd.service ? { service: balancer.service(cmd.service) } : { listing: balancer.listing() };
   } catch {
     return null; // the command's own error: the main thread lets one worker answer it
+  }
+}
+
+/** The argv of a -R request (parsed and refused or relayed by the main thread), else null. */
+function restoreArgv(request: unknown): readonly string[] | null {
+  const argv = (request as { argv?: unknown } | null)?.argv;
+  if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) return null;
+  try {
+    return parseCommand(argv as string[], { program: "lvsadm" }).kind === "restore" ? (argv as string[]) : null;
+  } catch {
+    return null;
   }
 }
 
@@ -257,6 +313,11 @@ export class LvsdHost {
   private exited = 0;
   private rulesFile: string | undefined;
   private readonly ready = new Set<Worker>();
+  /** Requests sent to the workers in the order they came, a restore being parsed here holding the rest. */
+  private readonly sendLock = new ConfigLock();
+  private log: (line: string) => void = () => {};
+  /** The rows of the whole-table listings being read, by request id (workers/table-rows.ts). */
+  private readonly tableRows = new Map<number, unknown[]>();
 
   private constructor(socketPath: string | false | undefined) {
     this.socketPath = socketPath === false ? null : (socketPath ?? defaultSocketPath());
@@ -284,6 +345,7 @@ export class LvsdHost {
     if (socketPath !== false) await claimSocketPath(socketPath ?? defaultSocketPath());
     const host = new LvsdHost(socketPath);
     host.rulesFile = rest.rulesFile;
+    host.log = log;
     try {
       if (count === 1) {
         await host.spawn(entry, rest, 0, log);
@@ -342,6 +404,9 @@ export class LvsdHost {
           this.settle.reject(new Error(m.message));
         } else if (m.kind === "neighbours") {
           for (const other of this.workers) if (other !== worker) other.postMessage({ id: 0, kind: "neighbours", entries: m.entries } satisfies ToWorker);
+        } else if (m.kind === "rows") {
+          const into = this.tableRows.get(m.id);
+          if (into) for (const row of m.rows) into.push(row);
         } else if (m.kind === "answer") {
           const done = this.pending.get(m.id);
           this.pending.delete(m.id);
@@ -369,13 +434,61 @@ export class LvsdHost {
 
   private ask(
     worker: Worker,
-    m: Omit<Extract<ToWorker, { kind: "command" }>, "id"> | { kind: Simple } | { kind: "snapshot"; argv: readonly string[] },
+    m:
+      | Omit<Extract<ToWorker, { kind: "command" }>, "id">
+      | { kind: Simple }
+      | { kind: "snapshot"; argv: readonly string[] }
+      | { kind: "reload"; rules?: PackedRules }
+      | { kind: "restore"; restore: ParsedRestore },
   ): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
       worker.postMessage({ ...m, id } as ToWorker);
     });
+  }
+
+  /** Reads the whole table of one worker, as rows sent a slice at a time. */
+  private async askTable(worker: Worker, request: TableRead): Promise<WorkerTable> {
+    const id = this.nextId++;
+    const rows: unknown[] = [];
+    this.tableRows.set(id, rows);
+    try {
+      const tableSize = await new Promise<unknown>((resolve) => {
+        this.pending.set(id, resolve);
+        worker.postMessage({ id, kind: "table", request } satisfies ToWorker);
+      });
+      if (typeof tableSize !== "number") throw new Error("lvsd: stopping");
+      return { tableSize, rows };
+    } finally {
+      this.tableRows.delete(id);
+    }
+  }
+
+  /**
+   * A whole-table listing or -S: the workers read, this thread sorts and prints, in slices
+   * (signals and other requests go on between them). Null when `request` is not one.
+   */
+  private async answerTable(request: unknown): Promise<CommandResult | null> {
+    const r = request as { argv?: unknown; json?: unknown } | null;
+    if (!r || !Array.isArray(r.argv) || r.argv.some((a) => typeof a !== "string")) return null;
+    let query: TableQuery | null;
+    try {
+      query = tableQuery(parseCommand(r.argv as string[], { program: "lvsadm" }), r.json === true);
+    } catch {
+      return null; // a usage error: a worker answers it in its words
+    }
+    if (!query) return null;
+    const read = tableRead(query, this.workers.length);
+    try {
+      // Rules are the same in every worker: one reads them.
+      const each = await Promise.all((read.read === "rules" ? this.workers.slice(0, 1) : this.workers).map((w) => this.askTable(w, read)));
+      return { stdout: await printTable(query, read, each, new Slicer()), stderr: "", exitCode: 0 };
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      if (message === "lvsd: stopping") return { stdout: "", stderr: "lvsd: stopping\n", exitCode: 2 };
+      return { stdout: "", stderr: `lvsd: internal error: ${message}\n`, exitCode: 2 };
+    }
   }
 
   private askAll(m: { kind: Simple } | { kind: "snapshot"; argv: readonly string[] }): Promise<unknown[]> {
@@ -387,7 +500,7 @@ export class LvsdHost {
    * configuration, so each decides alike), then committed by raising the shared epoch; each
    * worker applies it between two batches. Resolves with every worker's result.
    */
-  private change(change: { request: unknown } | { reloadText: string }): Promise<unknown[]> {
+  private change(change: Change): Promise<unknown[]> {
     const run = async () => {
       const epoch = ++this.epoch;
       const results = this.workers.map(() => {
@@ -419,11 +532,29 @@ export class LvsdHost {
       const workers: WorkerReport[] = each.map((r, worker) => ({ worker, ...r }));
       return { stdout: `${toJson({ workers })}\n`, stderr: "", exitCode: 0 };
     }
-    if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
+    const table = await this.answerTable(request);
+    if (table) return table;
+    const restore = restoreArgv(request);
+    if (restore) {
+      const stdin = (request as { stdin?: unknown }).stdin;
+      try {
+        const { answer } = await this.sendLock.run(() => this.restoreHere(restore, typeof stdin === "string" ? stdin : ""));
+        return await answer;
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        this.log(`lvsadm ${restore.join(" ")}: internal error: ${message}`);
+        return { stdout: "", stderr: `lvsd: internal error: ${message}\n`, exitCode: 2 };
+      }
+    }
+    if (this.workers.length === 1) {
+      // After any restore still being parsed here: changes reach the worker in the order they came.
+      const { answer } = await this.sendLock.run(() => ({ answer: this.ask(this.workers[0], { kind: "command", request }) }));
+      return (await answer) as CommandResult;
+    }
     const route = routeOf(request);
     if (route === "all") {
-      const results = (await this.change({ request })) as CommandResult[];
-      return results[0];
+      const { answer } = await this.sendLock.run(() => ({ answer: this.change({ request }) }));
+      return ((await answer) as CommandResult[])[0];
     }
     if (route === "merged") {
       const r = request as { argv: string[]; json?: unknown };
@@ -436,24 +567,62 @@ export class LvsdHost {
     return (await this.ask(this.workers[0], { kind: "command", request })) as CommandResult;
   }
 
-  /** SIGHUP: the workers re-read the rules file (several: the main thread reads it once for all). */
-  async reload(): Promise<void> {
-    if (this.workers.length === 1) {
-      await this.ask(this.workers[0], { kind: "reload" });
-      return;
-    }
+  /**
+   * SIGHUP: the workers re-read the rules file (several: the main thread reads it once for
+   * all). Resolves when it is applied, with worker 0's summary, or null when refused.
+   */
+  async reload(): Promise<ReloadSummary | null> {
     const file = this.rulesFile;
-    let text: string;
+    let rules: PackedRules;
     try {
       if (!file) throw new Error("no rules file");
-      text = readFileSync(file, "utf8");
-      parseRules(text);
-    } catch {
-      // Each worker logs why (the same words as with one worker); nothing changes.
-      await this.ask(this.workers[0], { kind: "reload" });
-      return;
+      rules = await this.parseHere(readFileSync(file, "utf8"), async (text, slicer) => (await readRulesInSlices(text, slicer)).ruleSet);
+    } catch (e) {
+      if (e instanceof ConfigError && file) {
+        this.log(`reload ${file} refused, configuration unchanged: ${e.message}`);
+        return null;
+      }
+      // Worker 0 says why (no file, unreadable): the same words as lvsd in one thread.
+      return (await this.ask(this.workers[0], { kind: "reload" })) as ReloadSummary | null;
     }
-    await this.change({ reloadText: text });
+    if (this.workers.length === 1) return (await this.ask(this.workers[0], { kind: "reload", rules })) as ReloadSummary | null;
+    return ((await this.change({ reloadRules: rules })) as Array<ReloadSummary | null>)[0];
+  }
+
+  /**
+   * Parses a rules text on this thread in slices (signals and requests go on between them)
+   * and writes the result for the workers (workers/rules-transfer.ts). Throws ConfigError
+   * for a text that does not parse.
+   */
+  private async parseHere(text: string, parse: (text: string, slicer: Slicer) => Promise<RuleSet>): Promise<PackedRules> {
+    const slicer = new Slicer();
+    const ruleSet = await parse(text, slicer);
+    return packRulesInSlices(ruleSet.services, slicer);
+  }
+
+  /**
+   * -R: parsed here (a text that does not parse is refused here, as a worker would refuse
+   * it), then checked and applied by the workers. Returns the answer to wait for; the
+   * caller holds the send lock until then, so that changes reach the workers in order.
+   */
+  private async restoreHere(argv: readonly string[], stdin: string): Promise<{ answer: Promise<CommandResult> }> {
+    let restore: ParsedRestore;
+    try {
+      let clears = false;
+      const rules = await this.parseHere(stdin, async (text, slicer) => {
+        const read = await readRulesInSlices(text, slicer);
+        clears = read.clears;
+        return read.ruleSet;
+      });
+      restore = { argv, rules, clears };
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const result = restoreRefused(e);
+      this.log(restoreLogLine(argv, result));
+      return { answer: Promise.resolve(result) };
+    }
+    if (this.workers.length === 1) return { answer: this.ask(this.workers[0], { kind: "restore", restore }) as Promise<CommandResult> };
+    return { answer: this.change({ restore }).then((results) => results[0] as CommandResult) };
   }
 
   /** SIGUSR1: the counters line (several workers: one line each, "worker N: ..."). */

@@ -35,7 +35,7 @@ import { RouteAnnouncer } from "./announcer.js";
 import { isDrainRequest, runDrainRequest } from "./drain-command.js";
 import { LVSD_DEFAULT_DESTINATIONS, LVSD_DEFAULT_SERVICES, LVSD_TUN_TXQUEUELEN, type AdapterSpec, type LvsdOptions } from "./lvsd-options.js";
 import type { ReloadSummary } from "./rule-diff.js";
-import { answerInSlices, ConfigLock } from "../admin/sliced-answer.js";
+import { answerInSlices, ConfigLock, restoreRulesInSlices, type RestoreRules } from "../admin/sliced-answer.js";
 import { changeLines, countChanges, diffRunning } from "../admin/rule-changes.js";
 import { parseRulesInSlices } from "../admin/rules.js";
 import { RuleTransaction } from "../balancer/rule-transaction.js";
@@ -381,6 +381,16 @@ export class Lvsd {
   }
 
   /**
+   * -R of rules that `read` gives (lvsd's main thread parses the text, its worker reads the
+   * result back inside the configuration lock): as command() answers -R.
+   */
+  async restoreWith(argv: readonly string[], read: (slicer: Slicer) => Promise<RestoreRules>): Promise<CommandResult> {
+    const result = await this.configLock.run(() => restoreRulesInSlices(this.context(), argv, read, { slicer: () => new Slicer(), log: this.commandLog }));
+    this.reindexOwners();
+    return result;
+  }
+
+  /**
    * Several workers: after a configuration change, re-indexes the real servers by address
    * and port, which the flow-owner hash of their replies needs (assembly/datapath/owner.ts).
    */
@@ -471,6 +481,15 @@ export class Lvsd {
    * error is logged and the promise resolves to null.
    */
   reload(rulesText?: string): Promise<ReloadSummary | null> {
+    return this.reloadWith(rulesText === undefined ? undefined : (slicer) => parseRulesInSlices(rulesText, slicer));
+  }
+
+  /**
+   * reload() of the rules that `read` gives, in slices (lvsd's main thread parses the file
+   * and its worker reads the result back): read inside the configuration lock, so that
+   * changes apply in the order they arrived. Without `read`, the rules file is read here.
+   */
+  reloadWith(read?: (slicer: Slicer) => Promise<RuleSet>): Promise<ReloadSummary | null> {
     if (this.options.keepalivedFile) {
       void this.controlPlane?.reload();
       return Promise.resolve(null);
@@ -482,9 +501,10 @@ export class Lvsd {
     }
     return this.configLock.run(async () => {
       try {
-        // Several workers get the text the main thread read once, so that they all apply the same file.
-        const text = rulesText ?? readRulesText(file);
-        const summary = await this.applyRuleSet(await parseRulesInSlices(text, new Slicer()));
+        // Workers get the rules the main thread read and parsed, so that they all apply the same file.
+        const slicer = new Slicer();
+        const rules = read ? await read(slicer) : await parseRulesInSlices(readRulesText(file), slicer);
+        const summary = await this.applyRuleSet(rules);
         this.reindexOwners();
         this.log(`reload ${file}: ${summaryText(summary)}; ${this.balancer.connectionCount} connection entries kept`);
         this.checkVips();

@@ -62,10 +62,14 @@ export function mergeListings(each: readonly ListingSnapshot[]): ListingSnapshot
   return {
     ...first,
     tableSize: each.reduce((n, l) => n + l.tableSize, 0),
-    services: first.services.map((s) => {
-      const key = serviceKey(s);
-      return mergeServices([s, ...rest.flatMap((l) => l.services.filter((o) => serviceKey(o) === key))]);
-    }),
+    services: (() => {
+      // Indexed by key: a scan of every other listing per service is quadratic at 50,000 services.
+      const others = rest.map((l) => new Map(l.services.map((o) => [serviceKey(o), o] as const)));
+      return first.services.map((s) => {
+        const key = serviceKey(s);
+        return mergeServices([s, ...others.flatMap((m) => m.get(key) ?? [])]);
+      });
+    })(),
   };
 }
 
