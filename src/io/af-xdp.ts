@@ -100,6 +100,11 @@ export function xdpPoolSlots(stride: number, frames = 1024): number {
   return Math.ceil(((frames + 1) * XDP_FRAME_SIZE + PAGE) / stride);
 }
 
+/** The same for a Balancer whose slots hold `slotCapacity` bytes (the Balancer's default 65,600). */
+export function xdpPoolSlotsFor(slotCapacity = 65600, frames = 1024): number {
+  return xdpPoolSlots((HEADROOM + slotCapacity + 63) & ~63, frames);
+}
+
 export class AfXdpSocket implements PacketIO {
   readonly linkType = LinkType.Ethernet;
   readonly stats = emptyIoStats();
