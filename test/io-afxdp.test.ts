@@ -280,7 +280,7 @@ test("Director: an adapter's slotLimit keeps the batches below it", () => {
   class Limited extends MemoryPacketIO {
     readonly slotLimit = 5;
     readonly asked: Array<[number, number]> = [];
-    receive(slots: PacketSlots, first: number, max: number): number {
+    override receive(slots: PacketSlots, first: number, max: number): number {
       this.asked.push([first, max]);
       return super.receive(slots, first, max);
     }
