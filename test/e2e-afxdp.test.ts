@@ -3,11 +3,11 @@
 // on veth), configured with the real lvsadm CLI. Every frame that arrives on the director's
 // interfaces is lvsd's: it answers the client's ARP for the VIP, finds the real servers by
 // its own ARP probes, rewrites both directions and forwards at L2. The director's kernel
-// sees none of those frames (not even ARP), so the real servers are given a permanent
-// neighbour entry for their gateway (docs/io.md, "AF_XDP"). Checked: four curls answer RS2,
-// RS1, RS2, RS1 (rr, newest first), the replies came back through lvsd, the UMEM is the wasm
-// memory, and SIGTERM detaches the XDP programs. Also: lvsd's one-line refusals (no such
-// interface, no libxdp, --workers 2).
+// sees none of those frames (not even ARP), so lvsd also answers ARP for the interfaces'
+// own addresses: the real servers resolve their gateway (192.168.10.1) through it. Checked:
+// four curls answer RS2, RS1, RS2, RS1 (rr, newest first), the replies came back through
+// lvsd, the UMEM is the wasm memory, and SIGTERM detaches the XDP programs. Also: lvsd's
+// one-line refusals (no such interface, no libxdp, --workers 2).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -52,14 +52,13 @@ test("NAT through lvsd over AF_XDP (--af-xdp eth0 --af-xdp eth1): ARP and neighb
     await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2")]);
     // Whole checksums on the frames lvsd rewrites (docs/io.md: no virtio-net header on AF_XDP).
     for (const ns of [lab.ns("client"), rs1.ns, rs2.ns]) disableTxChecksumOffload(ns, "eth0");
-    // Neither the client nor the real servers can ask the director's kernel for its MAC any more.
+    // The client finds the VIP, and the real servers their gateway, by ARP answered by lvsd.
     await lab.exec("client", "ip", ["neigh", "del", vip, "dev", "eth0"]).catch(() => null);
-    for (const rs of [rs1, rs2]) {
-      await lab.exec(rs.name, "ip", ["neigh", "replace", lab.director.back.ipv4, "lladdr", lab.director.back.mac, "dev", "eth0", "nud", "permanent"]);
-    }
+    for (const rs of [rs1, rs2]) await lab.exec(rs.name, "ip", ["neigh", "flush", "dev", "eth0"]);
     lvsd = await startLvsd(lab, ["--af-xdp", "eth0", "--af-xdp", "eth1", "--route", "10.0.0.0/24=eth0", "--route", "192.168.10.0/24=eth1"]);
     assert.match(lvsd.log(), /af-xdp eth0: XDP program attached; UMEM in the wasm memory/);
     assert.match(lvsd.log(), /af-xdp eth1: XDP program attached; UMEM in the wasm memory/);
+    assert.match(lvsd.log(), /af-xdp eth1: answering ARP \/ ND for its own addresses 192\.168\.10\.1\b/);
     assert.ok((await xdpOn(lab, "eth0")) && (await xdpOn(lab, "eth1")), "native XDP programs on both interfaces");
     const lvsadm = async (args: string[]) => {
       const r = await lvsadmRaw(lvsd!.socket, args);
@@ -79,6 +78,11 @@ test("NAT through lvsd over AF_XDP (--af-xdp eth0 --af-xdp eth1): ARP and neighb
     assert.deepEqual(bodies, ["RS2", "RS1", "RS2", "RS1"]);
     const neigh = await lab.exec("client", "ip", ["neigh", "show", vip, "dev", "eth0"]);
     assert.match(neigh.stdout, new RegExp(`lladdr ${lab.director.front.mac}`), "the client's kernel took lvsd's ARP answer for the VIP");
+    for (const rs of [rs1, rs2]) {
+      const gw = await lab.exec(rs.name, "ip", ["neigh", "show", lab.director.back.ipv4, "dev", "eth0"]);
+      assert.match(gw.stdout, new RegExp(`lladdr ${lab.director.back.mac}`), `${rs.name} resolved its gateway by lvsd's ARP answer`);
+      assert.doesNotMatch(gw.stdout, /PERMANENT/);
+    }
 
     const stats = serviceStats(await lvsadm(["-Ln", "--stats", "--exact"]));
     assert.equal(stats.conns, 4);

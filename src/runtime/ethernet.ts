@@ -164,7 +164,9 @@ function prefixMatches(address: Uint8Array, route: ParsedPortRoute): boolean {
  * the virtual addresses of the running configuration (ARP for the IPv4 ones, neighbour
  * advertisements for the IPv6 ones; re-read when the configuration changes); every port,
  * the server side included, answers for full NAT's local addresses (the real servers'
- * replies are addressed to them). Every port learns the senders' MACs into the balancer. A next hop
+ * replies are addressed to them). A port whose host kernel sees none of its frames (AF_XDP)
+ * also answers for the interface's own addresses (`ownAddresses`), which that kernel no
+ * longer can. Every port learns the senders' MACs into the balancer. A next hop
  * is probed on the port it routes to (longest prefix of `routes`), else on the port the
  * packet came in on.
  */
@@ -180,6 +182,7 @@ export class VipArp implements NeighbourResolver {
     private readonly balancer: Balancer,
     private readonly ports: readonly EthernetPort[],
     routes: readonly PortRoute[] = [],
+    private readonly ownAddresses: ReadonlyMap<PacketIO, readonly string[]> = new Map(),
   ) {
     this.hook = (packet, from, slot) => this.responder(from)?.hook(packet, from, slot) ?? "drop";
     this.routes = routes
@@ -210,6 +213,11 @@ export class VipArp implements NeighbourResolver {
     return { v4, v6, l4, l6 };
   }
 
+  /** The port's own addresses of one family that lvsd answers for (AF_XDP ports). */
+  private own(port: PacketIO, family: 4 | 6): string[] {
+    return (this.ownAddresses.get(port) ?? []).filter((a) => a.includes(":") === (family === 6));
+  }
+
   /** The IPv4 virtual addresses of the running configuration, sorted. */
   vips(): string[] {
     return this.virtualAddresses().v4;
@@ -227,12 +235,22 @@ export class VipArp implements NeighbourResolver {
       this.vipsKey = key;
       for (const [a, m] of this.learned()) this.earlier.set(a, m);
       this.discovery = new Map(
-        this.ports.map((p) => [p, new NdResponder({ balancer: this.balancer, vips: p.serverSide ? l6 : [...v6, ...l6], io: p })] as const),
+        this.ports.map(
+          (p) => [p, new NdResponder({ balancer: this.balancer, vips: [...(p.serverSide ? l6 : [...v6, ...l6]), ...this.own(p, 6)], io: p })] as const,
+        ),
       );
       this.responders = new Map(
         this.ports.map(
           (p) =>
-            [p, new ArpResponder({ balancer: this.balancer, vips: p.serverSide ? l4 : [...v4, ...l4], io: p, next: this.discovery.get(p)!.hook })] as const,
+            [
+              p,
+              new ArpResponder({
+                balancer: this.balancer,
+                vips: [...(p.serverSide ? l4 : [...v4, ...l4]), ...this.own(p, 4)],
+                io: p,
+                next: this.discovery.get(p)!.hook,
+              }),
+            ] as const,
         ),
       );
     }
@@ -266,6 +284,13 @@ async function inNetns(netns: string | undefined, cmd: string, args: readonly st
   const [file, argv] = netns ? ["ip", ["netns", "exec", netns, cmd, ...args]] : [cmd, [...args]];
   const { stdout } = await run(file, argv, { timeout: 10_000 });
   return stdout;
+}
+
+/** The IPv4 and IPv6 addresses of `device` (`ip -j addr show dev DEVICE`, link-local included). */
+export async function interfaceAddresses(netns: string | undefined, device: string): Promise<string[]> {
+  const out = await inNetns(netns, "ip", ["-j", "addr", "show", "dev", device]);
+  const [link] = JSON.parse(out) as Array<{ addr_info?: Array<{ local?: string }> }>;
+  return (link?.addr_info ?? []).flatMap((a) => (a.local ? [a.local] : []));
 }
 
 /** The tc commands isolateVips runs, as an operator would type them (IPv4 and IPv6 addresses). */

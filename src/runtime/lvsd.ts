@@ -29,7 +29,7 @@ import { balancerSnapshot } from "../metrics/balancer-snapshot.js";
 import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
 import { Director, type DirectorRoute, type DirectorStats, type NeighbourResolver, type PassHook } from "./director.js";
-import { EthernetPort, VipArp, isolateVips, openEthernetPort, openXdpPort } from "./ethernet.js";
+import { EthernetPort, VipArp, interfaceAddresses, isolateVips, openEthernetPort, openXdpPort } from "./ethernet.js";
 import { AfXdpSocket, xdpPoolSlotsFor } from "../io/af-xdp.js";
 import { SyncDaemons, type RunningSyncDaemon } from "../sync/daemon.js";
 import { RouteAnnouncer } from "./announcer.js";
@@ -260,10 +260,18 @@ export class Lvsd {
       if (ports.length > 0) {
         // Ethernet: answer ARP and neighbour solicitations for the virtual addresses, learn neighbours, and copy
         // the kernel's neighbour table (real servers' MACs) into the balancer.
+        // An AF_XDP interface's frames never reach this host's kernel: lvsd answers ARP / ND for its own addresses.
+        const own = new Map<PacketIO, string[]>();
+        for (const port of xdpPorts) {
+          const spec = specs.find((a) => a.kind === "af-xdp" && a.interface === port.name);
+          own.set(port, await interfaceAddresses(spec?.netns, port.name));
+          if (own.get(port)!.length > 0) log(`af-xdp ${port.name}: answering ARP / ND for its own addresses ${own.get(port)!.join(", ")}`);
+        }
         arp = new VipArp(
           balancer,
           ports,
           routes.flatMap((r) => (r.io instanceof EthernetPort ? [{ prefix: r.prefix, port: r.io }] : [])),
+          own,
         );
         neighbours = new KernelNeighbours({ balancer, netns: specs.find((a) => a.kind !== "tun")?.netns, prober: arp });
         pass = arp.hook;
