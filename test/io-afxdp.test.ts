@@ -13,6 +13,7 @@ import { AfPacketSocket } from "../src/io/af-packet.js";
 import { AfXdpSocket, xdpPoolSlots } from "../src/io/af-xdp.js";
 import { IoError, IoUnavailableError } from "../src/io/libc.js";
 import { Director } from "../src/runtime/director.js";
+import { EthernetPort } from "../src/runtime/ethernet.js";
 import { Balancer } from "../src/index.js";
 import { MemoryPacketIO } from "../src/io/packet-io.js";
 import type { PacketSlots } from "../src/core/packet-slots.js";
@@ -128,6 +129,7 @@ test("AF_XDP (native, UMEM in the wasm memory): the peer's frames land whole, in
       sock.attach(slots, DIRECTOR_SLOTS);
       assert.equal(sock.umemPlacement, "wasm");
       assert.equal(sock.slotLimit, DIRECTOR_SLOTS, "the director keeps to the slots below the pool");
+      assert.equal(new EthernetPort(sock, false).slotLimit, DIRECTOR_SLOTS, "and so does lvsd's port over it");
       assert.equal(xdpAttachment(lab, a), "native", "libxdp's program is attached in native (driver) mode");
       assert.equal(sock.receive(slots, 0, DIRECTOR_SLOTS), 0, "nothing queued: returns at once");
       const expressions = peerFrames(peerMac, sock.mac, 40);
