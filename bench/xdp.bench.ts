@@ -2,7 +2,7 @@
 // namespace lab (mode `nat`, src/lab), once over AF_PACKET and once over AF_XDP, both
 // interfaces each, and the same client and real servers (root, libxdp1, wrk, iperf3):
 //
-//   node --import tsx bench/xdp.bench.ts [--rounds N (3)] [--seconds S (4)]
+//   npm run bench:xdp -- [--rounds N (3)] [--seconds S (4)]
 //
 //   af-packet  lvsd --af-packet eth0 --af-packet eth1 --route ... --isolate-vip VIP
 //              (virtio-net header on; the director's forwarding off: the replies are lvsd's)

@@ -4,7 +4,7 @@
 // libxdp (libxdp.ts) registers the UMEM, maps the rings, and loads and attaches its default
 // redirect program; the ring operations are ours (xsk-ring.ts).
 //
-// Where the frames live (the UMEM), docs/io.md "AF_XDP":
+// Where the frames live (the UMEM), docs/io.md "AF_XDP sockets":
 // - "wasm" (tried first): the UMEM is the wasm memory's packet slot area itself. The kernel
 //   receives into a pool of 4 KiB frames carved from the last slots (`poolFirst` onwards,
 //   which the director then leaves alone: `slotLimit`), and each frame is moved into the
@@ -121,7 +121,7 @@ export class AfXdpSocket implements PacketIO {
   fallbackReason: string | undefined;
   /** Slots [slotLimit, count) are this adapter's receive pool (the director stays below). */
   slotLimit: number | undefined;
-  /** Kicks of the TX ring (sendto) and wake-ups asked for. */
+  /** Kicks of the TX ring (sendto), made only when the kernel set XDP_RING_NEED_WAKEUP. */
   readonly kicks = { tx: 0 };
   private fill = new XskProducer(8);
   private comp = new XskConsumer(8);
@@ -301,6 +301,8 @@ export class AfXdpSocket implements PacketIO {
     if (want <= 0) return 0;
     let { count, index } = this.rx.peek(want);
     if (count === 0) {
+      // A driver that waits to be woken for the fill ring gets it from poll(2) (never so in copy mode).
+      if (timeoutMs <= 0 && this.fill.needsWakeup()) pollOne(a.fd, 0);
       if (timeoutMs <= 0 || !pollOne(a.fd, timeoutMs)) return 0;
       ({ count, index } = this.rx.peek(want));
       if (count === 0) return 0;
