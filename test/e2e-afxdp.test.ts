@@ -4,9 +4,10 @@
 // interfaces is lvsd's: it answers the client's ARP for the VIP, finds the real servers by
 // its own ARP probes, rewrites both directions and forwards at L2. The director's kernel
 // sees none of those frames (not even ARP), so lvsd also answers ARP for the interfaces'
-// own addresses: the real servers resolve their gateway (192.168.10.1) through it. Checked:
-// four curls answer RS2, RS1, RS2, RS1 (rr, newest first), the replies came back through
-// lvsd, the UMEM is the wasm memory, and SIGTERM detaches the XDP programs. Also: lvsd's
+// own addresses: the real servers resolve their gateway (192.168.10.1, fd00:10::1) through
+// it. Checked, over IPv4 and then IPv6: four curls answer RS2, RS1, RS2, RS1 (rr, newest
+// first), the replies came back through lvsd; the UMEM is the wasm memory, and SIGTERM
+// detaches the XDP programs. Also: lvsd's
 // one-line refusals (no such interface, no libxdp, --workers 2).
 
 import { test } from "node:test";
@@ -39,14 +40,14 @@ const xdpOn = async (lab: Lab, ifname: string) => {
   return /prog\/xdp /.test(r.stdout);
 };
 
-test("NAT through lvsd over AF_XDP (--af-xdp eth0 --af-xdp eth1): ARP and neighbours by lvsd, rr RS2/RS1/RS2/RS1, replies back through it, programs detached on SIGTERM", {
+test("NAT through lvsd over AF_XDP (--af-xdp eth0 --af-xdp eth1), IPv4 and IPv6: ARP / ND by lvsd, rr RS2/RS1/RS2/RS1, replies back through it, programs detached on SIGTERM", {
   skip,
   timeout: 120_000,
 }, async () => {
   let lab: Lab | undefined;
   let lvsd: RunningLvsd | undefined;
   try {
-    lab = await createLab({ mode: "nat", realServers: 2, vipOnDirector: false });
+    lab = await createLab({ mode: "nat", realServers: 2, vipOnDirector: false, ipv6: true });
     const vip = lab.vip!.v4;
     const [rs1, rs2] = lab.realServers;
     await Promise.all([startHttpServer(lab, "rs1"), startHttpServer(lab, "rs2")]);
@@ -54,8 +55,15 @@ test("NAT through lvsd over AF_XDP (--af-xdp eth0 --af-xdp eth1): ARP and neighb
     for (const ns of [lab.ns("client"), rs1.ns, rs2.ns]) disableTxChecksumOffload(ns, "eth0");
     // The client finds the VIP, and the real servers their gateway, by ARP answered by lvsd.
     await lab.exec("client", "ip", ["neigh", "del", vip, "dev", "eth0"]).catch(() => null);
-    for (const rs of [rs1, rs2]) await lab.exec(rs.name, "ip", ["neigh", "flush", "dev", "eth0"]);
-    lvsd = await startLvsd(lab, ["--af-xdp", "eth0", "--af-xdp", "eth1", "--route", "10.0.0.0/24=eth0", "--route", "192.168.10.0/24=eth1"]);
+    await lab.exec("client", "ip", ["-6", "neigh", "del", lab.vip!.v6!, "dev", "eth0"]).catch(() => null);
+    for (const rs of [rs1, rs2]) {
+      await lab.exec(rs.name, "ip", ["neigh", "flush", "dev", "eth0"]);
+      await lab.exec(rs.name, "ip", ["-6", "neigh", "flush", "dev", "eth0"]);
+    }
+    lvsd = await startLvsd(lab, [
+      ...["--af-xdp", "eth0", "--af-xdp", "eth1"],
+      ...["--route", "10.0.0.0/24=eth0", "--route", "fd00::/64=eth0", "--route", "192.168.10.0/24=eth1", "--route", "fd00:10::/64=eth1"],
+    ]);
     assert.match(lvsd.log(), /af-xdp eth0: XDP program attached; UMEM in the wasm memory/);
     assert.match(lvsd.log(), /af-xdp eth1: XDP program attached; UMEM in the wasm memory/);
     assert.match(lvsd.log(), /af-xdp eth1: answering ARP \/ ND for its own addresses 192\.168\.10\.1\b/);
@@ -84,7 +92,24 @@ test("NAT through lvsd over AF_XDP (--af-xdp eth0 --af-xdp eth1): ARP and neighb
       assert.doesNotMatch(gw.stdout, /PERMANENT/);
     }
 
-    const stats = serviceStats(await lvsadm(["-Ln", "--stats", "--exact"]));
+    // IPv6: neighbour discovery for the VIP, the real servers and their gateway, all by lvsd.
+    const vip6 = lab.vip!.v6!;
+    await lvsadm(["-A", "-t", `[${vip6}]:80`, "-s", "rr"]);
+    for (const rs of [rs1, rs2]) await lvsadm(["-a", "-t", `[${vip6}]:80`, "-r", `[${rs.eth0.ipv6}]:80`, "-m", "-w", "1"]);
+    for (const rs of [rs1, rs2]) await waitForLvsdLog(lvsd, new RegExp(`neighbour ${rs.eth0.ipv6!.replace(/\./g, "\\.")} is at ${rs.eth0.mac} \\(eth1\\)`));
+    const bodies6: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await curl(lab, "client", httpUrl(vip6), { timeoutMs: 10_000 });
+      assert.equal(r.status, 200, `IPv6 request ${i + 1}`);
+      bodies6.push(r.body.trim());
+    }
+    assert.deepEqual(bodies6, ["RS2", "RS1", "RS2", "RS1"], "IPv6");
+    for (const rs of [rs1, rs2]) {
+      const gw = await lab.exec(rs.name, "ip", ["-6", "neigh", "show", lab.director.back.ipv6!, "dev", "eth0"]);
+      assert.match(gw.stdout, new RegExp(`lladdr ${lab.director.back.mac}`), `${rs.name} resolved its IPv6 gateway by lvsd's neighbour advertisement`);
+    }
+
+    const stats = serviceStats(await lvsadm(["-Ln", "-t", `${vip}:80`, "--stats", "--exact"]));
     assert.equal(stats.conns, 4);
     assert.ok(stats.inpkts >= 4 * 3, `client packets went through lvsd (${stats.inpkts})`);
     assert.ok(stats.outpkts >= 4 * 2, `NAT: the replies came back through lvsd (${stats.outpkts})`);

@@ -103,7 +103,8 @@ async function receiveAll(sock: AfXdpSocket, slots: PacketSlots, want: number): 
 
 function xdpAttachment(lab: IoLab, ns: string): string {
   const line = lab.ip(ns, "-d", "link", "show", "a0");
-  return /prog\/xdpgeneric/.test(line) ? "generic" : /prog\/xdp /.test(line) ? "native" : "none";
+  // The flags line says "xdp" (driver mode) or "xdpgeneric" ahead of "qdisc".
+  return / xdpgeneric /.test(line) ? "generic" : / xdp /.test(line) ? "native" : "none";
 }
 
 /** UDP frames from the peer to a0, payload sizes 0..(n-1)*37 bytes (checksums by scapy). */
@@ -215,11 +216,18 @@ test("AF_XDP: 3 bursts of 1,000 frames through the 1,024-frame receive pool (its
   });
 });
 
-for (const umem of ["wasm", "separate"] as const) {
-  test(`AF_XDP (UMEM ${umem}): frames sent back from the slots reach the peer, every checksum valid by tshark`, { skip, timeout: 60_000 }, async () => {
+for (const [umem, mode] of [
+  ["wasm", "native"],
+  ["separate", "native"],
+  ["wasm", "generic"],
+] as const) {
+  test(`AF_XDP (UMEM ${umem}, ${mode} XDP): frames sent back from the slots reach the peer, every checksum valid by tshark`, {
+    skip,
+    timeout: 60_000,
+  }, async () => {
     await withLab(async (lab) => {
       const { a, p, peerMac } = pair(lab);
-      const sock = AfXdpSocket.open({ interface: "a0", netns: a, umem });
+      const sock = AfXdpSocket.open({ interface: "a0", netns: a, umem, mode });
       const tap = AfPacketSocket.open({ interface: "p0", netns: p });
       try {
         const core = coreWithPool();
@@ -227,6 +235,7 @@ for (const umem of ["wasm", "separate"] as const) {
         sock.attach(slots, DIRECTOR_SLOTS);
         assert.equal(sock.umemPlacement, umem);
         assert.equal(sock.slotLimit, umem === "wasm" ? DIRECTOR_SLOTS : undefined);
+        assert.equal(xdpAttachment(lab, a), mode);
         const expressions = peerFrames(peerMac, sock.mac, 32);
         await scapySend(lab, p, "p0", expressions);
         await receiveAll(sock, slots, 32);
