@@ -51,6 +51,8 @@ const MAP_PRIVATE_ANONYMOUS = 0x22;
 const EAGAIN = 11;
 const EBUSY = 16;
 const ENOBUFS = 105;
+/** How long attach() keeps trying while the queue is busy (a socket closed just before). */
+const BUSY_RETRY_MS = 1000;
 /** How long send() waits for the kernel to take a batch off the TX ring. */
 const TX_DRAIN_MS = 200;
 
@@ -174,16 +176,33 @@ export class AfXdpSocket implements PacketIO {
     let wasmError: Error | undefined;
     if (want !== "separate") {
       try {
-        this.a = this.create(slots, poolFirst, "wasm");
+        this.a = this.createRetrying(slots, poolFirst, "wasm");
       } catch (e) {
         if (want === "wasm" || !(e instanceof IoError) || !isUmemRefusal(e)) throw e;
         wasmError = e;
       }
     }
-    if (!this.a) this.a = this.create(slots, poolFirst, "separate");
+    if (!this.a) this.a = this.createRetrying(slots, poolFirst, "separate");
     this.umemPlacement = this.a.wasmStart >= 0 ? "wasm" : "separate";
     this.fallbackReason = wasmError?.message;
     this.slotLimit = this.a.wasmStart >= 0 ? poolFirst : undefined;
+  }
+
+  /**
+   * create(), again while the queue is busy for up to BUSY_RETRY_MS: the kernel frees the
+   * queue of a socket closed just before (this process's, or an lvsd that just exited) from
+   * a workqueue (xp_release_deferred), so a socket opened right after may find it taken.
+   */
+  private createRetrying(slots: PacketSlots, poolFirst: number, placement: "wasm" | "separate"): Attached {
+    const deadline = performance.now() + BUSY_RETRY_MS;
+    for (;;) {
+      try {
+        return this.create(slots, poolFirst, placement);
+      } catch (e) {
+        if (!(e instanceof IoError) || e.code !== "EBUSY" || !/creating the socket/.test(e.message) || performance.now() > deadline) throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
+    }
   }
 
   private create(slots: PacketSlots, poolFirst: number, placement: "wasm" | "separate"): Attached {
