@@ -303,6 +303,26 @@ for (const [umem, mode] of [
   });
 }
 
+test("AF_XDP: a socket on the same queue right after close attaches (the kernel frees the queue from a workqueue; attach waits for it)", {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  await withLab(async (lab) => {
+    const { a } = pair(lab);
+    const core = coreWithPool();
+    for (let i = 0; i < 8; i++) {
+      const sock = AfXdpSocket.open({ interface: "a0", netns: a });
+      try {
+        sock.attach(core.slots, DIRECTOR_SLOTS);
+        assert.equal(xdpAttachment(lab, a), "native", `cycle ${i}`);
+      } finally {
+        sock.close();
+      }
+    }
+    assert.equal(xdpAttachment(lab, a), "none");
+  });
+});
+
 test("AF_XDP bad input: a missing interface, a missing libxdp, a pool that does not fit, a device without native XDP: one line each", {
   skip,
   timeout: 60_000,
