@@ -114,9 +114,11 @@ test("NAT through lvsd over AF_XDP (--af-xdp eth0 --af-xdp eth1), IPv4 and IPv6:
     assert.ok(stats.inpkts >= 4 * 3, `client packets went through lvsd (${stats.inpkts})`);
     assert.ok(stats.outpkts >= 4 * 2, `NAT: the replies came back through lvsd (${stats.outpkts})`);
     const counters = await lvsdCounters(lvsd);
-    const m = /send failures (\d+)/.exec(counters);
+    const m = /send failures (\d+);.* af-xdp drops (\d+) \(pool empty \d+\), tx kicks (\d+);/.exec(counters);
     assert.ok(m, counters);
     assert.equal(Number(m[1]), 0, counters);
+    assert.equal(Number(m[2]), 0, `no frame dropped at the sockets: ${counters}`);
+    assert.ok(Number(m[3]) > 0, `the TX ring was kicked: ${counters}`);
 
     assert.equal(await lvsd.stop(), 0, "lvsd exits 0 on SIGTERM");
     assert.ok(!(await xdpOn(lab, "eth0")) && !(await xdpOn(lab, "eth1")), "SIGTERM detached both XDP programs");

@@ -532,6 +532,7 @@ export class Lvsd {
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
       superPackets(this.io, s) +
       ringCounters(this.io) +
+      xdpCounters(this.io) +
       (this.mesh ? `hand-offs out ${s.handedOff}, in ${s.takenOver}; ` : "") +
       `connections ${this.balancer.connectionCount}${this.syncStatsText()}`
     );
@@ -635,6 +636,31 @@ function ringCounters(io: readonly PacketIO[]): string {
   const enters = rings.reduce((n, r) => n + r.ring.enters, 0);
   const plain = rings.reduce((n, r) => n + r.plainReceives + r.plainSends, 0);
   return `io_uring enters ${enters}, plain batches ${plain}; `;
+}
+
+/**
+ * "af-xdp drops N (pool empty M), tx kicks K; " for AF_XDP ports, else nothing: the frames
+ * the kernel dropped at the socket (XDP_STATISTICS), most of them because the receive pool
+ * was empty while lvsd fell behind.
+ */
+function xdpCounters(io: readonly PacketIO[]): string {
+  let drops = 0;
+  let empty = 0;
+  let kicks = 0;
+  let any = false;
+  for (const x of io) {
+    if (!(x instanceof EthernetPort) || !(x.socket instanceof AfXdpSocket)) continue;
+    try {
+      const k = x.socket.kernelStats();
+      drops += k.rxDropped;
+      empty += k.rxFillRingEmpty;
+      kicks += x.socket.kicks.tx;
+      any = true;
+    } catch {
+      // closed already (the last line at stop): nothing to read
+    }
+  }
+  return any ? `af-xdp drops ${drops} (pool empty ${empty}), tx kicks ${kicks}; ` : "";
 }
 
 /** Opens a TUN device (queue) for lvsd, moved by io_uring when the spec asks (--io-uring). */
