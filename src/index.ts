@@ -54,6 +54,8 @@ export type { UringTunOptions } from "./io/tun-uring.js";
 export { IoUringUnavailableError } from "./io/uring.js";
 export { AfPacketSocket } from "./io/af-packet.js";
 export type { AfPacketOptions, AfPacketFanout } from "./io/af-packet.js";
+export { AfXdpSocket, xdpPoolSlots, xdpPoolSlotsFor, XDP_FRAME_SIZE, XDP_MAX_FRAME } from "./io/af-xdp.js";
+export type { AfXdpOptions, XdpKernelStats } from "./io/af-xdp.js";
 export { IoError, IoUnavailableError } from "./io/libc.js";
 export { adviseHugePages, hugePageBytes, transparentHugePageMode } from "./io/huge-pages.js";
 export type { HugePageAdvice } from "./io/huge-pages.js";

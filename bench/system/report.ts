@@ -221,6 +221,7 @@ export function renderReport(run: RunRecord): string {
     "gap meanwhile) in [docs/benchmarks/operations.md](benchmarks/operations.md); one data-plane worker against two",
     "and a model for more cores in [docs/benchmarks/workers.md](benchmarks/workers.md). Where a packet's time goes",
     "(profile, system calls, copies) and what io_uring and qdisc bypass bought: [docs/benchmarks/packet-path.md](benchmarks/packet-path.md).",
+    "AF_XDP against AF_PACKET, lvsd NAT side by side: [docs/benchmarks/af-xdp.md](benchmarks/af-xdp.md).",
     "",
     "A subset costs less: `npm run bench:system -- --systems router,haproxy,nat --cases ka,up,many-ka --rounds 2`",
     "(systems: router, haproxy, nat, nat-q, nat-plain, nat-uring, dr, dr-bypass, tun; cases: ka, close, up, down, udp,",

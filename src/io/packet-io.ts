@@ -24,6 +24,12 @@ export interface PacketIO {
    */
   readonly offload?: boolean;
   /**
+   * Slots [slotLimit, count) belong to the adapter (AF_XDP's receive pool in the wasm
+   * memory): the director receives into, cuts segments in and releases fragments to the
+   * slots below it only. Absent: every slot is the director's.
+   */
+  readonly slotLimit?: number;
+  /**
    * Receives up to `max` packets into slots [first, first + max) and returns how many.
    * Each received slot's descriptor is reset: offset HEADROOM, length, link type, mark 0,
    * verdict / reason / action / aux 0. Never blocks longer than `timeoutMs` (0: not at all).

@@ -193,8 +193,10 @@ export class Director {
   private readonly outCount: Int32Array;
   /** Some adapter carries offload records: forwards are checked before they leave. */
   private readonly offloadAware: boolean;
-  /** Slots [batch, count) hold the segments of a super-packet being cut. */
+  /** Slots [batch, usable) hold the segments of a super-packet being cut. */
   private readonly reserveFirst: number;
+  /** Slots [0, usable) are the director's; the rest belong to adapters (PacketIO.slotLimit). */
+  private readonly usable: number;
   private readonly handOff: FlowHandOff | undefined;
   /** Slots of this batch given to another worker (skipped when the verdicts are read). */
   private readonly handed: Uint8Array;
@@ -209,17 +211,21 @@ export class Director {
     this.balancer = options.balancer;
     this.io = [...options.io];
     const slots = this.balancer.slots.count;
+    // Slots an adapter keeps for itself (AF_XDP's receive pool) are above every limit here.
+    this.usable = Math.min(slots, ...this.io.map((io) => io.slotLimit ?? slots));
+    if (this.usable < 1) throw new RangeError("Director: the adapters' slot limits leave no slot for the director");
     this.offloadAware = this.io.some((io) => io.offload === true);
-    const asked = options.batch ?? slots;
+    const asked = options.batch ?? this.usable;
     if (!Number.isInteger(asked) || asked < 1 || asked > slots) {
       throw new RangeError(`Director batch ${asked} must be an integer in 1..${slots} (the balancer's slots)`);
     }
     // With offloads, some slots stay free for the segments of super-packets that must be cut.
-    const reserve = this.offloadAware && slots > 1 ? Math.min(64, Math.max(1, slots >> 2)) : 0;
-    this.batch = Math.min(asked, slots - reserve);
+    const reserve = this.offloadAware && this.usable > 1 ? Math.min(64, Math.max(1, this.usable >> 2)) : 0;
+    this.batch = Math.min(asked, this.usable - reserve);
     this.reserveFirst = this.batch;
-    // Held IP fragments released after a batch must not land where segments are cut.
+    // Held IP fragments released after a batch must not land where segments are cut, nor in an adapter's slots.
     if (reserve > 0) this.balancer.limitFragmentRelease(this.reserveFirst);
+    else if (this.usable < slots) this.balancer.limitFragmentRelease(this.usable);
     this.tickMs = options.tickMs ?? 200;
     this.pollMs = options.pollMs ?? 50;
     this.clock = options.clock ?? (() => performance.now());
@@ -484,7 +490,7 @@ export class Director {
       this.drop("bad-offload");
       return;
     }
-    const room = b.slots.count - this.reserveFirst;
+    const room = this.usable - this.reserveFirst;
     if (room <= 0) {
       this.drop("gso-no-room");
       return;

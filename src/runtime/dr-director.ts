@@ -14,6 +14,7 @@ import type { Balancer, BalancerOptions } from "../balancer/balancer.js";
 import { parseCommand } from "../admin/command.js";
 import { executeCommand, type CommandResult } from "../admin/execute.js";
 import type { Director } from "./director.js";
+import type { AfPacketSocket } from "../io/af-packet.js";
 import type { EthernetPort } from "./ethernet.js";
 import { Lvsd } from "./lvsd.js";
 
@@ -45,8 +46,8 @@ export interface DrDirector {
   readonly balancer: Balancer;
   readonly director: Director;
   readonly daemon: Lvsd;
-  readonly client: EthernetPort;
-  readonly server: EthernetPort;
+  readonly client: EthernetPort<AfPacketSocket>;
+  readonly server: EthernetPort<AfPacketSocket>;
   /** Runs one ipvsadm-syntax command ("-A -t 10.0.0.100:80 -s rr") against the balancer. */
   ipvsadm(line: string): CommandResult;
   /** Probes `addresses` by ARP on the server side until each is known (or throws after timeoutMs). */
@@ -97,7 +98,8 @@ export async function startDrDirector(options: DrDirectorOptions): Promise<DrDir
     ...(options.balancer ? { balancer: options.balancer } : {}),
     log: options.log ?? (() => {}),
   });
-  const [client, server = client] = daemon.ports;
+  // Both were opened from af-packet specs above.
+  const [client, server = client] = daemon.ports as ReadonlyArray<EthernetPort<AfPacketSocket>>;
   return {
     balancer: daemon.balancer,
     director: daemon.director,

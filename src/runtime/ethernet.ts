@@ -1,7 +1,7 @@
 // Building blocks of an AF_PACKET (Ethernet) director, used by lvsd (lvsd.ts) and by the
 // in-process DR director (dr-director.ts). One way of doing each thing:
 //
-//   EthernetPort     an AF_PACKET socket whose every sent frame carries the sending
+//   EthernetPort     an AF_PACKET (or AF_XDP: openXdpPort) socket whose every sent frame carries the sending
 //                    interface's own MAC as its source (the balancer has one director MAC;
 //                    a frame leaving eth1 must not carry eth0's)
 //   openEthernetPort opens one; `serverSide` attaches the ARP-and-ND-only socket filter (the real
@@ -21,6 +21,7 @@ import { DESC_SIZE } from "../core/abi.js";
 import type { PacketSlots } from "../core/packet-slots.js";
 import type { Balancer } from "../balancer/balancer.js";
 import { AfPacketSocket } from "../io/af-packet.js";
+import { AfXdpSocket } from "../io/af-xdp.js";
 import { ArpResponder } from "./arp-responder.js";
 import { NdResponder } from "./nd-responder.js";
 import { encodeAddress } from "../core/actions.js";
@@ -36,23 +37,31 @@ function macBytes(text: string): Uint8Array {
   return Uint8Array.from(text.split(":").map((x) => parseInt(x, 16)));
 }
 
-/** An AF_PACKET socket that stamps its interface's MAC as the source of every frame it sends. */
-export class EthernetPort implements PacketIO {
+/** An AF_PACKET or AF_XDP socket that stamps its interface's MAC as the source of every frame it sends. */
+export class EthernetPort<Socket extends AfPacketSocket | AfXdpSocket = AfPacketSocket | AfXdpSocket> implements PacketIO {
   readonly linkType: AfPacketSocket["linkType"];
   readonly name: string;
-  readonly fd: number;
   readonly mac: string;
   private readonly macBytes: Uint8Array;
 
   constructor(
-    readonly socket: AfPacketSocket,
+    readonly socket: Socket,
     readonly serverSide: boolean,
   ) {
     this.linkType = socket.linkType;
     this.name = socket.name;
-    this.fd = socket.fd;
     this.mac = socket.mac;
     this.macBytes = macBytes(socket.mac);
+  }
+
+  /** The socket's fd (an AF_XDP socket has one once attached). */
+  get fd(): number {
+    return this.socket.fd;
+  }
+
+  /** AF_XDP with its UMEM in the wasm memory: the slots from here on are its receive pool. */
+  get slotLimit(): number | undefined {
+    return this.socket instanceof AfXdpSocket ? this.socket.slotLimit : undefined;
   }
 
   get stats(): PacketIOStats {
@@ -94,7 +103,13 @@ export class EthernetPort implements PacketIO {
  * discovery only (a classic BPF socket filter) and gets a larger receive buffer for the
  * bursts of many real servers.
  */
-export function openEthernetPort(options: { interface: string; netns?: string; serverSide?: boolean; offload?: boolean; fanoutGroup?: number }): EthernetPort {
+export function openEthernetPort(options: {
+  interface: string;
+  netns?: string;
+  serverSide?: boolean;
+  offload?: boolean;
+  fanoutGroup?: number;
+}): EthernetPort<AfPacketSocket> {
   const socket = AfPacketSocket.open({
     interface: options.interface,
     netns: options.netns,
@@ -110,6 +125,16 @@ export function openEthernetPort(options: { interface: string; netns?: string; s
     throw e;
   }
   return new EthernetPort(socket, options.serverSide === true);
+}
+
+/**
+ * Checks libxdp and the interface and returns a port over an AF_XDP socket, not attached
+ * yet: call `(port.socket as AfXdpSocket).attach(balancer.slots, poolFirst)` once the
+ * balancer exists (the UMEM lives in its memory). The XDP program then takes every frame
+ * that arrives on the interface: the director's kernel sees none of them (docs/io.md).
+ */
+export function openXdpPort(options: { interface: string; netns?: string; mode?: "native" | "generic" }): EthernetPort<AfXdpSocket> {
+  return new EthernetPort(AfXdpSocket.open(options), false);
 }
 
 /** A route of the director (IPv4 or IPv6): packets to `prefix` leave by `port`. */
@@ -139,7 +164,9 @@ function prefixMatches(address: Uint8Array, route: ParsedPortRoute): boolean {
  * the virtual addresses of the running configuration (ARP for the IPv4 ones, neighbour
  * advertisements for the IPv6 ones; re-read when the configuration changes); every port,
  * the server side included, answers for full NAT's local addresses (the real servers'
- * replies are addressed to them). Every port learns the senders' MACs into the balancer. A next hop
+ * replies are addressed to them). A port whose host kernel sees none of its frames (AF_XDP)
+ * also answers for the interface's own addresses (`ownAddresses`), which that kernel no
+ * longer can. Every port learns the senders' MACs into the balancer. A next hop
  * is probed on the port it routes to (longest prefix of `routes`), else on the port the
  * packet came in on.
  */
@@ -155,6 +182,7 @@ export class VipArp implements NeighbourResolver {
     private readonly balancer: Balancer,
     private readonly ports: readonly EthernetPort[],
     routes: readonly PortRoute[] = [],
+    private readonly ownAddresses: ReadonlyMap<PacketIO, readonly string[]> = new Map(),
   ) {
     this.hook = (packet, from, slot) => this.responder(from)?.hook(packet, from, slot) ?? "drop";
     this.routes = routes
@@ -185,6 +213,11 @@ export class VipArp implements NeighbourResolver {
     return { v4, v6, l4, l6 };
   }
 
+  /** The port's own addresses of one family that lvsd answers for (AF_XDP ports). */
+  private own(port: PacketIO, family: 4 | 6): string[] {
+    return (this.ownAddresses.get(port) ?? []).filter((a) => a.includes(":") === (family === 6));
+  }
+
   /** The IPv4 virtual addresses of the running configuration, sorted. */
   vips(): string[] {
     return this.virtualAddresses().v4;
@@ -202,12 +235,22 @@ export class VipArp implements NeighbourResolver {
       this.vipsKey = key;
       for (const [a, m] of this.learned()) this.earlier.set(a, m);
       this.discovery = new Map(
-        this.ports.map((p) => [p, new NdResponder({ balancer: this.balancer, vips: p.serverSide ? l6 : [...v6, ...l6], io: p })] as const),
+        this.ports.map(
+          (p) => [p, new NdResponder({ balancer: this.balancer, vips: [...(p.serverSide ? l6 : [...v6, ...l6]), ...this.own(p, 6)], io: p })] as const,
+        ),
       );
       this.responders = new Map(
         this.ports.map(
           (p) =>
-            [p, new ArpResponder({ balancer: this.balancer, vips: p.serverSide ? l4 : [...v4, ...l4], io: p, next: this.discovery.get(p)!.hook })] as const,
+            [
+              p,
+              new ArpResponder({
+                balancer: this.balancer,
+                vips: [...(p.serverSide ? l4 : [...v4, ...l4]), ...this.own(p, 4)],
+                io: p,
+                next: this.discovery.get(p)!.hook,
+              }),
+            ] as const,
         ),
       );
     }
@@ -241,6 +284,13 @@ async function inNetns(netns: string | undefined, cmd: string, args: readonly st
   const [file, argv] = netns ? ["ip", ["netns", "exec", netns, cmd, ...args]] : [cmd, [...args]];
   const { stdout } = await run(file, argv, { timeout: 10_000 });
   return stdout;
+}
+
+/** The IPv4 and IPv6 addresses of `device` (`ip -j addr show dev DEVICE`, link-local included). */
+export async function interfaceAddresses(netns: string | undefined, device: string): Promise<string[]> {
+  const out = await inNetns(netns, "ip", ["-j", "addr", "show", "dev", device]);
+  const [link] = JSON.parse(out) as Array<{ addr_info?: Array<{ local?: string }> }>;
+  return (link?.addr_info ?? []).flatMap((a) => (a.local ? [a.local] : []));
 }
 
 /** The tc commands isolateVips runs, as an operator would type them (IPv4 and IPv6 addresses). */

@@ -31,6 +31,12 @@ export type AdapterSpec =
       readonly netns?: string;
       /** Default true: PACKET_VNET_HDR (GSO frames and partial checksums pass whole). */
       readonly offload?: boolean;
+    }
+  | {
+      /** An AF_XDP socket on queue 0 (--af-xdp): the interface's frames are lvsd's alone. */
+      readonly kind: "af-xdp";
+      readonly interface: string;
+      readonly netns?: string;
     };
 
 export interface LvsdOptions {
@@ -122,7 +128,7 @@ export const LVSD_DEFAULT_SERVICES = 65536;
 export const LVSD_DEFAULT_DESTINATIONS = 262144;
 
 export const LVSD_USAGE = `Usage: lvsd (--tun NAME [--mtu N] [--txqueuelen N]
-             | --af-packet IF [--af-packet IF]... [--route PREFIX=IF]...
+             | --af-packet IF [--af-packet IF]... [--af-xdp IF]... [--route PREFIX=IF]...
                [--server-side IF] [--isolate-vip ADDR]...)
             [--tunnel-source4 ADDR] [--tunnel-source6 ADDR] [--tunnel-mtu N]
             [--netns NAME] [--rules FILE] [--socket PATH] [--connections N]
@@ -151,6 +157,9 @@ servers; see docs/daemon.md for deploying each.
                         io_uring"); refused at start if the kernel forbids io_uring
   --af-packet IF        tap interface IF with an AF_PACKET socket (repeatable); frames
                         leaving IF carry IF's MAC
+  --af-xdp IF           take interface IF's frames through an AF_XDP socket (repeatable;
+                        libxdp1; one worker): no system call per packet, and IF's frames
+                        no longer reach this host's kernel, ARP included (docs/io.md)
   --route PREFIX=IF     with several --af-packet: packets to PREFIX leave by IF
   --server-side IF      the real servers' interface (DR, TUN): its socket reads ARP and
                         IPv6 neighbour discovery only, answers for no VIP, and forwarded
@@ -240,6 +249,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   let offload = true;
   let txQueueLength: number | undefined;
   let ioUring = false;
+  // --af-xdp interfaces, and every Ethernet interface in the order given (the first one's MAC is the director's).
+  const xdp: string[] = [];
+  const ethernet: Array<{ kind: "af-packet" | "af-xdp"; interface: string }> = [];
   // Table sizes and control limits (docs/daemon.md, "Limits").
   const tables: {
     maxServices?: number;
@@ -291,6 +303,11 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
         break;
       case "--af-packet":
         interfaces.push(value());
+        ethernet.push({ kind: "af-packet", interface: interfaces[interfaces.length - 1] });
+        break;
+      case "--af-xdp":
+        xdp.push(value());
+        ethernet.push({ kind: "af-xdp", interface: xdp[xdp.length - 1] });
         break;
       case "--route": {
         const v = value();
@@ -414,14 +431,18 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
   }
   if (keepalivedFile && rulesFile) throw new ConfigError("--keepalived and --rules exclude each other: one file owns the virtual services");
   if (tun && interfaces.length > 0) throw new ConfigError("--tun and --af-packet exclude each other: one kind of adapter per director");
-  if (!tun && interfaces.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
+  if (tun && xdp.length > 0) throw new ConfigError("--tun and --af-xdp exclude each other: an AF_XDP socket carries Ethernet frames");
+  if (new Set(ethernet.map((e) => e.interface)).size < ethernet.length) throw new ConfigError("an interface is named twice (--af-packet / --af-xdp)");
+  if (xdp.length > 0 && workers !== undefined && workers > 1)
+    throw new ConfigError(`--af-xdp runs one worker (one socket on queue 0): --workers ${workers} is not supported with it`);
+  if (!tun && ethernet.length === 0) throw new ConfigError("an adapter is needed: --tun NAME or --af-packet IF (see lvsd --help)");
   if (mtu !== undefined && !tun) throw new ConfigError("--mtu applies to --tun only");
   if (txQueueLength !== undefined && !tun) throw new ConfigError("--txqueuelen applies to --tun only");
   if (ioUring && !tun) throw new ConfigError("--io-uring applies to --tun only (AF_PACKET sockets have recvmmsg / sendmmsg already)");
-  if (routes.length > 0 && interfaces.length === 0)
+  if (routes.length > 0 && ethernet.length === 0)
     throw new ConfigError("--route applies to --af-packet only (a TUN device hands packets to the kernel's routing)");
   if (serverSide !== undefined && !interfaces.includes(serverSide)) throw new ConfigError(`--server-side ${serverSide}: not one of the --af-packet interfaces`);
-  if (serverSide !== undefined && interfaces.length < 2) throw new ConfigError("--server-side needs a second --af-packet interface for the clients");
+  if (serverSide !== undefined && ethernet.length < 2) throw new ConfigError("--server-side needs a second --af-packet interface for the clients");
   if (isolate.length > 0 && interfaces.length === 0)
     throw new ConfigError("--isolate-vip applies to --af-packet only (with a TUN device the VIPs are routed, not owned)");
   if (tunnelMtu !== undefined && !tunnelSource4 && !tunnelSource6) throw new ConfigError("--tunnel-mtu needs --tunnel-source4 or --tunnel-source6");
@@ -454,7 +475,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
           ...(ioUring ? { ioUring } : {}),
         },
       ]
-    : interfaces.map((i): AdapterSpec => ({ kind: "af-packet", interface: i, ...(netns ? { netns } : {}), ...(offload ? {} : { offload: false }) }));
+    : ethernet.map(
+        (e): AdapterSpec =>
+          e.kind === "af-xdp"
+            ? { kind: "af-xdp", interface: e.interface, ...(netns ? { netns } : {}) }
+            : { kind: "af-packet", interface: e.interface, ...(netns ? { netns } : {}), ...(offload ? {} : { offload: false }) },
+      );
   return {
     help: false,
     adapters,
@@ -468,7 +494,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdCommandLine {
     ...(hugePages ? {} : { hugePages: false }),
     ...(keepalivedFile ? { keepalivedFile } : {}),
     ...(metrics ? { metrics } : {}),
-    ...(workers !== undefined ? { workers } : {}),
+    ...(workers !== undefined ? { workers } : xdp.length > 0 ? { workers: 1 } : {}),
     ...(standby ? { standby: true } : {}),
     ...(syncRefreshMs > 0 ? { syncRefreshMs } : {}),
     ...(announceOn ? { announce } : {}),

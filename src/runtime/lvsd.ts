@@ -29,7 +29,8 @@ import { balancerSnapshot } from "../metrics/balancer-snapshot.js";
 import type { MetricsSnapshot } from "../metrics/snapshot.js";
 import { ControlPlane, loadKeepalivedConf } from "./lvsd-control-plane.js";
 import { Director, type DirectorRoute, type DirectorStats, type NeighbourResolver, type PassHook } from "./director.js";
-import { EthernetPort, VipArp, isolateVips, openEthernetPort } from "./ethernet.js";
+import { EthernetPort, VipArp, interfaceAddresses, isolateVips, openEthernetPort, openXdpPort } from "./ethernet.js";
+import { AfXdpSocket, xdpPoolSlotsFor } from "../io/af-xdp.js";
 import { SyncDaemons, type RunningSyncDaemon } from "../sync/daemon.js";
 import { RouteAnnouncer } from "./announcer.js";
 import { isDrainRequest, runDrainRequest } from "./drain-command.js";
@@ -169,6 +170,7 @@ export class Lvsd {
     try {
       // --io-uring: a kernel that forbids io_uring (sysctl, seccomp) is refused before any device opens.
       if (specs.some((s) => s.kind === "tun" && s.ioUring)) new IoUring(1).close();
+      if (mesh && specs.some((s) => s.kind === "af-xdp")) throw new ConfigError("--af-xdp runs one worker (one socket on queue 0): use --workers 1");
       for (const [i, spec] of specs.entries()) {
         const io =
           spec.kind === "tun"
@@ -180,14 +182,16 @@ export class Lvsd {
                 txQueueLength: spec.txQueueLength ?? LVSD_TUN_TXQUEUELEN,
                 ...(mesh ? { multiQueue: true } : {}),
               })
-            : openEthernetPort({
-                interface: spec.interface,
-                netns: spec.netns,
-                serverSide: spec.interface === options.serverSide,
-                offload: spec.offload !== false,
-                // The server side reads ARP and ND only: every worker takes a copy of each.
-                ...(mesh && spec.interface !== options.serverSide ? { fanoutGroup: fanoutGroup(i) } : {}),
-              });
+            : spec.kind === "af-xdp"
+              ? openXdpPort({ interface: spec.interface, netns: spec.netns })
+              : openEthernetPort({
+                  interface: spec.interface,
+                  netns: spec.netns,
+                  serverSide: spec.interface === options.serverSide,
+                  offload: spec.offload !== false,
+                  // The server side reads ARP and ND only: every worker takes a copy of each.
+                  ...(mesh && spec.interface !== options.serverSide ? { fanoutGroup: fanoutGroup(i) } : {}),
+                });
         opened.push(io);
         log(`adapter ${describeAdapter(spec, io)}`);
       }
@@ -214,7 +218,19 @@ export class Lvsd {
               const advice = adviseHugePages(memory);
               pages = advice.applied ? "huge pages advised" : `4 KiB pages (${advice.reason})`;
             };
-      const balancer = new Balancer({ ...balancerOptions, prepareMemory });
+      // AF_XDP: each socket's receive pool takes slots above the director's (docs/io.md, "AF_XDP").
+      const xdpPorts = ports.filter((p): p is EthernetPort<AfXdpSocket> => p.socket instanceof AfXdpSocket);
+      const directorSlots = balancerOptions.slots ?? 256; // the Balancer's default
+      const poolSlots = xdpPoolSlotsFor(balancerOptions.slotCapacity);
+      const balancer = new Balancer({
+        ...balancerOptions,
+        ...(xdpPorts.length > 0 ? { slots: directorSlots + xdpPorts.length * poolSlots } : {}),
+        prepareMemory,
+      });
+      for (const [k, port] of xdpPorts.entries()) {
+        port.socket.attach(balancer.slots, directorSlots + k * poolSlots);
+        log(`af-xdp ${port.name}: XDP program attached; ${describeUmem(port.socket)}`);
+      }
       log(
         `balancer: ${balancer.connectionCapacity} connections, ${balancer.scheduler.maxServices} services, ` +
           `${balancer.scheduler.maxDestinations} destinations (${balancer.scheduler.destinationsPerService} per service), ${balancer.slots.count} packet slots, ${pages}`,
@@ -244,12 +260,20 @@ export class Lvsd {
       if (ports.length > 0) {
         // Ethernet: answer ARP and neighbour solicitations for the virtual addresses, learn neighbours, and copy
         // the kernel's neighbour table (real servers' MACs) into the balancer.
+        // An AF_XDP interface's frames never reach this host's kernel: lvsd answers ARP / ND for its own addresses.
+        const own = new Map<PacketIO, string[]>();
+        for (const port of xdpPorts) {
+          const spec = specs.find((a) => a.kind === "af-xdp" && a.interface === port.name);
+          own.set(port, await interfaceAddresses(spec?.netns, port.name));
+          if (own.get(port)!.length > 0) log(`af-xdp ${port.name}: answering ARP / ND for its own addresses ${own.get(port)!.join(", ")}`);
+        }
         arp = new VipArp(
           balancer,
           ports,
           routes.flatMap((r) => (r.io instanceof EthernetPort ? [{ prefix: r.prefix, port: r.io }] : [])),
+          own,
         );
-        neighbours = new KernelNeighbours({ balancer, netns: specs.find((a) => a.kind === "af-packet")?.netns, prober: arp });
+        neighbours = new KernelNeighbours({ balancer, netns: specs.find((a) => a.kind !== "tun")?.netns, prober: arp });
         pass = arp.hook;
         resolver = neighbours;
       }
@@ -528,6 +552,7 @@ export class Lvsd {
       `dropped ${s.dropped}${drops ? ` (${drops})` : ""}, send failures ${s.sendFailures}; ` +
       superPackets(this.io, s) +
       ringCounters(this.io) +
+      xdpCounters(this.io) +
       (this.mesh ? `hand-offs out ${s.handedOff}, in ${s.takenOver}; ` : "") +
       `connections ${this.balancer.connectionCount}${this.syncStatsText()}`
     );
@@ -633,6 +658,31 @@ function ringCounters(io: readonly PacketIO[]): string {
   return `io_uring enters ${enters}, plain batches ${plain}; `;
 }
 
+/**
+ * "af-xdp drops N (pool empty M), tx kicks K; " for AF_XDP ports, else nothing: the frames
+ * the kernel dropped at the socket (XDP_STATISTICS), most of them because the receive pool
+ * was empty while lvsd fell behind.
+ */
+function xdpCounters(io: readonly PacketIO[]): string {
+  let drops = 0;
+  let empty = 0;
+  let kicks = 0;
+  let any = false;
+  for (const x of io) {
+    if (!(x instanceof EthernetPort) || !(x.socket instanceof AfXdpSocket)) continue;
+    try {
+      const k = x.socket.kernelStats();
+      drops += k.rxDropped;
+      empty += k.rxFillRingEmpty;
+      kicks += x.socket.kicks.tx;
+      any = true;
+    } catch {
+      // closed already (the last line at stop): nothing to read
+    }
+  }
+  return any ? `af-xdp drops ${drops} (pool empty ${empty}), tx kicks ${kicks}; ` : "";
+}
+
 /** Opens a TUN device (queue) for lvsd, moved by io_uring when the spec asks (--io-uring). */
 function openTun(spec: AdapterSpec & { kind: "tun" }, options: TunOptions): PacketIO {
   const tun = TunDevice.open(options);
@@ -659,8 +709,16 @@ function tunPath(io: PacketIO): string {
   return io instanceof UringTunDevice ? "; io_uring" : "";
 }
 
+/** Where an AF_XDP socket's frames live, for the start-up log. */
+function describeUmem(socket: AfXdpSocket): string {
+  return socket.umemPlacement === "wasm"
+    ? `UMEM in the wasm memory (receive pool in slots ${socket.slotLimit}.., frames sent from the slots)`
+    : `separate UMEM, frames copied (the wasm memory was refused: ${socket.fallbackReason ?? "forced"})`;
+}
+
 function describeAdapter(spec: AdapterSpec, io: PacketIO): string {
   const where = spec.netns ? ` in netns ${spec.netns}` : "";
+  if (spec.kind === "af-xdp") return `af-xdp ${io.name}${where} (${(io as EthernetPort).mac}; queue 0; every frame arriving on it is lvsd's)`;
   return spec.kind === "tun"
     ? `tun ${io.name}${where} (raw IP; route the VIPs into it, and for NAT the real servers' replies)${tunOffloads(io)}${tunPath(io)}`
     : `af-packet ${io.name}${where} (${(io as EthernetPort).mac}${(io as EthernetPort).serverSide ? "; server side, ARP and ND only" : ""}${(io as EthernetPort).offload ? "; virtio-net header" : ""})`;
