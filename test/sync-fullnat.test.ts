@@ -126,6 +126,11 @@ for (const family of [4, 6] as const) {
       assert.equal(c.flags & ConnFlag.FwdMask, ConnFlag.Masq);
       assert.equal(c.state, 1, "ESTABLISHED");
       assert.ok(c.local, "the connection carries its local address");
+      // Its option type, right after the connection's fixed part: IPVS_OPT_F_PARAM (64) set, so
+      // a kernel backup skips it; 0x2c is none of the kernel's options (1, 2, 3).
+      const type = messages[0][8 + (family === 4 ? 36 : 72)];
+      assert.equal(type, OPT_LOCAL_ADDRESS);
+      assert.deepEqual([type & 0x40, type & ~0x40], [0x40, 0x2c]);
       assert.deepEqual([Buffer.from(c.local.address), c.local.port], [Buffer.from(scapyRun<number[]>(PTON, { family, address: a.lip[0] })), lport]);
 
       const backup = director(family);
@@ -252,7 +257,7 @@ for (const family of [4, 6] as const) {
       vport: VPORT,
       dport: RPORT,
       flags: ConnFlag.Masq | ConnFlag.InSeq,
-      opt: OPT_LOCAL_ADDRESS,
+      opt: 0x40 | 0x2c, // the documented wire value: IPVS_OPT_F_PARAM | 0x2c
     });
     const m = Buffer.from(hex, "hex");
     const d = decodeMessage(m);
