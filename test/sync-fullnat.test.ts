@@ -3,8 +3,8 @@
 // and a backup configured like it (same service, real server and local address pool)
 // creates the same flow, rewrites both ways as the master does (judged by tshark with
 // checksum validation), and keeps the synced local port from its own new flows until the
-// connection goes. A message packed by Python from the kernel's struct layout, with the
-// option appended, is read too.
+// connection goes. Wireshark's IPVS dissector reads the message with the option; a message
+// packed by Python from the kernel's struct layout, with the option appended, is read too.
 //
 // The option's type has IPVS_OPT_F_PARAM (1 << 6) set: a kernel backup skips it in
 // ip_vs_proc_sync_conn's `default:` case (net/netfilter/ipvs/ip_vs_sync.c, Linux 6.x,
@@ -14,6 +14,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Balancer, DropReason, LinkType, PcapLinkType, Verdict, type ServiceKey } from "../src/index.js";
 import type { SyncRecord } from "../src/balancer/sync-records.js";
+import { buildPacket } from "../src/testing/packets.js";
 import { ConnFlag, decodeMessage, OPT_LOCAL_ADDRESS, SyncReceiver, SyncSender } from "../src/sync/index.js";
 import { scapyBuild, scapyRun } from "./support/scapy.js";
 import { assertFrameValid, tsharkDissect } from "./support/tshark.js";
@@ -131,6 +132,28 @@ for (const family of [4, 6] as const) {
       const type = messages[0][8 + (family === 4 ? 36 : 72)];
       assert.equal(type, OPT_LOCAL_ADDRESS);
       assert.deepEqual([type & 0x40, type & ~0x40], [0x40, 0x2c]);
+      // Wireshark's IPVS dissector reads the connection, the option counted in its size, and finds nothing malformed.
+      const [frame] = tsharkDissect(
+        PcapLinkType.Raw,
+        [
+          buildPacket({
+            protocol: "udp",
+            src: family === 4 ? "10.20.0.1" : "2001:db8:d::1",
+            dst: family === 4 ? "224.0.0.81" : "ff02::51",
+            sport: 8848,
+            dport: 8848,
+            payload: messages[0],
+          }),
+        ],
+        { decodeAs: ["udp.port==8848,ipvs"] },
+      );
+      assertFrameValid(frame, "sync message");
+      const ws = (k: string) => frame.fields.get(`ipvs.${k}`)?.[0];
+      const six = family === 6 ? "6" : "";
+      assert.deepEqual(
+        [ws(`caddr${six}`), ws(`vaddr${six}`), ws(`daddr${six}`), ws("flags.v1"), ws("size.v1")],
+        [a.cip, a.vip, a.rip, "0x00000000", String(family === 4 ? 36 + 8 : 72 + 20)],
+      );
       assert.deepEqual([Buffer.from(c.local.address), c.local.port], [Buffer.from(scapyRun<number[]>(PTON, { family, address: a.lip[0] })), lport]);
 
       const backup = director(family);
