@@ -2,8 +2,8 @@
 // rewritten both ways, judged by tshark with checksum validation, and the local address
 // pool's rules: a port per flow that no live connection uses toward the same real server,
 // the pool's addresses in turn, a named drop when it is exhausted, deleted addresses kept by
-// their connections. ICMP errors about a flow, GSO super-packets with partial checksums, and
-// sync (the kernel's message has no local address: not synced).
+// their connections. ICMP errors about a flow, GSO super-packets with partial checksums.
+// Sync of full-NAT connections: test/sync-fullnat.test.ts.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -265,44 +265,6 @@ test("a TCP GSO super-packet with a partial checksum: both halves rewritten once
     deviceComplete(r.packet, 20, 16),
     natModel(natModel(hopModel(complete), "dst", ip4(a.rip), RPORT, false), "src", ip4(a.lip[0]), lport, false),
   );
-});
-
-test("full-NAT connections are not synced (the kernel's message has no local address); NAT ones still are", SCAPY, () => {
-  const b = fnatBalancer(4, "udp");
-  const key = keyOf(4, "udp");
-  b.addDestination(key, { address: "10.20.0.6", port: RPORT, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
-  const seen: string[] = [];
-  b.onSync((records) => {
-    for (const r of records) seen.push(r.destination.address);
-  });
-  const pkts = scapyBuild([fromClient(4, "udp", 40001), fromClient(4, "udp", 40002)]);
-  for (const [i, p] of pkts.entries()) assert.equal(b.processPacket(p, LinkType.RawIp, 1000 + i).verdict, Verdict.Forward);
-  // One flow went to each destination (rr); the UDP one-packet threshold (3) needs more packets.
-  for (let n = 0; n < 4; n++) for (const [i, p] of pkts.entries()) b.processPacket(p, LinkType.RawIp, 2000 + n * 10 + i);
-  assert.ok(seen.includes("10.20.0.6"), `the NAT flow was synced (${seen})`);
-  assert.ok(!seen.includes(ADDR[4].rip), `the full-NAT flow was not (${seen})`);
-});
-
-test("a backup whose real server is full NAT creates no connection from a sync message (no local address in it), and stays consistent", () => {
-  const b = fnatBalancer(4, "tcp");
-  const record = {
-    protocol: 6,
-    family: 4 as const,
-    client: { address: ADDR[4].cip, port: CPORT },
-    virtual: { address: ADDR[4].vip, port: VPORT },
-    destination: { address: ADDR[4].rip, port: RPORT },
-    state: 1,
-    template: false,
-    inactive: false,
-    method: "masq" as const,
-    fwmark: 0,
-    timeoutMs: 900_000,
-  };
-  assert.equal(b.importConnection(record, 1000), "no-destination");
-  assert.equal(b.connectionCount, 0);
-  assert.deepEqual(b.localAddresses(keyOf(4)), [{ address: ADDR[4].lip[0], connections: 0, exhausted: 0 }]);
-  // A template names a real server only: it is imported.
-  assert.equal(b.importConnection({ ...record, template: true, client: { address: ADDR[4].cip, port: 0 }, state: 0 }, 1000), "created");
 });
 
 /** A TCP segment as scapy writes it, with options and payload. */

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Balancer, LinkType, type ServiceKey } from "../src/index.js";
 import { buildPacket } from "../src/testing/packets.js";
-import { ConnFlag, encodeMessages, SyncReceiver, SyncSender, decodeMessage, type SyncConnection } from "../src/sync/index.js";
+import { ConnFlag, encodeMessages, OPT_LOCAL_ADDRESS, SyncReceiver, SyncSender, decodeMessage, type SyncConnection } from "../src/sync/index.js";
 
 const VIP = "192.168.60.10";
 const RS = "10.60.0.11";
@@ -130,6 +130,98 @@ test("fuzz: random and mutated datagrams never throw, and only connections a mes
   assert.ok(rx.stats.messages >= 3000);
   const refused = Object.values(rx.stats.rejected).reduce((a, n) => a + n, 0);
   assert.ok(refused + rx.stats.truncated + rx.stats.skipped > 0, "the fuzz reached the error paths");
+});
+
+// ------------------------------------------------ full NAT: the local address option
+
+const FNAT_VIP = "192.168.61.10";
+const FNAT_RS = "10.61.0.11";
+const LIP = "10.61.0.250";
+const FNAT_KEY: ServiceKey = { kind: "address", protocol: "tcp", address: FNAT_VIP, port: 80 };
+
+function fnatBackup(): Balancer {
+  const b = new Balancer({ connections: 256, slots: 4, slotCapacity: 2048 });
+  b.addService({ key: FNAT_KEY, scheduler: "rr", schedulerFlags: [], onePacket: false });
+  b.addDestination(FNAT_KEY, { address: FNAT_RS, port: 8080, method: "fullnat", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  b.addLocalAddress(FNAT_KEY, LIP);
+  return b;
+}
+const fnatConn = (cport: number, lport = 40000 + cport): SyncConnection =>
+  conn(cport, { flags: ConnFlag.Masq, vaddr: v4(FNAT_VIP), daddr: v4(FNAT_RS), dport: 8080, local: { address: v4(LIP), port: lport } });
+
+/** A message of [bad, good]: the bad connection's option bytes (after its 36-byte body) replaced. */
+function withOption(option: number[]): Buffer {
+  const body = Buffer.from(good(1, [conn(5000, { flags: ConnFlag.Masq, vaddr: v4(FNAT_VIP), daddr: v4(FNAT_RS), dport: 8080 })])).subarray(8);
+  const first = Buffer.concat([body, Buffer.from(option)]);
+  first.writeUInt16BE(first.length, 2);
+  const padded = Buffer.concat([first, Buffer.alloc((4 - (first.length & 3)) & 3)]);
+  const second = Buffer.from(good(1, [fnatConn(5001)])).subarray(8);
+  const m = Buffer.concat([Buffer.alloc(8), padded, second]);
+  m.writeUInt8(1, 1);
+  m.writeUInt16BE(m.length, 2);
+  m.writeUInt8(2, 4);
+  m.writeInt8(1, 5);
+  return m;
+}
+
+test("full NAT: bad local address options skip their connection (counted); the next one is still created", () => {
+  const T = OPT_LOCAL_ADDRESS;
+  const lip = [...v4(LIP)];
+  const cases: Array<[string, number[]]> = [
+    ["5 bytes for IPv4", [T, 5, ...lip, 0x9c]],
+    ["an IPv6 length on an IPv4 connection", [T, 18, ...new Array(16).fill(0), 0x9c, 0x40]],
+    ["local port 0", [T, 6, ...lip, 0, 0]],
+    ["the option twice", [T, 6, ...lip, 0x9c, 0x40, T, 6, ...lip, 0x9c, 0x41]],
+  ];
+  for (const [label, option] of cases) {
+    const b = fnatBackup();
+    const rx = new SyncReceiver(b, { clock: () => 1000 });
+    rx.handle(withOption(option));
+    assert.equal(rx.stats.skipped, 1, `${label}: skipped`);
+    assert.equal(rx.stats.truncated, 0, `${label}: the rest of the message is read`);
+    assert.deepEqual(
+      b.connections(1000).map((c) => c.client.port),
+      [5001],
+      `${label}: only the good connection`,
+    );
+  }
+  // An option that claims more bytes than the connection has: the rest of the message goes.
+  const b = fnatBackup();
+  const rx = new SyncReceiver(b, { clock: () => 1000 });
+  rx.handle(withOption([T, 60, ...lip, 0x9c, 0x40]));
+  assert.equal(rx.stats.truncated, 1);
+  assert.equal(b.connectionCount, 0);
+});
+
+test("fuzz (full NAT): mutated messages with the local address option never throw, and every flow made uses the pool's address", () => {
+  const b = fnatBackup();
+  const rx = new SyncReceiver(b, { clock: () => 5000 });
+  const base = good(0, [fnatConn(6000), fnatConn(6001), conn(6002, { flags: ConnFlag.Masq, vaddr: v4(FNAT_VIP), daddr: v4(FNAT_RS), dport: 8080 })]);
+  const mutated = fc
+    .tuple(fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(base.length))
+    .map(([edits, cut]) => {
+      const m = Buffer.from(base);
+      for (const [at, v] of edits) m[at] = v;
+      const out = m.subarray(0, Math.max(cut, 4));
+      if (edits.length % 2 === 0) out.writeUInt16BE(out.length, 2);
+      return out;
+    });
+  fc.assert(
+    fc.property(mutated, (m) => {
+      rx.handle(m); // must not throw
+      const [pool] = b.localAddresses(FNAT_KEY);
+      assert.equal(pool.address, LIP);
+      // Every connection on the full-NAT real server holds the address once; templates none.
+      const flows = b.connectionRecords(5000).filter((e) => !e.template).length;
+      assert.equal(pool.connections, flows, "one hold per full-NAT connection, none leaked");
+    }),
+    { numRuns: 2000 },
+  );
+  assert.ok(rx.stats.imported.created > 0, "the fuzz created flows");
+  assert.ok(rx.stats.skipped + rx.stats.truncated + rx.stats.imported["no-local-address"] > 0, "the fuzz reached the error paths");
+  // The holds go with their flows.
+  b.expireAll(5000 + 2_000_000);
+  assert.equal(b.localAddresses(FNAT_KEY)[0].connections, b.connectionRecords(5000 + 2_000_000).filter((e) => !e.template).length);
 });
 
 test("sender: the data plane's connections fill messages up to sync_maxlen; a partial one leaves after flushMs", () => {

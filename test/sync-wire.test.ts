@@ -249,7 +249,15 @@ test("backup: messages packed by Python from the kernel's struct layout create t
   const now = 50_000;
   const rx = new SyncReceiver(backup, { syncId: 3, clock: () => now });
   for (const m of messages) rx.handle(Buffer.from(m, "hex"));
-  assert.deepEqual(rx.stats.imported, { created: 6, updated: 0, stale: 0, "no-destination": 0, "table-full": 0 });
+  assert.deepEqual(rx.stats.imported, {
+    created: 6,
+    updated: 0,
+    stale: 0,
+    "no-destination": 0,
+    "table-full": 0,
+    "no-local-address": 0,
+    "local-port-in-use": 0,
+  });
   assert.equal(rx.stats.truncated + rx.stats.skipped, 0);
   const table = backup.connectionRecords(now);
   const find = (caddr: string, template = false) => table.find((e) => e.snapshot.client.address === caddr && e.template === template);

@@ -15,15 +15,16 @@ import { ACTION_FNAT } from "../forward/action";
 import {
   connPtr, connCold, connCapacity, NONE, C_PROTO, C_FAMILY, C_STATE, C_METHOD, C_CPORT, C_VPORT,
   C_DPORT, C_FLAGS, C_TIMEOUT, C_CADDR, C_VADDR, C_DEST, C_SERVICE, C_INPKTS, CC_DADDR, CC_FWMARK,
-  CC_TEMPLATE, F_TEMPLATE, F_IN_USE, C_EXPIRES,
+  CC_TEMPLATE, CC_LOCAL, F_TEMPLATE, F_IN_USE, F_PROXY, C_EXPIRES,
 } from "../conn/conn-table";
+import { laddrPtr } from "../conn/local-addresses";
 import { S_ESTABLISHED, S_FIN_WAIT, S_CLOSE, S_CLOSE_WAIT, S_TIME_WAIT } from "../conn/tcp-states";
 import { PROTO_TCP } from "../net/constants";
 import { actionPtr, actionCount, A_KIND } from "../forward/action";
 import { serviceFlags, SVCF_PERSISTENT } from "./services";
 
 /** Bytes of one snapshot in the ring (layout in docs/sync.md, "The sync ring"). */
-export const SYNC_RECORD_SIZE: u32 = 80;
+export const SYNC_RECORD_SIZE: u32 = 100;
 export const SR_PROTO: u32 = 0; // u8
 export const SR_FAMILY: u32 = 1; // u8
 export const SR_STATE: u32 = 2; // u8 (tcp-states.ts numbering)
@@ -40,6 +41,8 @@ export const SR_DADDR: u32 = 52; // 16 bytes
 export const SR_DEST: u32 = 68; // u32
 export const SR_SERVICE: u32 = 72; // u32
 export const SR_INDEX: u32 = 76; // u32 record index
+export const SR_LADDR: u32 = 80; // 16 bytes: a full-NAT connection's local address (else zero)
+export const SR_LPORT: u32 = 96; // u16: its local port (0: not full NAT)
 
 const SIDE_SIZE: u32 = 12;
 const SIDE_END: u32 = 0;
@@ -179,6 +182,13 @@ function push(i: u32): void {
   store<u32>(r + SR_DEST, load<u32>(c + C_DEST));
   store<u32>(r + SR_SERVICE, load<u32>(c + C_SERVICE));
   store<u32>(r + SR_INDEX, i);
+  if (!template && <u32>load<u8>(c + C_METHOD) == ACTION_FNAT) {
+    const local = load<u32>(k + CC_LOCAL);
+    memory.copy(r + SR_LADDR, laddrPtr(local >>> 16), 16);
+    store<u16>(r + SR_LPORT, <u16>(local & 0xffff));
+  } else {
+    memory.fill(r + SR_LADDR, 0, 18);
+  }
   store<u32>(sidePtr(i) + SIDE_LAST, pushNow);
   ringCount++;
 }
@@ -204,7 +214,7 @@ export function syncSweep(now: u32, ageMs: u32, budget: u32): u32 {
     sweepCursor = sweepCursor + 1 >= connCapacity ? 0 : sweepCursor + 1;
     const c = connPtr(i);
     const flags = <u32>load<u16>(c + C_FLAGS);
-    if ((flags & F_IN_USE) == 0) continue;
+    if ((flags & F_IN_USE) == 0 || (flags & F_PROXY) != 0) continue;
     if ((flags & F_TEMPLATE) == 0 && <u32>load<u8>(c + C_PROTO) == PROTO_TCP && ((1 << <u32>load<u8>(c + C_STATE)) & TCP_SYNCED_STATES) == 0) continue;
     if (<i32>(load<u32>(c + C_EXPIRES) - now) <= 0) continue;
     if (<i32>(now - load<u32>(sidePtr(i) + SIDE_LAST)) < <i32>ageMs) continue;
@@ -222,9 +232,9 @@ export function syncSweep(now: u32, ageMs: u32, budget: u32): u32 {
 export function syncConsider(i: u32, pkts: u32, now: u32): void {
   pushNow = now;
   const c = connPtr(i);
-  // The kernel's sync messages have no field for a full-NAT local address: such
-  // connections are not synced (docs/sync.md).
-  if (<u32>load<u8>(c + C_METHOD) == ACTION_FNAT) return;
+  // A full-NAT connection with the PROXY protocol header is not synced: the sequence
+  // offset the header adds is not in the message, so a backup could not carry the flow.
+  if ((<u32>load<u16>(c + C_FLAGS) & F_PROXY) != 0) return;
   // The common packet decides on the hot line alone: the kernel's rules can only say yes
   // here for a TCP state other than ESTABLISHED (a forced sync), on the period's packet, or
   // with a refresh period; only then are the side array and the cold line read.

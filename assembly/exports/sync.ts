@@ -23,16 +23,17 @@ export function syncLost(): u32 { return syncDropped(); }
 export function syncReset(): void { syncClear(); }
 
 /**
- * Imports one synced connection (caddr at params+0, vaddr at +16, daddr at +32) onto
- * destination `dest` of service `svc`. Returns IMPORT_* (datapath/sync-import.ts).
+ * Imports one synced connection (caddr at params+0, vaddr at +16, daddr at +32, a full-NAT
+ * local address at +48 with `lport`, 0 for none) onto destination `dest` of service `svc`.
+ * Returns IMPORT_* (datapath/sync-import.ts).
  */
 export function syncImport(
   svc: u32, dest: u32, proto: u32, family: u32, cport: u32, vport: u32, dport: u32,
-  flags: u32, state: u32, timeoutMs: u32, fwmark: u32, now: u32,
+  flags: u32, state: u32, timeoutMs: u32, fwmark: u32, now: u32, lport: u32,
 ): u32 {
   return importConn(
     svc, dest, proto, family, paramsBase, cport, paramsBase + 16, vport, paramsBase + 32, dport,
-    flags, state, timeoutMs, fwmark, now,
+    flags, state, timeoutMs, fwmark, now, paramsBase + 48, lport,
   );
 }
 /** Record index of the last import's entry, or 0xffffffff. */

@@ -833,7 +833,9 @@ export class Balancer {
    * A backup's import of one synced connection or template (the kernel's ip_vs_proc_conn):
    * creates it on the real server the record names, or refreshes its state, flags and
    * timer. The service and real server must be configured here as on the master
-   * ("no-destination" otherwise). Never throws for a record that names nothing known.
+   * ("no-destination" otherwise); for a full-NAT real server, the record's local address
+   * must be in the service's pool here ("no-local-address" otherwise). Never throws for a
+   * record that names nothing known.
    */
   importConnection(r: SyncRecord, nowMs: number): SyncImportResult {
     // Re-iterable: the search walks the services up to three times (mark, port, port 0).
@@ -841,10 +843,12 @@ export class Balancer {
     if (!target) return "no-destination";
     const p = this.params();
     const mem = this.mem();
-    mem.fill(0, p, p + 48);
+    mem.fill(0, p, p + 64);
     mem.set(encodeAddress(r.client.address, "client address").bytes, p);
     mem.set(encodeAddress(r.virtual.address, "virtual address").bytes, p + 16);
     mem.set(encodeAddress(r.destination.address, "destination address").bytes, p + 32);
+    // A full-NAT connection's local address: the core takes it only if this service's pool has it.
+    if (r.local) mem.set(encodeAddress(r.local.address, "local address").bytes, p + 48);
     const flags = (r.template ? SYNC_FLAG.template : 0) | (r.inactive ? SYNC_FLAG.inactive : 0);
     const code = this.f.syncImport(
       target.service.id,
@@ -859,6 +863,7 @@ export class Balancer {
       Math.min(r.timeoutMs, 0x7fffffff) >>> 0,
       r.fwmark >>> 0,
       nowMs >>> 0,
+      r.local ? r.local.port & 0xffff : 0,
     );
     this.drainEvents();
     return IMPORT_RESULTS[code] ?? "no-destination";

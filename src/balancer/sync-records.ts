@@ -25,14 +25,29 @@ export interface SyncRecord {
   readonly fwmark: number;
   /** The connection's current timeout (its state's, or the template's persistence). */
   readonly timeoutMs: number;
+  /**
+   * A full-NAT connection's local address and port (what the real server sees as the
+   * client); absent for every other connection and for templates.
+   */
+  readonly local?: { readonly address: string; readonly port: number };
 }
 
 /** What importing one record did (the kernel's ip_vs_proc_conn outcomes). */
-export type SyncImportResult = "created" | "updated" | "stale" | "no-destination" | "table-full";
-export const IMPORT_RESULTS: readonly SyncImportResult[] = ["created", "updated", "stale", "no-destination", "table-full"];
+export type SyncImportResult = "created" | "updated" | "stale" | "no-destination" | "table-full" | "no-local-address" | "local-port-in-use";
+export const IMPORT_RESULTS: readonly SyncImportResult[] = [
+  "created",
+  "updated",
+  "stale",
+  "no-destination",
+  "table-full",
+  // Full NAT: no local address in the record, or none of the service's pool here.
+  "no-local-address",
+  // Full NAT: a connection here already uses that local address and port toward the real server.
+  "local-port-in-use",
+];
 
 // Snapshot layout (assembly/datapath/sync.ts, SR_*).
-export const SYNC_RECORD_BYTES = 80;
+export const SYNC_RECORD_BYTES = 100;
 const F_TEMPLATE = 2;
 const F_INACTIVE = 4;
 export const SYNC_FLAG = { template: F_TEMPLATE, inactive: F_INACTIVE } as const;
@@ -44,6 +59,8 @@ export interface SyncRecordBytes {
   readonly client: Uint8Array;
   readonly virtual: Uint8Array;
   readonly destination: Uint8Array;
+  /** A full-NAT connection's local address (4 or 16 bytes) and port. */
+  readonly local?: { readonly address: Uint8Array; readonly port: number };
 }
 
 /**
@@ -76,7 +93,18 @@ class RingRecord implements SyncRecord {
     this.timeoutMs = v.getUint32(12, true);
     this.fwmark = v.getUint32(16, true);
     const len = this.family === 6 ? 16 : 4;
-    this.bytes = { client: raw.subarray(20, 20 + len), virtual: raw.subarray(36, 36 + len), destination: raw.subarray(52, 52 + len) };
+    const lport = v.getUint16(96, true);
+    const local = this.method === "fullnat" && !this.template && lport !== 0 ? { address: raw.subarray(80, 80 + len), port: lport } : undefined;
+    this.bytes = {
+      client: raw.subarray(20, 20 + len),
+      virtual: raw.subarray(36, 36 + len),
+      destination: raw.subarray(52, 52 + len),
+      ...(local ? { local } : {}),
+    };
+  }
+  get local() {
+    const l = this.bytes.local;
+    return l ? { address: formatAddress(l.address, this.family), port: l.port } : undefined;
   }
   get client() {
     return { address: formatAddress(this.bytes.client, this.family), port: this.ports.getUint16(4, true) };
@@ -88,8 +116,8 @@ class RingRecord implements SyncRecord {
     return { address: formatAddress(this.bytes.destination, this.family), port: this.ports.getUint16(8, true) };
   }
   toJSON(): SyncRecord {
-    const { protocol, family, client, virtual, destination, state, template, inactive, method, fwmark, timeoutMs } = this;
-    return { protocol, family, client, virtual, destination, state, template, inactive, method, fwmark, timeoutMs };
+    const { protocol, family, client, virtual, destination, state, template, inactive, method, fwmark, timeoutMs, local } = this;
+    return { protocol, family, client, virtual, destination, state, template, inactive, method, fwmark, timeoutMs, ...(local ? { local } : {}) };
   }
 }
 

@@ -15,8 +15,8 @@ const FWD_FLAGS: Record<ForwardMethod, number> = {
   masq: ConnFlag.Masq,
   route: ConnFlag.DirectRoute | ConnFlag.NoOutput,
   tunnel: ConnFlag.Tunnel | ConnFlag.NoOutput,
-  // Only persistence templates of a full-NAT service get here (full-NAT connections are not
-  // synced: the kernel's message has no local address); a template names a destination only.
+  // The kernel has no full NAT: its nearest is masq. A full-NAT connection also carries its
+  // local address in our own option (wire.ts); a template names a destination only.
   fullnat: ConnFlag.Masq,
 };
 
@@ -44,7 +44,15 @@ export function toSyncConnection(r: SyncRecord & { readonly bytes?: SyncRecordBy
     caddr: r.bytes?.client ?? addressBytes(r.client.address, r.family),
     vaddr: r.bytes?.virtual ?? addressBytes(r.virtual.address, r.family),
     daddr: r.bytes?.destination ?? addressBytes(r.destination.address, r.family),
+    ...localOf(r),
   };
+}
+
+function localOf(r: SyncRecord & { readonly bytes?: SyncRecordBytes }): Pick<SyncConnection, "local"> {
+  if (r.template) return {};
+  if (r.bytes?.local) return { local: r.bytes.local };
+  if (r.local) return { local: { address: addressBytes(r.local.address, r.family), port: r.local.port } };
+  return {};
 }
 
 function addressBytes(text: string, family: 4 | 6): Uint8Array {
@@ -57,7 +65,7 @@ export function fromSyncConnection(c: SyncConnection): SyncRecord | null {
   const template = (c.flags & ConnFlag.Template) !== 0;
   if (!template && c.protocol === TCP && c.state >= TCP_STATE_COUNT) return null;
   const fwd = c.flags & ConnFlag.FwdMask;
-  const method: ForwardMethod = fwd === ConnFlag.DirectRoute ? "route" : fwd === ConnFlag.Tunnel ? "tunnel" : "masq";
+  const method: ForwardMethod = fwd === ConnFlag.DirectRoute ? "route" : fwd === ConnFlag.Tunnel ? "tunnel" : c.local ? "fullnat" : "masq";
   const addr = (b: Uint8Array) => formatAddress(b, c.family);
   return {
     protocol: c.protocol,
@@ -72,5 +80,6 @@ export function fromSyncConnection(c: SyncConnection): SyncRecord | null {
     fwmark: c.fwmark >>> 0,
     // 0 (v0 messages): the backup's own timeout for the state (or 3 min for a template).
     timeoutMs: Math.min(c.timeout, 2_147_483) * 1000,
+    ...(c.local && !template ? { local: { address: addr(c.local.address), port: c.local.port } } : {}),
   };
 }

@@ -38,7 +38,7 @@ export class SyncReceiver {
     rejected: { short: 0, "bad-size": 0, "wrong-syncid": 0 },
     truncated: 0,
     skipped: 0,
-    imported: { created: 0, updated: 0, stale: 0, "no-destination": 0, "table-full": 0 },
+    imported: { created: 0, updated: 0, stale: 0, "no-destination": 0, "table-full": 0, "no-local-address": 0, "local-port-in-use": 0 },
   };
 
   constructor(

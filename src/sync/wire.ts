@@ -6,7 +6,8 @@
 //   v1 conn:    u8 type (bit 0: IPv6), u8 protocol, u16 version << 12 | size, u32 flags,
 //               u16 state, u16 cport, u16 vport, u16 dport, u32 fwmark, u32 timeout (s),
 //               caddr, vaddr, daddr (4 or 16 bytes each), then options <u8 type, u8 len, data>,
-//               each conn padded to 4 bytes from the next
+//               each conn padded to 4 bytes from the next. Ours, after the kernel's: the
+//               full-NAT local address (type OPT_LOCAL_ADDRESS: laddr 4 or 16 bytes, u16 lport)
 //   v0 message: u8 nr_conns, u8 syncid, u16 size
 //   v0 conn:    u8 reserved, u8 protocol, u16 cport, vport, dport, u32 caddr, vaddr, daddr,
 //               u16 flags, u16 state, then 24 bytes of sequence data when flags say so
@@ -48,6 +49,12 @@ const OPT_PE_DATA = 2;
 const OPT_PE_NAME = 3;
 /** An option type with this bit may be skipped when unknown (IPVS_OPT_F_PARAM). */
 const OPT_F_PARAM = 1 << 6;
+/**
+ * lvs-wasm's own option: a full-NAT connection's local address and port. IPVS_OPT_F_PARAM
+ * is set, so a kernel backup skips it (ip_vs_proc_sync_conn, Linux 6.x, `default:` case) and
+ * creates the connection without it; 0x2c ('l' without the flag bit) is no kernel option.
+ */
+export const OPT_LOCAL_ADDRESS = OPT_F_PARAM | 0x2c;
 const PE_DATA_MAX = 255;
 const PE_NAME_MAX = 16;
 
@@ -82,6 +89,8 @@ export interface SyncConnection {
   readonly seq?: { readonly in: SeqData; readonly out: SeqData };
   readonly peData?: Uint8Array;
   readonly peName?: string;
+  /** Full NAT: the local address (4 or 16 bytes, the connection's family) and port. */
+  readonly local?: { readonly address: Uint8Array; readonly port: number };
 }
 
 export interface DecodedMessage {
@@ -120,6 +129,7 @@ export function connectionBytes(c: SyncConnection): number {
     len += c.peData.length + 2;
     if (c.peName) len += Buffer.byteLength(c.peName) + 2;
   }
+  if (c.local) len += 2 + c.local.address.length + 2;
   return len;
 }
 
@@ -196,6 +206,9 @@ function writeConnection(buf: Buffer, at: number, c: SyncConnection): number {
   if (c.caddr.length !== alen || c.vaddr.length !== alen || c.daddr.length !== alen) {
     throw new RangeError(`sync connection: addresses must be ${alen} bytes for IPv${c.family}`);
   }
+  if (c.local && (c.local.address.length !== alen || !Number.isInteger(c.local.port) || c.local.port < 1 || c.local.port > 65535)) {
+    throw new RangeError(`sync connection: a local address of ${alen} bytes and a port in 1..65535 for IPv${c.family}`);
+  }
   buf.writeUInt8(c.family === 6 ? 1 : 0, at);
   buf.writeUInt8(c.protocol, at + 1);
   buf.writeUInt16BE(len & 0x0fff, at + 2); // version 0 in the top 4 bits
@@ -229,6 +242,13 @@ function writeConnection(buf: Buffer, at: number, c: SyncConnection): number {
       name.copy(buf, p + 2);
       p += 2 + name.length;
     }
+  }
+  if (c.local) {
+    buf.writeUInt8(OPT_LOCAL_ADDRESS, p);
+    buf.writeUInt8(alen + 2, p + 1);
+    buf.set(c.local.address, p + 2);
+    buf.writeUInt16BE(c.local.port, p + 2 + alen);
+    p += 4 + alen;
   }
   return len;
 }
@@ -313,6 +333,8 @@ function decodeConnV1(b: Buffer, p: number, end: number): SyncConnection | null 
   let seq: SyncConnection["seq"];
   let peData: Uint8Array | undefined;
   let peName: string | undefined;
+  let local: SyncConnection["local"];
+  let badLocal = false;
   let unknownMandatory = false;
   while (q < end) {
     if (q + 2 > end) return "option header cut short";
@@ -337,9 +359,15 @@ function decodeConnV1(b: Buffer, p: number, end: number): SyncConnection | null 
         peName = b.toString("latin1", q, q + plen);
         break;
       default:
-        if (!(ptype & OPT_F_PARAM)) unknownMandatory = true;
+        if (ptype === OPT_LOCAL_ADDRESS) {
+          // Ours: a wrong length, port 0 or a repeat skips the connection (counted), as a
+          // full-NAT flow cannot be made from it; the rest of the message is still read.
+          const port = plen === alen + 2 ? b.readUInt16BE(q + alen) : 0;
+          if (local || port === 0) badLocal = true;
+          else local = { address: Uint8Array.from(b.subarray(q, q + alen)), port };
+        } else if (!(ptype & OPT_F_PARAM)) unknownMandatory = true;
     }
-    if (unknownMandatory) return null;
+    if (unknownMandatory || badLocal) return null;
     q += plen;
   }
   const protocol = b.readUInt8(p + 1);
@@ -364,6 +392,7 @@ function decodeConnV1(b: Buffer, p: number, end: number): SyncConnection | null 
     ...(seq ? { seq } : {}),
     ...(peData ? { peData } : {}),
     ...(peName !== undefined ? { peName } : {}),
+    ...(local ? { local } : {}),
   };
 }
 
