@@ -9,39 +9,20 @@ import { AfPacketSocket } from "../src/io/af-packet.js";
 import { ArpResponder } from "../src/runtime/arp-responder.js";
 import { Director } from "../src/runtime/director.js";
 import { skipUnless } from "./support/tools.js";
-import { udp4, until, withLab, type IoLab } from "./support/io-lab.js";
+import { scapySend, udp4, until, vethPair, withLab } from "./support/io-lab.js";
 
 const skip = skipUnless("root", "ip", "scapy");
+/** ns a: our side (a0, no address); ns p: the peer (p0, this address). */
+const PEER = "10.220.0.2/24";
 
 const UDP_LISTEN = `
 const d = require('dgram').createSocket('udp4');
 d.on('message', (m, r) => console.log(r.address + ':' + r.port + ' ' + m.toString()));
 d.bind(Number(process.argv[2]), process.argv[1], () => console.log('ready'));`;
 
-/** ns a: our side (a0, no address: its kernel stays out); ns p: the peer (p0, 10.220.0.2/24). */
-function pair(lab: IoLab) {
-  const a = lab.ns("a");
-  const p = lab.ns("p");
-  for (const ns of [a, p]) lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
-  lab.veth(a, "a0", null, p, "p0", "10.220.0.2/24");
-  const peerMac = lab.sh(p, "cat", "/sys/class/net/p0/address").trim();
-  return { a, p, peerMac };
-}
-
-function scapySend(lab: IoLab, ns: string, iface: string, expressions: string[]): Promise<string> {
-  const program = [
-    "import sys, json, logging",
-    "logging.getLogger('scapy.runtime').setLevel(logging.ERROR)",
-    "from scapy.all import *",
-    "frames = [eval(e) for e in json.loads(sys.argv[1])]",
-    `sendp(frames, iface='${iface}', verbose=0)`,
-  ].join("\n");
-  return lab.exec(ns, "/usr/bin/python3", ["-c", program, JSON.stringify(expressions)], 20_000);
-}
-
 test("AF_PACKET: frames from the peer arrive in slots in batches, in order and whole", { skip }, async () => {
   await withLab(async (lab) => {
-    const { a, p, peerMac } = pair(lab);
+    const { a, p, peerMac } = vethPair(lab, PEER);
     const sock = AfPacketSocket.open({ interface: "a0", netns: a });
     try {
       assert.match(sock.mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
@@ -82,7 +63,7 @@ test("AF_PACKET: a batch sent with sendmmsg reaches a UDP socket in the peer; PA
   skip,
 }, async () => {
   await withLab(async (lab) => {
-    const { a, p, peerMac } = pair(lab);
+    const { a, p, peerMac } = vethPair(lab, PEER);
     const sock = AfPacketSocket.open({ interface: "a0", netns: a });
     // A second socket of the director (another worker) must not read what the first sent;
     // a tap without the option does see it, which shows the check can tell.
@@ -124,7 +105,7 @@ test("AF_PACKET: a batch sent with sendmmsg reaches a UDP socket in the peer; PA
 
 test("AF_PACKET fanout hash: both directions of each flow land on the same socket; flows spread over both", { skip }, async () => {
   await withLab(async (lab) => {
-    const { a, p, peerMac } = pair(lab);
+    const { a, p, peerMac } = vethPair(lab, PEER);
     const socks = [0, 1].map(() => AfPacketSocket.open({ interface: "a0", netns: a, fanout: { group: 4242, mode: "hash" } }));
     try {
       const frames: string[] = [];
@@ -167,7 +148,7 @@ test("AF_PACKET fanout hash: both directions of each flow land on the same socke
 
 test("ARP responder: the peer's kernel resolves the VIP to our MAC; our probe teaches the balancer the peer's MAC", { skip }, async () => {
   await withLab(async (lab) => {
-    const { a, p, peerMac } = pair(lab);
+    const { a, p, peerMac } = vethPair(lab, PEER);
     const sock = AfPacketSocket.open({ interface: "a0", netns: a });
     const balancer = new Balancer({ connections: 64, slots: 32, director: { mac: sock.mac } });
     const arp = new ArpResponder({ balancer, vips: ["10.220.0.100"], io: sock });
@@ -276,7 +257,7 @@ test("AF_PACKET with qdiscBypass (PACKET_QDISC_BYPASS): a batch still reaches th
   skip,
 }, async () => {
   await withLab(async (lab) => {
-    const { a, p, peerMac } = pair(lab);
+    const { a, p, peerMac } = vethPair(lab, PEER);
     // Linux 6.x, net/core/dev.c: __dev_direct_xmit hands the frame to the driver without
     // dev_queue_xmit_nit, so a tap (a packet socket that sees outgoing frames) never sees it.
     const bypass = AfPacketSocket.open({ interface: "a0", netns: a, qdiscBypass: true });

@@ -20,7 +20,7 @@ import type { PacketSlots } from "../src/core/packet-slots.js";
 import { IN_CI, skipUnless } from "./support/tools.js";
 import { scapyBuild } from "./support/scapy.js";
 import { assertFrameValid, checksumStatuses, tsharkDissect } from "./support/tshark.js";
-import { until, withLab, type IoLab } from "./support/io-lab.js";
+import { scapySend, until, vethPair, withLab, type IoLab } from "./support/io-lab.js";
 
 /** Why AF_XDP cannot be tried here (libxdp missing), or null. */
 function libxdpMissing(): string | null {
@@ -43,30 +43,11 @@ function xdpSkip(): false | string {
 }
 
 const skip = xdpSkip();
+/** ns a: our side (a0, no address: XDP takes its frames); ns p: the peer (p0, this address). */
+const PEER = "10.221.0.2/24";
 const PCAP_ETHERNET = 1;
 /** Slots the director may use in these tests; the receive pool follows. */
 const DIRECTOR_SLOTS = 64;
-
-/** ns a: our side (a0, no address); ns p: the peer (p0, 10.221.0.2/24). */
-function pair(lab: IoLab) {
-  const a = lab.ns("a");
-  const p = lab.ns("p");
-  for (const ns of [a, p]) lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
-  lab.veth(a, "a0", null, p, "p0", "10.221.0.2/24");
-  const peerMac = lab.sh(p, "cat", "/sys/class/net/p0/address").trim();
-  return { a, p, peerMac };
-}
-
-function scapySend(lab: IoLab, ns: string, iface: string, expressions: string[]): Promise<string> {
-  const program = [
-    "import sys, json, logging",
-    "logging.getLogger('scapy.runtime').setLevel(logging.ERROR)",
-    "from scapy.all import *",
-    "frames = [eval(e) for e in json.loads(sys.argv[1])]",
-    `sendp(frames, iface='${iface}', verbose=0)`,
-  ].join("\n");
-  return lab.exec(ns, "/usr/bin/python3", ["-c", program, JSON.stringify(expressions)], 30_000);
-}
 
 /** A core with DIRECTOR_SLOTS slots for the director and an AF_XDP receive pool above them. */
 function coreWithPool(): PacketCore {
@@ -120,7 +101,7 @@ test("AF_XDP (native, UMEM in the wasm memory): the peer's frames land whole, in
   timeout: 60_000,
 }, async () => {
   await withLab(async (lab) => {
-    const { a, p, peerMac } = pair(lab);
+    const { a, p, peerMac } = vethPair(lab, PEER);
     const sock = AfXdpSocket.open({ interface: "a0", netns: a, umem: "wasm" });
     try {
       assert.equal(sock.fd, -1, "nothing is attached before attach()");
@@ -166,7 +147,7 @@ test("AF_XDP: 3 bursts of 1,000 frames through the 1,024-frame receive pool (its
   timeout: 120_000,
 }, async () => {
   await withLab(async (lab) => {
-    const { a, p, peerMac } = pair(lab);
+    const { a, p, peerMac } = vethPair(lab, PEER);
     const sock = AfXdpSocket.open({ interface: "a0", netns: a });
     try {
       const core = coreWithPool();
@@ -226,7 +207,7 @@ for (const [umem, mode] of [
     timeout: 60_000,
   }, async () => {
     await withLab(async (lab) => {
-      const { a, p, peerMac } = pair(lab);
+      const { a, p, peerMac } = vethPair(lab, PEER);
       const sock = AfXdpSocket.open({ interface: "a0", netns: a, umem, mode });
       const tap = AfPacketSocket.open({ interface: "p0", netns: p });
       try {
@@ -308,7 +289,7 @@ test("AF_XDP: a socket on the same queue right after close attaches (the kernel 
   timeout: 60_000,
 }, async () => {
   await withLab(async (lab) => {
-    const { a } = pair(lab);
+    const { a } = vethPair(lab, PEER);
     const core = coreWithPool();
     for (let i = 0; i < 8; i++) {
       const sock = AfXdpSocket.open({ interface: "a0", netns: a });
@@ -328,7 +309,7 @@ test("AF_XDP bad input: a missing interface, a missing libxdp, a pool that does 
   timeout: 60_000,
 }, async () => {
   await withLab(async (lab) => {
-    const { a } = pair(lab);
+    const { a } = vethPair(lab, PEER);
     const oneLine = (e: unknown, pattern: RegExp, type: new (...args: never[]) => Error) => {
       assert.ok(e instanceof type, `${(e as Error).name}: ${(e as Error).message}`);
       assert.doesNotMatch(e.message, /\n/);

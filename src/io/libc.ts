@@ -163,6 +163,16 @@ let bound: Libc | undefined;
 let koffiModule: Koffi | undefined;
 let errnoNames: Map<number, string> | undefined;
 
+/** The koffi module (CommonJS, default export or not); a one-line IoUnavailableError where it is missing. */
+export function loadKoffi<K>(): K {
+  try {
+    const required = createRequire(import.meta.url)("koffi") as K & { default?: K };
+    return required.default ?? required;
+  } catch (e) {
+    throw new IoUnavailableError(`koffi could not be loaded (npm install koffi): ${(e as Error).message}`);
+  }
+}
+
 /** The bound libc; throws IoUnavailableError where it cannot be had. */
 export function libc(): Libc {
   if (bound) return bound;
@@ -172,13 +182,7 @@ export function libc(): Libc {
   if (process.arch !== "x64" && process.arch !== "arm64") {
     throw new IoUnavailableError(`packet I/O supports 64-bit Linux (x64, arm64), not ${process.arch}`);
   }
-  let koffi: Koffi;
-  try {
-    const required = createRequire(import.meta.url)("koffi") as Koffi & { default?: Koffi };
-    koffi = required.default ?? required;
-  } catch (e) {
-    throw new IoUnavailableError(`koffi could not be loaded (npm install koffi): ${(e as Error).message}`);
-  }
+  const koffi = loadKoffi<Koffi>();
   let lib: { func(decl: string): unknown };
   try {
     lib = koffi.load("libc.so.6");

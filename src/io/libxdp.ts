@@ -12,8 +12,7 @@
 // LVS_WASM_LIBXDP names another library file to load (tests use it to simulate a machine
 // without libxdp; it may also point at a libxdp built elsewhere).
 
-import { createRequire } from "node:module";
-import { IoUnavailableError } from "./libc.js";
+import { IoUnavailableError, loadKoffi } from "./libc.js";
 
 type Ptr = bigint;
 
@@ -47,13 +46,7 @@ export function libxdp(): LibXdp {
   const path = libxdpPath();
   if (bound && bound.path === path) return bound;
   if (process.platform !== "linux") throw new IoUnavailableError(`AF_XDP needs Linux (this is ${process.platform})`);
-  let koffi: Koffi;
-  try {
-    const required = createRequire(import.meta.url)("koffi") as Koffi & { default?: Koffi };
-    koffi = required.default ?? required;
-  } catch (e) {
-    throw new IoUnavailableError(`koffi could not be loaded (npm install koffi): ${(e as Error).message}`);
-  }
+  const koffi = loadKoffi<Koffi>();
   let lib: { func(decl: string): unknown };
   try {
     lib = koffi.load(path);

@@ -145,6 +145,31 @@ function run(file: string, args: string[]): string {
   }
 }
 
+/**
+ * A veth pair for an adapter test: ns a is our side (a0, no address: its kernel stays out),
+ * ns p the peer (p0, `peerAddress`, e.g. "10.220.0.2/24"), IPv6 off in both.
+ */
+export function vethPair(lab: IoLab, peerAddress: string): { a: string; p: string; peerMac: string } {
+  const a = lab.ns("a");
+  const p = lab.ns("p");
+  for (const ns of [a, p]) lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
+  lab.veth(a, "a0", null, p, "p0", peerAddress);
+  const peerMac = lab.sh(p, "cat", "/sys/class/net/p0/address").trim();
+  return { a, p, peerMac };
+}
+
+/** Sends the frames scapy builds from `expressions` (e.g. "Ether()/IP()/UDP()") out of `iface` in `ns`. */
+export function scapySend(lab: IoLab, ns: string, iface: string, expressions: string[], timeoutMs = 30_000): Promise<string> {
+  const program = [
+    "import sys, json, logging",
+    "logging.getLogger('scapy.runtime').setLevel(logging.ERROR)",
+    "from scapy.all import *",
+    "frames = [eval(e) for e in json.loads(sys.argv[1])]",
+    `sendp(frames, iface='${iface}', verbose=0)`,
+  ].join("\n");
+  return lab.exec(ns, "/usr/bin/python3", ["-c", program, JSON.stringify(expressions)], timeoutMs);
+}
+
 /** Waits until cond() is true or timeoutMs passes (polling every few ms); returns cond(). */
 export async function until(cond: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {
   const end = Date.now() + timeoutMs;
