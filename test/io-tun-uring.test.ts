@@ -9,14 +9,14 @@
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
-import { Balancer, LinkType, PacketCore, type ServiceKey } from "../src/index.js";
+import { LinkType, PacketCore } from "../src/index.js";
 import { HEADROOM, OFFLOAD_SIZE, VNET_HDR_SIZE } from "../src/core/abi.js";
 import { TunDevice } from "../src/io/tun.js";
 import { packBatch, SMALL_BATCH, UringTunDevice } from "../src/io/tun-uring.js";
 import { IoUring } from "../src/io/uring.js";
-import { Director } from "../src/runtime/director.js";
 import { skipUnless } from "./support/tools.js";
 import { udp4, until, withLab } from "./support/io-lab.js";
+import { iperfThroughTunNat } from "./support/tun-gso-nat.js";
 
 const UDP_SEND = `
 const d = require('dgram').createSocket('udp4');
@@ -129,48 +129,12 @@ test("io_uring TUN with offloads: iperf3 both ways through a NAT director moves 
   skip: skipUnless("root", "ip", "iperf3"),
   timeout: 90_000,
 }, async () => {
-  await withLab(async (lab) => {
-    const VIP = "10.212.9.1";
-    const c = lab.ns("c");
-    const d = lab.ns("d");
-    const s1 = lab.ns("s1");
-    lab.sysctl(d, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv6.conf.all.disable_ipv6=1");
-    lab.veth(c, "c0", "10.212.1.2/24", d, "d0", "10.212.1.1/24");
-    lab.veth(s1, "s0", "10.212.2.2/24", d, "d1", "10.212.2.1/24");
-    lab.ip(c, "route", "add", "default", "via", "10.212.1.1");
-    lab.ip(s1, "route", "add", "default", "via", "10.212.2.1");
-    const tun = new UringTunDevice(TunDevice.open({ name: "lvs0", netns: d, offload: true }));
-    const b = new Balancer({ connections: 1024, slots: 256 });
-    const director = new Director({ balancer: b, io: [tun] });
-    try {
-      assert.equal(tun.offload, true);
-      lab.sysctl(d, "net.ipv4.conf.lvs0.rp_filter=0");
-      lab.ip(d, "route", "add", `${VIP}/32`, "dev", "lvs0");
-      lab.ip(d, "route", "add", "default", "dev", "lvs0", "table", "100");
-      lab.ip(d, "rule", "add", "iif", "d1", "lookup", "100");
-      const KEY: ServiceKey = { kind: "address", protocol: "tcp", address: VIP, port: 5201 };
-      b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false, persistence: { timeout: 60, netmask: "255.255.255.255" } });
-      b.addDestination(KEY, { address: "10.212.2.2", port: 5201, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
-      const loop = director.start();
-      for (const reverse of [false, true]) {
-        const server = await lab.start(s1, "iperf3", ["-s", "-1", "--forceflush"], "-----------------------------------------------------------");
-        const before = { in: tun.gso.received, out: tun.gso.sent };
-        const out = await lab.exec(c, "iperf3", ["-c", VIP, "-t", "2", "-J", ...(reverse ? ["-R"] : [])], 30_000);
-        const bytes = (JSON.parse(out) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes;
-        assert.ok(bytes > 0, `iperf3 ${reverse ? "-R" : ""}: bytes arrived`);
-        assert.ok(tun.gso.received - before.in > 0 && tun.gso.sent - before.out > 0, `super-packets in and out ${JSON.stringify(tun.gso)}`);
-        server.child.kill();
-      }
-      await director.stop();
-      await loop;
-      assert.equal(tun.stats.sendErrors, 0, "the kernel took every super-packet we wrote");
-      assert.equal(tun.readErrors, 0);
-      assert.equal(director.stats.sendFailures, 0);
-      assert.equal(director.stats.dropped, 0, JSON.stringify(director.stats.drops));
-      assert.ok(tun.ring.enters < tun.stats.received + tun.stats.sent, `${tun.ring.enters} enters for ${tun.stats.received} in, ${tun.stats.sent} out`);
-    } finally {
-      await director.stop();
-      tun.close();
-    }
-  });
+  await withLab((lab) =>
+    iperfThroughTunNat(lab, 212, (netns) => new UringTunDevice(TunDevice.open({ name: "lvs0", netns, offload: true })), {
+      after: (tun) => {
+        assert.equal(tun.readErrors, 0);
+        assert.ok(tun.ring.enters < tun.stats.received + tun.stats.sent, `${tun.ring.enters} enters for ${tun.stats.received} in, ${tun.stats.sent} out`);
+      },
+    }),
+  );
 });

@@ -10,6 +10,7 @@ import { TunDevice } from "../src/io/tun.js";
 import { Director } from "../src/runtime/director.js";
 import { skipUnless } from "./support/tools.js";
 import { udp4, until, withLab } from "./support/io-lab.js";
+import { iperfThroughTunNat } from "./support/tun-gso-nat.js";
 
 const skip = skipUnless("root", "ip");
 const skipHttp = skipUnless("root", "ip", "curl");
@@ -138,52 +139,14 @@ test("NAT director over a TUN device: four curls to the VIP answer RS2, RS1, RS2
 test("TUN with offloads: iperf3 both ways through a NAT director moves GSO super-packets, and the kernel takes every one we write", {
   skip: skipUnless("root", "ip", "iperf3"),
 }, async () => {
-  await withLab(async (lab) => {
-    const VIP = "10.211.9.1";
-    const c = lab.ns("c");
-    const d = lab.ns("d");
-    const s1 = lab.ns("s1");
-    lab.sysctl(d, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv6.conf.all.disable_ipv6=1");
-    lab.veth(c, "c0", "10.211.1.2/24", d, "d0", "10.211.1.1/24");
-    lab.veth(s1, "s0", "10.211.2.2/24", d, "d1", "10.211.2.1/24");
-    lab.ip(c, "route", "add", "default", "via", "10.211.1.1");
-    lab.ip(s1, "route", "add", "default", "via", "10.211.2.1");
-    const tun = TunDevice.open({ name: "lvs0", netns: d, offload: true });
-    const b = new Balancer({ connections: 1024, slots: 256 });
-    const director = new Director({ balancer: b, io: [tun] });
-    try {
-      assert.equal(tun.offload, true);
-      assert.deepEqual([tun.offloads.csum, tun.offloads.tso4, tun.offloads.tso6], [true, true, true], "checksum and TSO granted");
-      lab.sysctl(d, "net.ipv4.conf.lvs0.rp_filter=0");
-      lab.ip(d, "route", "add", `${VIP}/32`, "dev", "lvs0");
-      lab.ip(d, "route", "add", "default", "dev", "lvs0", "table", "100");
-      lab.ip(d, "rule", "add", "iif", "d1", "lookup", "100");
-      const KEY: ServiceKey = { kind: "address", protocol: "tcp", address: VIP, port: 5201 };
-      b.addService({ key: KEY, scheduler: "rr", schedulerFlags: [], onePacket: false, persistence: { timeout: 60, netmask: "255.255.255.255" } });
-      b.addDestination(KEY, { address: "10.211.2.2", port: 5201, method: "masq", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
-      const loop = director.start();
-      for (const reverse of [false, true]) {
-        // --forceflush: the banner line reaches us at once (iperf3 buffers a pipe otherwise).
-        const server = await lab.start(s1, "iperf3", ["-s", "-1", "--forceflush"], "-----------------------------------------------------------");
-        const before = { in: tun.gso.received, out: tun.gso.sent };
-        const out = await lab.exec(c, "iperf3", ["-c", VIP, "-t", "2", "-J", ...(reverse ? ["-R"] : [])], 30_000);
-        const bytes = (JSON.parse(out) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes;
-        assert.ok(bytes > 0, `iperf3 ${reverse ? "-R" : ""}: bytes arrived`);
-        assert.ok(tun.gso.received - before.in > 0 && tun.gso.sent - before.out > 0, `super-packets in and out ${JSON.stringify(tun.gso)}`);
-        server.child.kill();
-      }
-      await director.stop();
-      await loop;
-      assert.equal(tun.stats.sendErrors, 0, "the kernel took every super-packet we wrote");
-      assert.equal(director.stats.sendFailures, 0);
-      assert.equal(director.stats.dropped, 0, JSON.stringify(director.stats.drops));
-      assert.ok(
-        tun.gso.receivedBytes / tun.gso.received > 8000,
-        `super-packets are large (${Math.round(tun.gso.receivedBytes / tun.gso.received)} bytes on average)`,
-      );
-    } finally {
-      await director.stop();
-      tun.close();
-    }
-  });
+  await withLab((lab) =>
+    iperfThroughTunNat(lab, 211, (netns) => TunDevice.open({ name: "lvs0", netns, offload: true }), {
+      before: (tun) => assert.deepEqual([tun.offloads.csum, tun.offloads.tso4, tun.offloads.tso6], [true, true, true], "checksum and TSO granted"),
+      after: (tun) =>
+        assert.ok(
+          tun.gso.receivedBytes / tun.gso.received > 8000,
+          `super-packets are large (${Math.round(tun.gso.receivedBytes / tun.gso.received)} bytes on average)`,
+        ),
+    }),
+  );
 });
