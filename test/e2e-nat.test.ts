@@ -1,6 +1,6 @@
 // LVS-NAT end to end in namespaces, through the real daemon: one lab (client, director,
 // rs1, rs2; IPv4 and IPv6), lvsd over a TUN device in the director started with a rules
-// file, nginx / UDP echo / iperf3 / a Python file server on the real servers, and real
+// file, nginx / UDP echo / iperf3 / a node file server on the real servers, and real
 // clients (curl, wrk, iperf3, node sockets) in the client namespace. Configuration goes
 // through the real lvsadm CLI (or, for polling, the same control socket directly).
 //
@@ -33,6 +33,7 @@ import {
   type LabProcess,
 } from "./support/netns.js";
 import { labSkip } from "./support/netns.js";
+import { startFileServer } from "./support/file-server.js";
 import { runWalkthrough } from "../src/demo/dispatch.js";
 
 const skip = labSkip("curl", "wrk", "iperf3");
@@ -104,16 +105,6 @@ async function hold(address: string, port: number, n: number): Promise<{ proc: L
   const labels = () => [...proc.output().matchAll(/^conn (\d+) round (\d+) (RS\d+)$/gm)].map((m) => `${m[1]}:${m[2]}:${m[3]}`);
   return { proc, labels };
 }
-
-/** Serves one file on every path. */
-const FILE_SERVER = `
-const [file, host, port] = process.argv.slice(1);
-const fs = require("node:fs");
-require("node:http").createServer((q, r) => {
-  r.writeHead(200, { "content-length": fs.statSync(file).size });
-  fs.createReadStream(file).pipe(r);
-}).listen(Number(port), host, () => console.log("listening"));
-`;
 
 /** Truncated and stray packets routed (by the director's kernel) into lvsd's TUN device. */
 const GARBAGE = `
@@ -286,10 +277,8 @@ describe("LVS-NAT end to end through lvsd (TUN) and lvsadm", { skip }, () => {
     const data = randomBytes(BIG_MIB << 20);
     writeFileSync(join(dir, "random.bin"), data);
     const expected = createHash("sha256").update(data).digest("hex");
-    // A node file server (python's http.server would look its own name up in DNS first).
-    const server = lab.spawn("rs1", process.execPath, ["-e", FILE_SERVER, join(dir, "random.bin"), RS1, "8000"]);
+    const server = await startFileServer(lab, "rs1", join(dir, "random.bin"), RS1, 8000);
     try {
-      await server.waitForOutput(/^listening$/m, 10_000);
       await lvsadm(["-A", "-t", `${VIP}:8000`, "-s", "rr"]);
       await lvsadm(["-a", "-t", `${VIP}:8000`, "-r", `${RS1}:8000`, "-m"]);
       const r = await lab.exec("client", "bash", ["-o", "pipefail", "-c", `curl -sS --max-time 30 ${httpUrl(VIP, 8000, "/random.bin")} | sha256sum`], {

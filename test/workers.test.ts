@@ -27,6 +27,7 @@ import { lvsadmRaw, startLvsd, waitFor, type RunningLvsd } from "../src/demo/sup
 import type { WorkerReport } from "../src/runtime/lvsd-worker.js";
 import { createLab, curl, httpUrl, labSkip, type Lab, type LabProcess } from "./support/netns.js";
 import { slowDownload } from "./support/slow-download.js";
+import { startFileServer } from "./support/file-server.js";
 
 const skip = labSkip("curl", "tshark");
 const FILE_MIB = 24;
@@ -76,16 +77,6 @@ s.keepAliveTimeout = 60000;
 s.listen(80, host, () => console.log("listening"));
 `;
 
-/** Serves one file on every path. */
-const FILE_SERVER = `
-const [file, host, port] = process.argv.slice(1);
-const fs = require("node:fs");
-require("node:http").createServer((q, r) => {
-  r.writeHead(200, { "content-length": fs.statSync(file).size });
-  fs.createReadStream(file).pipe(r);
-}).listen(Number(port), host, () => console.log("listening"));
-`;
-
 const esc = (s: string) => s.replace(/[.]/g, "\\.");
 
 for (const adapter of ["tun", "af-packet"] as const) {
@@ -121,9 +112,11 @@ for (const adapter of ["tun", "af-packet"] as const) {
         const address = [RS1, RS2][i];
         // Port 80 answers its label (for the held connections), 8000 serves the file.
         const label = lab.spawn(rs as "rs1", process.execPath, ["-e", LABEL_SERVER, rs.toUpperCase(), address]);
-        const file = lab.spawn(rs as "rs1", process.execPath, ["-e", FILE_SERVER, join(dir, "random.bin"), address, "8000"]);
+        const [file] = await Promise.all([
+          startFileServer(lab, rs as "rs1", join(dir, "random.bin"), address, 8000),
+          label.waitForOutput(/^listening$/m, 10_000),
+        ]);
         servers.push(label, file);
-        await Promise.all([label.waitForOutput(/^listening$/m, 10_000), file.waitForOutput(/^listening$/m, 10_000)]);
       }
       rules = join(dir, "rules");
       writeFileSync(
