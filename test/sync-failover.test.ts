@@ -392,7 +392,7 @@ async function failover(mode: Mode): Promise<void> {
     lab.sysctl("client", "net.ipv4.ip_local_reserved_ports", DOWNLOAD_PORTS.join(","));
     const startDownload = (clientPort: number) => slowDownload(lab, "client", { host: vip, port: 80, path: "/big", rate: RATE, localPort: clientPort });
     /** Waits until both directors hold the long connections as ESTABLISHED: the keep-alive one and the download. */
-    const synced = async (from: Director, to: Director, downloadPort: number, download: Promise<{ code: number | null; stdout: string; stderr: string }>) => {
+    const synced = async (from: Director, to: Director, downloadPort: number, download: ReturnType<typeof slowDownload>) => {
       const long = [keepalivePort, downloadPort];
       try {
         await waitFor(
